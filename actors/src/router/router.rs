@@ -1,0 +1,336 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde::Serialize;
+
+use super::messages::*;
+use super::pump::pump;
+use crate::event::Event;
+use crate::queue::{ListenerQueue, Pushed};
+use crate::topic::{Pattern, TopicIndex};
+
+type Queue = Arc<ListenerQueue<Arc<Event>>>;
+
+/// How many distinct topics the route cache remembers before starting over.
+const ROUTE_CACHE_LIMIT: usize = 65_536;
+/// How often dead listener actors are looked for while no events flow.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+
+struct Entry {
+    name: String,
+    patterns: Vec<Pattern>,
+    queue: Queue,
+    recipient: Recipient<Deliver>,
+}
+
+/// Router-wide counters.
+#[derive(Debug, Default)]
+pub struct RouterStats {
+    published: AtomicU64,
+    unrouted: AtomicU64,
+    pruned: AtomicU64,
+    published_upto: AtomicU64,
+}
+
+/// A copy of [`RouterStats`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RouterStatsSnapshot {
+    /// Events published.
+    pub published: u64,
+    /// Events that matched no listener.
+    pub unrouted: u64,
+    /// Listeners removed because their actor died.
+    pub pruned: u64,
+    /// Highest journal position fully routed.
+    pub published_upto: u64,
+}
+
+impl RouterStats {
+    /// Copies the counters.
+    pub fn snapshot(&self) -> RouterStatsSnapshot {
+        RouterStatsSnapshot {
+            published: self.published.load(Ordering::Relaxed),
+            unrouted: self.unrouted.load(Ordering::Relaxed),
+            pruned: self.pruned.load(Ordering::Relaxed),
+            published_upto: self.published_upto.load(Ordering::Acquire),
+        }
+    }
+
+    /// Highest journal position whose routing has completed: every listener
+    /// that matched an event at or below it has that event in its queue (or
+    /// dropped it by policy).
+    pub fn published_upto(&self) -> u64 {
+        self.published_upto.load(Ordering::Acquire)
+    }
+}
+
+/// Fans events out to listeners by topic pattern.
+///
+/// The subscription table is owned here; publishers talk to the router only
+/// through messages. Matching goes through a trie plus a cache of recent
+/// topics, so routing cost does not grow with non-matching listeners.
+pub struct Router {
+    index: TopicIndex<ListenerId>,
+    listeners: BTreeMap<ListenerId, Entry>,
+    cache: HashMap<Arc<str>, Arc<[Queue]>>,
+    next_id: ListenerId,
+    stats: Arc<RouterStats>,
+    scratch: Vec<ListenerId>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Router {
+            index: TopicIndex::new(),
+            listeners: BTreeMap::new(),
+            cache: HashMap::new(),
+            next_id: 1,
+            stats: Arc::new(RouterStats::default()),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The router's counters (shared, readable from anywhere).
+    pub fn stats(&self) -> Arc<RouterStats> {
+        self.stats.clone()
+    }
+
+    fn route(&mut self, topic: &Arc<str>) -> Arc<[Queue]> {
+        if let Some(hit) = self.cache.get(&**topic) {
+            return hit.clone();
+        }
+        self.scratch.clear();
+        self.index.matches(topic, &mut self.scratch);
+        let queues: Arc<[Queue]> = self
+            .scratch
+            .iter()
+            .filter_map(|id| self.listeners.get(id).map(|e| e.queue.clone()))
+            .collect();
+        if self.cache.len() >= ROUTE_CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(topic.clone(), queues.clone());
+        queues
+    }
+
+    fn remove(&mut self, id: ListenerId) -> Option<Entry> {
+        let entry = self.listeners.remove(&id)?;
+        for p in &entry.patterns {
+            self.index.remove(p, id);
+        }
+        self.cache.clear();
+        Some(entry)
+    }
+
+    fn prune(&mut self, id: ListenerId) {
+        if let Some(entry) = self.remove(id) {
+            entry.queue.close_and_discard();
+            self.stats.pruned.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(listener = %entry.name, id, "listener actor is gone; subscription removed");
+        }
+    }
+
+    fn sweep(&mut self) {
+        let dead: Vec<ListenerId> = self
+            .listeners
+            .iter()
+            .filter(|(_, e)| !e.recipient.connected())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            self.prune(id);
+        }
+    }
+
+    /// Pushes `(queue, event)` pairs in order, waiting where a `block`
+    /// queue is full. Used after the fast path found a full queue.
+    async fn push_in_order(pending: Vec<(Queue, Arc<Event>)>) {
+        for (q, ev) in pending {
+            q.push(ev).await;
+        }
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(SWEEP_INTERVAL, |this, _| this.sweep());
+    }
+}
+
+impl Handler<Subscribe> for Router {
+    type Result = Result<Subscription, crate::topic::PatternError>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) -> Self::Result {
+        let patterns = msg
+            .patterns
+            .iter()
+            .map(|p| Pattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let queue: Queue = Arc::new(ListenerQueue::new(msg.capacity, msg.when_full));
+        for p in &patterns {
+            self.index.insert(p, id);
+        }
+        self.cache.clear();
+        let stats = queue.stats().clone();
+        actix_rt::spawn(pump(
+            id,
+            queue.clone(),
+            msg.recipient.clone(),
+            msg.batch_max.max(1),
+            ctx.address(),
+        ));
+        tracing::debug!(listener = %msg.name, id, patterns = ?msg.patterns, "listener subscribed");
+        self.listeners.insert(
+            id,
+            Entry {
+                name: msg.name,
+                patterns,
+                queue,
+                recipient: msg.recipient,
+            },
+        );
+        Ok(Subscription { id, stats })
+    }
+}
+
+impl Handler<Unsubscribe> for Router {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Unsubscribe, _: &mut Self::Context) -> bool {
+        match self.remove(msg.0) {
+            Some(entry) => {
+                entry.queue.close();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Handler<ListenerGone> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: ListenerGone, _: &mut Self::Context) {
+        self.prune(msg.0);
+    }
+}
+
+impl Handler<Publish> for Router {
+    type Result = AtomicResponse<Self, PublishOutcome>;
+
+    fn handle(&mut self, msg: Publish, _: &mut Self::Context) -> Self::Result {
+        let mut outcome = PublishOutcome::default();
+        let mut pending: Vec<(Queue, Arc<Event>)> = Vec::new();
+        let mut waiting: Vec<Queue> = Vec::new();
+        let mut max_seq = 0;
+        for ev in msg.events {
+            max_seq = max_seq.max(ev.seq);
+            let queues = self.route(&ev.topic);
+            if queues.is_empty() {
+                outcome.unrouted += 1;
+                continue;
+            }
+            outcome.routed += 1;
+            for q in queues.iter() {
+                // Once a queue is waiting, later events for it wait behind
+                // the first so that its order is kept.
+                if waiting.iter().any(|w| Arc::ptr_eq(w, q)) {
+                    pending.push((q.clone(), ev.clone()));
+                    continue;
+                }
+                if let Pushed::Full(ev) = q.try_push(ev.clone()) {
+                    waiting.push(q.clone());
+                    pending.push((q.clone(), ev));
+                }
+            }
+        }
+        self.stats
+            .published
+            .fetch_add((outcome.routed + outcome.unrouted) as u64, Ordering::Relaxed);
+        self.stats.unrouted.fetch_add(outcome.unrouted as u64, Ordering::Relaxed);
+        let stats = self.stats.clone();
+        if pending.is_empty() {
+            stats.published_upto.fetch_max(max_seq, Ordering::AcqRel);
+            return AtomicResponse::new(Box::pin(actix::fut::ready(outcome)));
+        }
+        AtomicResponse::new(Box::pin(
+            async move {
+                Router::push_in_order(pending).await;
+                stats.published_upto.fetch_max(max_seq, Ordering::AcqRel);
+                outcome
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<PublishTo> for Router {
+    type Result = AtomicResponse<Self, bool>;
+
+    fn handle(&mut self, msg: PublishTo, _: &mut Self::Context) -> Self::Result {
+        let Some(entry) = self.listeners.get(&msg.listener) else {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(false)));
+        };
+        let q = entry.queue.clone();
+        let pending = msg.events.into_iter().map(|e| (q.clone(), e)).collect();
+        AtomicResponse::new(Box::pin(
+            async move {
+                Router::push_in_order(pending).await;
+                true
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<ListListeners> for Router {
+    type Result = Vec<ListenerInfo>;
+
+    fn handle(&mut self, _: ListListeners, _: &mut Self::Context) -> Self::Result {
+        self.sweep();
+        self.listeners
+            .iter()
+            .map(|(id, e)| ListenerInfo {
+                id: *id,
+                name: e.name.clone(),
+                patterns: e.patterns.iter().map(|p| p.as_str().to_string()).collect(),
+                when_full: e.queue.policy(),
+                queue: e.queue.stats().snapshot(),
+            })
+            .collect()
+    }
+}
+
+impl Handler<Drain> for Router {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
+        let stats: Vec<_> = self.listeners.values().map(|e| e.queue.stats().clone()).collect();
+        Box::pin(async move {
+            let deadline = Instant::now() + msg.timeout;
+            loop {
+                if stats.iter().all(|s| s.is_idle()) {
+                    return true;
+                }
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,124 @@
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use cxrelay_actors::registry::{ComponentState, Registry};
+use cxrelay_actors::retry::BackoffPolicy;
+use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown, StopChild, Supervise, Supervisor};
+use parking_lot::Mutex;
+
+use common::wait_for;
+
+struct Flaky {
+    panic_on_start: bool,
+}
+impl Actor for Flaky {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Self::Context) {
+        if self.panic_on_start {
+            panic!("cannot start");
+        }
+    }
+}
+impl Handler<Shutdown> for Flaky {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Boom;
+impl Handler<Boom> for Flaky {
+    type Result = ();
+    fn handle(&mut self, _: Boom, _: &mut Self::Context) {
+        panic!("handler panicked");
+    }
+}
+
+fn policy(max_restarts: u32) -> RestartPolicy {
+    RestartPolicy {
+        max_restarts,
+        within: Duration::from_secs(60),
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(20),
+            multiplier: 2.0,
+            max: Duration::from_secs(1),
+            randomization: 0.0,
+            full_jitter: false,
+        },
+        reset_after: Duration::from_secs(60),
+    }
+}
+
+#[actix::test]
+async fn a_child_failing_forever_backs_off_then_is_marked_failed() {
+    let registry = Registry::new();
+    let sup = Supervisor::new(registry.clone(), Duration::from_millis(2)).start();
+    let starts = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let s2 = starts.clone();
+    sup.send(Supervise(
+        ChildSpec::new("flaky", "source", move || {
+            s2.lock().push(Instant::now());
+            Flaky { panic_on_start: true }.start()
+        })
+        .policy(policy(4)),
+    ))
+    .await
+    .unwrap();
+    wait_for("marked failed", Duration::from_secs(10), || async {
+        registry.get("flaky").unwrap().state() == ComponentState::Failed
+    })
+    .await;
+    let starts = starts.lock().clone();
+    assert_eq!(starts.len(), 5, "first start + 4 restarts");
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Delays follow 20, 40, 80, 160 ms (plus the detection interval).
+    for (i, gap) in gaps.iter().enumerate() {
+        let expected = Duration::from_millis(20 << i);
+        assert!(*gap >= expected, "restart {i} came after {gap:?}, expected at least {expected:?}");
+    }
+    assert!(gaps.windows(2).all(|w| w[1] > w[0]), "delays grow: {gaps:?}");
+    let snap = registry.get("flaky").unwrap().snapshot();
+    assert_eq!(snap.restarts, 4);
+    assert!(snap.last_error.unwrap().contains("not restarting"));
+    assert_eq!(registry.not_ready()[0].0, "flaky");
+}
+
+#[actix::test]
+async fn a_handler_panic_is_a_failure_and_the_child_is_rebuilt() {
+    let registry = Registry::new();
+    let sup = Supervisor::new(registry.clone(), Duration::from_millis(2)).start();
+    let current: Arc<Mutex<Option<Addr<Flaky>>>> = Arc::default();
+    let starts = Arc::new(AtomicUsize::new(0));
+    let (c2, s2) = (current.clone(), starts.clone());
+    sup.send(Supervise(
+        ChildSpec::new("worker", "sink", move || {
+            s2.fetch_add(1, Ordering::SeqCst);
+            let addr = Flaky { panic_on_start: false }.start();
+            *c2.lock() = Some(addr.clone());
+            addr
+        })
+        .policy(policy(3)),
+    ))
+    .await
+    .unwrap();
+    let first = current.lock().clone().unwrap();
+    let _ = first.send(Boom).await;
+    wait_for("restarted", Duration::from_secs(5), || async { starts.load(Ordering::SeqCst) == 2 }).await;
+    let c = registry.get("worker").unwrap();
+    assert_eq!(c.snapshot().restarts, 1);
+    assert_eq!(c.state(), ComponentState::Running);
+    assert!(current.lock().as_ref().unwrap().connected());
+    // Stopping on purpose is not a failure.
+    assert!(sup.send(StopChild("worker".into())).await.unwrap());
+    wait_for("stopped", Duration::from_secs(5), || async {
+        !current.lock().as_ref().unwrap().connected()
+    })
+    .await;
+    assert_eq!(c.state(), ComponentState::Stopped);
+    assert_eq!(starts.load(Ordering::SeqCst), 2);
+}
