@@ -1,1 +1,14 @@
+//! cxrelay: gets contact-center events out of Genesys Cloud and into the
+//! systems that need them, reliably.
+//!
+//! The binary is a thin CLI over this library; embedders start a
+//! [`service::Service`] and register their own listener actors with the
+//! router through [`cxrelay_actors::Subscribe`].
 
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod service;
+pub mod sinks;
+pub mod sources;
+pub mod telemetry;

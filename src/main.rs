@@ -1,1 +1,139 @@
-fn main() {}
+//! The `cxrelay` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cxrelay::config::{self, Config, Loaded};
+use cxrelay::service::Service;
+use cxrelay::telemetry;
+
+/// Gets contact-center events out of Genesys Cloud and into the systems
+/// that need them, reliably.
+#[derive(Parser, Debug)]
+#[command(name = "cxrelay", version, about)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config.toml",
+        env = "CXRELAY_CONFIG"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the service (the default).
+    Run,
+    /// Validate the configuration and its secrets, and print the topology.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config),
+        Command::Check => check(&cli.config),
+    }
+}
+
+fn load_or_report(path: &std::path::Path) -> Option<Loaded> {
+    match config::load(path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("error: invalid configuration\n{e}");
+            None
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let Some(loaded) = load_or_report(path) else {
+        return ExitCode::from(2);
+    };
+    if let Err(e) = loaded.secrets() {
+        eprintln!("error: missing secrets\n{e}");
+        return ExitCode::from(2);
+    }
+    print!("{}", topology(&loaded.config));
+    println!("{}: OK", loaded.file);
+    ExitCode::SUCCESS
+}
+
+/// A human-readable summary of what the config will run.
+fn topology(c: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "data_dir: {}", c.service.data_dir.display());
+    let _ = writeln!(out, "http: {}", c.http.listen);
+    if let Some(g) = &c.genesys {
+        let _ = writeln!(
+            out,
+            "genesys: {} ({} requests/min)",
+            g.environment, g.requests_per_minute
+        );
+    }
+    let _ = writeln!(out, "sources:");
+    for s in &c.source {
+        let state = if s.enabled { "" } else { " [disabled]" };
+        let topics = s.topics.as_deref().unwrap_or_default().join(", ");
+        let _ = writeln!(out, "  {} ({}){state}: {topics}", s.name, s.kind.as_str());
+    }
+    let _ = writeln!(out, "listeners:");
+    for l in &c.listener {
+        let target = match &l.sink.path {
+            Some(p) => format!("{} {}", l.sink.kind.as_str(), p.display()),
+            None => l.sink.kind.as_str().to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} <- [{}] -> {target} (mailbox {}, when_full {})",
+            l.name,
+            l.topics.join(", "),
+            l.mailbox,
+            l.when_full.as_str()
+        );
+    }
+    out
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let Some(loaded) = load_or_report(path) else {
+        return ExitCode::from(2);
+    };
+    telemetry::init_logging(
+        loaded.config.service.log_format,
+        &loaded.config.service.log_level,
+    );
+    let system = actix::System::new();
+    let result = system.block_on(async move {
+        let service = Service::start(loaded).await?;
+        wait_for_signal().await;
+        Ok::<bool, cxrelay::service::StartError>(service.shutdown().await)
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -167,7 +167,9 @@ mod tests {
 
     #[test]
     fn parses_payload_lazily_once() {
-        let ev = Event::builder("s", "a.b").payload(&b"{\"x\":1}"[..]).build();
+        let ev = Event::builder("s", "a.b")
+            .payload(&b"{\"x\":1}"[..])
+            .build();
         assert_eq!(ev.json().unwrap()["x"], 1);
         // Second call returns the same cached view.
         let first = ev.json().unwrap() as *const _;
@@ -189,7 +191,10 @@ mod tests {
             .payload(&b"1"[..])
             .build();
         let t = ev.with_payload(Bytes::from_static(b"2"));
-        assert_eq!((t.seq, t.id.as_str(), t.key.as_deref()), (7, "1", Some("k")));
+        assert_eq!(
+            (t.seq, t.id.as_str(), t.key.as_deref()),
+            (7, "1", Some("k"))
+        );
         assert_eq!(&t.payload[..], b"2");
     }
 }

@@ -394,7 +394,9 @@ mod tests {
         }
         let s = q.stats().snapshot();
         assert_eq!((s.depth, s.dropped_queue_full, s.high_water), (3, 2, 3));
-        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10)).unwrap().unwrap();
+        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10))
+            .unwrap()
+            .unwrap();
         assert_eq!(batch, vec![1, 2, 3]);
     }
 
@@ -405,7 +407,9 @@ mod tests {
             q.try_push(i);
         }
         assert_eq!(q.stats().snapshot().dropped_evicted_oldest, 2);
-        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10)).unwrap().unwrap();
+        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10))
+            .unwrap()
+            .unwrap();
         assert_eq!(batch, vec![3, 4, 5]);
     }
 

@@ -68,7 +68,11 @@ impl Backoff {
         let inner = backoff::ExponentialBackoff {
             current_interval: policy.initial,
             initial_interval: policy.initial,
-            randomization_factor: if policy.full_jitter { 0.0 } else { policy.randomization },
+            randomization_factor: if policy.full_jitter {
+                0.0
+            } else {
+                policy.randomization
+            },
             multiplier: policy.multiplier,
             max_interval: policy.max,
             max_elapsed_time: None,
@@ -84,10 +88,18 @@ impl Backoff {
     /// The next delay.
     pub fn next_delay(&mut self) -> Duration {
         self.attempts += 1;
-        let d = self.inner.next_backoff().unwrap_or(self.policy.max).min(self.policy.max);
+        let d = self
+            .inner
+            .next_backoff()
+            .unwrap_or(self.policy.max)
+            .min(self.policy.max);
         if self.policy.full_jitter {
             let ms = d.as_millis() as u64;
-            Duration::from_millis(if ms == 0 { 0 } else { rand::random::<u64>() % (ms + 1) })
+            Duration::from_millis(if ms == 0 {
+                0
+            } else {
+                rand::random::<u64>() % (ms + 1)
+            })
         } else {
             d
         }
@@ -127,7 +139,10 @@ mod tests {
         let mut ceiling = 100.0;
         for _ in 0..10 {
             let d = b.next_delay().as_millis() as f64;
-            assert!(d >= ceiling * 0.5 - 1.0 && d <= (ceiling * 1.5f64).min(1000.0) + 1.0, "{d} vs {ceiling}");
+            assert!(
+                d >= ceiling * 0.5 - 1.0 && d <= (ceiling * 1.5f64).min(1000.0) + 1.0,
+                "{d} vs {ceiling}"
+            );
             ceiling = (ceiling * 2.0f64).min(1000.0);
         }
         b.reset();
@@ -136,7 +151,8 @@ mod tests {
 
     #[test]
     fn full_jitter_stays_under_the_exponential_ceiling() {
-        let mut b = BackoffPolicy::full_jitter(Duration::from_secs(1), Duration::from_secs(30)).schedule();
+        let mut b =
+            BackoffPolicy::full_jitter(Duration::from_secs(1), Duration::from_secs(30)).schedule();
         let mut ceiling = 1000u128;
         for _ in 0..12 {
             let d = b.next_delay().as_millis();

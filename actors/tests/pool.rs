@@ -20,7 +20,11 @@ impl Worker for Doubler {
         if job.contains(&-1) {
             panic!("poisoned batch");
         }
-        (self.instance, self.seen, job.iter().map(|x| x * 2).collect())
+        (
+            self.instance,
+            self.seen,
+            job.iter().map(|x| x * 2).collect(),
+        )
     }
 }
 
@@ -31,6 +35,7 @@ fn pool(workers: usize, recycle_after: u64) -> WorkerPool<Doubler> {
             workers,
             queue_bound: 2,
             recycle_after,
+            component: None,
         },
         || Doubler {
             instance: INSTANCES.fetch_add(1, Ordering::SeqCst),

@@ -94,12 +94,26 @@ async fn drop_newest_bounds_memory_under_a_million_events() {
     let total = 1_000_000;
     let mut max_depth = 0;
     for start in (0..total).step_by(10_000) {
-        let out = router.send(Publish { events: batch(start, 10_000, &payload) }).await.unwrap();
-        assert_eq!(out, PublishOutcome { routed: 10_000, unrouted: 0 });
+        let out = router
+            .send(Publish {
+                events: batch(start, 10_000, &payload),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            PublishOutcome {
+                routed: 10_000,
+                unrouted: 0
+            }
+        );
         max_depth = max_depth.max(sub.stats.depth());
     }
     let s = sub.stats.snapshot();
-    assert!(max_depth <= 1000 && s.high_water <= 1000, "depth exceeded its bound: {s:?}");
+    assert!(
+        max_depth <= 1000 && s.high_water <= 1000,
+        "depth exceeded its bound: {s:?}"
+    );
     // One batch is held by the listener; everything beyond the bound and
     // that batch was dropped, and counted.
     let held = s.depth + s.in_flight;
@@ -130,15 +144,28 @@ async fn block_holds_the_publisher_and_drops_nothing() {
         .unwrap();
     let payload = bytes::Bytes::from_static(b"{}");
     // 110 fit (100 queued + 10 in flight); the next publish must wait.
-    router.send(Publish { events: batch(0, 110, &payload) }).await.unwrap();
-    wait_for("queue full", Duration::from_secs(5), || async { sub.stats.depth() == 100 }).await;
-    let held = router.send(Publish { events: batch(110, 1000, &payload) });
+    router
+        .send(Publish {
+            events: batch(0, 110, &payload),
+        })
+        .await
+        .unwrap();
+    wait_for("queue full", Duration::from_secs(5), || async {
+        sub.stats.depth() == 100
+    })
+    .await;
+    let held = router.send(Publish {
+        events: batch(110, 1000, &payload),
+    });
     let held = tokio::spawn(held);
     wait_for("publisher blocked", Duration::from_secs(5), || async {
         sub.stats.snapshot().blocked
     })
     .await;
-    assert!(!held.is_finished(), "publisher must wait while the listener is full");
+    assert!(
+        !held.is_finished(),
+        "publisher must wait while the listener is full"
+    );
     gate.send(true).unwrap();
     held.await.unwrap().unwrap();
     wait_for("all delivered", Duration::from_secs(5), || async {
@@ -167,15 +194,27 @@ async fn order_is_kept_per_listener_through_blocking() {
     let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let r = Recorder(seen.clone()).start();
     router
-        .send(Subscribe::new("rec", vec![">".into()], r.recipient()).capacity(3).batch_max(2))
+        .send(
+            Subscribe::new("rec", vec![">".into()], r.recipient())
+                .capacity(3)
+                .batch_max(2),
+        )
         .await
         .unwrap()
         .unwrap();
     let payload = bytes::Bytes::from_static(b"1");
     for start in (0..500).step_by(50) {
-        router.send(Publish { events: batch(start, 50, &payload) }).await.unwrap();
+        router
+            .send(Publish {
+                events: batch(start, 50, &payload),
+            })
+            .await
+            .unwrap();
     }
-    wait_for("all seen", Duration::from_secs(5), || async { seen.lock().len() == 500 }).await;
+    wait_for("all seen", Duration::from_secs(5), || async {
+        seen.lock().len() == 500
+    })
+    .await;
     assert_eq!(*seen.lock(), (1..=500).collect::<Vec<u64>>());
 }
 
@@ -192,7 +231,11 @@ async fn a_dead_listener_is_pruned_and_counted() {
     }
     .start();
     router
-        .send(Subscribe::new("a", vec!["x.>".into()], a.clone().recipient()))
+        .send(Subscribe::new(
+            "a",
+            vec!["x.>".into()],
+            a.clone().recipient(),
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -212,7 +255,9 @@ async fn a_dead_listener_is_pruned_and_counted() {
     .await;
     let left = router.send(ListListeners).await.unwrap();
     assert_eq!(left[0].name, "b");
-    let stats = router.send(cxrelay_actors::router::Drain { timeout: Duration::from_secs(1) });
+    let stats = router.send(cxrelay_actors::router::Drain {
+        timeout: Duration::from_secs(1),
+    });
     assert!(stats.await.unwrap());
 }
 
@@ -236,9 +281,20 @@ async fn unsubscribe_and_unrouted_events() {
         })
         .await
         .unwrap();
-    assert_eq!(out, PublishOutcome { routed: 1, unrouted: 1 });
+    assert_eq!(
+        out,
+        PublishOutcome {
+            routed: 1,
+            unrouted: 1
+        }
+    );
     assert!(router.send(Unsubscribe(sub.id)).await.unwrap());
-    let out = router.send(Publish { events: vec![ev("only.this")] }).await.unwrap();
+    let out = router
+        .send(Publish {
+            events: vec![ev("only.this")],
+        })
+        .await
+        .unwrap();
     assert_eq!(out.unrouted, 1);
     assert!(router.send(ListListeners).await.unwrap().is_empty());
 }

@@ -29,6 +29,8 @@ pub struct PoolConfig {
     pub queue_bound: usize,
     /// Replace a worker with a fresh one after this many batches (0: never).
     pub recycle_after: u64,
+    /// Where to report replacements (as restarts) and counters, if anywhere.
+    pub component: Option<Arc<crate::registry::Component>>,
 }
 
 impl Default for PoolConfig {
@@ -38,6 +40,7 @@ impl Default for PoolConfig {
             workers: 2,
             queue_bound: 4,
             recycle_after: 100,
+            component: None,
         }
     }
 }
@@ -96,7 +99,9 @@ impl PoolStats {
     }
 }
 
-type Reply<W> = oneshot::Sender<Result<<W as Worker>::Output, BatchFailed<<W as Worker>::Job>>>;
+/// What a pool answers for one job.
+pub type JobResult<W> = Result<<W as Worker>::Output, BatchFailed<<W as Worker>::Job>>;
+type Reply<W> = oneshot::Sender<JobResult<W>>;
 
 pub(crate) struct Task<W: Worker> {
     job: Arc<W::Job>,
@@ -134,7 +139,7 @@ impl<W: Worker> Clone for WorkerPool<W> {
 
 /// A job accepted by a worker's queue; await it for the result.
 pub struct Pending<W: Worker> {
-    rx: Option<oneshot::Receiver<Result<W::Output, BatchFailed<W::Job>>>>,
+    rx: Option<oneshot::Receiver<JobResult<W>>>,
     job: Arc<W::Job>,
 }
 
@@ -174,6 +179,7 @@ impl<W: Worker> WorkerPool<W> {
                     pool: config.name.clone(),
                     index,
                     recycle_after: config.recycle_after,
+                    component: config.component.clone(),
                 },
                 rx,
                 factory.clone(),
@@ -182,6 +188,10 @@ impl<W: Worker> WorkerPool<W> {
             debug_assert!(started, "fresh arbiter accepts work");
             senders.push(tx);
             threads.push(arbiter);
+        }
+        if let Some(c) = &config.component {
+            c.set_state(crate::registry::ComponentState::Running);
+            c.set_detail("workers", config.workers.max(1));
         }
         WorkerPool {
             slots: senders.into(),
@@ -237,7 +247,11 @@ impl<W: Worker> WorkerPool<W> {
     }
 
     /// Runs a job and waits for its result.
-    pub async fn submit(&self, key: Option<u64>, job: W::Job) -> Result<W::Output, BatchFailed<W::Job>> {
+    pub async fn submit(
+        &self,
+        key: Option<u64>,
+        job: W::Job,
+    ) -> Result<W::Output, BatchFailed<W::Job>> {
         self.enqueue(key, job).await.result().await
     }
 }

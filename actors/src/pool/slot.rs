@@ -11,6 +11,7 @@ pub(super) struct SlotConfig {
     pub pool: String,
     pub index: usize,
     pub recycle_after: u64,
+    pub component: Option<Arc<crate::registry::Component>>,
 }
 
 /// The supervisor of one pool slot, running on the slot's arbiter: hands
@@ -44,6 +45,10 @@ pub(super) async fn run<W: Worker>(
             stats.replaced.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(pool = %cfg.pool, worker = cfg.index, attempt = attempts, %reason,
                 "worker panicked on a batch; replacing it");
+            if let Some(c) = &cfg.component {
+                c.count_restart();
+                c.record_error(format!("worker {} panicked: {reason}", cfg.index));
+            }
             // The old worker's state may be half-updated: never reuse it.
             worker = fresh();
             done = 0;
@@ -62,6 +67,12 @@ pub(super) async fn run<W: Worker>(
             worker = fresh();
             done = 0;
             stats.recycled.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(c) = &cfg.component {
+            c.set_detail(
+                "stats",
+                serde_json::to_value(stats.snapshot()).unwrap_or_default(),
+            );
         }
         // The submitter may have gone away; the result is then unwanted.
         let _ = task.reply.send(result);

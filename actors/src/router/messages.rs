@@ -65,7 +65,11 @@ pub struct Subscribe {
 
 impl Subscribe {
     /// A subscription with defaults: capacity 1024, `block`, batches of 256.
-    pub fn new(name: impl Into<String>, patterns: Vec<String>, recipient: Recipient<Deliver>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        patterns: Vec<String>,
+        recipient: Recipient<Deliver>,
+    ) -> Self {
         Subscribe {
             name: name.into(),
             patterns,

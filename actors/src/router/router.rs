@@ -258,10 +258,13 @@ impl Handler<Publish> for Router {
                 }
             }
         }
+        self.stats.published.fetch_add(
+            (outcome.routed + outcome.unrouted) as u64,
+            Ordering::Relaxed,
+        );
         self.stats
-            .published
-            .fetch_add((outcome.routed + outcome.unrouted) as u64, Ordering::Relaxed);
-        self.stats.unrouted.fetch_add(outcome.unrouted as u64, Ordering::Relaxed);
+            .unrouted
+            .fetch_add(outcome.unrouted as u64, Ordering::Relaxed);
         let stats = self.stats.clone();
         if pending.is_empty() {
             stats.published_upto.fetch_max(max_seq, Ordering::AcqRel);
@@ -319,7 +322,11 @@ impl Handler<Drain> for Router {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
-        let stats: Vec<_> = self.listeners.values().map(|e| e.queue.stats().clone()).collect();
+        let stats: Vec<_> = self
+            .listeners
+            .values()
+            .map(|e| e.queue.stats().clone())
+            .collect();
         Box::pin(async move {
             let deadline = Instant::now() + msg.timeout;
             loop {

@@ -151,7 +151,9 @@ impl Supervisor {
 
     fn start_child(slot: &mut Slot) {
         slot.current = Some((slot.spec.start)());
-        slot.phase = Phase::Running { since: Instant::now() };
+        slot.phase = Phase::Running {
+            since: Instant::now(),
+        };
         slot.component.set_state(ComponentState::Running);
     }
 
@@ -182,8 +184,10 @@ impl Supervisor {
             }
             let delay = slot.backoff.next_delay();
             tracing::warn!(component = %name, ?delay, "actor stopped unexpectedly; restarting");
-            slot.component
-                .fail(ComponentState::Restarting, "stopped unexpectedly (panic or stop)");
+            slot.component.fail(
+                ComponentState::Restarting,
+                "stopped unexpectedly (panic or stop)",
+            );
             slot.phase = Phase::WaitingRestart;
             to_restart.push((name.clone(), delay));
         }

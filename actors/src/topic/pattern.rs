@@ -136,8 +136,17 @@ mod tests {
     #[test]
     fn rejects_bad_syntax() {
         assert_eq!(Pattern::parse(""), Err(PatternError::Empty));
-        assert!(matches!(Pattern::parse("a..b"), Err(PatternError::EmptySegment(_))));
-        assert!(matches!(Pattern::parse("a.>.b"), Err(PatternError::TailNotLast(_))));
-        assert!(matches!(Pattern::parse("a.b*"), Err(PatternError::PartialWildcard(_))));
+        assert!(matches!(
+            Pattern::parse("a..b"),
+            Err(PatternError::EmptySegment(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("a.>.b"),
+            Err(PatternError::TailNotLast(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("a.b*"),
+            Err(PatternError::PartialWildcard(_))
+        ));
     }
 }

@@ -1,0 +1,533 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::locate::{KeyPath, Locator};
+use super::types::*;
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub col: Option<usize>,
+    /// The key concerned, e.g. `listener[0].sink.path`.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read and is wrong.
+    #[error("{}", render(file, problems))]
+    Invalid {
+        /// The file.
+        file: String,
+        /// Everything that is wrong, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+fn render(file: &str, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            let mut s = file.to_string();
+            if let Some(line) = p.line {
+                s.push_str(&format!(":{line}"));
+                if let Some(col) = p.col {
+                    s.push_str(&format!(":{col}"));
+                }
+            }
+            s.push_str(": ");
+            if let Some(key) = &p.key {
+                s.push_str(&format!("`{key}`: "));
+            }
+            s.push_str(&p.message);
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&render("config", std::slice::from_ref(self)))
+    }
+}
+
+/// Secrets resolved from the environment variables the config names.
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// OAuth client id and secret, when a non-emulator org is configured.
+    pub genesys: Option<(super::Secret, super::Secret)>,
+    /// Admin bearer token, when its variable is set.
+    pub admin_token: Option<super::Secret>,
+}
+
+/// Reads every secret the config names from the environment. A variable
+/// that is required and missing is an error naming the key, the line and
+/// the variable (never a value).
+pub fn resolve_secrets(config: &Config, text: &str, file: &str) -> Result<Secrets, ConfigError> {
+    resolve_secrets_with(config, text, file, |k| std::env::var(k).ok())
+}
+
+/// [`resolve_secrets`] with an injectable environment (for tests).
+pub fn resolve_secrets_with(
+    config: &Config,
+    text: &str,
+    file: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Secrets, ConfigError> {
+    let locator = Locator::new(text);
+    let mut v = Validator {
+        locator: &locator,
+        problems: Vec::new(),
+    };
+    let mut secrets = Secrets::default();
+    let root = KeyPath::root();
+    let require = |v: &mut Validator<'_>, path: KeyPath, var: &str| -> Option<super::Secret> {
+        match env(var).filter(|s| !s.is_empty()) {
+            Some(val) => Some(super::Secret::new(val)),
+            None => {
+                v.problem(&path, format!("environment variable `{var}` is not set"));
+                None
+            }
+        }
+    };
+    if let Some(g) = config.genesys.as_ref().filter(|g| !g.is_emulator()) {
+        let id = require(
+            &mut v,
+            root.key("genesys").key("client_id_env"),
+            &g.client_id_env,
+        );
+        let secret = require(
+            &mut v,
+            root.key("genesys").key("client_secret_env"),
+            &g.client_secret_env,
+        );
+        secrets.genesys = id.zip(secret);
+    }
+    if let Some(var) = &config.http.admin_token_env {
+        secrets.admin_token = env(var).filter(|s| !s.is_empty()).map(super::Secret::new);
+    }
+    if v.problems.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(ConfigError::Invalid {
+            file: file.to_string(),
+            problems: v.problems,
+        })
+    }
+}
+
+/// A validated config with the text it came from (for locating problems
+/// found later, such as missing secrets).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// The file it came from.
+    pub file: String,
+    text: String,
+}
+
+impl Loaded {
+    /// Wraps config text that was already validated.
+    pub fn from_str(text: &str, file: &str) -> Result<Self, ConfigError> {
+        Ok(Loaded {
+            config: load_str(text, file)?,
+            file: file.to_string(),
+            text: text.to_string(),
+        })
+    }
+
+    /// Reads the secrets the config names from the environment.
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        resolve_secrets(&self.config, &self.text, &self.file)
+    }
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    Loaded::from_str(&text, &file)
+}
+
+/// Parses and validates config `text`, reporting problems against `file`.
+pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let locator = Locator::new(text);
+    let invalid = |problems| ConfigError::Invalid {
+        file: file.to_string(),
+        problems,
+    };
+    let config: Config =
+        toml::from_str(text).map_err(|e| invalid(vec![syntax_problem(&locator, &e)]))?;
+    let mut v = Validator {
+        locator: &locator,
+        problems: Vec::new(),
+    };
+    v.config(&config);
+    if v.problems.is_empty() {
+        Ok(config)
+    } else {
+        v.problems.sort_by_key(|p| p.line.unwrap_or(0));
+        Err(invalid(v.problems))
+    }
+}
+
+fn syntax_problem(locator: &Locator<'_>, e: &toml::de::Error) -> Problem {
+    let message = e.message().to_string();
+    let mut span = e.span();
+    let mut key = None;
+    // toml reports unknown keys inside arrays of tables and inline tables at
+    // the enclosing table; point at the key itself.
+    if let Some(name) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        key = Some(name.to_string());
+        if let Some(found) = span
+            .as_ref()
+            .and_then(|s| locator.find_key_after(s.start, name))
+        {
+            span = Some(found);
+        }
+    }
+    let (line, col) = match span {
+        Some(s) => {
+            let (l, c) = locator.line_col(s.start);
+            (Some(l), Some(c))
+        }
+        None => (None, None),
+    };
+    Problem {
+        line,
+        col,
+        key,
+        message,
+    }
+}
+
+struct Validator<'a> {
+    locator: &'a Locator<'a>,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let (line, col) = match self.locator.span_of(path) {
+            Some(s) => {
+                let (l, c) = self.locator.line_col(s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        self.problems.push(Problem {
+            line,
+            col,
+            key: Some(path.to_string()),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, c: &Config) {
+        let root = KeyPath::root();
+        if c.http.listen.parse::<SocketAddr>().is_err() {
+            self.problem(
+                &root.key("http").key("listen"),
+                format!("`{}` is not an address like 127.0.0.1:8080", c.http.listen),
+            );
+        }
+        if let Some(g) = &c.genesys {
+            if g.environment.trim().is_empty() {
+                self.problem(
+                    &root.key("genesys").key("environment"),
+                    "must be a region domain or \"emulator\"",
+                );
+            }
+            if g.requests_per_minute == 0 {
+                self.problem(
+                    &root.key("genesys").key("requests_per_minute"),
+                    "must be at least 1",
+                );
+            }
+        }
+        if c.http.workers == 0 {
+            self.problem(&root.key("http").key("workers"), "must be at least 1");
+        }
+        if c.transform.workers == 0 {
+            self.problem(&root.key("transform").key("workers"), "must be at least 1");
+        }
+        if c.transform.chunk_size == 0 {
+            self.problem(
+                &root.key("transform").key("chunk_size"),
+                "must be at least 1",
+            );
+        }
+        let mut names: HashMap<&str, KeyPath> = HashMap::new();
+        for (i, s) in c.source.iter().enumerate() {
+            let p = root.key("source").index(i);
+            self.unique_name(&mut names, &s.name, p.key("name"));
+            self.source(s, &p);
+        }
+        for (i, l) in c.listener.iter().enumerate() {
+            let p = root.key("listener").index(i);
+            self.unique_name(&mut names, &l.name, p.key("name"));
+            self.listener(l, &p);
+        }
+    }
+
+    fn unique_name<'c>(
+        &mut self,
+        names: &mut HashMap<&'c str, KeyPath>,
+        name: &'c str,
+        at: KeyPath,
+    ) {
+        if name.trim().is_empty() {
+            self.problem(&at, "must not be empty");
+        } else if let Some(first) = names.get(name) {
+            let first = first.to_string();
+            self.problem(&at, format!("name `{name}` is already used by `{first}`"));
+        } else {
+            names.insert(name, at);
+        }
+    }
+
+    /// Refuses keys set on a source that its kind does not use.
+    fn only_keys(
+        &mut self,
+        p: &KeyPath,
+        kind: &str,
+        present: &[(&'static str, bool)],
+        allowed: &[&str],
+    ) {
+        for (key, set) in present {
+            if *set && !allowed.contains(key) {
+                self.problem(&p.key(key), format!("does not apply to a `{kind}` source"));
+            }
+        }
+    }
+
+    fn source(&mut self, s: &SourceConfig, p: &KeyPath) {
+        let present = [
+            ("topics", s.topics.is_some()),
+            ("rate", s.rate.is_some()),
+            ("count", s.count.is_some()),
+            ("payload_bytes", s.payload_bytes.is_some()),
+            ("keys", s.keys.is_some()),
+        ];
+        match s.kind {
+            SourceKind::Generator => {
+                self.only_keys(
+                    p,
+                    "generator",
+                    &present,
+                    &["topics", "rate", "count", "payload_bytes", "keys"],
+                );
+                match &s.topics {
+                    Some(t) if !t.is_empty() => {
+                        for topic in t {
+                            if topic.split('.').any(str::is_empty) {
+                                self.problem(
+                                    &p.key("topics"),
+                                    format!("topic `{topic}` has an empty segment"),
+                                );
+                            }
+                        }
+                    }
+                    _ => self.problem(&p.key("topics"), "a generator needs at least one topic"),
+                }
+                if s.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+                    self.problem(
+                        &p.key("rate"),
+                        "must be a positive number of events per second",
+                    );
+                }
+                if s.keys == Some(0) {
+                    self.problem(&p.key("keys"), "must be at least 1");
+                }
+            }
+        }
+    }
+
+    fn listener(&mut self, l: &ListenerConfig, p: &KeyPath) {
+        if l.topics.is_empty() {
+            self.problem(
+                &p.key("topics"),
+                "a listener needs at least one topic pattern",
+            );
+        }
+        for t in &l.topics {
+            if let Err(e) = cxrelay_actors::Pattern::parse(t) {
+                self.problem(&p.key("topics"), e.to_string());
+            }
+        }
+        if l.mailbox == 0 {
+            self.problem(&p.key("mailbox"), "must be at least 1");
+        }
+        if l.batch == 0 {
+            self.problem(&p.key("batch"), "must be at least 1");
+        }
+        let sp = p.key("sink");
+        let s = &l.sink;
+        let file_keys = [
+            ("path", s.path.is_some()),
+            ("batch_events", s.batch_events.is_some()),
+            ("batch_interval", s.batch_interval.is_some()),
+            ("rotate_bytes", s.rotate_bytes.is_some()),
+            ("fsync", s.fsync.is_some()),
+        ];
+        match s.kind {
+            SinkKind::File => {
+                if s.path.is_none() {
+                    self.problem(
+                        &sp.key("kind"),
+                        "a file sink needs `path` (an output directory)",
+                    );
+                }
+                if s.batch_events == Some(0) {
+                    self.problem(&sp.key("batch_events"), "must be at least 1");
+                }
+            }
+            SinkKind::Stdout => {
+                for (key, set) in file_keys {
+                    if set {
+                        self.problem(&sp.key(key), "does not apply to a `stdout` sink");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match load_str(text, "cfg.toml") {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    const GOOD: &str = r#"
+[service]
+data_dir = "data"
+
+[[source]]
+name = "gen"
+kind = "generator"
+topics = ["a.b"]
+
+[[listener]]
+name = "out"
+topics = ["a.>"]
+sink = { kind = "file", path = "data/out" }
+"#;
+
+    #[test]
+    fn accepts_a_good_file() {
+        let c = load_str(GOOD, "cfg.toml").unwrap();
+        assert_eq!(c.listener[0].mailbox, 1024);
+        assert_eq!(c.source[0].kind, SourceKind::Generator);
+    }
+
+    #[test]
+    fn a_typo_names_the_key_file_and_line() {
+        let text = GOOD.replace("data_dir = \"data\"", "data_dri = \"data\"");
+        let err = load_str(&text, "cfg.toml").unwrap_err().to_string();
+        assert!(err.starts_with("cfg.toml:3:1:"), "{err}");
+        assert!(err.contains("data_dri"), "{err}");
+    }
+
+    #[test]
+    fn a_typo_in_the_second_table_of_an_array_points_at_it() {
+        let text = format!("{GOOD}\n[[listener]]\nname = \"two\"\ntopics = [\"x\"]\nsnk = 1\n");
+        let p = problems(&text);
+        assert_eq!(
+            (p[0].line, p[0].key.as_deref()),
+            (Some(18), Some("snk")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_typo_inside_an_inline_table() {
+        let text = GOOD.replace("path = \"data/out\"", "pth = \"data/out\"");
+        let p = problems(&text);
+        assert_eq!(p[0].line, Some(13));
+        assert!(p[0].message.contains("pth"));
+    }
+
+    #[test]
+    fn semantic_errors_name_key_and_line() {
+        let text = GOOD
+            .replace("topics = [\"a.>\"]", "topics = [\"a.>.b\"]")
+            .replace("topics = [\"a.b\"]", "topics = [\"a.b\"]\nrate = -1");
+        let p = problems(&text);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].key.as_deref(), Some("source[0].rate"));
+        assert_eq!(p[0].line, Some(9));
+        assert_eq!(p[1].key.as_deref(), Some("listener[0].topics"));
+        assert_eq!(p[1].line, Some(13));
+    }
+
+    #[test]
+    fn duplicate_names_and_keys_foreign_to_the_kind() {
+        let text = GOOD.replace("name = \"out\"", "name = \"gen\"").replace(
+            "sink = { kind = \"file\", path = \"data/out\" }",
+            "sink = { kind = \"stdout\", path = \"x\" }",
+        );
+        let p = problems(&text);
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("already used by `source[0].name`")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|p| p.key.as_deref() == Some("listener[0].sink.path")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_variable_and_the_key() {
+        let text = format!("{GOOD}\n[genesys]\nenvironment = \"mypurecloud.ie\"\nclient_secret_env = \"MY_SECRET\"\n");
+        let c = load_str(&text, "cfg.toml").unwrap();
+        let env = |k: &str| (k == "GENESYS_CLIENT_ID").then(|| "id".to_string());
+        let err = resolve_secrets_with(&c, &text, "cfg.toml", env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "cfg.toml:17:1: `genesys.client_secret_env`: environment variable `MY_SECRET` is not set");
+        let env = |_: &str| Some("value".to_string());
+        let s = resolve_secrets_with(&c, &text, "cfg.toml", env).unwrap();
+        assert_eq!(s.genesys.unwrap().1.expose(), "value");
+    }
+
+    #[test]
+    fn unknown_kinds_list_the_known_ones() {
+        let text = GOOD.replace("kind = \"generator\"", "kind = \"generatr\"");
+        let err = load_str(&text, "cfg.toml").unwrap_err().to_string();
+        assert!(err.contains("cfg.toml:7:"), "{err}");
+        assert!(err.contains("generator"), "{err}");
+    }
+}

@@ -1,0 +1,276 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cxrelay_actors::WhenFull;
+use serde::{Deserialize, Deserializer};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Process-wide settings.
+    #[serde(default)]
+    pub service: ServiceConfig,
+    /// The HTTP server (health, metrics, status, admin, webhooks).
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The Genesys Cloud org (needed by the Genesys sources).
+    pub genesys: Option<GenesysConfig>,
+    /// Sources, in file order.
+    #[serde(default)]
+    pub source: Vec<SourceConfig>,
+    /// The transform worker pool.
+    #[serde(default)]
+    pub transform: TransformConfig,
+    /// Listeners, in file order.
+    #[serde(default)]
+    pub listener: Vec<ListenerConfig>,
+}
+
+/// `[service]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Where the store and default outputs live.
+    pub data_dir: PathBuf,
+    /// `human` or `json` log lines.
+    pub log_format: LogFormat,
+    /// Default log filter (overridden by `RUST_LOG`).
+    pub log_level: String,
+    /// Longest time an orderly shutdown may take.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            data_dir: PathBuf::from("data"),
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Human,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Environment variable holding the admin bearer token; the admin API
+    /// is disabled when unset.
+    pub admin_token_env: Option<String>,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            admin_token_env: Some("CXRELAY_ADMIN_TOKEN".into()),
+            workers: 1,
+        }
+    }
+}
+
+/// `[genesys]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesysConfig {
+    /// Region domain (e.g. `mypurecloud.com`), or `emulator`.
+    pub environment: String,
+    /// Overrides the API base URL derived from the region.
+    pub api_url: Option<String>,
+    /// Overrides the login base URL derived from the region.
+    pub login_url: Option<String>,
+    /// Environment variable holding the OAuth client id.
+    #[serde(default = "default_client_id_env")]
+    pub client_id_env: String,
+    /// Environment variable holding the OAuth client secret.
+    #[serde(default = "default_client_secret_env")]
+    pub client_secret_env: String,
+    /// Request budget per minute shared by every source.
+    #[serde(default = "default_rpm")]
+    pub requests_per_minute: u32,
+}
+
+impl GenesysConfig {
+    /// True when pointed at the bundled emulator (no credentials needed).
+    pub fn is_emulator(&self) -> bool {
+        self.environment == "emulator"
+    }
+}
+
+fn default_client_id_env() -> String {
+    "GENESYS_CLIENT_ID".into()
+}
+fn default_client_secret_env() -> String {
+    "GENESYS_CLIENT_SECRET".into()
+}
+fn default_rpm() -> u32 {
+    300
+}
+
+/// Kinds of source.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Synthetic events at a configured rate.
+    Generator,
+}
+
+impl SourceKind {
+    /// Name as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Generator => "generator",
+        }
+    }
+}
+
+/// One `[[source]]`. Keys that do not apply to its `kind` are refused at
+/// validation, with their line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name.
+    pub name: String,
+    /// What kind of source.
+    pub kind: SourceKind,
+    /// Set to false to keep a source in the file without running it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Topics (generator: topic templates; `{key}` is replaced by the key).
+    pub topics: Option<Vec<String>>,
+    /// Generator: events per second.
+    pub rate: Option<f64>,
+    /// Generator: stop after this many events.
+    pub count: Option<u64>,
+    /// Generator: approximate payload size in bytes.
+    pub payload_bytes: Option<usize>,
+    /// Generator: number of distinct partition keys.
+    pub keys: Option<u64>,
+}
+
+/// `[transform]`: the worker pool shared by listeners' transforms.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformConfig {
+    /// Worker threads.
+    pub workers: usize,
+    /// Records per sub-chunk handed to one worker.
+    pub chunk_size: usize,
+    /// Replace a worker after this many batches.
+    pub recycle_after_batches: u64,
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        TransformConfig {
+            workers: 2,
+            chunk_size: 250,
+            recycle_after_batches: 100,
+        }
+    }
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Unique name.
+    pub name: String,
+    /// Topic patterns (`*` one segment, `>` the rest).
+    pub topics: Vec<String>,
+    /// Where events go.
+    pub sink: SinkConfig,
+    /// Queue bound in events.
+    #[serde(default = "default_mailbox")]
+    pub mailbox: usize,
+    /// What a full queue does.
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// Largest batch handed to the sink at once.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+}
+
+/// Kinds of sink.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkKind {
+    /// NDJSON files.
+    File,
+    /// NDJSON on standard output.
+    Stdout,
+}
+
+impl SinkKind {
+    /// Name as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::File => "file",
+            SinkKind::Stdout => "stdout",
+        }
+    }
+}
+
+/// A listener's `sink = { ... }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// What kind of sink.
+    pub kind: SinkKind,
+    /// File: output directory.
+    pub path: Option<PathBuf>,
+    /// File: write a batch after this many events...
+    pub batch_events: Option<usize>,
+    /// ...or after this long, whichever comes first.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub batch_interval: Option<Duration>,
+    /// File: start a new file past this size.
+    pub rotate_bytes: Option<u64>,
+    /// File: fsync each batch before acknowledging (default true).
+    pub fsync: Option<bool>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_mailbox() -> usize {
+    1024
+}
+fn default_batch() -> usize {
+    1000
+}
+
+/// Parses a humantime duration ("200ms", "30s", "5m").
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration `{s}`: {e} (use e.g. \"200ms\", \"30s\", \"5m\")"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}

@@ -1,0 +1,21 @@
+use actix_web::{web, HttpResponse};
+use cxrelay_actors::router::ListListeners;
+use serde_json::json;
+
+use super::AppState;
+
+/// `GET /status`: every component, its state, restarts, last error; every
+/// listener's queue; router counters.
+pub async fn status(state: web::Data<AppState>) -> HttpResponse {
+    let listeners = state.router.send(ListListeners).await.unwrap_or_default();
+    HttpResponse::Ok().json(json!({
+        "service": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": state.started.elapsed().as_secs(),
+            "ready": state.registry.not_ready().is_empty(),
+        },
+        "components": state.registry.snapshot(),
+        "router": state.router_stats.snapshot(),
+        "listeners": listeners,
+    }))
+}

@@ -1,0 +1,79 @@
+use std::io::Write;
+
+use cxrelay_actors::Event;
+
+/// Appends `ev` to `out` as one NDJSON line. The payload is written as is:
+/// it is known-valid JSON (checked at ingest), and re-serialising it would
+/// cost a parse per event per sink.
+pub fn encode_ndjson(ev: &Event, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"id\":");
+    write_str(out, &ev.id);
+    let _ = write!(out, ",\"seq\":{},\"source\":", ev.seq);
+    write_str(out, &ev.source);
+    out.extend_from_slice(b",\"topic\":");
+    write_str(out, &ev.topic);
+    out.extend_from_slice(b",\"key\":");
+    match &ev.key {
+        Some(k) => write_str(out, k),
+        None => out.extend_from_slice(b"null"),
+    }
+    match ev.event_time {
+        Some(t) => {
+            let _ = write!(out, ",\"event_time\":{t}");
+        }
+        None => out.extend_from_slice(b",\"event_time\":null"),
+    }
+    let _ = write!(out, ",\"received_at\":{},\"payload\":", ev.received_at);
+    let payload = trim_ascii(&ev.payload);
+    if payload.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn trim_ascii(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_valid_json_line_per_event() {
+        let ev = Event::builder("gen", "a.b")
+            .id("x\"1")
+            .seq(3)
+            .key("k\n")
+            .event_time(Some(5))
+            .received_at(6)
+            .payload(&b" {\"a\":[1,2]}\n"[..])
+            .build();
+        let mut out = Vec::new();
+        encode_ndjson(&ev, &mut out);
+        assert_eq!(out.iter().filter(|&&c| c == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], "x\"1");
+        assert_eq!(v["key"], "k\n");
+        assert_eq!(v["payload"]["a"][1], 2);
+        assert_eq!(
+            (v["seq"].as_u64(), v["event_time"].as_i64()),
+            (Some(3), Some(5))
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! A built-in source of synthetic events at a configured rate, so that a
+//! fresh install shows events flowing and load can be generated on demand.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use cxrelay_actors::event::now_ms;
+use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::supervision::Shutdown;
+use cxrelay_actors::Event;
+
+use crate::ingest::{Ingest, IngestBatch};
+
+/// Most events handed to ingest in one batch.
+const MAX_BATCH: usize = 2000;
+const TICK: Duration = Duration::from_millis(10);
+
+/// Settings of a generator.
+#[derive(Debug, Clone)]
+pub struct GeneratorSettings {
+    /// Source name.
+    pub name: String,
+    /// Topic templates; `{key}` becomes the event's key.
+    pub topics: Vec<String>,
+    /// Events per second.
+    pub rate: f64,
+    /// Stop after this many events (None: never).
+    pub count: Option<u64>,
+    /// Approximate payload size.
+    pub payload_bytes: usize,
+    /// Distinct keys.
+    pub keys: u64,
+}
+
+/// Emits events numbered from 0: id `<source>-<n>`, key `conv-<n % keys>`,
+/// topics in rotation. Numbering is deterministic so that a test can tell
+/// exactly which events must come out.
+pub struct Generator {
+    s: GeneratorSettings,
+    source: Arc<str>,
+    ingest: Ingest,
+    component: Arc<Component>,
+    next: u64,
+    started: Instant,
+    start_at: u64,
+    busy: bool,
+    padding: String,
+}
+
+impl Generator {
+    /// A generator starting at event number `start_at`.
+    pub fn new(
+        s: GeneratorSettings,
+        ingest: Ingest,
+        component: Arc<Component>,
+        start_at: u64,
+    ) -> Self {
+        Generator {
+            source: Arc::from(s.name.as_str()),
+            padding: "x".repeat(s.payload_bytes.saturating_sub(160)),
+            s,
+            ingest,
+            component,
+            next: start_at,
+            started: Instant::now(),
+            start_at,
+            busy: false,
+        }
+    }
+
+    fn event(&self, n: u64) -> Event {
+        let key = format!("conv-{}", n % self.s.keys.max(1));
+        let template = &self.s.topics[(n % self.s.topics.len() as u64) as usize];
+        let topic = template.replace("{key}", &key);
+        let now = now_ms();
+        let payload = format!(
+            "{{\"eventId\":\"{}-{n}\",\"conversationId\":\"{key}\",\"sequence\":{n},\"eventTime\":{now},\"padding\":\"{}\"}}",
+            self.s.name, self.padding
+        );
+        Event::builder(self.source.clone(), topic)
+            .id(format!("{}-{n}", self.s.name))
+            .key(key)
+            .event_time(Some(now))
+            .received_at(now)
+            .payload(payload)
+            .build()
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        let due_total = (self.started.elapsed().as_secs_f64() * self.s.rate) as u64 + self.start_at;
+        let limit = self.s.count.unwrap_or(u64::MAX);
+        let due = due_total.min(limit);
+        if self.next >= limit {
+            self.component.set_state(ComponentState::Idle);
+            self.component.set_detail("finished", true);
+            return;
+        }
+        if due <= self.next {
+            return;
+        }
+        let n = ((due - self.next) as usize).min(MAX_BATCH);
+        let events: Vec<Event> = (self.next..self.next + n as u64)
+            .map(|i| self.event(i))
+            .collect();
+        self.busy = true;
+        let ingest = self.ingest.clone();
+        ctx.spawn(
+            async move { ingest.submit(IngestBatch { events }).await }
+                .into_actor(self)
+                .map(move |res, this, _| {
+                    this.busy = false;
+                    match res {
+                        Ok(_) => {
+                            this.next += n as u64;
+                            this.component.set_detail("emitted", this.next);
+                        }
+                        Err(e) => this.component.fail(ComponentState::Paused, e.to_string()),
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for Generator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.started = Instant::now();
+        self.component.set_state(ComponentState::Running);
+        ctx.run_interval(TICK, |this, ctx| this.tick(ctx));
+    }
+}
+
+impl Handler<Shutdown> for Generator {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,3 @@
+//! Sources: one actor each, supervised, handing events to ingest.
+
+pub mod generator;

@@ -1,0 +1,315 @@
+//! Shared helpers for the black-box tests: run the binary, talk HTTP to
+//! it, read its output files, wait on conditions with deadlines.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `cond` until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An HTTP response, as much as the tests need.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = nl + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+}
+
+/// GET `path`.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"").unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// The binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cxrelay"))
+}
+
+/// A running cxrelay process with its own directory.
+pub struct Proc {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+/// Config preamble: data under `dir`, HTTP on a free port, JSON logs.
+pub fn preamble(dir: &Path) -> String {
+    format!(
+        "[service]\ndata_dir = \"{}\"\nlog_format = \"json\"\nlog_level = \"info\"\nshutdown_timeout = \"20s\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n",
+        dir.join("data").display()
+    )
+}
+
+impl Proc {
+    /// Writes `config` into `dir/config.toml` and starts `cxrelay run`.
+    pub fn start(dir: &Path, config: &str) -> Proc {
+        Self::start_with(dir, config, &[])
+    }
+
+    /// Like [`Proc::start`] with extra environment variables.
+    pub fn start_with(dir: &Path, config: &str, env: &[(&str, &str)]) -> Proc {
+        fs::create_dir_all(dir).unwrap();
+        let cfg = dir.join("config.toml");
+        fs::write(&cfg, config).unwrap();
+        let n = fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("cxrelay-"))
+            })
+            .count();
+        let log = dir.join(format!("cxrelay-{n}.log"));
+        let mut cmd = Command::new(binary());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .current_dir(dir)
+            .stdout(Stdio::from(
+                fs::File::create(dir.join(format!("cxrelay-{n}.stdout"))).unwrap(),
+            ))
+            .stderr(Stdio::from(fs::File::create(&log).unwrap()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("starting cxrelay");
+        let mut p = Proc {
+            child,
+            dir: dir.to_path_buf(),
+            addr: "0.0.0.0:0".parse().unwrap(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(addr) = p.find_listen_addr() {
+                p.addr = addr;
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!(
+                    "cxrelay exited with {status} before listening:\n{}",
+                    p.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cxrelay did not start:\n{}",
+                p.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn find_listen_addr(&self) -> Option<SocketAddr> {
+        let text = fs::read_to_string(&self.log).ok()?;
+        text.lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v.get("message")?
+                .as_str()?
+                .strip_prefix("http server listening on ")?
+                .parse()
+                .ok()
+        })
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        get(self.addr, path)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        signal(&self.child, "TERM");
+        wait_exit(&mut self.child, Duration::from_secs(60))
+    }
+
+    /// `kill -9`, and reap.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{sig} failed");
+}
+
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every complete NDJSON line in every file under `dir`, parsed, in file
+/// name order.
+pub fn read_ndjson_dir(dir: &Path) -> Vec<serde_json::Value> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap_or_default();
+        for line in text.split_inclusive('\n') {
+            if !line.ends_with('\n') {
+                continue; // being written right now
+            }
+            out.push(
+                serde_json::from_str(line.trim_end())
+                    .unwrap_or_else(|e| panic!("bad line in {}: {e}: {line}", f.display())),
+            );
+        }
+    }
+    out
+}
+
+/// Resident set size of a process in bytes (Linux).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Finds a metric sample `name{labels}` in Prometheus text.
+pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (k, v) = l.rsplit_once(' ')?;
+        (k == name_and_labels).then(|| v.parse().ok()).flatten()
+    })
+}

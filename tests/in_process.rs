@@ -1,0 +1,218 @@
+//! The service embedded as a library: supervision, pruning and pools as a
+//! user sees them over HTTP.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use cxrelay::config::Loaded;
+use cxrelay::service::Service;
+use cxrelay_actors::pool::{PoolConfig, Worker, WorkerPool};
+use cxrelay_actors::retry::BackoffPolicy;
+use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown};
+use cxrelay_actors::{Deliver, Subscribe};
+
+async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> common::Response {
+    tokio::task::spawn_blocking(move || common::get(addr, path))
+        .await
+        .unwrap()
+}
+
+async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn start(dir: &std::path::Path) -> Service {
+    let text = format!(
+        "[service]\ndata_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        dir.display()
+    );
+    Service::start(Loaded::from_str(&text, "test.toml").unwrap())
+        .await
+        .unwrap()
+}
+
+struct AlwaysFails;
+impl Actor for AlwaysFails {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Self::Context) {
+        panic!("cannot connect");
+    }
+}
+impl Handler<Shutdown> for AlwaysFails {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+#[actix::test]
+async fn a_component_that_fails_forever_turns_readiness_503_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = start(tmp.path()).await;
+    let addr = svc.http_addr();
+    assert_eq!(http_get(addr, "/health/ready").await.status, 200);
+    svc.supervise(
+        ChildSpec::new("flaky-source", "source", || AlwaysFails.start()).policy(RestartPolicy {
+            max_restarts: 3,
+            within: Duration::from_secs(60),
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(10),
+                multiplier: 2.0,
+                max: Duration::from_millis(200),
+                randomization: 0.0,
+                full_jitter: false,
+            },
+            reset_after: Duration::from_secs(60),
+        }),
+    )
+    .await;
+    // 503 while it is restarting, and still 503 (now "failed") once the
+    // intensity limit is reached.
+    eventually("marked failed", || async {
+        let r = http_get(addr, "/health/ready").await;
+        r.status == 503
+            && r.json()["components"]["flaky-source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("failed"))
+    })
+    .await;
+    let body = http_get(addr, "/health/ready").await.json();
+    let reason = body["components"]["flaky-source"].as_str().unwrap();
+    assert!(reason.starts_with("failed:"), "{body}");
+    let status = http_get(addr, "/status").await.json();
+    let c = status["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "flaky-source")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (c["state"].as_str(), c["restarts"].as_u64()),
+        (Some("failed"), Some(3))
+    );
+    svc.shutdown().await;
+}
+
+struct MyListener;
+impl Actor for MyListener {
+    type Context = Context<Self>;
+}
+impl Handler<Deliver> for MyListener {
+    type Result = ();
+    fn handle(&mut self, _: Deliver, _: &mut Self::Context) {}
+}
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Die;
+impl Handler<Die> for MyListener {
+    type Result = ();
+    fn handle(&mut self, _: Die, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+#[actix::test]
+async fn a_dead_listener_disappears_from_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = start(tmp.path()).await;
+    let addr = svc.http_addr();
+    let listener = MyListener.start();
+    svc.router()
+        .send(Subscribe::new(
+            "embedded",
+            vec!["a.>".into()],
+            listener.clone().recipient(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let names = |s: serde_json::Value| -> Vec<String> {
+        s["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(http_get(addr, "/status").await.json()),
+        vec!["embedded"]
+    );
+    listener.send(Die).await.unwrap();
+    drop(listener);
+    eventually("pruned", || async {
+        names(http_get(addr, "/status").await.json()).is_empty()
+    })
+    .await;
+    assert_eq!(
+        http_get(addr, "/status").await.json()["router"]["pruned"],
+        1
+    );
+    svc.shutdown().await;
+}
+
+struct Picky;
+impl Worker for Picky {
+    type Job = Vec<u32>;
+    type Output = usize;
+    fn run(&mut self, job: &Vec<u32>) -> usize {
+        assert!(!job.contains(&13), "poisoned record");
+        job.len()
+    }
+}
+
+#[actix::test]
+async fn a_worker_panic_shows_as_a_restart_in_status_and_the_pool_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = start(tmp.path()).await;
+    let addr = svc.http_addr();
+    let component = svc.registry().register("transform-pool", "pool", false);
+    let pool = WorkerPool::start(
+        PoolConfig {
+            name: "transform-pool".into(),
+            workers: 2,
+            queue_bound: 2,
+            recycle_after: 3,
+            component: Some(component),
+        },
+        || Picky,
+    );
+    let failed = pool.submit(None, vec![1, 13]).await.unwrap_err();
+    assert_eq!(
+        (failed.attempts, Arc::strong_count(&failed.job) >= 1),
+        (2, true)
+    );
+    for _ in 0..7 {
+        assert_eq!(pool.submit(None, vec![1, 2, 3]).await.unwrap(), 3);
+    }
+    let status = http_get(addr, "/status").await.json();
+    let c = status["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "transform-pool")
+        .unwrap()
+        .clone();
+    assert_eq!(c["restarts"], 2, "{c}");
+    assert!(c["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("poisoned record"));
+    assert_eq!(c["detail"]["stats"]["failed"], 1);
+    svc.shutdown().await;
+}
