@@ -27,41 +27,37 @@ fn pool(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     let job: Vec<Vec<u8>> = (0..RECORDS).map(|i| vec![i as u8; 1024]).collect();
     for workers in [1usize, 2] {
-        group.bench_with_input(
-            BenchmarkId::from_parameter(workers),
-            &workers,
-            |b, &workers| {
-                let system = System::new();
-                let pool = system.block_on(async {
-                    WorkerPool::start(
-                        PoolConfig {
-                            name: "bench".into(),
-                            workers,
-                            queue_bound: 8,
-                            recycle_after: 100,
-                            component: None,
-                        },
-                        || Checksum,
-                    )
-                });
-                b.iter_custom(|iters| {
-                    system.block_on(async {
-                        let t = Instant::now();
-                        let mut pending = std::collections::VecDeque::new();
-                        for _ in 0..iters {
-                            pending.push_back(pool.enqueue(None, job.clone()).await);
-                            if pending.len() > 16 {
-                                pending.pop_front().unwrap().result().await.unwrap();
-                            }
+        group.bench_with_input(BenchmarkId::from_parameter(workers), &workers, |b, &workers| {
+            let system = System::new();
+            let pool = system.block_on(async {
+                WorkerPool::start(
+                    PoolConfig {
+                        name: "bench".into(),
+                        workers,
+                        queue_bound: 8,
+                        recycle_after: 100,
+                        component: None,
+                    },
+                    || Checksum,
+                )
+            });
+            b.iter_custom(|iters| {
+                system.block_on(async {
+                    let t = Instant::now();
+                    let mut pending = std::collections::VecDeque::new();
+                    for _ in 0..iters {
+                        pending.push_back(pool.enqueue(None, job.clone()).await);
+                        if pending.len() > 16 {
+                            pending.pop_front().unwrap().result().await.unwrap();
                         }
-                        for p in pending {
-                            p.result().await.unwrap();
-                        }
-                        t.elapsed()
-                    })
-                });
-            },
-        );
+                    }
+                    for p in pending {
+                        p.result().await.unwrap();
+                    }
+                    t.elapsed()
+                })
+            });
+        });
     }
     group.finish();
 }

@@ -41,59 +41,45 @@ fn fan_out(c: &mut Criterion) {
         })
         .collect();
     for listeners in [1usize, 4, 16] {
-        group.bench_with_input(
-            BenchmarkId::from_parameter(listeners),
-            &listeners,
-            |b, &listeners| {
-                let system = System::new();
-                let (router, counters) = system.block_on(async {
-                    let router = Router::new().start();
-                    let mut counters = Vec::new();
-                    for i in 0..listeners {
-                        let n = Arc::new(AtomicU64::new(0));
-                        let addr = Count(n.clone()).start();
-                        router
-                            .send(
-                                Subscribe::new(
-                                    format!("l{i}"),
-                                    vec!["v2.detail.events.>".into()],
-                                    addr.recipient(),
-                                )
+        group.bench_with_input(BenchmarkId::from_parameter(listeners), &listeners, |b, &listeners| {
+            let system = System::new();
+            let (router, counters) = system.block_on(async {
+                let router = Router::new().start();
+                let mut counters = Vec::new();
+                for i in 0..listeners {
+                    let n = Arc::new(AtomicU64::new(0));
+                    let addr = Count(n.clone()).start();
+                    router
+                        .send(
+                            Subscribe::new(format!("l{i}"), vec!["v2.detail.events.>".into()], addr.recipient())
                                 .capacity(8192)
                                 .when_full(WhenFull::Block)
                                 .batch_max(1024),
-                            )
-                            .await
-                            .unwrap()
-                            .unwrap();
-                        counters.push(n);
+                        )
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    counters.push(n);
+                }
+                (router, counters)
+            });
+            b.iter_custom(|iters| {
+                system.block_on(async {
+                    let start_counts: Vec<u64> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        router.send(Publish { events: batch.clone() }).await.unwrap();
                     }
-                    (router, counters)
-                });
-                b.iter_custom(|iters| {
-                    system.block_on(async {
-                        let start_counts: Vec<u64> =
-                            counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-                        let t = Instant::now();
-                        for _ in 0..iters {
-                            router
-                                .send(Publish {
-                                    events: batch.clone(),
-                                })
-                                .await
-                                .unwrap();
+                    let want = iters * BATCH as u64;
+                    for (c, s) in counters.iter().zip(&start_counts) {
+                        while c.load(Ordering::Relaxed) - s < want {
+                            tokio::task::yield_now().await;
                         }
-                        let want = iters * BATCH as u64;
-                        for (c, s) in counters.iter().zip(&start_counts) {
-                            while c.load(Ordering::Relaxed) - s < want {
-                                tokio::task::yield_now().await;
-                            }
-                        }
-                        t.elapsed()
-                    })
-                });
-            },
-        );
+                    }
+                    t.elapsed()
+                })
+            });
+        });
     }
     group.finish();
 }

@@ -11,4 +11,5 @@ pub mod ingest;
 pub mod service;
 pub mod sinks;
 pub mod sources;
+pub mod store;
 pub mod telemetry;

@@ -14,13 +14,7 @@ use cxrelay::telemetry;
 #[command(name = "cxrelay", version, about)]
 struct Cli {
     /// Configuration file.
-    #[arg(
-        long,
-        short,
-        global = true,
-        default_value = "config.toml",
-        env = "CXRELAY_CONFIG"
-    )]
+    #[arg(long, short, global = true, default_value = "config.toml", env = "CXRELAY_CONFIG")]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -106,10 +100,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     let Some(loaded) = load_or_report(path) else {
         return ExitCode::from(2);
     };
-    telemetry::init_logging(
-        loaded.config.service.log_format,
-        &loaded.config.service.log_level,
-    );
+    telemetry::init_logging(loaded.config.service.log_format, &loaded.config.service.log_level);
     let system = actix::System::new();
     let result = system.block_on(async move {
         let service = Service::start(loaded).await?;

@@ -1,7 +1,8 @@
-//! The running service: wires sources, router, listeners and the HTTP
-//! server together, and shuts them down in order.
+//! The running service: wires the store, sources, router, listeners and the
+//! HTTP server together, and shuts them down in order.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,19 +11,19 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use cxrelay_actors::registry::{Component, ComponentState};
 use cxrelay_actors::router::{Drain, RouterStats};
-use cxrelay_actors::supervision::{
-    Child, ChildSpec, RestartPolicy, Shutdown, StopChildren, Supervise, Supervisor,
-};
-use cxrelay_actors::{Deliver, Registry, Router, Subscribe};
+use cxrelay_actors::supervision::{Child, ChildSpec, Shutdown, StopChildren, Supervise, Supervisor};
+use cxrelay_actors::{Deliver, Pattern, QueueStats, Registry, Router, Subscribe};
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
-use crate::config::{
-    Config, ListenerConfig, Loaded, Secrets, SinkConfig, SinkKind, SourceConfig, SourceKind,
-};
+use crate::config::{Config, ListenerConfig, Loaded, Secrets, SinkConfig, SinkKind, SourceConfig, SourceKind};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
-use crate::sinks::{FileWriter, FlushNow, SinkActor, SinkOptions, SinkWriter, StdoutWriter};
-use crate::sources::generator::{Generator, GeneratorSettings};
+use crate::sinks::{FileWriter, FlushNow, HttpWriter, SinkActor, SinkOptions, SinkWriter, StdoutWriter};
+use crate::sources::generator::{self, Generator, GeneratorSettings};
+use crate::store::replay::replay_unacknowledged;
+use crate::store::store_actor::SyncStore;
+use crate::store::{DurableListener, JournalWriter, PutDeadLetters, Store, StoreDb, StoreError};
 use crate::telemetry;
 
 /// Why the service could not start.
@@ -47,12 +48,22 @@ pub enum StartError {
         /// Why.
         message: String,
     },
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 struct ListenerHandle {
     name: String,
     /// The current sink's flush address (replaced when it restarts).
     flush: Arc<Mutex<Option<Recipient<FlushNow>>>>,
+}
+
+/// The journal and its actors, when the journal is on.
+struct Journal {
+    db: Arc<StoreDb>,
+    store: Addr<Store>,
+    routed_upto: Arc<AtomicU64>,
 }
 
 /// A running cxrelay.
@@ -63,6 +74,7 @@ pub struct Service {
     router_stats: Arc<RouterStats>,
     supervisor: Addr<Supervisor>,
     ingest: Ingest,
+    journal: Option<Journal>,
     listeners: Vec<ListenerHandle>,
     http: ServerHandle,
     http_addr: SocketAddr,
@@ -82,7 +94,11 @@ impl Service {
     }
 
     /// Starts from a config and already-resolved secrets.
-    pub async fn start_with(config: Config, _secrets: Secrets) -> Result<Service, StartError> {
+    ///
+    /// Order: router, HTTP (so liveness answers during a long replay),
+    /// store, listeners, replay of unacknowledged events, then sources.
+    pub async fn start_with(config: Config, secrets: Secrets) -> Result<Service, StartError> {
+        telemetry::install_tls_provider();
         let registry = Registry::new();
         let mut threads = Vec::new();
 
@@ -95,27 +111,6 @@ impl Service {
             .register("router", "router", true)
             .set_state(ComponentState::Running);
 
-        let supervisor = Supervisor::new(registry.clone(), Duration::from_millis(100)).start();
-        let ingest = Ingest::new(router.clone());
-
-        let mut listeners = Vec::new();
-        for l in &config.listener {
-            let thread = Arbiter::new();
-            let flush = start_listener(l, &registry, &router, &supervisor, &thread).await?;
-            threads.push(thread);
-            listeners.push(ListenerHandle {
-                name: l.name.clone(),
-                flush,
-            });
-        }
-        // Subscriptions are in place (the router handles messages in order):
-        // sources may start.
-        let _ = router.send(cxrelay_actors::router::ListListeners).await;
-
-        for s in config.source.iter().filter(|s| s.enabled) {
-            start_source(s, &ingest, &registry, &supervisor).await;
-        }
-
         let state = AppState {
             registry: registry.clone(),
             router: router.clone(),
@@ -123,12 +118,69 @@ impl Service {
             started: Instant::now(),
             prometheus: telemetry::prometheus(),
         };
-        let (http_addr, http) = http::start(&config.http.listen, config.http.workers, state)
-            .map_err(|source| StartError::Listen {
+        let (http_addr, http) =
+            http::start(&config.http.listen, config.http.workers, state).map_err(|source| StartError::Listen {
                 listen: config.http.listen.clone(),
                 source,
             })?;
         tracing::info!(addr = %http_addr, "http server listening on {http_addr}");
+
+        let supervisor = Supervisor::new(registry.clone(), Duration::from_millis(100)).start();
+
+        // Durable listeners keep their counters (and acknowledged position)
+        // across restarts of their sink actor.
+        let durable: Vec<(&ListenerConfig, Arc<QueueStats>)> = config
+            .listener
+            .iter()
+            .filter(|l| l.when_full.is_lossless())
+            .map(|l| (l, QueueStats::new(l.mailbox)))
+            .collect();
+
+        let (ingest, journal) = if config.service.journal {
+            let (ingest, journal) = open_journal(&config, &registry, &router, &durable, &mut threads).await?;
+            (ingest, Some(journal))
+        } else {
+            (Ingest::direct(router.clone()), None)
+        };
+        let dead_letters = journal.as_ref().map(|j| j.store.clone().recipient::<PutDeadLetters>());
+
+        let mut listeners = Vec::new();
+        for l in &config.listener {
+            let thread = Arbiter::new();
+            let stats = durable.iter().find(|(d, _)| d.name == l.name).map(|(_, s)| s.clone());
+            let sink = SinkSetup {
+                listener: l,
+                stats,
+                dead_letters: dead_letters.clone(),
+                authorization: secrets.sink_authorization.get(&l.name).cloned(),
+            };
+            let flush = start_listener(sink, &registry, &router, &supervisor, &thread).await?;
+            threads.push(thread);
+            listeners.push(ListenerHandle {
+                name: l.name.clone(),
+                flush,
+            });
+        }
+        // Subscriptions are in place (the router handles messages in order).
+        let _ = router.send(cxrelay_actors::router::ListListeners).await;
+
+        if let Some(j) = &journal {
+            let patterns: Vec<(String, Vec<Pattern>)> = durable
+                .iter()
+                .map(|(l, _)| {
+                    let p = l.topics.iter().filter_map(|t| Pattern::parse(t).ok()).collect();
+                    (l.name.clone(), p)
+                })
+                .collect();
+            replay_unacknowledged(&j.db, &router, &patterns).await?;
+            // Everything journaled so far has now been routed.
+            j.routed_upto
+                .fetch_max(j.db.next_seq().saturating_sub(1), Ordering::AcqRel);
+        }
+
+        for s in config.source.iter().filter(|s| s.enabled) {
+            start_source(s, &ingest, journal.as_ref().map(|j| &j.db), &registry, &supervisor).await?;
+        }
         Ok(Service {
             config,
             registry,
@@ -136,6 +188,7 @@ impl Service {
             router_stats,
             supervisor,
             ingest,
+            journal,
             listeners,
             http,
             http_addr,
@@ -168,37 +221,42 @@ impl Service {
         &self.router_stats
     }
 
+    /// The store actor, when the journal is on.
+    pub fn store(&self) -> Option<Addr<Store>> {
+        self.journal.as_ref().map(|j| j.store.clone())
+    }
+
     /// Supervises an embedder's actor like cxrelay's own components: it is
     /// restarted with backoff, reported in `/status`, and gates readiness.
     pub async fn supervise(&self, spec: ChildSpec) {
         let _ = self.supervisor.send(Supervise(spec)).await;
     }
 
-    /// Orderly shutdown: stop intake, drain listener queues, commit sinks,
-    /// stop the HTTP server. Answers whether everything drained in time.
+    /// Orderly shutdown: stop intake, let the journal route what it
+    /// committed, drain listener queues, commit sinks, save positions, stop
+    /// the HTTP server. Answers whether everything finished in time.
     pub async fn shutdown(self) -> bool {
         let deadline = Instant::now() + self.config.service.shutdown_timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
         tracing::info!("shutting down: stopping sources");
-        let _ = self
-            .supervisor
-            .send(StopChildren(Some(SOURCE.into())))
-            .await;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let drained = self
-            .router
-            .send(Drain { timeout: remaining })
-            .await
-            .unwrap_or(false);
-        if !drained {
+        let _ = self.supervisor.send(StopChildren(Some(SOURCE.into()))).await;
+        let mut clean = true;
+        if let Some(j) = &self.journal {
+            // Whatever was committed gets routed before the queues drain.
+            let committed = j.db.next_seq().saturating_sub(1);
+            while j.routed_upto.load(Ordering::Acquire) < committed && !left().is_zero() && j.db.is_available() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        if !self.router.send(Drain { timeout: left() }).await.unwrap_or(false) {
+            clean = false;
             tracing::warn!("listener queues did not drain before the shutdown timeout");
         }
-        let mut clean = drained;
         for l in &self.listeners {
-            let remaining = deadline.saturating_duration_since(Instant::now());
             let Some(flush) = l.flush.lock().clone() else {
                 continue;
             };
-            match tokio::time::timeout(remaining, flush.send(FlushNow)).await {
+            match tokio::time::timeout(left(), flush.send(FlushNow)).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => {
                     clean = false;
@@ -210,10 +268,13 @@ impl Service {
                 }
             }
         }
-        let _ = self
-            .supervisor
-            .send(StopChildren(Some(LISTENER.into())))
-            .await;
+        let _ = self.supervisor.send(StopChildren(Some(LISTENER.into()))).await;
+        if let Some(j) = &self.journal {
+            if let Ok(Err(e)) | Err(e) = j.store.send(SyncStore).await.map_err(|e| e.to_string()) {
+                clean = false;
+                tracing::error!(error = %e, "saving positions at shutdown failed");
+            }
+        }
         self.http.stop(true).await;
         for t in &self.threads {
             t.stop();
@@ -223,11 +284,58 @@ impl Service {
     }
 }
 
-fn sink_options(sink: &SinkConfig) -> SinkOptions {
+/// Opens the store, starts the journal writer and the store actor on their
+/// own thread, and returns the journaled ingest path.
+async fn open_journal(
+    config: &Config,
+    registry: &Registry,
+    router: &Addr<Router>,
+    durable: &[(&ListenerConfig, Arc<QueueStats>)],
+    threads: &mut Vec<Arbiter>,
+) -> Result<(Ingest, Journal), StartError> {
+    let component = registry.register("store", "store", true);
+    let db = Arc::new(StoreDb::open(
+        &config.service.data_dir,
+        config.service.idempotency_window.as_millis() as i64,
+        config.service.idempotency_cache_keys,
+    )?);
+    component.set_detail("path", db.path().display().to_string());
+    let names: Vec<String> = durable.iter().map(|(l, _)| l.name.clone()).collect();
+    for gone in db.forget_listeners(&names)? {
+        tracing::warn!(listener = %gone, "listener is no longer configured; its position is forgotten");
+    }
+    let saved = db.acks()?;
+    let (tx, rx) = mpsc::channel(config.service.journal_queue.max(1));
+    let routed_upto = Arc::new(AtomicU64::new(0));
+    let thread = Arbiter::new();
+    {
+        let (db, router, routed, c) = (db.clone(), router.clone(), routed_upto.clone(), component.clone());
+        JournalWriter::start_in_arbiter(&thread.handle(), move |_| JournalWriter::new(db, router, routed, c, rx));
+    }
+    let listeners: Vec<DurableListener> = durable
+        .iter()
+        .map(|(l, stats)| DurableListener {
+            name: l.name.clone(),
+            stats: stats.clone(),
+        })
+        .collect();
+    let store = {
+        let (db, routed, c, tx) = (db.clone(), routed_upto.clone(), component.clone(), tx.clone());
+        Store::start_in_arbiter(&thread.handle(), move |_| {
+            Store::new(db, routed, listeners, &saved, c, tx)
+        })
+    };
+    threads.push(thread);
+    Ok((Ingest::journaled(tx, db.clone()), Journal { db, store, routed_upto }))
+}
+
+fn sink_options(sink: &SinkConfig, dead_letters: Option<Recipient<PutDeadLetters>>) -> SinkOptions {
     let d = SinkOptions::default();
     SinkOptions {
         batch_events: sink.batch_events.unwrap_or(d.batch_events),
         batch_interval: sink.batch_interval.unwrap_or(d.batch_interval),
+        max_retries: sink.max_retries,
+        dead_letters,
         ..d
     }
 }
@@ -264,12 +372,21 @@ impl Child for SinkChild {
 
 type SinkStarter = Box<dyn FnMut() -> SinkHandles + Send>;
 
+/// Everything needed to build one listener's sink.
+struct SinkSetup<'a> {
+    listener: &'a ListenerConfig,
+    stats: Option<Arc<QueueStats>>,
+    dead_letters: Option<Recipient<PutDeadLetters>>,
+    authorization: Option<crate::config::Secret>,
+}
+
 fn sink_starter(
-    l: &ListenerConfig,
+    setup: &SinkSetup<'_>,
     component: Arc<Component>,
     thread: ArbiterHandle,
 ) -> Result<SinkStarter, StartError> {
-    let opts = sink_options(&l.sink);
+    let l = setup.listener;
+    let opts = sink_options(&l.sink, setup.dead_letters.clone());
     let sink_error = |message: String| StartError::Sink {
         listener: l.name.clone(),
         message,
@@ -288,9 +405,7 @@ fn sink_starter(
             Box::new(move || {
                 let (opts, component, dir) = (opts.clone(), component.clone(), dir.clone());
                 SinkHandles::of(SinkActor::start_in_arbiter(&thread, move |_| {
-                    SinkActor::new(opts, component, move || {
-                        FileWriter::open(&dir, rotate, fsync)
-                    })
+                    SinkActor::new(opts, component, move || FileWriter::open(&dir, rotate, fsync))
                 }))
             })
         }
@@ -300,58 +415,69 @@ fn sink_starter(
                 SinkActor::new(opts, component, || Ok(StdoutWriter::default()))
             }))
         }),
+        SinkKind::Http => {
+            let url = l
+                .sink
+                .url
+                .clone()
+                .ok_or_else(|| sink_error("http sink without a url".into()))?;
+            let timeout = l.sink.timeout.unwrap_or(Duration::from_secs(10));
+            let auth = setup.authorization.clone();
+            Box::new(move || {
+                let (opts, component, url, auth) = (opts.clone(), component.clone(), url.clone(), auth.clone());
+                SinkHandles::of(SinkActor::start_in_arbiter(&thread, move |_| {
+                    SinkActor::new(opts, component, move || {
+                        Ok(HttpWriter::new(url.clone(), timeout, auth.clone()))
+                    })
+                }))
+            })
+        }
     })
 }
 
 /// Starts a listener's sink on its own thread (sinks do blocking I/O),
-/// supervised, and subscribes it to the router; a restarted sink
-/// subscribes again. Returns where the final flush goes.
+/// supervised, and subscribes it to the router. A restarted sink subscribes
+/// again under the same name; a `block` listener's queue (and the batch that
+/// was in flight) waits for it. Returns where the final flush goes.
 async fn start_listener(
-    l: &ListenerConfig,
+    setup: SinkSetup<'_>,
     registry: &Registry,
     router: &Addr<Router>,
     supervisor: &Addr<Supervisor>,
     thread: &Arbiter,
 ) -> Result<Arc<Mutex<Option<Recipient<FlushNow>>>>, StartError> {
+    let l = setup.listener;
     let component = registry.register(&l.name, LISTENER, true);
     component.set_detail("sink", l.sink.kind.as_str());
     component.set_detail("when_full", l.when_full.as_str());
-    let mut start = sink_starter(l, component, thread.handle())?;
+    let mut start = sink_starter(&setup, component, thread.handle())?;
     let flush: Arc<Mutex<Option<Recipient<FlushNow>>>> = Arc::default();
     let latest = flush.clone();
-    let (name, topics, capacity, when_full, batch) = (
-        l.name.clone(),
-        l.topics.clone(),
-        l.mailbox,
-        l.when_full,
-        l.batch,
-    );
+    let (name, topics, capacity, when_full, batch) =
+        (l.name.clone(), l.topics.clone(), l.mailbox, l.when_full, l.batch);
+    let stats = setup.stats;
     let router = router.clone();
-    supervisor
-        .send(Supervise(ChildSpec::new(
-            l.name.clone(),
-            LISTENER,
-            move || {
-                let h = start();
-                *latest.lock() = Some(h.flush);
-                // Control path: a subscription is a one-off message, and the
-                // router handles it before any later publish.
-                router.do_send(Subscribe {
-                    name: name.clone(),
-                    patterns: topics.clone(),
-                    recipient: h.deliver.clone(),
-                    capacity,
-                    when_full,
-                    batch_max: batch,
-                });
-                SinkChild(h.deliver, h.shutdown)
-            },
-        )))
-        .await
-        .map_err(|e| StartError::Sink {
-            listener: l.name.clone(),
-            message: e.to_string(),
-        })?;
+    let spec = ChildSpec::new(l.name.clone(), LISTENER, move || {
+        let h = start();
+        *latest.lock() = Some(h.flush);
+        // Control path: a subscription is a one-off message, and the router
+        // handles it before any later publish.
+        router.do_send(Subscribe {
+            name: name.clone(),
+            patterns: topics.clone(),
+            recipient: h.deliver.clone(),
+            capacity,
+            when_full,
+            batch_max: batch,
+            keep_when_gone: when_full.is_lossless(),
+            stats: stats.clone(),
+        });
+        SinkChild(h.deliver, h.shutdown)
+    });
+    supervisor.send(Supervise(spec)).await.map_err(|e| StartError::Sink {
+        listener: l.name.clone(),
+        message: e.to_string(),
+    })?;
     Ok(flush)
 }
 
@@ -359,9 +485,10 @@ async fn start_listener(
 async fn start_source(
     s: &SourceConfig,
     ingest: &Ingest,
+    db: Option<&Arc<StoreDb>>,
     registry: &Registry,
     supervisor: &Addr<Supervisor>,
-) {
+) -> Result<(), StartError> {
     let component = registry.register(&s.name, SOURCE, true);
     component.set_detail("kind", s.kind.as_str());
     let spec = match s.kind {
@@ -375,12 +502,25 @@ async fn start_source(
                 keys: s.keys.unwrap_or(100),
             };
             let ingest = ingest.clone();
+            let db = db.cloned();
             ChildSpec::new(s.name.clone(), SOURCE, move || {
-                Generator::new(settings.clone(), ingest.clone(), component.clone(), 0).start()
+                // Resume after the last committed event (read again on every
+                // restart of the actor).
+                let start_at = db
+                    .as_ref()
+                    .map(|db| generator::parse_checkpoint(db.checkpoint(&settings.name).ok().flatten()))
+                    .unwrap_or(0);
+                Generator::new(
+                    settings.clone(),
+                    ingest.clone(),
+                    component.clone(),
+                    start_at,
+                    db.is_some(),
+                )
+                .start()
             })
         }
     };
-    let _ = supervisor
-        .send(Supervise(spec.policy(RestartPolicy::default())))
-        .await;
+    let _ = supervisor.send(Supervise(spec)).await;
+    Ok(())
 }

@@ -21,9 +21,7 @@ pub fn init_logging(format: LogFormat, level: &str) {
     if installed {
         std::panic::set_hook(Box::new(|info| {
             let thread = std::thread::current();
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()));
+            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
             let payload = info
                 .payload()
                 .downcast_ref::<&str>()
@@ -53,4 +51,14 @@ pub fn prometheus() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Installs rustls's crypto provider (ring) once per process, before any
+/// TLS connection is made.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only if a provider is already installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }

@@ -27,10 +27,7 @@ where
 {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !cond().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -101,10 +98,7 @@ async fn a_component_that_fails_forever_turns_readiness_503_naming_it() {
         .find(|c| c["name"] == "flaky-source")
         .unwrap()
         .clone();
-    assert_eq!(
-        (c["state"].as_str(), c["restarts"].as_u64()),
-        (Some("failed"), Some(3))
-    );
+    assert_eq!((c["state"].as_str(), c["restarts"].as_u64()), (Some("failed"), Some(3)));
     svc.shutdown().await;
 }
 
@@ -149,20 +143,14 @@ async fn a_dead_listener_disappears_from_status() {
             .map(|l| l["name"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(
-        names(http_get(addr, "/status").await.json()),
-        vec!["embedded"]
-    );
+    assert_eq!(names(http_get(addr, "/status").await.json()), vec!["embedded"]);
     listener.send(Die).await.unwrap();
     drop(listener);
     eventually("pruned", || async {
         names(http_get(addr, "/status").await.json()).is_empty()
     })
     .await;
-    assert_eq!(
-        http_get(addr, "/status").await.json()["router"]["pruned"],
-        1
-    );
+    assert_eq!(http_get(addr, "/status").await.json()["router"]["pruned"], 1);
     svc.shutdown().await;
 }
 
@@ -193,10 +181,7 @@ async fn a_worker_panic_shows_as_a_restart_in_status_and_the_pool_keeps_serving(
         || Picky,
     );
     let failed = pool.submit(None, vec![1, 13]).await.unwrap_err();
-    assert_eq!(
-        (failed.attempts, Arc::strong_count(&failed.job) >= 1),
-        (2, true)
-    );
+    assert_eq!((failed.attempts, Arc::strong_count(&failed.job) >= 1), (2, true));
     for _ in 0..7 {
         assert_eq!(pool.submit(None, vec![1, 2, 3]).await.unwrap(), 3);
     }
@@ -209,10 +194,7 @@ async fn a_worker_panic_shows_as_a_restart_in_status_and_the_pool_keeps_serving(
         .unwrap()
         .clone();
     assert_eq!(c["restarts"], 2, "{c}");
-    assert!(c["last_error"]
-        .as_str()
-        .unwrap()
-        .contains("poisoned record"));
+    assert!(c["last_error"].as_str().unwrap().contains("poisoned record"));
     assert_eq!(c["detail"]["stats"]["failed"], 1);
     svc.shutdown().await;
 }

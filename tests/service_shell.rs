@@ -35,10 +35,7 @@ when_full = "block"
 #[test]
 fn events_flow_to_files_and_every_endpoint_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = Proc::start(
-        tmp.path(),
-        &generator_config(tmp.path(), Some(6000), 20_000),
-    );
+    let p = Proc::start(tmp.path(), &generator_config(tmp.path(), Some(6000), 20_000));
     wait_until("ready", Duration::from_secs(30), || {
         p.get("/health/ready").status == 200
     });
@@ -49,16 +46,11 @@ fn events_flow_to_files_and_every_endpoint_answers() {
         read_ndjson_dir(&tmp.path().join("out")).len() == 3000
     });
     let lines = read_ndjson_dir(&tmp.path().join("out"));
-    let ids: HashSet<String> = lines
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids: HashSet<String> = lines.iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 3000, "no duplicates");
     let expected: HashSet<String> = (0..6000).step_by(2).map(|n| format!("gen-{n}")).collect();
     assert_eq!(ids, expected);
-    assert!(lines
-        .iter()
-        .all(|l| l["payload"]["conversationId"].is_string()));
+    assert!(lines.iter().all(|l| l["payload"]["conversationId"].is_string()));
 
     let status = p.get("/status").json();
     let names: Vec<&str> = status["components"]
@@ -79,17 +71,11 @@ fn events_flow_to_files_and_every_endpoint_answers() {
 
     let metrics = p.get("/metrics").text();
     assert_eq!(
-        metric(
-            &metrics,
-            "cxrelay_listener_delivered_total{listener=\"out\"}"
-        ),
+        metric(&metrics, "cxrelay_listener_delivered_total{listener=\"out\"}"),
         Some(3000.0),
         "{metrics}"
     );
-    assert_eq!(
-        metric(&metrics, "cxrelay_router_unrouted_total"),
-        Some(3000.0)
-    );
+    assert_eq!(metric(&metrics, "cxrelay_router_unrouted_total"), Some(3000.0));
     assert_eq!(
         metric(
             &metrics,
@@ -140,8 +126,7 @@ fn check(config: &str) -> (i32, String, String) {
         .env("GENESYS_CLIENT_ID", "someone")
         .output()
         .unwrap();
-    let stderr =
-        String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "bad.toml");
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "bad.toml");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -163,8 +148,12 @@ fn check_names_a_typo_with_file_line_and_key() {
 fn check_names_a_missing_secret_variable() {
     let (code, _, err) = check("[genesys]\nenvironment = \"mypurecloud.com\"\n");
     assert_eq!(code, 2);
-    assert!(err.contains("bad.toml:1:1: `genesys.client_secret_env`: environment variable `GENESYS_CLIENT_SECRET` is not set")
-        || err.contains("`genesys.client_secret_env`: environment variable `GENESYS_CLIENT_SECRET` is not set"), "{err}");
+    assert!(
+        err.contains(
+            "bad.toml:1:1: `genesys.client_secret_env`: environment variable `GENESYS_CLIENT_SECRET` is not set"
+        ) || err.contains("`genesys.client_secret_env`: environment variable `GENESYS_CLIENT_SECRET` is not set"),
+        "{err}"
+    );
     assert!(!err.contains("someone"), "never print a secret value");
 }
 
@@ -182,8 +171,5 @@ fn check_prints_the_topology_of_the_shipped_config() {
         "{stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("listeners:") && stdout.contains("OK"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("listeners:") && stdout.contains("OK"), "{stdout}");
 }

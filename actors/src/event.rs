@@ -81,10 +81,7 @@ impl Event {
 
     /// Approximate heap + inline size, for memory accounting.
     pub fn approx_size(&self) -> usize {
-        std::mem::size_of::<Event>()
-            + self.id.len()
-            + self.key.as_ref().map_or(0, String::len)
-            + self.payload.len()
+        std::mem::size_of::<Event>() + self.id.len() + self.key.as_ref().map_or(0, String::len) + self.payload.len()
     }
 }
 
@@ -167,9 +164,7 @@ mod tests {
 
     #[test]
     fn parses_payload_lazily_once() {
-        let ev = Event::builder("s", "a.b")
-            .payload(&b"{\"x\":1}"[..])
-            .build();
+        let ev = Event::builder("s", "a.b").payload(&b"{\"x\":1}"[..]).build();
         assert_eq!(ev.json().unwrap()["x"], 1);
         // Second call returns the same cached view.
         let first = ev.json().unwrap() as *const _;
@@ -191,10 +186,7 @@ mod tests {
             .payload(&b"1"[..])
             .build();
         let t = ev.with_payload(Bytes::from_static(b"2"));
-        assert_eq!(
-            (t.seq, t.id.as_str(), t.key.as_deref()),
-            (7, "1", Some("k"))
-        );
+        assert_eq!((t.seq, t.id.as_str(), t.key.as_deref()), (7, "1", Some("k")));
         assert_eq!(&t.payload[..], b"2");
     }
 }

@@ -120,6 +120,16 @@ impl QueueSnapshot {
 }
 
 impl QueueStats {
+    /// Counters for a queue bounded at `capacity` (shareable across
+    /// re-subscriptions of the same listener, so positions survive a
+    /// restarted listener actor).
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(QueueStats {
+            capacity: capacity.max(1),
+            ..QueueStats::default()
+        })
+    }
+
     /// Copies the counters.
     pub fn snapshot(&self) -> QueueSnapshot {
         QueueSnapshot {
@@ -230,7 +240,12 @@ pub struct ListenerQueue<T> {
 impl<T: Positioned> ListenerQueue<T> {
     /// A queue of at most `capacity` items (at least 1).
     pub fn new(capacity: usize, policy: WhenFull) -> Self {
-        let capacity = capacity.max(1);
+        Self::with_stats(policy, QueueStats::new(capacity))
+    }
+
+    /// A queue reporting into existing counters (their capacity is the bound).
+    pub fn with_stats(policy: WhenFull, stats: Arc<QueueStats>) -> Self {
+        let capacity = stats.capacity.max(1);
         ListenerQueue {
             inner: Mutex::new(Inner {
                 items: VecDeque::with_capacity(capacity.min(4096)),
@@ -240,10 +255,7 @@ impl<T: Positioned> ListenerQueue<T> {
             policy,
             not_empty: Notify::new(),
             not_full: Notify::new(),
-            stats: Arc::new(QueueStats {
-                capacity,
-                ..QueueStats::default()
-            }),
+            stats,
         }
     }
 
@@ -394,9 +406,7 @@ mod tests {
         }
         let s = q.stats().snapshot();
         assert_eq!((s.depth, s.dropped_queue_full, s.high_water), (3, 2, 3));
-        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10))
-            .unwrap()
-            .unwrap();
+        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10)).unwrap().unwrap();
         assert_eq!(batch, vec![1, 2, 3]);
     }
 
@@ -407,9 +417,7 @@ mod tests {
             q.try_push(i);
         }
         assert_eq!(q.stats().snapshot().dropped_evicted_oldest, 2);
-        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10))
-            .unwrap()
-            .unwrap();
+        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10)).unwrap().unwrap();
         assert_eq!(batch, vec![3, 4, 5]);
     }
 

@@ -39,10 +39,7 @@ impl ComponentState {
     pub fn is_ready(self) -> bool {
         matches!(
             self,
-            ComponentState::Running
-                | ComponentState::Idle
-                | ComponentState::Degraded
-                | ComponentState::Stopped
+            ComponentState::Running | ComponentState::Idle | ComponentState::Degraded | ComponentState::Stopped
         )
     }
 }
@@ -133,10 +130,7 @@ impl Component {
 
     /// Sets one detail field shown in status.
     pub fn set_detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.inner
-            .lock()
-            .detail
-            .insert(key.to_string(), value.into());
+        self.inner.lock().detail.insert(key.to_string(), value.into());
     }
 
     /// Removes one detail field.
@@ -206,8 +200,7 @@ impl Registry {
 
     /// Copies every entry, sorted by name.
     pub fn snapshot(&self) -> Vec<ComponentSnapshot> {
-        let comps: Vec<Arc<Component>> =
-            self.components.iter().map(|c| c.value().clone()).collect();
+        let comps: Vec<Arc<Component>> = self.components.iter().map(|c| c.value().clone()).collect();
         let mut out: Vec<ComponentSnapshot> = comps.iter().map(|c| c.snapshot()).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out

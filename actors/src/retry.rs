@@ -68,11 +68,7 @@ impl Backoff {
         let inner = backoff::ExponentialBackoff {
             current_interval: policy.initial,
             initial_interval: policy.initial,
-            randomization_factor: if policy.full_jitter {
-                0.0
-            } else {
-                policy.randomization
-            },
+            randomization_factor: if policy.full_jitter { 0.0 } else { policy.randomization },
             multiplier: policy.multiplier,
             max_interval: policy.max,
             max_elapsed_time: None,
@@ -95,11 +91,7 @@ impl Backoff {
             .min(self.policy.max);
         if self.policy.full_jitter {
             let ms = d.as_millis() as u64;
-            Duration::from_millis(if ms == 0 {
-                0
-            } else {
-                rand::random::<u64>() % (ms + 1)
-            })
+            Duration::from_millis(if ms == 0 { 0 } else { rand::random::<u64>() % (ms + 1) })
         } else {
             d
         }
@@ -151,8 +143,7 @@ mod tests {
 
     #[test]
     fn full_jitter_stays_under_the_exponential_ceiling() {
-        let mut b =
-            BackoffPolicy::full_jitter(Duration::from_secs(1), Duration::from_secs(30)).schedule();
+        let mut b = BackoffPolicy::full_jitter(Duration::from_secs(1), Duration::from_secs(30)).schedule();
         let mut ceiling = 1000u128;
         for _ in 0..12 {
             let d = b.next_delay().as_millis();

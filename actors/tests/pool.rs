@@ -20,11 +20,7 @@ impl Worker for Doubler {
         if job.contains(&-1) {
             panic!("poisoned batch");
         }
-        (
-            self.instance,
-            self.seen,
-            job.iter().map(|x| x * 2).collect(),
-        )
+        (self.instance, self.seen, job.iter().map(|x| x * 2).collect())
     }
 }
 

@@ -162,10 +162,7 @@ async fn block_holds_the_publisher_and_drops_nothing() {
         sub.stats.snapshot().blocked
     })
     .await;
-    assert!(
-        !held.is_finished(),
-        "publisher must wait while the listener is full"
-    );
+    assert!(!held.is_finished(), "publisher must wait while the listener is full");
     gate.send(true).unwrap();
     held.await.unwrap().unwrap();
     wait_for("all delivered", Duration::from_secs(5), || async {
@@ -231,11 +228,7 @@ async fn a_dead_listener_is_pruned_and_counted() {
     }
     .start();
     router
-        .send(Subscribe::new(
-            "a",
-            vec!["x.>".into()],
-            a.clone().recipient(),
-        ))
+        .send(Subscribe::new("a", vec!["x.>".into()], a.clone().recipient()))
         .await
         .unwrap()
         .unwrap();
@@ -281,13 +274,7 @@ async fn unsubscribe_and_unrouted_events() {
         })
         .await
         .unwrap();
-    assert_eq!(
-        out,
-        PublishOutcome {
-            routed: 1,
-            unrouted: 1
-        }
-    );
+    assert_eq!(out, PublishOutcome { routed: 1, unrouted: 1 });
     assert!(router.send(Unsubscribe(sub.id)).await.unwrap());
     let out = router
         .send(Publish {
@@ -311,4 +298,71 @@ async fn bad_patterns_are_refused() {
         .await
         .unwrap();
     assert!(r.is_err());
+}
+
+#[actix::test]
+async fn a_kept_listener_hands_its_queue_and_in_flight_batch_to_a_replacement() {
+    struct Crashy;
+    impl Actor for Crashy {
+        type Context = Context<Self>;
+    }
+    impl Handler<Deliver> for Crashy {
+        type Result = ();
+        fn handle(&mut self, _: Deliver, _: &mut Self::Context) {
+            panic!("sink bug");
+        }
+    }
+    struct Recorder(Arc<parking_lot::Mutex<Vec<u64>>>);
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+    impl Handler<Deliver> for Recorder {
+        type Result = ();
+        fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+            self.0.lock().extend(msg.events.iter().map(|e| e.seq));
+        }
+    }
+    let router = Router::new().start();
+    let sub = |r: Recipient<Deliver>| {
+        Subscribe::new("durable", vec![">".into()], r)
+            .capacity(100)
+            .batch_max(10)
+            .keep_when_gone(true)
+    };
+    let first = router.send(sub(Crashy.start().recipient())).await.unwrap().unwrap();
+    let payload = bytes::Bytes::from_static(b"1");
+    router
+        .send(Publish {
+            events: batch(0, 50, &payload),
+        })
+        .await
+        .unwrap();
+    wait_for("orphaned", Duration::from_secs(5), || {
+        let router = router.clone();
+        async move { router.send(ListListeners).await.unwrap()[0].orphaned }
+    })
+    .await;
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let second = router
+        .send(sub(Recorder(seen.clone()).start().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.id, first.id, "same listener, same queue");
+    router
+        .send(Publish {
+            events: batch(50, 50, &payload),
+        })
+        .await
+        .unwrap();
+    wait_for("all seen", Duration::from_secs(5), || async {
+        seen.lock().len() == 100
+    })
+    .await;
+    assert_eq!(
+        *seen.lock(),
+        (1..=100).collect::<Vec<u64>>(),
+        "nothing lost, order kept"
+    );
+    assert_eq!(second.stats.snapshot().dropped(), 0);
 }

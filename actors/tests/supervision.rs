@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use cxrelay_actors::registry::{ComponentState, Registry};
 use cxrelay_actors::retry::BackoffPolicy;
-use cxrelay_actors::supervision::{
-    ChildSpec, RestartPolicy, Shutdown, StopChild, Supervise, Supervisor,
-};
+use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown, StopChild, Supervise, Supervisor};
 use parking_lot::Mutex;
 
 use common::wait_for;
@@ -65,10 +63,7 @@ async fn a_child_failing_forever_backs_off_then_is_marked_failed() {
     sup.send(Supervise(
         ChildSpec::new("flaky", "source", move || {
             s2.lock().push(Instant::now());
-            Flaky {
-                panic_on_start: true,
-            }
-            .start()
+            Flaky { panic_on_start: true }.start()
         })
         .policy(policy(4)),
     ))
@@ -107,10 +102,7 @@ async fn a_handler_panic_is_a_failure_and_the_child_is_rebuilt() {
     sup.send(Supervise(
         ChildSpec::new("worker", "sink", move || {
             s2.fetch_add(1, Ordering::SeqCst);
-            let addr = Flaky {
-                panic_on_start: false,
-            }
-            .start();
+            let addr = Flaky { panic_on_start: false }.start();
             *c2.lock() = Some(addr.clone());
             addr
         })

@@ -75,6 +75,8 @@ pub struct Secrets {
     pub genesys: Option<(super::Secret, super::Secret)>,
     /// Admin bearer token, when its variable is set.
     pub admin_token: Option<super::Secret>,
+    /// HTTP sinks' `Authorization` values, by listener name.
+    pub sink_authorization: std::collections::HashMap<String, super::Secret>,
 }
 
 /// Reads every secret the config names from the environment. A variable
@@ -108,17 +110,21 @@ pub fn resolve_secrets_with(
         }
     };
     if let Some(g) = config.genesys.as_ref().filter(|g| !g.is_emulator()) {
-        let id = require(
-            &mut v,
-            root.key("genesys").key("client_id_env"),
-            &g.client_id_env,
-        );
+        let id = require(&mut v, root.key("genesys").key("client_id_env"), &g.client_id_env);
         let secret = require(
             &mut v,
             root.key("genesys").key("client_secret_env"),
             &g.client_secret_env,
         );
         secrets.genesys = id.zip(secret);
+    }
+    for (i, l) in config.listener.iter().enumerate() {
+        if let Some(var) = &l.sink.authorization_env {
+            let path = root.key("listener").index(i).key("sink").key("authorization_env");
+            if let Some(secret) = require(&mut v, path, var) {
+                secrets.sink_authorization.insert(l.name.clone(), secret);
+            }
+        }
     }
     if let Some(var) = &config.http.admin_token_env {
         secrets.admin_token = env(var).filter(|s| !s.is_empty()).map(super::Secret::new);
@@ -177,8 +183,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         file: file.to_string(),
         problems,
     };
-    let config: Config =
-        toml::from_str(text).map_err(|e| invalid(vec![syntax_problem(&locator, &e)]))?;
+    let config: Config = toml::from_str(text).map_err(|e| invalid(vec![syntax_problem(&locator, &e)]))?;
     let mut v = Validator {
         locator: &locator,
         problems: Vec::new(),
@@ -203,10 +208,7 @@ fn syntax_problem(locator: &Locator<'_>, e: &toml::de::Error) -> Problem {
         .and_then(|rest| rest.split('`').next())
     {
         key = Some(name.to_string());
-        if let Some(found) = span
-            .as_ref()
-            .and_then(|s| locator.find_key_after(s.start, name))
-        {
+        if let Some(found) = span.as_ref().and_then(|s| locator.find_key_after(s.start, name)) {
             span = Some(found);
         }
     }
@@ -263,10 +265,7 @@ impl Validator<'_> {
                 );
             }
             if g.requests_per_minute == 0 {
-                self.problem(
-                    &root.key("genesys").key("requests_per_minute"),
-                    "must be at least 1",
-                );
+                self.problem(&root.key("genesys").key("requests_per_minute"), "must be at least 1");
             }
         }
         if c.http.workers == 0 {
@@ -276,10 +275,7 @@ impl Validator<'_> {
             self.problem(&root.key("transform").key("workers"), "must be at least 1");
         }
         if c.transform.chunk_size == 0 {
-            self.problem(
-                &root.key("transform").key("chunk_size"),
-                "must be at least 1",
-            );
+            self.problem(&root.key("transform").key("chunk_size"), "must be at least 1");
         }
         let mut names: HashMap<&str, KeyPath> = HashMap::new();
         for (i, s) in c.source.iter().enumerate() {
@@ -294,12 +290,7 @@ impl Validator<'_> {
         }
     }
 
-    fn unique_name<'c>(
-        &mut self,
-        names: &mut HashMap<&'c str, KeyPath>,
-        name: &'c str,
-        at: KeyPath,
-    ) {
+    fn unique_name<'c>(&mut self, names: &mut HashMap<&'c str, KeyPath>, name: &'c str, at: KeyPath) {
         if name.trim().is_empty() {
             self.problem(&at, "must not be empty");
         } else if let Some(first) = names.get(name) {
@@ -311,13 +302,7 @@ impl Validator<'_> {
     }
 
     /// Refuses keys set on a source that its kind does not use.
-    fn only_keys(
-        &mut self,
-        p: &KeyPath,
-        kind: &str,
-        present: &[(&'static str, bool)],
-        allowed: &[&str],
-    ) {
+    fn only_keys(&mut self, p: &KeyPath, kind: &str, present: &[(&'static str, bool)], allowed: &[&str]) {
         for (key, set) in present {
             if *set && !allowed.contains(key) {
                 self.problem(&p.key(key), format!("does not apply to a `{kind}` source"));
@@ -345,20 +330,14 @@ impl Validator<'_> {
                     Some(t) if !t.is_empty() => {
                         for topic in t {
                             if topic.split('.').any(str::is_empty) {
-                                self.problem(
-                                    &p.key("topics"),
-                                    format!("topic `{topic}` has an empty segment"),
-                                );
+                                self.problem(&p.key("topics"), format!("topic `{topic}` has an empty segment"));
                             }
                         }
                     }
                     _ => self.problem(&p.key("topics"), "a generator needs at least one topic"),
                 }
                 if s.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-                    self.problem(
-                        &p.key("rate"),
-                        "must be a positive number of events per second",
-                    );
+                    self.problem(&p.key("rate"), "must be a positive number of events per second");
                 }
                 if s.keys == Some(0) {
                     self.problem(&p.key("keys"), "must be at least 1");
@@ -369,10 +348,7 @@ impl Validator<'_> {
 
     fn listener(&mut self, l: &ListenerConfig, p: &KeyPath) {
         if l.topics.is_empty() {
-            self.problem(
-                &p.key("topics"),
-                "a listener needs at least one topic pattern",
-            );
+            self.problem(&p.key("topics"), "a listener needs at least one topic pattern");
         }
         for t in &l.topics {
             if let Err(e) = cxrelay_actors::Pattern::parse(t) {
@@ -387,32 +363,42 @@ impl Validator<'_> {
         }
         let sp = p.key("sink");
         let s = &l.sink;
-        let file_keys = [
+        let present = [
             ("path", s.path.is_some()),
             ("batch_events", s.batch_events.is_some()),
             ("batch_interval", s.batch_interval.is_some()),
             ("rotate_bytes", s.rotate_bytes.is_some()),
             ("fsync", s.fsync.is_some()),
+            ("url", s.url.is_some()),
+            ("timeout", s.timeout.is_some()),
+            ("authorization_env", s.authorization_env.is_some()),
+            ("max_retries", s.max_retries.is_some()),
         ];
+        let allowed: &[&str] = match s.kind {
+            SinkKind::File => &["path", "batch_events", "batch_interval", "rotate_bytes", "fsync", "max_retries"],
+            SinkKind::Stdout => &["batch_events", "batch_interval"],
+            SinkKind::Http => &["url", "batch_events", "batch_interval", "timeout", "authorization_env", "max_retries"],
+        };
+        for (key, set) in present {
+            if set && !allowed.contains(&key) {
+                self.problem(&sp.key(key), format!("does not apply to a `{}` sink", s.kind.as_str()));
+            }
+        }
+        if s.batch_events == Some(0) {
+            self.problem(&sp.key("batch_events"), "must be at least 1");
+        }
         match s.kind {
-            SinkKind::File => {
-                if s.path.is_none() {
-                    self.problem(
-                        &sp.key("kind"),
-                        "a file sink needs `path` (an output directory)",
-                    );
-                }
-                if s.batch_events == Some(0) {
-                    self.problem(&sp.key("batch_events"), "must be at least 1");
-                }
+            SinkKind::File if s.path.is_none() => {
+                self.problem(&sp.key("kind"), "a file sink needs `path` (an output directory)");
             }
-            SinkKind::Stdout => {
-                for (key, set) in file_keys {
-                    if set {
-                        self.problem(&sp.key(key), "does not apply to a `stdout` sink");
-                    }
+            SinkKind::Http => match &s.url {
+                None => self.problem(&sp.key("kind"), "an http sink needs `url`"),
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    self.problem(&sp.key("url"), format!("`{u}` is not an http:// or https:// URL"));
                 }
-            }
+                _ => {}
+            },
+            _ => {}
         }
     }
 }
@@ -462,11 +448,7 @@ sink = { kind = "file", path = "data/out" }
     fn a_typo_in_the_second_table_of_an_array_points_at_it() {
         let text = format!("{GOOD}\n[[listener]]\nname = \"two\"\ntopics = [\"x\"]\nsnk = 1\n");
         let p = problems(&text);
-        assert_eq!(
-            (p[0].line, p[0].key.as_deref()),
-            (Some(18), Some("snk")),
-            "{p:?}"
-        );
+        assert_eq!((p[0].line, p[0].key.as_deref()), (Some(18), Some("snk")), "{p:?}");
     }
 
     #[test]
@@ -498,13 +480,11 @@ sink = { kind = "file", path = "data/out" }
         );
         let p = problems(&text);
         assert!(
-            p.iter()
-                .any(|p| p.message.contains("already used by `source[0].name`")),
+            p.iter().any(|p| p.message.contains("already used by `source[0].name`")),
             "{p:?}"
         );
         assert!(
-            p.iter()
-                .any(|p| p.key.as_deref() == Some("listener[0].sink.path")),
+            p.iter().any(|p| p.key.as_deref() == Some("listener[0].sink.path")),
             "{p:?}"
         );
     }
@@ -517,7 +497,10 @@ sink = { kind = "file", path = "data/out" }
         let err = resolve_secrets_with(&c, &text, "cfg.toml", env)
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "cfg.toml:17:1: `genesys.client_secret_env`: environment variable `MY_SECRET` is not set");
+        assert_eq!(
+            err,
+            "cfg.toml:17:1: `genesys.client_secret_env`: environment variable `MY_SECRET` is not set"
+        );
         let env = |_: &str| Some("value".to_string());
         let s = resolve_secrets_with(&c, &text, "cfg.toml", env).unwrap();
         assert_eq!(s.genesys.unwrap().1.expose(), "value");

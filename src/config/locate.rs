@@ -132,11 +132,7 @@ impl<'a> Locator<'a> {
         let mut spans = Vec::new();
         collect(&DeValue::Table(doc.get_ref().clone()), key, &mut spans);
         spans.sort_by_key(|s| s.start);
-        spans
-            .iter()
-            .find(|s| s.start >= from)
-            .or(spans.first())
-            .cloned()
+        spans.iter().find(|s| s.start >= from).or(spans.first()).cloned()
     }
 }
 
@@ -149,11 +145,7 @@ mod tests {
     #[test]
     fn locates_keys_in_arrays_of_tables_and_inline_tables() {
         let l = Locator::new(DOC);
-        let p = KeyPath::root()
-            .key("listener")
-            .index(1)
-            .key("sink")
-            .key("path");
+        let p = KeyPath::root().key("listener").index(1).key("sink").key("path");
         assert_eq!(p.to_string(), "listener[1].sink.path");
         let span = l.span_of(&p).unwrap();
         assert_eq!(l.line_col(span.start).0, 9);

@@ -10,9 +10,7 @@ mod locate;
 mod secret;
 mod types;
 
-pub use load::{
-    load, load_str, resolve_secrets, resolve_secrets_with, ConfigError, Loaded, Problem, Secrets,
-};
+pub use load::{load, load_str, resolve_secrets, resolve_secrets_with, ConfigError, Loaded, Problem, Secrets};
 pub use locate::KeyPath;
 pub use secret::Secret;
 pub use types::*;

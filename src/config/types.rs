@@ -40,6 +40,17 @@ pub struct ServiceConfig {
     /// Longest time an orderly shutdown may take.
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Journal every event durably before publishing it (default true).
+    /// Off, events go straight to the router: faster, but a crash loses
+    /// what is in queues and idempotency keys are not kept.
+    pub journal: bool,
+    /// How long idempotency keys are remembered.
+    #[serde(deserialize_with = "duration")]
+    pub idempotency_window: Duration,
+    /// Most idempotency keys kept in memory (the store keeps them all).
+    pub idempotency_cache_keys: usize,
+    /// Appends waiting for the journal before sources wait.
+    pub journal_queue: usize,
 }
 
 impl Default for ServiceConfig {
@@ -49,6 +60,10 @@ impl Default for ServiceConfig {
             log_format: LogFormat::Human,
             log_level: "info".into(),
             shutdown_timeout: Duration::from_secs(30),
+            journal: true,
+            idempotency_window: Duration::from_secs(24 * 3600),
+            idempotency_cache_keys: 1_000_000,
+            journal_queue: 1024,
         }
     }
 }
@@ -217,6 +232,8 @@ pub enum SinkKind {
     File,
     /// NDJSON on standard output.
     Stdout,
+    /// NDJSON batches POSTed to a URL.
+    Http,
 }
 
 impl SinkKind {
@@ -225,6 +242,7 @@ impl SinkKind {
         match self {
             SinkKind::File => "file",
             SinkKind::Stdout => "stdout",
+            SinkKind::Http => "http",
         }
     }
 }
@@ -246,6 +264,16 @@ pub struct SinkConfig {
     pub rotate_bytes: Option<u64>,
     /// File: fsync each batch before acknowledging (default true).
     pub fsync: Option<bool>,
+    /// HTTP: where batches are POSTed.
+    pub url: Option<String>,
+    /// HTTP: per-request timeout (default 10s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// HTTP: environment variable holding the `Authorization` header value.
+    pub authorization_env: Option<String>,
+    /// After this many failed attempts a batch goes to dead letters
+    /// (default: retry for ever, holding the queue).
+    pub max_retries: Option<u32>,
 }
 
 fn yes() -> bool {

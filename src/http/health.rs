@@ -17,7 +17,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     } else {
         let components: serde_json::Map<String, serde_json::Value> =
             not_ready.into_iter().map(|(k, v)| (k, v.into())).collect();
-        HttpResponse::ServiceUnavailable()
-            .json(json!({"status": "not_ready", "components": components}))
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not_ready", "components": components}))
     }
 }

@@ -15,8 +15,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     for l in state.router.send(ListListeners).await.unwrap_or_default() {
         let name = l.name.clone();
         let q = l.queue;
-        counter!("cxrelay_listener_delivered_total", "listener" => name.clone())
-            .absolute(q.delivered);
+        counter!("cxrelay_listener_delivered_total", "listener" => name.clone()).absolute(q.delivered);
         for (reason, n) in [
             ("queue_full", q.dropped_queue_full),
             ("evicted_oldest", q.dropped_evicted_oldest),
@@ -25,13 +24,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             counter!("cxrelay_listener_dropped_total", "listener" => name.clone(), "reason" => reason).absolute(n);
         }
         gauge!("cxrelay_listener_queue_depth", "listener" => name.clone()).set(q.depth as f64);
-        gauge!("cxrelay_listener_queue_high_water", "listener" => name.clone())
-            .set(q.high_water as f64);
+        gauge!("cxrelay_listener_queue_high_water", "listener" => name.clone()).set(q.high_water as f64);
         gauge!("cxrelay_listener_queue_capacity", "listener" => name).set(q.capacity as f64);
     }
     for c in state.registry.snapshot() {
-        counter!("cxrelay_component_restarts_total", "component" => c.name.clone())
-            .absolute(c.restarts);
+        counter!("cxrelay_component_restarts_total", "component" => c.name.clone()).absolute(c.restarts);
         gauge!("cxrelay_component_ready", "component" => c.name.clone(), "kind" => c.kind.clone())
             .set(if c.state.is_ready() { 1.0 } else { 0.0 });
     }

@@ -32,11 +32,7 @@ pub struct AppState {
 
 /// Starts the server on `listen` with `workers` threads; returns the bound
 /// address and a handle to stop it.
-pub fn start(
-    listen: &str,
-    workers: usize,
-    state: AppState,
-) -> std::io::Result<(SocketAddr, ServerHandle)> {
+pub fn start(listen: &str, workers: usize, state: AppState) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

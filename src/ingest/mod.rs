@@ -1,61 +1,147 @@
 //! Ingest: the one path by which every source hands events in.
+//!
+//! With the journal on (the default), a batch is committed durably (group
+//! commit) before `submit` returns, together with the source's checkpoint;
+//! only then is it published. With the journal off, it is published
+//! directly and `submit` returns once it is queued.
 
 use std::sync::Arc;
 
 use actix::Addr;
-use cxrelay_actors::router::PublishOutcome;
 use cxrelay_actors::{Event, Publish, Router};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Append, AppendRequest, StoreDb};
 
 /// A batch of events from one source.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct IngestBatch {
     /// The events, in source order.
     pub events: Vec<Event>,
+    /// Idempotency keys, one per event (empty: none). An event whose key
+    /// was seen within the window is dropped as a duplicate.
+    pub keys: Vec<Option<String>>,
+    /// The source's checkpoint, committed atomically with the events.
+    pub checkpoint: Option<(String, Vec<u8>)>,
+}
+
+impl IngestBatch {
+    /// A batch of events without keys or checkpoint.
+    pub fn of(events: Vec<Event>) -> Self {
+        IngestBatch {
+            events,
+            ..Default::default()
+        }
+    }
 }
 
 /// What happened to a submitted batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Receipt {
-    /// Events accepted.
+    /// Events accepted (durable, when the journal is on).
     pub accepted: usize,
-    /// Events that no listener wanted (counted, not lost by mistake).
-    pub unrouted: usize,
+    /// Events dropped as duplicates of ones already accepted.
+    pub duplicates: usize,
 }
 
-/// Why a batch was refused. The caller still owns the problem: nothing of
-/// a refused batch was accepted.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why a batch was refused. Nothing of a refused batch was accepted.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum IngestError {
-    /// The service is shutting down or the router is gone.
+    /// The service is shutting down.
     #[error("cxrelay is shutting down; not accepting events")]
     ShuttingDown,
+    /// The store cannot write (disk full, I/O error); retry later.
+    #[error("{0}")]
+    StoreUnavailable(String),
 }
 
-/// Hands events to the router. Cheap to clone, `Send`.
+#[derive(Clone)]
+enum Mode {
+    Direct(Addr<Router>),
+    Journal {
+        appends: mpsc::Sender<AppendRequest>,
+        db: Arc<StoreDb>,
+    },
+}
+
+/// Hands events in. Cheap to clone, `Send`.
 #[derive(Clone)]
 pub struct Ingest {
-    router: Addr<Router>,
+    mode: Mode,
 }
 
 impl Ingest {
-    /// Ingest into `router`.
-    pub fn new(router: Addr<Router>) -> Self {
-        Ingest { router }
+    /// Ingest straight into the router (journal off).
+    pub fn direct(router: Addr<Router>) -> Self {
+        Ingest {
+            mode: Mode::Direct(router),
+        }
+    }
+
+    /// Ingest through the journal.
+    pub fn journaled(appends: mpsc::Sender<AppendRequest>, db: Arc<StoreDb>) -> Self {
+        Ingest {
+            mode: Mode::Journal { appends, db },
+        }
+    }
+
+    /// Whether new events can be accepted now.
+    pub fn is_available(&self) -> bool {
+        match &self.mode {
+            Mode::Direct(_) => true,
+            Mode::Journal { db, .. } => db.is_available(),
+        }
+    }
+
+    /// Whether `key` was accepted recently (a fast, in-memory answer; the
+    /// commit re-checks against the store).
+    pub fn seen_recently(&self, key: &str) -> bool {
+        match &self.mode {
+            Mode::Direct(_) => false,
+            Mode::Journal { db, .. } => db.idempotency.seen(key, cxrelay_actors::event::now_ms()),
+        }
     }
 
     /// Submits a batch and waits until it is accepted. Waiting is the
-    /// backpressure: a full `block` listener holds the caller here.
+    /// backpressure: a full journal queue or a full `block` listener holds
+    /// the caller here.
     pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
-        let n = batch.events.len();
-        let events = batch.events.into_iter().map(Arc::new).collect();
-        let PublishOutcome { unrouted, .. } = self
-            .router
-            .send(Publish { events })
-            .await
-            .map_err(|_| IngestError::ShuttingDown)?;
-        Ok(Receipt {
-            accepted: n,
-            unrouted,
-        })
+        match &self.mode {
+            Mode::Direct(router) => {
+                let n = batch.events.len();
+                let events = batch.events.into_iter().map(Arc::new).collect();
+                router
+                    .send(Publish { events })
+                    .await
+                    .map_err(|_| IngestError::ShuttingDown)?;
+                Ok(Receipt {
+                    accepted: n,
+                    duplicates: 0,
+                })
+            }
+            Mode::Journal { appends, db } => {
+                if !db.is_available() {
+                    return Err(IngestError::StoreUnavailable(
+                        db.last_error().unwrap_or_else(|| "store unavailable".into()),
+                    ));
+                }
+                let (reply, rx) = oneshot::channel();
+                let append = Append {
+                    events: batch.events,
+                    keys: batch.keys,
+                    checkpoint: batch.checkpoint,
+                    ..Append::default()
+                };
+                appends
+                    .send(AppendRequest { append, reply })
+                    .await
+                    .map_err(|_| IngestError::ShuttingDown)?;
+                let outcome = rx.await.map_err(|_| IngestError::ShuttingDown)??;
+                Ok(Receipt {
+                    accepted: outcome.accepted,
+                    duplicates: outcome.duplicates,
+                })
+            }
+        }
     }
 }

@@ -39,10 +39,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let end = b
         .iter()
         .rposition(|c| !c.is_ascii_whitespace())
@@ -71,9 +68,6 @@ mod tests {
         assert_eq!(v["id"], "x\"1");
         assert_eq!(v["key"], "k\n");
         assert_eq!(v["payload"]["a"][1], 2);
-        assert_eq!(
-            (v["seq"].as_u64(), v["event_time"].as_i64()),
-            (Some(3), Some(5))
-        );
+        assert_eq!((v["seq"].as_u64(), v["event_time"].as_i64()), (Some(3), Some(5)));
     }
 }

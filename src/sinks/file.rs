@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use cxrelay_actors::event::now_ms;
 use cxrelay_actors::Event;
+use futures_util::future::LocalBoxFuture;
 
 use super::{encode_ndjson, SinkError, SinkWriter};
 
@@ -78,7 +79,24 @@ impl FileWriter {
 }
 
 impl SinkWriter for FileWriter {
-    fn write(&mut self, events: &[Arc<Event>]) -> Result<(), SinkError> {
+    fn commit(&mut self, events: &[Arc<Event>]) -> LocalBoxFuture<'static, Result<(), SinkError>> {
+        let r = self.write(events).and_then(|_| self.sync());
+        Box::pin(std::future::ready(r))
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dir": self.dir.display().to_string(),
+            "file": self.current.as_ref().map(|c| c.path.display().to_string()),
+            "file_bytes": self.current.as_ref().map_or(0, |c| c.len),
+            "files_opened": self.files_opened,
+        })
+    }
+}
+
+impl FileWriter {
+    /// Appends a batch to the current file (opening one if needed).
+    pub fn write(&mut self, events: &[Arc<Event>]) -> Result<(), SinkError> {
         if self.current.is_none() {
             self.open_next()?;
         }
@@ -97,7 +115,8 @@ impl SinkWriter for FileWriter {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), SinkError> {
+    /// Makes what was written durable; rotates past the size limit.
+    pub fn sync(&mut self) -> Result<(), SinkError> {
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };
@@ -113,15 +132,6 @@ impl SinkWriter for FileWriter {
             self.current = None;
         }
         Ok(())
-    }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "dir": self.dir.display().to_string(),
-            "file": self.current.as_ref().map(|c| c.path.display().to_string()),
-            "file_bytes": self.current.as_ref().map_or(0, |c| c.len),
-            "files_opened": self.files_opened,
-        })
     }
 }
 
@@ -184,10 +194,7 @@ mod tests {
     }
 
     fn lines(dir: &Path) -> Vec<String> {
-        let mut files: Vec<_> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let mut files: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
         files
             .iter()
@@ -207,7 +214,7 @@ mod tests {
         let mut w = FileWriter::open(dir.path(), 300, true).unwrap();
         for i in 0..10 {
             w.write(&[ev(i)]).unwrap();
-            w.commit().unwrap();
+            w.sync().unwrap();
         }
         let files = fs::read_dir(dir.path()).unwrap().count();
         assert!(files > 1, "rotated into {files} files");

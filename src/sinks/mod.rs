@@ -3,17 +3,20 @@
 
 mod encode;
 mod file;
+mod http;
 mod sink_actor;
 mod stdout;
 
 pub use encode::encode_ndjson;
 pub use file::FileWriter;
+pub use http::HttpWriter;
 pub use sink_actor::{FlushNow, SinkActor, SinkOptions};
 pub use stdout::StdoutWriter;
 
 use std::sync::Arc;
 
 use cxrelay_actors::Event;
+use futures_util::future::LocalBoxFuture;
 
 /// Why a sink write failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,19 +29,35 @@ pub enum SinkError {
         /// The error.
         source: std::io::Error,
     },
+    /// The target answered with a non-success status.
+    #[error("HTTP {status} from {url}: {body}")]
+    Http {
+        /// Status code.
+        status: u16,
+        /// Where.
+        url: String,
+        /// The start of the answer's body.
+        body: String,
+    },
+    /// The request did not complete.
+    #[error("sending to {url}: {message}")]
+    Transport {
+        /// Where.
+        url: String,
+        /// Why.
+        message: String,
+    },
 }
 
-/// Something that writes batches of events.
+/// Something that writes batches of events durably.
 ///
-/// `write` may buffer; `commit` makes everything written so far durable.
-/// Events are acknowledged only after `commit` succeeds. If `write` or
-/// `commit` fails, the writer must be able to take the same batch again
-/// (it undoes partial writes where it can).
+/// `commit` writes a batch and resolves once it is durable (fsynced,
+/// answered 2xx, acknowledged by the broker). Events are acknowledged only
+/// then. After a failure the same batch is offered again, so a writer must
+/// undo partial writes where it can.
 pub trait SinkWriter: 'static {
-    /// Writes a batch (possibly buffered).
-    fn write(&mut self, events: &[Arc<Event>]) -> Result<(), SinkError>;
-    /// Makes every written batch durable.
-    fn commit(&mut self) -> Result<(), SinkError>;
+    /// Writes `events` and makes them durable.
+    fn commit(&mut self, events: &[Arc<Event>]) -> LocalBoxFuture<'static, Result<(), SinkError>>;
     /// A short description for status (e.g. the current file).
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null

@@ -8,11 +8,14 @@ use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use cxrelay_actors::router::AckHandle;
 use cxrelay_actors::supervision::Shutdown;
 use cxrelay_actors::{Deliver, Event};
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
 
 use super::{SinkError, SinkWriter};
+use crate::store::{DeadLetter, PutDeadLetters};
 
 /// Batching and retry settings of a sink.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SinkOptions {
     /// Commit after this many events...
     pub batch_events: usize,
@@ -20,6 +23,11 @@ pub struct SinkOptions {
     pub batch_interval: Duration,
     /// Delays between failed commits.
     pub retry: BackoffPolicy,
+    /// After this many failed attempts, a batch goes to dead letters (when
+    /// a dead-letter store is given); `None` retries for ever.
+    pub max_retries: Option<u32>,
+    /// Where dead letters go.
+    pub dead_letters: Option<Recipient<PutDeadLetters>>,
 }
 
 impl Default for SinkOptions {
@@ -34,6 +42,8 @@ impl Default for SinkOptions {
                 randomization: 0.2,
                 full_jitter: false,
             },
+            max_retries: None,
+            dead_letters: None,
         }
     }
 }
@@ -49,7 +59,8 @@ type Factory<W> = Box<dyn FnMut() -> Result<W, SinkError>>;
 /// A listener actor around a [`SinkWriter`]: batches events, commits them,
 /// acknowledges after the commit, and retries failed commits with backoff
 /// while holding the batch (which backs the listener's queue up, and with
-/// `block` the sources too).
+/// `block` the sources too). With a retry limit, a batch that keeps failing
+/// goes to dead letters and the listener moves on.
 ///
 /// A panic in the writer is caught: the writer is rebuilt from its factory
 /// and the batch retried, so a sink bug never costs the listener its queue.
@@ -61,10 +72,19 @@ pub struct SinkActor<W: SinkWriter> {
     pending_since: Option<Instant>,
     ack: Option<AckHandle>,
     backoff: Backoff,
+    attempts: u32,
     component: Arc<Component>,
     committed_events: u64,
     commits: u64,
     failures: u64,
+    dead_lettered: u64,
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 impl<W: SinkWriter> SinkActor<W> {
@@ -82,45 +102,43 @@ impl<W: SinkWriter> SinkActor<W> {
             pending: Vec::new(),
             pending_since: None,
             ack: None,
+            attempts: 0,
             component,
             committed_events: 0,
             commits: 0,
             failures: 0,
+            dead_lettered: 0,
         }
     }
 
-    fn try_commit(&mut self) -> Result<(), String> {
-        let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), SinkError> {
+    /// Starts writing the pending batch; a panic anywhere in the writer is
+    /// turned into an error and the writer is rebuilt next time.
+    fn begin_commit(&mut self) -> LocalBoxFuture<'static, Result<(), String>> {
+        let started = catch_unwind(AssertUnwindSafe(|| -> Result<_, SinkError> {
             if self.writer.is_none() {
                 self.writer = Some(Box::new((self.factory)()?));
             }
             let w = self.writer.as_mut().expect("built above");
-            w.write(&self.pending)?;
-            w.commit()
+            Ok(w.commit(&self.pending))
         }));
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(panic) => {
-                // The writer's state is suspect after a panic: rebuild it.
+        let fut = match started {
+            Ok(Ok(fut)) => fut,
+            Ok(Err(e)) => return Box::pin(std::future::ready(Err(e.to_string()))),
+            Err(p) => {
                 self.writer = None;
                 self.component.count_restart();
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".into());
-                Err(format!("sink panicked: {msg}"))
+                return Box::pin(std::future::ready(Err(format!("sink panicked: {}", panic_text(p)))));
             }
-        }
+        };
+        Box::pin(AssertUnwindSafe(fut).catch_unwind().map(|r| match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(p) => Err(format!("sink panicked: {}", panic_text(p))),
+        }))
     }
 
-    /// Commits once; on success acknowledges and clears the batch.
-    fn commit_once(&mut self) -> Result<(), String> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.try_commit()?;
+    /// The batch is durable: acknowledge it and start a new one.
+    fn committed(&mut self) {
         if let Some(ack) = &self.ack {
             ack.ack_batch(&self.pending);
         }
@@ -129,34 +147,87 @@ impl<W: SinkWriter> SinkActor<W> {
         self.pending.clear();
         self.pending_since = None;
         self.backoff.reset();
+        self.attempts = 0;
         if self.component.state() != ComponentState::Running {
             self.component.set_state(ComponentState::Running);
             self.component.clear_error();
         }
-        Ok(())
     }
 
-    /// Commits, and on failure keeps retrying with backoff while holding
-    /// the actor (no new batches are taken meanwhile).
+    /// Commits the pending batch, holding the actor (no new batches are
+    /// taken) until it is durable, retried to its limit, or dead-lettered.
     fn commit(&mut self, ctx: &mut Context<Self>) {
-        if let Err(e) = self.commit_once() {
-            self.failures += 1;
-            let delay = self.backoff.next_delay();
-            tracing::warn!(listener = %self.component.name(), error = %e, ?delay, "sink commit failed; retrying");
-            self.component.fail(ComponentState::Degraded, e);
-            ctx.wait(
-                tokio::time::sleep(delay)
-                    .into_actor(self)
-                    .map(|_, this, ctx| this.commit(ctx)),
-            );
+        if self.pending.is_empty() {
+            return;
         }
+        let fut = self.begin_commit();
+        ctx.wait(fut.into_actor(self).map(|res, this, ctx| match res {
+            Ok(()) => this.committed(),
+            Err(e) => this.failed(e, ctx),
+        }));
+    }
+
+    fn failed(&mut self, error: String, ctx: &mut Context<Self>) {
+        self.failures += 1;
+        self.attempts += 1;
+        if let (Some(max), Some(store)) = (self.opts.max_retries, self.opts.dead_letters.clone()) {
+            if self.attempts > max {
+                self.dead_letter(store, error, ctx);
+                return;
+            }
+        }
+        let delay = self.backoff.next_delay();
+        tracing::warn!(listener = %self.component.name(), %error, attempt = self.attempts, ?delay,
+            "sink commit failed; retrying");
+        self.component.fail(ComponentState::Degraded, error);
+        ctx.wait(
+            tokio::time::sleep(delay)
+                .into_actor(self)
+                .map(|_, this, ctx| this.commit(ctx)),
+        );
+    }
+
+    /// Moves the pending batch to dead letters, then acknowledges it. If
+    /// the store cannot take it either, the batch is kept and retried.
+    fn dead_letter(&mut self, store: Recipient<PutDeadLetters>, error: String, ctx: &mut Context<Self>) {
+        let name = self.component.name().to_string();
+        let letters: Vec<DeadLetter> = self
+            .pending
+            .iter()
+            .map(|ev| DeadLetter::for_event(ev, &format!("sink:{name}"), Some(&name), &error, self.attempts))
+            .collect();
+        let n = letters.len();
+        tracing::error!(listener = %name, events = n, %error, attempts = self.attempts,
+            "sink gave up on a batch; moving it to dead letters");
+        ctx.wait(
+            store
+                .send(PutDeadLetters(letters))
+                .into_actor(self)
+                .map(move |res, this, ctx| match res {
+                    Ok(Ok(_)) => {
+                        this.dead_lettered += n as u64;
+                        this.committed();
+                        this.component.set_state(ComponentState::Degraded);
+                        this.component
+                            .record_error(format!("{n} events moved to dead letters: {error}"));
+                    }
+                    _ => {
+                        let delay = this.backoff.next_delay();
+                        ctx.wait(
+                            tokio::time::sleep(delay)
+                                .into_actor(this)
+                                .map(|_, this, ctx| this.commit(ctx)),
+                        );
+                    }
+                }),
+        );
     }
 
     fn publish_detail(&self) {
-        self.component
-            .set_detail("committed_events", self.committed_events);
+        self.component.set_detail("committed_events", self.committed_events);
         self.component.set_detail("commits", self.commits);
         self.component.set_detail("commit_failures", self.failures);
+        self.component.set_detail("dead_lettered", self.dead_lettered);
         self.component.set_detail("pending", self.pending.len());
         if let Some(w) = &self.writer {
             self.component.set_detail("writer", w.describe());
@@ -198,12 +269,20 @@ impl<W: SinkWriter> Handler<Deliver> for SinkActor<W> {
 }
 
 impl<W: SinkWriter> Handler<FlushNow> for SinkActor<W> {
-    type Result = Result<(), String>;
+    type Result = ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> Self::Result {
-        let r = self.commit_once();
-        self.publish_detail();
-        r
+        if self.pending.is_empty() {
+            return Box::pin(actix::fut::ready(Ok(())));
+        }
+        let fut = self.begin_commit();
+        Box::pin(fut.into_actor(self).map(|res, this, _| {
+            if res.is_ok() {
+                this.committed();
+            }
+            this.publish_detail();
+            res
+        }))
     }
 }
 
@@ -211,9 +290,6 @@ impl<W: SinkWriter> Handler<Shutdown> for SinkActor<W> {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        if let Err(e) = self.commit_once() {
-            tracing::error!(listener = %self.component.name(), error = %e, "final commit failed");
-        }
         ctx.stop();
     }
 }

@@ -2,6 +2,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use cxrelay_actors::Event;
+use futures_util::future::LocalBoxFuture;
 
 use super::{encode_ndjson, SinkError, SinkWriter};
 
@@ -12,22 +13,19 @@ pub struct StdoutWriter {
 }
 
 impl SinkWriter for StdoutWriter {
-    fn write(&mut self, events: &[Arc<Event>]) -> Result<(), SinkError> {
+    fn commit(&mut self, events: &[Arc<Event>]) -> LocalBoxFuture<'static, Result<(), SinkError>> {
+        self.buf.clear();
         for ev in events {
             encode_ndjson(ev, &mut self.buf);
         }
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), SinkError> {
         let mut out = std::io::stdout().lock();
-        out.write_all(&self.buf)
+        let r = out
+            .write_all(&self.buf)
             .and_then(|_| out.flush())
             .map_err(|source| SinkError::Io {
                 what: "writing to stdout".into(),
                 source,
-            })?;
-        self.buf.clear();
-        Ok(())
+            });
+        Box::pin(std::future::ready(r))
     }
 }

@@ -12,6 +12,13 @@ use cxrelay_actors::Event;
 
 use crate::ingest::{Ingest, IngestBatch};
 
+/// The checkpoint a generator saved: the number of the next event.
+pub fn parse_checkpoint(raw: Option<Vec<u8>>) -> u64 {
+    raw.and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Most events handed to ingest in one batch.
 const MAX_BATCH: usize = 2000;
 const TICK: Duration = Duration::from_millis(10);
@@ -46,16 +53,14 @@ pub struct Generator {
     start_at: u64,
     busy: bool,
     padding: String,
+    checkpoint: bool,
 }
 
 impl Generator {
-    /// A generator starting at event number `start_at`.
-    pub fn new(
-        s: GeneratorSettings,
-        ingest: Ingest,
-        component: Arc<Component>,
-        start_at: u64,
-    ) -> Self {
+    /// A generator starting at event number `start_at`. With `checkpoint`,
+    /// each batch commits the next number as the source's checkpoint, so a
+    /// restart resumes exactly after the last committed event.
+    pub fn new(s: GeneratorSettings, ingest: Ingest, component: Arc<Component>, start_at: u64, checkpoint: bool) -> Self {
         Generator {
             source: Arc::from(s.name.as_str()),
             padding: "x".repeat(s.payload_bytes.saturating_sub(160)),
@@ -66,6 +71,7 @@ impl Generator {
             started: Instant::now(),
             start_at,
             busy: false,
+            checkpoint,
         }
     }
 
@@ -103,13 +109,22 @@ impl Generator {
             return;
         }
         let n = ((due - self.next) as usize).min(MAX_BATCH);
-        let events: Vec<Event> = (self.next..self.next + n as u64)
-            .map(|i| self.event(i))
-            .collect();
+        let events: Vec<Event> = (self.next..self.next + n as u64).map(|i| self.event(i)).collect();
+        let checkpoint = self
+            .checkpoint
+            .then(|| (self.s.name.clone(), (self.next + n as u64).to_string().into_bytes()));
         self.busy = true;
         let ingest = self.ingest.clone();
         ctx.spawn(
-            async move { ingest.submit(IngestBatch { events }).await }
+            async move {
+                ingest
+                    .submit(IngestBatch {
+                        events,
+                        keys: Vec::new(),
+                        checkpoint,
+                    })
+                    .await
+            }
                 .into_actor(self)
                 .map(move |res, this, _| {
                     this.busy = false;
@@ -117,7 +132,13 @@ impl Generator {
                         Ok(_) => {
                             this.next += n as u64;
                             this.component.set_detail("emitted", this.next);
+                            if this.component.state() == ComponentState::Paused {
+                                this.component.set_state(ComponentState::Running);
+                                this.component.clear_error();
+                            }
                         }
+                        // Paused until ingest takes events again; the same
+                        // numbers are offered next time.
                         Err(e) => this.component.fail(ComponentState::Paused, e.to_string()),
                     }
                 }),

@@ -34,8 +34,7 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -96,11 +95,7 @@ fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     if chunked {
         body = dechunk(&body);
     }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok(Response { status, headers, body })
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -190,16 +185,9 @@ impl Proc {
                 return p;
             }
             if let Ok(Some(status)) = p.child.try_wait() {
-                panic!(
-                    "cxrelay exited with {status} before listening:\n{}",
-                    p.log_text()
-                );
+                panic!("cxrelay exited with {status} before listening:\n{}", p.log_text());
             }
-            assert!(
-                Instant::now() < deadline,
-                "cxrelay did not start:\n{}",
-                p.log_text()
-            );
+            assert!(Instant::now() < deadline, "cxrelay did not start:\n{}", p.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -264,10 +252,7 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
         if let Some(s) = child.try_wait().unwrap() {
             return s;
         }
-        assert!(
-            Instant::now() < deadline,
-            "process did not exit within {timeout:?}"
-        );
+        assert!(Instant::now() < deadline, "process did not exit within {timeout:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

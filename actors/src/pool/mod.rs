@@ -247,11 +247,7 @@ impl<W: Worker> WorkerPool<W> {
     }
 
     /// Runs a job and waits for its result.
-    pub async fn submit(
-        &self,
-        key: Option<u64>,
-        job: W::Job,
-    ) -> Result<W::Output, BatchFailed<W::Job>> {
+    pub async fn submit(&self, key: Option<u64>, job: W::Job) -> Result<W::Output, BatchFailed<W::Job>> {
         self.enqueue(key, job).await.result().await
     }
 }

@@ -69,10 +69,7 @@ pub(super) async fn run<W: Worker>(
             stats.recycled.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(c) = &cfg.component {
-            c.set_detail(
-                "stats",
-                serde_json::to_value(stats.snapshot()).unwrap_or_default(),
-            );
+            c.set_detail("stats", serde_json::to_value(stats.snapshot()).unwrap_or_default());
         }
         // The submitter may have gone away; the result is then unwanted.
         let _ = task.reply.send(result);

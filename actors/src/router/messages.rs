@@ -61,15 +61,19 @@ pub struct Subscribe {
     pub when_full: WhenFull,
     /// Largest batch handed over at once.
     pub batch_max: usize,
+    /// Keep the queue when the listener's actor dies, and hand it (with the
+    /// batch that was in flight) to the next actor that subscribes under the
+    /// same name. For listeners that must not lose events when their actor
+    /// is restarted; the default prunes dead listeners.
+    pub keep_when_gone: bool,
+    /// Reuse these counters (and acknowledged position) instead of fresh
+    /// ones; their capacity is the queue bound.
+    pub stats: Option<Arc<QueueStats>>,
 }
 
 impl Subscribe {
     /// A subscription with defaults: capacity 1024, `block`, batches of 256.
-    pub fn new(
-        name: impl Into<String>,
-        patterns: Vec<String>,
-        recipient: Recipient<Deliver>,
-    ) -> Self {
+    pub fn new(name: impl Into<String>, patterns: Vec<String>, recipient: Recipient<Deliver>) -> Self {
         Subscribe {
             name: name.into(),
             patterns,
@@ -77,6 +81,8 @@ impl Subscribe {
             capacity: 1024,
             when_full: WhenFull::Block,
             batch_max: 256,
+            keep_when_gone: false,
+            stats: None,
         }
     }
 
@@ -96,6 +102,45 @@ impl Subscribe {
     pub fn batch_max(mut self, batch_max: usize) -> Self {
         self.batch_max = batch_max;
         self
+    }
+
+    /// Keeps the queue for a replacement actor when this one dies.
+    pub fn keep_when_gone(mut self, keep: bool) -> Self {
+        self.keep_when_gone = keep;
+        self
+    }
+
+    /// Reuses existing counters.
+    pub fn with_stats(mut self, stats: Arc<QueueStats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+}
+
+/// Names a listener: by id, or by the name it subscribed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerRef {
+    /// By id.
+    Id(ListenerId),
+    /// By name.
+    Name(String),
+}
+
+impl From<ListenerId> for ListenerRef {
+    fn from(id: ListenerId) -> Self {
+        ListenerRef::Id(id)
+    }
+}
+
+impl From<&str> for ListenerRef {
+    fn from(name: &str) -> Self {
+        ListenerRef::Name(name.to_string())
+    }
+}
+
+impl From<String> for ListenerRef {
+    fn from(name: String) -> Self {
+        ListenerRef::Name(name)
     }
 }
 
@@ -130,12 +175,13 @@ pub struct Publish {
 }
 
 /// Publishes events to one listener only, regardless of its patterns
-/// (replay after a restart).
+/// (replay after a restart, dead letters sent back). Answers whether the
+/// listener exists.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct PublishTo {
     /// The listener.
-    pub listener: ListenerId,
+    pub listener: ListenerRef,
     /// Events in order.
     pub events: Vec<Arc<Event>>,
 }
@@ -165,6 +211,8 @@ pub struct ListenerInfo {
     pub patterns: Vec<String>,
     /// Full-queue policy.
     pub when_full: WhenFull,
+    /// True while its actor is gone and the queue waits for a replacement.
+    pub orphaned: bool,
     /// Queue counters.
     pub queue: QueueSnapshot,
 }

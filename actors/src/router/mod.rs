@@ -6,7 +6,7 @@ mod pump;
 mod router;
 
 pub use messages::{
-    AckHandle, Deliver, Drain, ListListeners, ListenerGone, ListenerId, ListenerInfo, Publish,
-    PublishOutcome, PublishTo, Subscribe, Subscription, Unsubscribe,
+    AckHandle, Deliver, Drain, ListListeners, ListenerGone, ListenerId, ListenerInfo, Publish, PublishOutcome,
+    PublishTo, Subscribe, Subscription, Unsubscribe,
 };
 pub use router::{Router, RouterStats, RouterStatsSnapshot};

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::watch;
 
 use super::messages::{AckHandle, Deliver, ListenerGone, ListenerId};
 use super::router::Router;
@@ -10,31 +11,61 @@ use crate::queue::{DropReason, ListenerQueue};
 /// Moves batches from a listener's queue to its actor, one batch in flight
 /// at a time: awaiting each reply is what keeps the actor's own (unbounded)
 /// mailbox at one message.
+///
+/// With `keep_when_gone`, a batch whose actor died is kept and handed to the
+/// replacement actor (announced through `recipient`), so nothing is lost
+/// and order is kept. Otherwise the listener is pruned.
 pub(super) async fn pump(
     id: ListenerId,
     queue: Arc<ListenerQueue<Arc<Event>>>,
-    recipient: Recipient<Deliver>,
+    mut recipient: watch::Receiver<Option<Recipient<Deliver>>>,
     batch_max: usize,
+    keep_when_gone: bool,
     router: Addr<Router>,
 ) {
     let ack = AckHandle(queue.stats().clone());
     while let Some(events) = queue.pop_batch(batch_max).await {
         let n = events.len();
-        let sent = recipient
-            .send(Deliver {
-                listener: id,
-                events,
-                ack: ack.clone(),
-            })
-            .await;
-        queue.stats().end_delivery(n, sent.is_ok());
-        if sent.is_err() {
-            // The listener's actor died with this batch; it and whatever is
-            // still queued are lost for this listener only, and counted.
-            queue.stats().count_drop(DropReason::ListenerGone, n as u64);
-            queue.close_and_discard();
+        let mut batch = Some(events);
+        loop {
+            let current = recipient.borrow_and_update().clone();
+            let sent = match (current, batch.as_ref()) {
+                (Some(r), Some(b)) => {
+                    // Keep a copy only where it may be needed again.
+                    let events = if keep_when_gone {
+                        b.clone()
+                    } else {
+                        batch.take().unwrap_or_default()
+                    };
+                    r.send(Deliver {
+                        listener: id,
+                        events,
+                        ack: ack.clone(),
+                    })
+                    .await
+                    .is_ok()
+                }
+                _ => false,
+            };
+            if sent {
+                queue.stats().end_delivery(n, true);
+                break;
+            }
             router.do_send(ListenerGone(id));
-            return;
+            if !keep_when_gone {
+                // Lost for this listener only, and counted.
+                queue.stats().end_delivery(n, false);
+                queue.stats().count_drop(DropReason::ListenerGone, n as u64);
+                queue.close_and_discard();
+                return;
+            }
+            // Wait for a replacement actor (or the end of the listener).
+            if recipient.changed().await.is_err() {
+                queue.stats().end_delivery(n, false);
+                queue.stats().count_drop(DropReason::ListenerGone, n as u64);
+                queue.close_and_discard();
+                return;
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
+use tokio::sync::watch;
 
 use super::messages::*;
 use super::pump::pump;
@@ -23,7 +24,15 @@ struct Entry {
     name: String,
     patterns: Vec<Pattern>,
     queue: Queue,
-    recipient: Recipient<Deliver>,
+    recipient: watch::Sender<Option<Recipient<Deliver>>>,
+    keep_when_gone: bool,
+    orphaned: bool,
+}
+
+impl Entry {
+    fn alive(&self) -> bool {
+        self.recipient.borrow().as_ref().is_some_and(|r| r.connected())
+    }
 }
 
 /// Router-wide counters.
@@ -132,6 +141,21 @@ impl Router {
         Some(entry)
     }
 
+    /// A listener's actor is gone: keep its queue for a replacement, or
+    /// prune it.
+    fn gone(&mut self, id: ListenerId) {
+        match self.listeners.get_mut(&id) {
+            Some(e) if e.keep_when_gone => {
+                if !e.orphaned {
+                    e.orphaned = true;
+                    tracing::warn!(listener = %e.name, id, "listener actor is gone; its queue waits for a replacement");
+                }
+            }
+            Some(_) => self.prune(id),
+            None => {}
+        }
+    }
+
     fn prune(&mut self, id: ListenerId) {
         if let Some(entry) = self.remove(id) {
             entry.queue.close_and_discard();
@@ -144,11 +168,18 @@ impl Router {
         let dead: Vec<ListenerId> = self
             .listeners
             .iter()
-            .filter(|(_, e)| !e.recipient.connected())
+            .filter(|(_, e)| !e.orphaned && !e.alive())
             .map(|(id, _)| *id)
             .collect();
         for id in dead {
-            self.prune(id);
+            self.gone(id);
+        }
+    }
+
+    fn find(&self, r: &ListenerRef) -> Option<&Entry> {
+        match r {
+            ListenerRef::Id(id) => self.listeners.get(id),
+            ListenerRef::Name(n) => self.listeners.values().find(|e| e.name == *n),
         }
     }
 
@@ -178,19 +209,41 @@ impl Handler<Subscribe> for Router {
             .iter()
             .map(|p| Pattern::parse(p))
             .collect::<Result<Vec<_>, _>>()?;
+        if msg.keep_when_gone {
+            let waiting = self
+                .listeners
+                .iter_mut()
+                .find(|(_, e)| e.name == msg.name && e.keep_when_gone && (e.orphaned || !e.alive()));
+            if let Some((id, e)) = waiting {
+                // A replacement actor takes over the queue and the batch that
+                // was in flight.
+                e.orphaned = false;
+                e.recipient.send_replace(Some(msg.recipient));
+                tracing::info!(listener = %e.name, id, "listener actor replaced; queue handed over");
+                return Ok(Subscription {
+                    id: *id,
+                    stats: e.queue.stats().clone(),
+                });
+            }
+        }
         let id = self.next_id;
         self.next_id += 1;
-        let queue: Queue = Arc::new(ListenerQueue::new(msg.capacity, msg.when_full));
+        let queue: Queue = Arc::new(match msg.stats {
+            Some(stats) => ListenerQueue::with_stats(msg.when_full, stats),
+            None => ListenerQueue::new(msg.capacity, msg.when_full),
+        });
         for p in &patterns {
             self.index.insert(p, id);
         }
         self.cache.clear();
         let stats = queue.stats().clone();
+        let (recipient, watch_rx) = watch::channel(Some(msg.recipient));
         actix_rt::spawn(pump(
             id,
             queue.clone(),
-            msg.recipient.clone(),
+            watch_rx,
             msg.batch_max.max(1),
+            msg.keep_when_gone,
             ctx.address(),
         ));
         tracing::debug!(listener = %msg.name, id, patterns = ?msg.patterns, "listener subscribed");
@@ -200,7 +253,9 @@ impl Handler<Subscribe> for Router {
                 name: msg.name,
                 patterns,
                 queue,
-                recipient: msg.recipient,
+                recipient,
+                keep_when_gone: msg.keep_when_gone,
+                orphaned: false,
             },
         );
         Ok(Subscription { id, stats })
@@ -225,7 +280,7 @@ impl Handler<ListenerGone> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: ListenerGone, _: &mut Self::Context) {
-        self.prune(msg.0);
+        self.gone(msg.0);
     }
 }
 
@@ -258,10 +313,9 @@ impl Handler<Publish> for Router {
                 }
             }
         }
-        self.stats.published.fetch_add(
-            (outcome.routed + outcome.unrouted) as u64,
-            Ordering::Relaxed,
-        );
+        self.stats
+            .published
+            .fetch_add((outcome.routed + outcome.unrouted) as u64, Ordering::Relaxed);
         self.stats
             .unrouted
             .fetch_add(outcome.unrouted as u64, Ordering::Relaxed);
@@ -285,7 +339,7 @@ impl Handler<PublishTo> for Router {
     type Result = AtomicResponse<Self, bool>;
 
     fn handle(&mut self, msg: PublishTo, _: &mut Self::Context) -> Self::Result {
-        let Some(entry) = self.listeners.get(&msg.listener) else {
+        let Some(entry) = self.find(&msg.listener) else {
             return AtomicResponse::new(Box::pin(actix::fut::ready(false)));
         };
         let q = entry.queue.clone();
@@ -312,6 +366,7 @@ impl Handler<ListListeners> for Router {
                 name: e.name.clone(),
                 patterns: e.patterns.iter().map(|p| p.as_str().to_string()).collect(),
                 when_full: e.queue.policy(),
+                orphaned: e.orphaned,
                 queue: e.queue.stats().snapshot(),
             })
             .collect()
@@ -322,11 +377,7 @@ impl Handler<Drain> for Router {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
-        let stats: Vec<_> = self
-            .listeners
-            .values()
-            .map(|e| e.queue.stats().clone())
-            .collect();
+        let stats: Vec<_> = self.listeners.values().map(|e| e.queue.stats().clone()).collect();
         Box::pin(async move {
             let deadline = Instant::now() + msg.timeout;
             loop {

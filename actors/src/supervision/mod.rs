@@ -10,6 +10,4 @@ mod intensity;
 mod supervisor;
 
 pub use intensity::RestartIntensity;
-pub use supervisor::{
-    Child, ChildSpec, RestartPolicy, Shutdown, StopChild, StopChildren, Supervise, Supervisor,
-};
+pub use supervisor::{Child, ChildSpec, RestartPolicy, Shutdown, StopChild, StopChildren, Supervise, Supervisor};

@@ -151,9 +151,7 @@ impl Supervisor {
 
     fn start_child(slot: &mut Slot) {
         slot.current = Some((slot.spec.start)());
-        slot.phase = Phase::Running {
-            since: Instant::now(),
-        };
+        slot.phase = Phase::Running { since: Instant::now() };
         slot.component.set_state(ComponentState::Running);
     }
 
@@ -184,10 +182,8 @@ impl Supervisor {
             }
             let delay = slot.backoff.next_delay();
             tracing::warn!(component = %name, ?delay, "actor stopped unexpectedly; restarting");
-            slot.component.fail(
-                ComponentState::Restarting,
-                "stopped unexpectedly (panic or stop)",
-            );
+            slot.component
+                .fail(ComponentState::Restarting, "stopped unexpectedly (panic or stop)");
             slot.phase = Phase::WaitingRestart;
             to_restart.push((name.clone(), delay));
         }
@@ -226,9 +222,7 @@ impl Handler<Supervise> for Supervisor {
 
     fn handle(&mut self, msg: Supervise, _: &mut Self::Context) {
         let spec = msg.0;
-        let component = self
-            .registry
-            .register(&spec.name, &spec.kind, spec.gates_readiness);
+        let component = self.registry.register(&spec.name, &spec.kind, spec.gates_readiness);
         let mut slot = Slot {
             intensity: RestartIntensity::new(spec.policy.max_restarts, spec.policy.within),
             backoff: spec.policy.backoff.schedule(),

@@ -35,10 +35,7 @@ impl<T> Default for Node<T> {
 
 impl<T> Node<T> {
     fn is_empty(&self) -> bool {
-        self.literals.is_empty()
-            && self.any.is_none()
-            && self.exact.is_empty()
-            && self.tail.is_empty()
+        self.literals.is_empty() && self.any.is_none() && self.exact.is_empty() && self.tail.is_empty()
     }
 }
 
@@ -233,14 +230,8 @@ mod tests {
     #[test]
     fn matches_like_the_pattern_itself() {
         let patterns = ["a.b.c", "a.*.c", "a.>", ">", "*.b.*", "x.y", "a.b.>", "a.*"];
-        let topics = [
-            "a.b.c", "a.b", "a", "x.y", "x.y.z", "q.b.r", "a.c.c.d", "a..b",
-        ];
-        let entries: Vec<(&str, u32)> = patterns
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (*p, i as u32))
-            .collect();
+        let topics = ["a.b.c", "a.b", "a", "x.y", "x.y.z", "q.b.r", "a.c.c.d", "a..b"];
+        let entries: Vec<(&str, u32)> = patterns.iter().enumerate().map(|(i, p)| (*p, i as u32)).collect();
         let i = idx(&entries);
         for t in topics {
             let expected: Vec<u32> = entries

@@ -74,9 +74,7 @@ impl Pattern {
 
     /// True when the pattern has no wildcard.
     pub fn is_literal(&self) -> bool {
-        self.segments
-            .iter()
-            .all(|s| matches!(s, Segment::Literal(_)))
+        self.segments.iter().all(|s| matches!(s, Segment::Literal(_)))
     }
 
     /// Whether `topic` matches this pattern (without an index).
@@ -136,17 +134,8 @@ mod tests {
     #[test]
     fn rejects_bad_syntax() {
         assert_eq!(Pattern::parse(""), Err(PatternError::Empty));
-        assert!(matches!(
-            Pattern::parse("a..b"),
-            Err(PatternError::EmptySegment(_))
-        ));
-        assert!(matches!(
-            Pattern::parse("a.>.b"),
-            Err(PatternError::TailNotLast(_))
-        ));
-        assert!(matches!(
-            Pattern::parse("a.b*"),
-            Err(PatternError::PartialWildcard(_))
-        ));
+        assert!(matches!(Pattern::parse("a..b"), Err(PatternError::EmptySegment(_))));
+        assert!(matches!(Pattern::parse("a.>.b"), Err(PatternError::TailNotLast(_))));
+        assert!(matches!(Pattern::parse("a.b*"), Err(PatternError::PartialWildcard(_))));
     }
 }

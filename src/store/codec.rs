@@ -1,0 +1,172 @@
+//! Compact binary encoding of journal entries.
+//!
+//! Layout (little-endian): version `1`, flags (bit 0 key, bit 1 event time,
+//! bit 2 target listener), `received_at` i64, then `event_time` i64 if
+//! flagged, then length-prefixed (u32) id, source, topic, key?, target?,
+//! and the payload as the rest of the buffer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cxrelay_actors::Event;
+
+const VERSION: u8 = 1;
+const HAS_KEY: u8 = 1;
+const HAS_TIME: u8 = 2;
+const HAS_TARGET: u8 = 4;
+
+/// Why an entry could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    /// The buffer ended early.
+    #[error("journal entry is truncated")]
+    Truncated,
+    /// Written by a newer cxrelay.
+    #[error("journal entry has unknown version {0}")]
+    Version(u8),
+    /// A string field is not UTF-8.
+    #[error("journal entry has a field that is not UTF-8")]
+    Utf8,
+}
+
+/// Appends the encoding of `ev` (and its target listener, if any) to `out`.
+pub fn encode(ev: &Event, target: Option<&str>, out: &mut Vec<u8>) {
+    let mut flags = 0;
+    if ev.key.is_some() {
+        flags |= HAS_KEY;
+    }
+    if ev.event_time.is_some() {
+        flags |= HAS_TIME;
+    }
+    if target.is_some() {
+        flags |= HAS_TARGET;
+    }
+    out.reserve(32 + ev.id.len() + ev.source.len() + ev.topic.len() + ev.payload.len());
+    out.push(VERSION);
+    out.push(flags);
+    out.extend_from_slice(&ev.received_at.to_le_bytes());
+    if let Some(t) = ev.event_time {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    put_str(out, &ev.id);
+    put_str(out, &ev.source);
+    put_str(out, &ev.topic);
+    if let Some(k) = &ev.key {
+        put_str(out, k);
+    }
+    if let Some(t) = target {
+        put_str(out, t);
+    }
+    out.extend_from_slice(&ev.payload);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if self.0.len() < n {
+            return Err(CodecError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn i64(&mut self) -> Result<i64, CodecError> {
+        let b = self.take(8)?;
+        Ok(i64::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated)?))
+    }
+    fn str(&mut self) -> Result<&'a str, CodecError> {
+        let b = self.take(4)?;
+        let n = u32::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated)?) as usize;
+        std::str::from_utf8(self.take(n)?).map_err(|_| CodecError::Utf8)
+    }
+}
+
+/// Decodes an entry written by [`encode`] into an event at position `seq`,
+/// and its target listener.
+pub fn decode(seq: u64, buf: &[u8]) -> Result<(Event, Option<String>), CodecError> {
+    let mut r = Reader(buf);
+    let head = r.take(2)?;
+    if head[0] != VERSION {
+        return Err(CodecError::Version(head[0]));
+    }
+    let flags = head[1];
+    let received_at = r.i64()?;
+    let event_time = if flags & HAS_TIME != 0 { Some(r.i64()?) } else { None };
+    let id = r.str()?;
+    let source = r.str()?;
+    let topic = r.str()?;
+    let key = if flags & HAS_KEY != 0 {
+        Some(r.str()?.to_string())
+    } else {
+        None
+    };
+    let target = if flags & HAS_TARGET != 0 {
+        Some(r.str()?.to_string())
+    } else {
+        None
+    };
+    let payload = Bytes::copy_from_slice(r.0);
+    let ev = Event::builder(Arc::<str>::from(source), Arc::<str>::from(topic))
+        .id(id)
+        .seq(seq)
+        .key_opt(key)
+        .event_time(event_time)
+        .received_at(received_at)
+        .payload(payload)
+        .build();
+    Ok((ev, target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_field() {
+        let ev = Event::builder("src", "a.b.c")
+            .id("id-1")
+            .key("conv")
+            .event_time(Some(-5))
+            .received_at(1234)
+            .payload(&b"{\"x\":\"\xc3\xa9\"}"[..])
+            .build();
+        for target in [None, Some("warehouse")] {
+            let mut buf = Vec::new();
+            encode(&ev, target, &mut buf);
+            let (back, t) = decode(9, &buf).unwrap();
+            assert_eq!(t.as_deref(), target);
+            assert_eq!(
+                (back.seq, back.id.as_str(), &*back.source, &*back.topic),
+                (9, "id-1", "src", "a.b.c")
+            );
+            assert_eq!(
+                (back.key.as_deref(), back.event_time, back.received_at),
+                (Some("conv"), Some(-5), 1234)
+            );
+            assert_eq!(back.payload, ev.payload);
+        }
+        let bare = Event::builder("s", "t").received_at(1).build();
+        let mut buf = Vec::new();
+        encode(&bare, None, &mut buf);
+        let (back, _) = decode(1, &buf).unwrap();
+        assert_eq!((back.key, back.event_time), (None, None));
+    }
+
+    #[test]
+    fn damaged_entries_are_errors_not_panics() {
+        let ev = Event::builder("s", "t").id("x").build();
+        let mut buf = Vec::new();
+        encode(&ev, None, &mut buf);
+        for cut in 0..20 {
+            let _ = decode(1, &buf[..cut.min(buf.len())]);
+        }
+        assert_eq!(decode(1, &[2, 0]).unwrap_err(), CodecError::Version(2));
+        assert_eq!(decode(1, &buf[..5]).unwrap_err(), CodecError::Truncated);
+    }
+}

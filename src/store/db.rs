@@ -1,0 +1,712 @@
+//! The embedded store: one redb file under `data_dir`, with the journal,
+//! acknowledged positions, source checkpoints, idempotency keys and dead
+//! letters. Synchronous; owned by the store actors, which run on their own
+//! thread, and used directly by the offline `dlq` commands.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cxrelay_actors::Event;
+use parking_lot::RwLock;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::codec;
+use super::dead_letters::DeadLetter;
+use super::idempotency::IdempotencyCache;
+
+const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+const ACKS: TableDefinition<&str, u64> = TableDefinition::new("acks");
+const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
+const IDEMPOTENCY: TableDefinition<&str, i64> = TableDefinition::new("idempotency");
+const IDEMPOTENCY_BY_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("idempotency_by_expiry");
+const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The store file's name inside `data_dir`.
+pub const FILE_NAME: &str = "cxrelay.redb";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb (and through it, the disk) refused.
+    #[error("store {what}: {source}")]
+    Redb {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: Box<redb::Error>,
+    },
+    /// The store is not writable now (disk full, I/O error); it is being
+    /// reopened in the background.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Another process holds the store.
+    #[error("the store {0} is in use by a running cxrelay")]
+    Locked(PathBuf),
+}
+
+fn ctx<E: Into<redb::Error>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Redb {
+        what,
+        source: Box::new(e.into()),
+    }
+}
+
+/// One source's contribution to a group commit.
+#[derive(Debug, Default)]
+pub struct Append {
+    /// Events to journal (their `seq` is assigned here).
+    pub events: Vec<Event>,
+    /// Idempotency keys, one per event (or empty for none).
+    pub keys: Vec<Option<String>>,
+    /// A source checkpoint committed atomically with the events.
+    pub checkpoint: Option<(String, Vec<u8>)>,
+    /// Deliver only to this listener (dead letters sent back).
+    pub target: Option<String>,
+    /// Dead letters removed in the same transaction (they are being sent
+    /// back as these events).
+    pub delete_dead_letters: Vec<u64>,
+}
+
+/// One journal entry read back.
+#[derive(Debug)]
+pub struct JournalEntry {
+    /// The event (its `seq` set).
+    pub event: Event,
+    /// The only listener it is for, if targeted.
+    pub target: Option<String>,
+}
+
+/// Journal counters for status.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct JournalStats {
+    /// Entries held.
+    pub entries: u64,
+    /// Next position to be assigned.
+    pub next_seq: u64,
+    /// Dead letters held.
+    pub dead_letters: u64,
+}
+
+/// The opened store.
+pub struct StoreDb {
+    path: PathBuf,
+    db: RwLock<Option<Arc<Database>>>,
+    available: AtomicBool,
+    next_seq: AtomicU64,
+    idempotency_window_ms: i64,
+    /// Recently seen idempotency keys (the table is the authority).
+    pub idempotency: IdempotencyCache,
+    last_error: parking_lot::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for StoreDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreDb").field("path", &self.path).finish()
+    }
+}
+
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    match Database::create(path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(path.to_path_buf())),
+        Err(e) => Err(ctx("open")(e)),
+    }
+}
+
+impl StoreDb {
+    /// Opens (or creates) the store in `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        idempotency_window_ms: i64,
+        idempotency_cache_keys: usize,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Redb {
+            what: "creating data_dir",
+            source: Box::new(redb::Error::Io(e)),
+        })?;
+        let path = data_dir.join(FILE_NAME);
+        let db = open_database(&path)?;
+        let next = Self::prepare(&db)?;
+        Ok(StoreDb {
+            path,
+            db: RwLock::new(Some(Arc::new(db))),
+            available: AtomicBool::new(true),
+            next_seq: AtomicU64::new(next),
+            idempotency_window_ms,
+            idempotency: IdempotencyCache::new(idempotency_cache_keys),
+            last_error: parking_lot::Mutex::new(None),
+        })
+    }
+
+    /// Creates missing tables; answers the next journal position.
+    fn prepare(db: &Database) -> Result<u64, StoreError> {
+        let txn = db.begin_write().map_err(ctx("begin"))?;
+        let next = {
+            txn.open_table(ACKS).map_err(ctx("open acks"))?;
+            txn.open_table(CHECKPOINTS).map_err(ctx("open checkpoints"))?;
+            txn.open_table(IDEMPOTENCY).map_err(ctx("open idempotency"))?;
+            txn.open_table(IDEMPOTENCY_BY_EXPIRY).map_err(ctx("open idempotency"))?;
+            txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+            let journal = txn.open_table(JOURNAL).map_err(ctx("open journal"))?;
+            let meta = txn.open_table(META).map_err(ctx("open meta"))?;
+            let from_meta = meta.get("next_seq").map_err(ctx("read meta"))?.map(|v| v.value());
+            let from_journal = journal.last().map_err(ctx("read journal"))?.map(|(k, _)| k.value() + 1);
+            from_meta.unwrap_or(1).max(from_journal.unwrap_or(1))
+        };
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(next)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether writes are accepted now.
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::Acquire)
+    }
+
+    /// The most recent write error, while unavailable.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    /// How long idempotency keys are remembered.
+    pub fn idempotency_window_ms(&self) -> i64 {
+        self.idempotency_window_ms
+    }
+
+    fn handle(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable(self.last_error().unwrap_or_else(|| "reopening".into())))
+    }
+
+    /// Records a write failure: writes are refused until [`StoreDb::recover`]
+    /// succeeds.
+    fn fail(&self, e: StoreError) -> StoreError {
+        let msg = e.to_string();
+        if self.available.swap(false, Ordering::AcqRel) {
+            tracing::error!(error = %msg, "store write failed; refusing new events until it is writable again");
+        }
+        *self.last_error.lock() = Some(msg.clone());
+        StoreError::Unavailable(msg)
+    }
+
+    /// Tries to make the store writable again: reopens it (redb requires
+    /// that after an I/O error) and makes a small durable write.
+    pub fn recover(&self) -> Result<(), StoreError> {
+        {
+            let mut slot = self.db.write();
+            *slot = None;
+            let db = open_database(&self.path).map_err(|e| self.fail(e))?;
+            *slot = Some(Arc::new(db));
+        }
+        let db = self.handle()?;
+        let probe = (|| {
+            let mut txn = db.begin_write().map_err(ctx("begin"))?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            {
+                let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
+                meta.insert("next_seq", self.next_seq.load(Ordering::Acquire))
+                    .map_err(ctx("write meta"))?;
+            }
+            txn.commit().map_err(ctx("commit"))
+        })();
+        match probe {
+            Ok(()) => {
+                self.available.store(true, Ordering::Release);
+                *self.last_error.lock() = None;
+                tracing::info!("store is writable again");
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Commits a group of appends in one durable transaction: assigns
+    /// positions, drops idempotent duplicates (their `seq` stays 0), writes
+    /// checkpoints and removes dead letters being sent back. Returns how many
+    /// duplicates each append had.
+    pub fn append(&self, batch: &mut [Append], now_ms: i64) -> Result<Vec<usize>, StoreError> {
+        if !self.is_available() {
+            return Err(StoreError::Unavailable(self.last_error().unwrap_or_default()));
+        }
+        let db = self.handle()?;
+        let mut next = self.next_seq.load(Ordering::Acquire);
+        let expires = now_ms + self.idempotency_window_ms;
+        let mut new_keys: Vec<String> = Vec::new();
+        let result = (|| -> Result<Vec<usize>, StoreError> {
+            let mut txn = db.begin_write().map_err(ctx("begin"))?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut dups = Vec::with_capacity(batch.len());
+            {
+                let mut journal = txn.open_table(JOURNAL).map_err(ctx("open journal"))?;
+                let mut idem = txn.open_table(IDEMPOTENCY).map_err(ctx("open idempotency"))?;
+                let mut idem_exp = txn.open_table(IDEMPOTENCY_BY_EXPIRY).map_err(ctx("open idempotency"))?;
+                let mut ckpt = txn.open_table(CHECKPOINTS).map_err(ctx("open checkpoints"))?;
+                let mut dead = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+                let mut seen_here: HashSet<String> = HashSet::new();
+                let mut buf = Vec::with_capacity(4096);
+                for a in batch.iter_mut() {
+                    let mut d = 0;
+                    for (i, ev) in a.events.iter_mut().enumerate() {
+                        if let Some(Some(key)) = a.keys.get(i) {
+                            let dup = seen_here.contains(key.as_str())
+                                || self.idempotency.seen(key, now_ms)
+                                || idem
+                                    .get(key.as_str())
+                                    .map_err(ctx("read idempotency"))?
+                                    .is_some_and(|e| e.value() > now_ms);
+                            if dup {
+                                ev.seq = 0;
+                                d += 1;
+                                continue;
+                            }
+                            idem.insert(key.as_str(), expires).map_err(ctx("write idempotency"))?;
+                            idem_exp
+                                .insert((expires, key.as_str()), ())
+                                .map_err(ctx("write idempotency"))?;
+                            seen_here.insert(key.clone());
+                            new_keys.push(key.clone());
+                        }
+                        ev.seq = next;
+                        buf.clear();
+                        codec::encode(ev, a.target.as_deref(), &mut buf);
+                        journal.insert(next, buf.as_slice()).map_err(ctx("write journal"))?;
+                        next += 1;
+                    }
+                    if let Some((source, value)) = &a.checkpoint {
+                        ckpt.insert(source.as_str(), value.as_slice())
+                            .map_err(ctx("write checkpoint"))?;
+                    }
+                    for id in &a.delete_dead_letters {
+                        dead.remove(*id).map_err(ctx("remove dead letter"))?;
+                    }
+                    dups.push(d);
+                }
+                let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
+                meta.insert("next_seq", next).map_err(ctx("write meta"))?;
+            }
+            txn.commit().map_err(ctx("commit"))?;
+            Ok(dups)
+        })();
+        match result {
+            Ok(dups) => {
+                self.next_seq.store(next, Ordering::Release);
+                for k in &new_keys {
+                    self.idempotency.remember(k, expires);
+                }
+                Ok(dups)
+            }
+            Err(e) => {
+                // Positions handed out in the failed transaction are reused.
+                for a in batch.iter_mut() {
+                    a.events.iter_mut().for_each(|e| e.seq = 0);
+                }
+                Err(self.fail(e))
+            }
+        }
+    }
+}
+
+impl StoreDb {
+    /// The next journal position.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Acquire)
+    }
+
+    /// Acknowledged positions by listener name.
+    pub fn acks(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let db = self.handle()?;
+        let r = db.begin_read().map_err(ctx("begin read"))?;
+        let t = r.open_table(ACKS).map_err(ctx("open acks"))?;
+        let mut out = HashMap::new();
+        for row in t.iter().map_err(ctx("read acks"))? {
+            let (k, v) = row.map_err(ctx("read acks"))?;
+            out.insert(k.value().to_string(), v.value());
+        }
+        Ok(out)
+    }
+
+    /// Saves acknowledged positions and forgets journal entries at or below
+    /// `truncate_upto`. Not made durable by itself: a crash before the next
+    /// durable commit only means those events are delivered again.
+    pub fn save_acks(&self, acks: &[(String, u64)], truncate_upto: u64) -> Result<u64, StoreError> {
+        if !self.is_available() {
+            return Err(StoreError::Unavailable(self.last_error().unwrap_or_default()));
+        }
+        let db = self.handle()?;
+        let result = (|| -> Result<u64, StoreError> {
+            let mut txn = db.begin_write().map_err(ctx("begin"))?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let removed;
+            {
+                let mut t = txn.open_table(ACKS).map_err(ctx("open acks"))?;
+                for (name, seq) in acks {
+                    t.insert(name.as_str(), *seq).map_err(ctx("write acks"))?;
+                }
+                let mut j = txn.open_table(JOURNAL).map_err(ctx("open journal"))?;
+                let before = j.len().map_err(ctx("count journal"))?;
+                if truncate_upto > 0 {
+                    j.retain_in(..=truncate_upto, |_, _| false)
+                        .map_err(ctx("truncate journal"))?;
+                }
+                removed = before - j.len().map_err(ctx("count journal"))?;
+            }
+            txn.commit().map_err(ctx("commit"))?;
+            Ok(removed)
+        })();
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Makes everything committed so far durable (used at shutdown).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let db = self.handle()?;
+        let mut txn = db.begin_write().map_err(ctx("begin"))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        txn.commit().map_err(ctx("commit")).map_err(|e| self.fail(e))
+    }
+
+    /// Removes listeners that are no longer configured from the ack table.
+    pub fn forget_listeners(&self, keep: &[String]) -> Result<Vec<String>, StoreError> {
+        let gone: Vec<String> = self.acks()?.into_keys().filter(|k| !keep.contains(k)).collect();
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        let db = self.handle()?;
+        let txn = db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(ACKS).map_err(ctx("open acks"))?;
+            for g in &gone {
+                t.remove(g.as_str()).map_err(ctx("write acks"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(gone)
+    }
+
+    /// Up to `limit` journal entries after position `after`, in order.
+    pub fn scan(&self, after: u64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let db = self.handle()?;
+        let r = db.begin_read().map_err(ctx("begin read"))?;
+        let t = r.open_table(JOURNAL).map_err(ctx("open journal"))?;
+        let mut out = Vec::new();
+        for row in t.range(after.saturating_add(1)..).map_err(ctx("read journal"))? {
+            let (k, v) = row.map_err(ctx("read journal"))?;
+            match codec::decode(k.value(), v.value()) {
+                Ok((event, target)) => out.push(JournalEntry { event, target }),
+                Err(e) => tracing::error!(seq = k.value(), error = %e, "skipping an unreadable journal entry"),
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counters for status.
+    pub fn stats(&self) -> Result<JournalStats, StoreError> {
+        let db = self.handle()?;
+        let r = db.begin_read().map_err(ctx("begin read"))?;
+        let j = r.open_table(JOURNAL).map_err(ctx("open journal"))?;
+        let d = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+        Ok(JournalStats {
+            entries: j.len().map_err(ctx("count journal"))?,
+            next_seq: self.next_seq(),
+            dead_letters: d.len().map_err(ctx("count dead letters"))?,
+        })
+    }
+
+    /// A source's saved checkpoint.
+    pub fn checkpoint(&self, source: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let db = self.handle()?;
+        let r = db.begin_read().map_err(ctx("begin read"))?;
+        let t = r.open_table(CHECKPOINTS).map_err(ctx("open checkpoints"))?;
+        Ok(t.get(source)
+            .map_err(ctx("read checkpoint"))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Forgets idempotency keys that expired before `now_ms` (at most
+    /// `limit` per call, to keep each transaction short).
+    pub fn expire_idempotency(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        self.idempotency.expire(now_ms);
+        let db = self.handle()?;
+        let mut txn = db.begin_write().map_err(ctx("begin"))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut n = 0;
+        {
+            let mut by_exp = txn.open_table(IDEMPOTENCY_BY_EXPIRY).map_err(ctx("open idempotency"))?;
+            let mut keys = txn.open_table(IDEMPOTENCY).map_err(ctx("open idempotency"))?;
+            let expired: Vec<(i64, String)> = by_exp
+                .range(..(now_ms, ""))
+                .map_err(ctx("read idempotency"))?
+                .take(limit)
+                .filter_map(|r| r.ok().map(|(k, _)| (k.value().0, k.value().1.to_string())))
+                .collect();
+            for (exp, key) in expired {
+                by_exp.remove((exp, key.as_str())).map_err(ctx("expire idempotency"))?;
+                // Only if not renewed since.
+                let current = keys
+                    .get(key.as_str())
+                    .map_err(ctx("read idempotency"))?
+                    .map(|v| v.value());
+                if current == Some(exp) {
+                    keys.remove(key.as_str()).map_err(ctx("expire idempotency"))?;
+                }
+                n += 1;
+            }
+        }
+        txn.commit().map_err(ctx("commit")).map_err(|e| self.fail(e))?;
+        Ok(n)
+    }
+
+    /// Stores dead letters durably; answers their ids.
+    pub fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<Vec<u64>, StoreError> {
+        if !self.is_available() {
+            return Err(StoreError::Unavailable(self.last_error().unwrap_or_default()));
+        }
+        let db = self.handle()?;
+        let result = (|| -> Result<Vec<u64>, StoreError> {
+            let mut txn = db.begin_write().map_err(ctx("begin"))?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut ids = Vec::with_capacity(letters.len());
+            {
+                let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
+                let mut next = meta
+                    .get("next_dead_letter")
+                    .map_err(ctx("read meta"))?
+                    .map_or(1, |v| v.value());
+                let mut t = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+                for l in letters {
+                    let mut l = l.clone();
+                    l.id = next;
+                    let json = serde_json::to_vec(&l).unwrap_or_default();
+                    t.insert(next, json.as_slice()).map_err(ctx("write dead letter"))?;
+                    ids.push(next);
+                    next += 1;
+                }
+                meta.insert("next_dead_letter", next).map_err(ctx("write meta"))?;
+            }
+            txn.commit().map_err(ctx("commit"))?;
+            Ok(ids)
+        })();
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Dead letters with id above `after`, oldest first, at most `limit`.
+    pub fn dead_letters(&self, after: u64, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let db = self.handle()?;
+        let r = db.begin_read().map_err(ctx("begin read"))?;
+        let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+        let mut out = Vec::new();
+        for row in t.range(after.saturating_add(1)..).map_err(ctx("read dead letters"))? {
+            let (_, v) = row.map_err(ctx("read dead letters"))?;
+            if let Ok(l) = serde_json::from_slice::<DeadLetter>(v.value()) {
+                out.push(l);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One dead letter by id.
+    pub fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
+        let db = self.handle()?;
+        let r = db.begin_read().map_err(ctx("begin read"))?;
+        let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+        Ok(t.get(id)
+            .map_err(ctx("read dead letters"))?
+            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    }
+
+    /// Removes dead letters recorded before `before_ms`; answers how many.
+    pub fn purge_dead_letters(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let db = self.handle()?;
+        let txn = db.begin_write().map_err(ctx("begin"))?;
+        let mut n = 0;
+        {
+            let mut t = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+            t.retain(|_, v| {
+                let old = serde_json::from_slice::<DeadLetter>(v).is_ok_and(|l| l.at_ms < before_ms);
+                if old {
+                    n += 1;
+                }
+                !old
+            })
+            .map_err(ctx("purge dead letters"))?;
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(n)
+    }
+}
+
+/// The appends that send dead letters back: one per target listener, each
+/// removing its dead letters in the same transaction. Dead letters that do
+/// not hold a whole event are reported as not replayable.
+pub fn replay_appends(letters: Vec<DeadLetter>) -> (Vec<Append>, Vec<(u64, String)>) {
+    let mut by_target: std::collections::BTreeMap<Option<String>, Append> = Default::default();
+    let mut refused = Vec::new();
+    for l in letters {
+        match l.to_event() {
+            Some(ev) => {
+                let a = by_target.entry(l.listener.clone()).or_insert_with(|| Append {
+                    target: l.listener.clone(),
+                    ..Append::default()
+                });
+                a.events.push(ev);
+                a.delete_dead_letters.push(l.id);
+            }
+            None => refused.push((
+                l.id,
+                "not replayable: it does not hold a whole event (see its payload)".to_string(),
+            )),
+        }
+    }
+    (by_target.into_values().collect(), refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(i: u64) -> Event {
+        Event::builder("src", "a.b")
+            .id(format!("e{i}"))
+            .payload(format!("{{\"n\":{i}}}"))
+            .build()
+    }
+
+    fn open(dir: &Path) -> StoreDb {
+        StoreDb::open(dir, 60_000, 1000).unwrap()
+    }
+
+    #[test]
+    fn appends_assign_positions_that_survive_reopening_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let mut batch = vec![Append {
+            events: (0..5).map(ev).collect(),
+            checkpoint: Some(("src".into(), b"5".to_vec())),
+            ..Append::default()
+        }];
+        db.append(&mut batch, 0).unwrap();
+        let seqs: Vec<u64> = batch[0].events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        db.save_acks(&[("l".into(), 5)], 5).unwrap();
+        db.sync().unwrap();
+        assert_eq!(db.stats().unwrap().entries, 0);
+        drop(db);
+        let db = open(dir.path());
+        assert_eq!(db.next_seq(), 6, "positions never go back after truncation");
+        assert_eq!(db.checkpoint("src").unwrap().unwrap(), b"5");
+        assert_eq!(db.acks().unwrap()["l"], 5);
+    }
+
+    #[test]
+    fn duplicates_by_key_are_dropped_within_a_batch_and_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let mut batch = vec![
+            Append {
+                events: vec![ev(1), ev(2)],
+                keys: vec![Some("k1".into()), Some("k1".into())],
+                ..Append::default()
+            },
+            Append {
+                events: vec![ev(3)],
+                keys: vec![Some("k3".into())],
+                ..Append::default()
+            },
+        ];
+        assert_eq!(db.append(&mut batch, 0).unwrap(), vec![1, 0]);
+        drop(db);
+        let db = open(dir.path());
+        assert!(!db.idempotency.seen("k1", 0), "the cache starts empty");
+        let mut again = vec![Append {
+            events: vec![ev(4)],
+            keys: vec![Some("k1".into())],
+            ..Append::default()
+        }];
+        assert_eq!(db.append(&mut again, 10).unwrap(), vec![1], "the table remembers");
+        // After the window the key is forgotten.
+        assert_eq!(db.expire_idempotency(120_000, 100).unwrap(), 2);
+        let mut later = vec![Append {
+            events: vec![ev(5)],
+            keys: vec![Some("k1".into())],
+            ..Append::default()
+        }];
+        assert_eq!(db.append(&mut later, 120_000).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn scan_reads_back_in_order_with_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let mut batch = vec![
+            Append {
+                events: vec![ev(1)],
+                ..Append::default()
+            },
+            Append {
+                events: vec![ev(2)],
+                target: Some("wh".into()),
+                ..Append::default()
+            },
+        ];
+        db.append(&mut batch, 0).unwrap();
+        let all = db.scan(0, 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].event.seq, all[0].target.as_deref()), (1, None));
+        assert_eq!((all[1].event.id.as_str(), all[1].target.as_deref()), ("e2", Some("wh")));
+        assert_eq!(db.scan(1, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dead_letters_are_listed_replayed_atomically_and_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let e = std::sync::Arc::new(ev(7));
+        let ids = db
+            .put_dead_letters(&[
+                DeadLetter::for_event(&e, "sink", Some("wh"), "HTTP 500", 5),
+                DeadLetter::for_raw("hook", "webhook", "bad JSON", b"{nope", None),
+            ])
+            .unwrap();
+        assert_eq!(ids, vec![1, 2]);
+        let listed = db.dead_letters(0, 10).unwrap();
+        assert_eq!(listed[0].error, "HTTP 500");
+        let (mut appends, refused) = replay_appends(listed);
+        assert_eq!(refused.len(), 1);
+        db.append(&mut appends, 0).unwrap();
+        assert_eq!(db.dead_letters(0, 10).unwrap().len(), 1);
+        let back = db.scan(0, 10).unwrap();
+        assert_eq!(
+            (back[0].event.id.as_str(), back[0].target.as_deref()),
+            ("e7", Some("wh"))
+        );
+        assert_eq!(db.purge_dead_letters(i64::MAX).unwrap(), 1);
+        assert_eq!(db.stats().unwrap().dead_letters, 0);
+    }
+
+    #[test]
+    fn a_second_opener_is_told_the_store_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _db = open(dir.path());
+        assert!(matches!(StoreDb::open(dir.path(), 1, 1), Err(StoreError::Locked(_))));
+    }
+}

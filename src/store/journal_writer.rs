@@ -1,0 +1,156 @@
+//! The journal writer: group commit, then publish.
+//!
+//! Appends wait in a bounded channel; the writer takes everything that is
+//! waiting (up to a limit), commits it in one durable transaction, answers
+//! every caller (that is the durability point: a webhook may answer 202),
+//! and only then publishes the events to the router, waiting while `block`
+//! listeners are full. While it waits, new appends queue in the channel and
+//! callers wait: backpressure reaches the sources.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::router::PublishTo;
+use cxrelay_actors::{Event, Publish, Router};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::db::{Append, StoreDb};
+use crate::ingest::IngestError;
+
+/// Most appends merged into one transaction.
+const MAX_GROUP: usize = 256;
+
+/// What a committed append reports back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Events journaled.
+    pub accepted: usize,
+    /// Events dropped as idempotent duplicates.
+    pub duplicates: usize,
+}
+
+/// One append waiting for the group commit.
+pub struct AppendRequest {
+    /// What to append.
+    pub append: Append,
+    /// Answered once committed (or refused).
+    pub reply: oneshot::Sender<Result<AppendOutcome, IngestError>>,
+}
+
+/// Commits appends in groups and publishes them.
+pub struct JournalWriter {
+    db: Arc<StoreDb>,
+    router: Addr<Router>,
+    routed_upto: Arc<AtomicU64>,
+    component: Arc<Component>,
+    rx: Option<mpsc::Receiver<AppendRequest>>,
+    commits: u64,
+    events: u64,
+}
+
+impl JournalWriter {
+    /// A writer taking appends from `rx`. `routed_upto` is raised to the
+    /// highest position whose routing has completed.
+    pub fn new(
+        db: Arc<StoreDb>,
+        router: Addr<Router>,
+        routed_upto: Arc<AtomicU64>,
+        component: Arc<Component>,
+        rx: mpsc::Receiver<AppendRequest>,
+    ) -> Self {
+        JournalWriter {
+            db,
+            router,
+            routed_upto,
+            component,
+            rx: Some(rx),
+            commits: 0,
+            events: 0,
+        }
+    }
+}
+
+impl Actor for JournalWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(rx) = self.rx.take() {
+            ctx.add_stream(ReceiverStream::new(rx).ready_chunks(MAX_GROUP));
+        }
+    }
+}
+
+/// Consecutive events for the same destination, in commit order.
+enum Route {
+    All(Vec<Arc<Event>>),
+    To(String, Vec<Arc<Event>>),
+}
+
+impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
+    fn handle(&mut self, requests: Vec<AppendRequest>, ctx: &mut Self::Context) {
+        let (mut appends, replies): (Vec<Append>, Vec<_>) = requests.into_iter().map(|r| (r.append, r.reply)).unzip();
+        let now = cxrelay_actors::event::now_ms();
+        let dups = match self.db.append(&mut appends, now) {
+            Ok(d) => d,
+            Err(e) => {
+                let msg = e.to_string();
+                self.component.fail(ComponentState::Paused, msg.clone());
+                for r in replies {
+                    let _ = r.send(Err(IngestError::StoreUnavailable(msg.clone())));
+                }
+                return;
+            }
+        };
+        self.commits += 1;
+        let mut routes: Vec<Route> = Vec::new();
+        let mut max_seq = 0;
+        for ((a, reply), d) in appends.into_iter().zip(replies).zip(dups) {
+            let accepted = a.events.len() - d;
+            self.events += accepted as u64;
+            let _ = reply.send(Ok(AppendOutcome {
+                accepted,
+                duplicates: d,
+            }));
+            let events: Vec<Arc<Event>> = a.events.into_iter().filter(|e| e.seq != 0).map(Arc::new).collect();
+            if let Some(last) = events.last() {
+                max_seq = max_seq.max(last.seq);
+            }
+            match (a.target, routes.last_mut()) {
+                (None, Some(Route::All(v))) => v.extend(events),
+                (None, _) => routes.push(Route::All(events)),
+                (Some(t), _) => routes.push(Route::To(t, events)),
+            }
+        }
+        if self.component.state() != ComponentState::Running {
+            self.component.set_state(ComponentState::Running);
+            self.component.clear_error();
+        }
+        self.component.set_detail("commits", self.commits);
+        self.component.set_detail("journaled_events", self.events);
+        let router = self.router.clone();
+        let routed = self.routed_upto.clone();
+        ctx.wait(
+            async move {
+                for route in routes {
+                    let _ = match route {
+                        Route::All(events) if !events.is_empty() => router.send(Publish { events }).await.map(|_| ()),
+                        Route::All(_) => Ok(()),
+                        Route::To(target, events) => router
+                            .send(PublishTo {
+                                listener: target.into(),
+                                events,
+                            })
+                            .await
+                            .map(|_| ()),
+                    };
+                }
+                routed.fetch_max(max_seq, Ordering::AcqRel);
+            }
+            .into_actor(self),
+        );
+    }
+}

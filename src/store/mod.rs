@@ -1,0 +1,15 @@
+//! Durable state: the journal, acknowledgements, checkpoints, idempotency
+//! keys and dead letters, in one embedded redb file.
+
+pub mod codec;
+pub mod db;
+pub mod dead_letters;
+pub mod idempotency;
+pub mod journal_writer;
+pub mod replay;
+pub mod store_actor;
+
+pub use db::{Append, JournalEntry, StoreDb, StoreError};
+pub use dead_letters::DeadLetter;
+pub use journal_writer::{AppendOutcome, AppendRequest, JournalWriter};
+pub use store_actor::{DurableListener, PutDeadLetters, Store};

@@ -1,0 +1,328 @@
+//! The store actor: turns listener acknowledgements into durable positions,
+//! forgets journal entries every durable listener has, keeps dead letters,
+//! expires idempotency keys, and brings the store back after a write error
+//! (disk full).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::QueueStats;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::db::{replay_appends, StoreDb};
+use super::dead_letters::DeadLetter;
+use super::journal_writer::AppendRequest;
+
+/// A listener whose acknowledgements hold the journal back.
+#[derive(Debug, Clone)]
+pub struct DurableListener {
+    /// Its name (the key of its saved position).
+    pub name: String,
+    /// Its queue counters (acknowledged and last pushed positions).
+    pub stats: Arc<QueueStats>,
+}
+
+struct Tracked {
+    listener: DurableListener,
+    /// Everything at or below this position is safe for this listener.
+    safe: u64,
+}
+
+/// How often positions are saved and the journal truncated.
+const TICK: Duration = Duration::from_millis(100);
+/// How often a broken store is reopened.
+const RECOVER_EVERY: Duration = Duration::from_millis(500);
+/// How often expired idempotency keys are removed.
+const EXPIRE_EVERY: Duration = Duration::from_secs(10);
+
+/// The store's housekeeping actor.
+pub struct Store {
+    db: Arc<StoreDb>,
+    routed_upto: Arc<AtomicU64>,
+    listeners: Vec<Tracked>,
+    component: Arc<Component>,
+    appends: mpsc::Sender<AppendRequest>,
+    last_recover: Option<Instant>,
+    last_expire: Instant,
+    truncated: u64,
+}
+
+impl Store {
+    /// The store actor for `db`; `appends` is the journal writer's queue
+    /// (dead letters sent back go through it).
+    pub fn new(
+        db: Arc<StoreDb>,
+        routed_upto: Arc<AtomicU64>,
+        listeners: Vec<DurableListener>,
+        saved: &std::collections::HashMap<String, u64>,
+        component: Arc<Component>,
+        appends: mpsc::Sender<AppendRequest>,
+    ) -> Self {
+        let listeners = listeners
+            .into_iter()
+            .map(|l| Tracked {
+                safe: saved.get(&l.name).copied().unwrap_or(0),
+                listener: l,
+            })
+            .collect();
+        Store {
+            db,
+            routed_upto,
+            listeners,
+            component,
+            appends,
+            last_recover: None,
+            last_expire: Instant::now(),
+            truncated: 0,
+        }
+    }
+
+    /// The position up to which a listener has everything it matched.
+    ///
+    /// `routed` is read before the listener's last pushed position: if the
+    /// listener acknowledged everything ever pushed to it, every event up
+    /// to `routed` that it matched is safe; otherwise only what it
+    /// acknowledged is.
+    fn safe_position(routed: u64, stats: &QueueStats) -> u64 {
+        let pushed = stats.last_pushed_seq();
+        let acked = stats.acked_seq();
+        if acked >= pushed {
+            acked.max(routed)
+        } else {
+            acked
+        }
+    }
+
+    fn save_positions(&mut self) {
+        let routed = self.routed_upto.load(Ordering::Acquire);
+        let mut changed = Vec::new();
+        for t in &mut self.listeners {
+            let p = Self::safe_position(routed, &t.listener.stats).max(t.safe);
+            if p != t.safe {
+                t.safe = p;
+                changed.push((t.listener.name.clone(), p));
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        // With no durable listener, nothing holds the journal back beyond
+        // what has been routed.
+        let upto = self.listeners.iter().map(|t| t.safe).min().unwrap_or(routed);
+        match self.db.save_acks(&changed, upto) {
+            Ok(n) => self.truncated += n,
+            Err(e) => self.component.fail(ComponentState::Paused, e.to_string()),
+        }
+    }
+
+    fn tick(&mut self) {
+        if !self.db.is_available() {
+            self.component.fail(
+                ComponentState::Paused,
+                self.db.last_error().unwrap_or_else(|| "store unavailable".into()),
+            );
+            if self.last_recover.is_none_or(|t| t.elapsed() >= RECOVER_EVERY) {
+                self.last_recover = Some(Instant::now());
+                if self.db.recover().is_ok() {
+                    self.component.set_state(ComponentState::Running);
+                    self.component.clear_error();
+                }
+            }
+            return;
+        }
+        if self.listeners.is_empty() {
+            // Nothing durable listens: keep only what is not yet routed.
+            let routed = self.routed_upto.load(Ordering::Acquire);
+            if routed > 0 {
+                if let Ok(n) = self.db.save_acks(&[], routed) {
+                    self.truncated += n;
+                }
+            }
+        } else {
+            self.save_positions();
+        }
+        if self.last_expire.elapsed() >= EXPIRE_EVERY {
+            self.last_expire = Instant::now();
+            let _ = self.db.expire_idempotency(cxrelay_actors::event::now_ms(), 10_000);
+        }
+        if self.component.state() == ComponentState::Paused && self.db.is_available() {
+            self.component.set_state(ComponentState::Running);
+            self.component.clear_error();
+        }
+        self.publish_detail();
+    }
+
+    fn publish_detail(&self) {
+        if let Ok(s) = self.db.stats() {
+            self.component.set_detail("journal_entries", s.entries);
+            self.component.set_detail("next_seq", s.next_seq);
+            self.component.set_detail("dead_letters", s.dead_letters);
+        }
+        self.component.set_detail("truncated", self.truncated);
+        self.component
+            .set_detail("routed_upto", self.routed_upto.load(Ordering::Acquire));
+        self.component
+            .set_detail("idempotency_cached_keys", self.db.idempotency.len());
+        let positions: serde_json::Map<String, serde_json::Value> = self
+            .listeners
+            .iter()
+            .map(|t| (t.listener.name.clone(), t.safe.into()))
+            .collect();
+        self.component.set_detail("acked_positions", positions);
+    }
+}
+
+impl Actor for Store {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.component.set_state(ComponentState::Running);
+        ctx.run_interval(TICK, |this, _| this.tick());
+    }
+}
+
+/// Stores dead letters durably; answers their ids.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u64>, String>")]
+pub struct PutDeadLetters(pub Vec<DeadLetter>);
+
+impl Handler<PutDeadLetters> for Store {
+    type Result = Result<Vec<u64>, String>;
+    fn handle(&mut self, msg: PutDeadLetters, _: &mut Self::Context) -> Self::Result {
+        let ids = self.db.put_dead_letters(&msg.0).map_err(|e| e.to_string())?;
+        metrics::counter!("cxrelay_dead_letters_total").increment(ids.len() as u64);
+        Ok(ids)
+    }
+}
+
+/// Lists dead letters after an id.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<DeadLetter>, String>")]
+pub struct ListDeadLetters {
+    /// Only ids above this.
+    pub after: u64,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Handler<ListDeadLetters> for Store {
+    type Result = Result<Vec<DeadLetter>, String>;
+    fn handle(&mut self, msg: ListDeadLetters, _: &mut Self::Context) -> Self::Result {
+        self.db.dead_letters(msg.after, msg.limit).map_err(|e| e.to_string())
+    }
+}
+
+/// What a replay of dead letters did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Dead letters sent back (and removed from the table).
+    pub replayed: usize,
+    /// Dead letters that could not be sent back, with why.
+    pub refused: Vec<(u64, String)>,
+}
+
+/// Sends dead letters back through the journal to the listener they were
+/// meant for (or through the router when they had none).
+#[derive(Message)]
+#[rtype(result = "Result<ReplayReport, String>")]
+pub struct ReplayDeadLetters {
+    /// These ids, or all with `None`.
+    pub ids: Option<Vec<u64>>,
+}
+
+impl Handler<ReplayDeadLetters> for Store {
+    type Result = ResponseFuture<Result<ReplayReport, String>>;
+    fn handle(&mut self, msg: ReplayDeadLetters, _: &mut Self::Context) -> Self::Result {
+        let letters = match &msg.ids {
+            None => self.db.dead_letters(0, usize::MAX),
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.db.dead_letter(*id).transpose())
+                .collect(),
+        };
+        let appends = self.appends.clone();
+        let missing: Vec<u64> = match (&msg.ids, &letters) {
+            (Some(ids), Ok(found)) => ids
+                .iter()
+                .filter(|id| !found.iter().any(|l| l.id == **id))
+                .copied()
+                .collect(),
+            _ => Vec::new(),
+        };
+        Box::pin(async move {
+            let letters = letters.map_err(|e| e.to_string())?;
+            let (batches, mut refused) = replay_appends(letters);
+            refused.extend(missing.into_iter().map(|id| (id, "no such dead letter".to_string())));
+            let mut replayed = 0;
+            for append in batches {
+                let (reply, rx) = oneshot::channel();
+                let n = append.events.len();
+                appends
+                    .send(AppendRequest { append, reply })
+                    .await
+                    .map_err(|_| "cxrelay is shutting down".to_string())?;
+                rx.await
+                    .map_err(|_| "cxrelay is shutting down".to_string())?
+                    .map_err(|e| e.to_string())?;
+                replayed += n;
+            }
+            Ok(ReplayReport { replayed, refused })
+        })
+    }
+}
+
+/// Removes dead letters recorded before a time.
+#[derive(Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct PurgeDeadLetters {
+    /// Milliseconds since the epoch.
+    pub before_ms: i64,
+}
+
+impl Handler<PurgeDeadLetters> for Store {
+    type Result = Result<usize, String>;
+    fn handle(&mut self, msg: PurgeDeadLetters, _: &mut Self::Context) -> Self::Result {
+        self.db.purge_dead_letters(msg.before_ms).map_err(|e| e.to_string())
+    }
+}
+
+/// Saves positions now and makes everything durable (shutdown).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SyncStore;
+
+impl Handler<SyncStore> for Store {
+    type Result = Result<(), String>;
+    fn handle(&mut self, _: SyncStore, _: &mut Self::Context) -> Self::Result {
+        self.save_positions();
+        self.db.sync().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cxrelay_actors::queue::ListenerQueue;
+    use cxrelay_actors::WhenFull;
+
+    #[test]
+    fn safe_position_follows_acks_and_routing() {
+        let q = ListenerQueue::<u64>::new(10, WhenFull::Block);
+        let s = q.stats().clone();
+        // Nothing ever pushed: everything routed is safe.
+        assert_eq!(Store::safe_position(50, &s), 50);
+        q.try_push(60);
+        q.try_push(70);
+        // Pushed but not acknowledged: only what was acknowledged.
+        assert_eq!(Store::safe_position(80, &s), 0);
+        s.ack(60);
+        assert_eq!(Store::safe_position(80, &s), 60);
+        // Everything pushed acknowledged: what it did not match is safe too.
+        s.ack(70);
+        assert_eq!(Store::safe_position(80, &s), 80);
+    }
+}
