@@ -6,6 +6,7 @@
 //! router through [`cxrelay_actors::Subscribe`].
 
 pub mod config;
+pub mod dlq;
 pub mod http;
 pub mod ingest;
 pub mod service;

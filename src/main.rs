@@ -26,6 +26,46 @@ enum Command {
     Run,
     /// Validate the configuration and its secrets, and print the topology.
     Check,
+    /// Dead letters: list, send back, purge.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCmd,
+        /// Admin API of a running cxrelay (default: the store file, or the
+        /// configured HTTP address when the store is in use).
+        #[arg(long, global = true)]
+        url: Option<String>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCmd {
+    /// List dead letters, oldest first.
+    List {
+        /// Only ids above this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// Send dead letters back to the listener they were meant for.
+    Replay {
+        /// These ids.
+        #[arg(long = "id", required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<u64>,
+        /// All of them.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove dead letters recorded before a date (2024-05-01 or RFC 3339).
+    Purge {
+        /// The cut-off.
+        #[arg(long)]
+        before: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,6 +73,38 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
         Command::Check => check(&cli.config),
+        Command::Dlq { command, url, json } => dlq(&cli.config, command, url.as_deref(), json),
+    }
+}
+
+fn dlq(path: &std::path::Path, command: DlqCmd, url: Option<&str>, json: bool) -> ExitCode {
+    use cxrelay::dlq::{self, DlqCommand};
+    let Some(loaded) = load_or_report(path) else {
+        return ExitCode::from(2);
+    };
+    let cmd = match command {
+        DlqCmd::List { after, limit } => DlqCommand::List { after, limit },
+        DlqCmd::Replay { ids, all } => DlqCommand::Replay((!all).then_some(ids)),
+        DlqCmd::Purge { before } => match dlq::parse_time(&before) {
+            Ok(ms) => DlqCommand::Purge(ms),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match dlq::run(&loaded.config, url, &cmd) {
+        Ok(out) => {
+            print!("{}", dlq::render(&out, json));
+            if json {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -100,6 +172,12 @@ fn run(path: &std::path::Path) -> ExitCode {
     let Some(loaded) = load_or_report(path) else {
         return ExitCode::from(2);
     };
+    // A file-size limit must fail writes with EFBIG (reported, retried),
+    // not kill the process.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     telemetry::init_logging(loaded.config.service.log_format, &loaded.config.service.log_level);
     let system = actix::System::new();
     let result = system.block_on(async move {

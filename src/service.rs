@@ -10,11 +10,10 @@ use actix::dev::ArbiterHandle;
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use cxrelay_actors::registry::{Component, ComponentState};
-use cxrelay_actors::router::{Drain, RouterStats};
+use cxrelay_actors::router::{ListenerDirectory, RouterStats};
 use cxrelay_actors::supervision::{Child, ChildSpec, Shutdown, StopChildren, Supervise, Supervisor};
 use cxrelay_actors::{Deliver, Pattern, QueueStats, Registry, Router, Subscribe};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use crate::config::{Config, ListenerConfig, Loaded, Secrets, SinkConfig, SinkKind, SourceConfig, SourceKind};
 use crate::http::{self, AppState};
@@ -23,7 +22,7 @@ use crate::sinks::{FileWriter, FlushNow, HttpWriter, SinkActor, SinkOptions, Sin
 use crate::sources::generator::{self, Generator, GeneratorSettings};
 use crate::store::replay::replay_unacknowledged;
 use crate::store::store_actor::SyncStore;
-use crate::store::{DurableListener, JournalWriter, PutDeadLetters, Store, StoreDb, StoreError};
+use crate::store::{AppendQueue, DurableListener, JournalWriter, PutDeadLetters, Store, StoreDb, StoreError};
 use crate::telemetry;
 
 /// Why the service could not start.
@@ -55,6 +54,9 @@ pub enum StartError {
 
 struct ListenerHandle {
     name: String,
+    /// `block` listeners must commit at shutdown; lossy ones get a short
+    /// grace and may lose what they hold (they declared so).
+    lossless: bool,
     /// The current sink's flush address (replaced when it restarts).
     flush: Arc<Mutex<Option<Recipient<FlushNow>>>>,
 }
@@ -72,6 +74,7 @@ pub struct Service {
     registry: Registry,
     router: Addr<Router>,
     router_stats: Arc<RouterStats>,
+    directory: ListenerDirectory,
     supervisor: Addr<Supervisor>,
     ingest: Ingest,
     journal: Option<Journal>,
@@ -84,6 +87,8 @@ pub struct Service {
 /// How sources are named in the supervisor (their component kind).
 const SOURCE: &str = "source";
 const LISTENER: &str = "listener";
+/// How long a lossy listener may take to commit at shutdown.
+const LOSSY_GRACE: Duration = Duration::from_secs(2);
 
 impl Service {
     /// Starts everything the config describes. Must run inside an actix
@@ -95,8 +100,8 @@ impl Service {
 
     /// Starts from a config and already-resolved secrets.
     ///
-    /// Order: router, HTTP (so liveness answers during a long replay),
-    /// store, listeners, replay of unacknowledged events, then sources.
+    /// Order: router, store, HTTP, listeners, replay of unacknowledged
+    /// events, then sources (readiness waits for all of it).
     pub async fn start_with(config: Config, secrets: Secrets) -> Result<Service, StartError> {
         telemetry::install_tls_provider();
         let registry = Registry::new();
@@ -105,25 +110,12 @@ impl Service {
         let router_thread = Arbiter::new();
         let router_impl = Router::new();
         let router_stats = router_impl.stats();
+        let directory = router_impl.directory();
         let router = Router::start_in_arbiter(&router_thread.handle(), move |_| router_impl);
         threads.push(router_thread);
         registry
             .register("router", "router", true)
             .set_state(ComponentState::Running);
-
-        let state = AppState {
-            registry: registry.clone(),
-            router: router.clone(),
-            router_stats: router_stats.clone(),
-            started: Instant::now(),
-            prometheus: telemetry::prometheus(),
-        };
-        let (http_addr, http) =
-            http::start(&config.http.listen, config.http.workers, state).map_err(|source| StartError::Listen {
-                listen: config.http.listen.clone(),
-                source,
-            })?;
-        tracing::info!(addr = %http_addr, "http server listening on {http_addr}");
 
         let supervisor = Supervisor::new(registry.clone(), Duration::from_millis(100)).start();
 
@@ -144,6 +136,22 @@ impl Service {
         };
         let dead_letters = journal.as_ref().map(|j| j.store.clone().recipient::<PutDeadLetters>());
 
+        let state = AppState {
+            registry: registry.clone(),
+            listeners: directory.clone(),
+            router_stats: router_stats.clone(),
+            started: Instant::now(),
+            prometheus: telemetry::prometheus(),
+            admin_token: secrets.admin_token.clone(),
+            store: journal.as_ref().map(|j| j.store.clone()),
+        };
+        let (http_addr, http) =
+            http::start(&config.http.listen, config.http.workers, state).map_err(|source| StartError::Listen {
+                listen: config.http.listen.clone(),
+                source,
+            })?;
+        tracing::info!(addr = %http_addr, admin = secrets.admin_token.is_some(), "http server listening on {http_addr}");
+
         let mut listeners = Vec::new();
         for l in &config.listener {
             let thread = Arbiter::new();
@@ -158,6 +166,7 @@ impl Service {
             threads.push(thread);
             listeners.push(ListenerHandle {
                 name: l.name.clone(),
+                lossless: l.when_full.is_lossless(),
                 flush,
             });
         }
@@ -186,6 +195,7 @@ impl Service {
             registry,
             router,
             router_stats,
+            directory,
             supervisor,
             ingest,
             journal,
@@ -241,14 +251,12 @@ impl Service {
         tracing::info!("shutting down: stopping sources");
         let _ = self.supervisor.send(StopChildren(Some(SOURCE.into()))).await;
         let mut clean = true;
-        if let Some(j) = &self.journal {
-            // Whatever was committed gets routed before the queues drain.
-            let committed = j.db.next_seq().saturating_sub(1);
-            while j.routed_upto.load(Ordering::Acquire) < committed && !left().is_zero() && j.db.is_available() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+        // Whatever sources handed over before they stopped gets committed
+        // and routed before the queues drain.
+        while self.ingest.outstanding() > 0 && !left().is_zero() && self.ingest.is_available() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if !self.router.send(Drain { timeout: left() }).await.unwrap_or(false) {
+        if !self.directory.lossless_drained(left()).await {
             clean = false;
             tracing::warn!("listener queues did not drain before the shutdown timeout");
         }
@@ -256,16 +264,17 @@ impl Service {
             let Some(flush) = l.flush.lock().clone() else {
                 continue;
             };
-            match tokio::time::timeout(left(), flush.send(FlushNow)).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    clean = false;
-                    tracing::error!(listener = %l.name, error = %e, "final commit failed");
-                }
-                _ => {
-                    clean = false;
-                    tracing::error!(listener = %l.name, "final commit did not finish in time");
-                }
+            let wait = if l.lossless { left() } else { left().min(LOSSY_GRACE) };
+            let outcome = match tokio::time::timeout(wait, flush.send(FlushNow)).await {
+                Ok(Ok(Ok(()))) => continue,
+                Ok(Ok(Err(e))) => format!("final commit failed: {e}"),
+                _ => "final commit did not finish in time".to_string(),
+            };
+            if l.lossless {
+                clean = false;
+                tracing::error!(listener = %l.name, "{outcome}");
+            } else {
+                tracing::warn!(listener = %l.name, "{outcome}; its pending events are dropped (when_full is lossy)");
             }
         }
         let _ = self.supervisor.send(StopChildren(Some(LISTENER.into()))).await;
@@ -305,12 +314,20 @@ async fn open_journal(
         tracing::warn!(listener = %gone, "listener is no longer configured; its position is forgotten");
     }
     let saved = db.acks()?;
-    let (tx, rx) = mpsc::channel(config.service.journal_queue.max(1));
+    let (queue, rx) = AppendQueue::new(config.service.journal_queue);
     let routed_upto = Arc::new(AtomicU64::new(0));
     let thread = Arbiter::new();
     {
-        let (db, router, routed, c) = (db.clone(), router.clone(), routed_upto.clone(), component.clone());
-        JournalWriter::start_in_arbiter(&thread.handle(), move |_| JournalWriter::new(db, router, routed, c, rx));
+        let (db, router, routed, c, q) = (
+            db.clone(),
+            router.clone(),
+            routed_upto.clone(),
+            component.clone(),
+            queue.clone(),
+        );
+        JournalWriter::start_in_arbiter(&thread.handle(), move |_| {
+            JournalWriter::new(db, router, routed, c, &q, rx)
+        });
     }
     let listeners: Vec<DurableListener> = durable
         .iter()
@@ -320,13 +337,13 @@ async fn open_journal(
         })
         .collect();
     let store = {
-        let (db, routed, c, tx) = (db.clone(), routed_upto.clone(), component.clone(), tx.clone());
+        let (db, routed, c, q) = (db.clone(), routed_upto.clone(), component.clone(), queue.clone());
         Store::start_in_arbiter(&thread.handle(), move |_| {
-            Store::new(db, routed, listeners, &saved, c, tx)
+            Store::new(db, routed, listeners, &saved, c, q)
         })
     };
     threads.push(thread);
-    Ok((Ingest::journaled(tx, db.clone()), Journal { db, store, routed_upto }))
+    Ok((Ingest::journaled(queue, db.clone()), Journal { db, store, routed_upto }))
 }
 
 fn sink_options(sink: &SinkConfig, dead_letters: Option<Recipient<PutDeadLetters>>) -> SinkOptions {

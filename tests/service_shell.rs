@@ -43,7 +43,7 @@ fn events_flow_to_files_and_every_endpoint_answers() {
     // Half the topics match the listener; the other half are counted as
     // unrouted, not silently lost.
     wait_until("3000 events in files", Duration::from_secs(60), || {
-        read_ndjson_dir(&tmp.path().join("out")).len() == 3000
+        read_ndjson_dir(&tmp.path().join("out")).len() >= 3000
     });
     let lines = read_ndjson_dir(&tmp.path().join("out"));
     let ids: HashSet<String> = lines.iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();

@@ -375,9 +375,23 @@ impl Validator<'_> {
             ("max_retries", s.max_retries.is_some()),
         ];
         let allowed: &[&str] = match s.kind {
-            SinkKind::File => &["path", "batch_events", "batch_interval", "rotate_bytes", "fsync", "max_retries"],
+            SinkKind::File => &[
+                "path",
+                "batch_events",
+                "batch_interval",
+                "rotate_bytes",
+                "fsync",
+                "max_retries",
+            ],
             SinkKind::Stdout => &["batch_events", "batch_interval"],
-            SinkKind::Http => &["url", "batch_events", "batch_interval", "timeout", "authorization_env", "max_retries"],
+            SinkKind::Http => &[
+                "url",
+                "batch_events",
+                "batch_interval",
+                "timeout",
+                "authorization_env",
+                "max_retries",
+            ],
         };
         for (key, set) in present {
             if set && !allowed.contains(&key) {

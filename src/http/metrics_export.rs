@@ -1,5 +1,4 @@
 use actix_web::{web, HttpResponse};
-use cxrelay_actors::router::ListListeners;
 use metrics::{counter, gauge};
 
 use super::AppState;
@@ -12,7 +11,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     counter!("cxrelay_router_published_total").absolute(r.published);
     counter!("cxrelay_router_unrouted_total").absolute(r.unrouted);
     counter!("cxrelay_router_pruned_listeners_total").absolute(r.pruned);
-    for l in state.router.send(ListListeners).await.unwrap_or_default() {
+    for l in state.listeners.list() {
         let name = l.name.clone();
         let q = l.queue;
         counter!("cxrelay_listener_delivered_total", "listener" => name.clone()).absolute(q.delivered);

@@ -1,6 +1,7 @@
 //! The HTTP server: health, metrics, status (and the routes later issues
 //! add: admin, webhook ingress).
 
+pub mod admin;
 mod health;
 mod metrics_export;
 mod status;
@@ -9,25 +10,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
-use cxrelay_actors::router::RouterStats;
-use cxrelay_actors::{Registry, Router};
+use cxrelay_actors::router::{ListenerDirectory, RouterStats};
+use cxrelay_actors::Registry;
 
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
     /// Component health.
     pub registry: Registry,
-    /// The router (for listener snapshots).
-    pub router: Addr<Router>,
+    /// The router's listeners (read without messaging the router).
+    pub listeners: ListenerDirectory,
     /// Router counters.
     pub router_stats: Arc<RouterStats>,
     /// When the service started.
     pub started: Instant,
     /// The Prometheus renderer.
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    /// The admin bearer token (admin API disabled without one).
+    pub admin_token: Option<crate::config::Secret>,
+    /// The store actor, when the journal is on.
+    pub store: Option<actix::Addr<crate::store::Store>>,
 }
 
 /// Starts the server on `listen` with `workers` threads; returns the bound
@@ -41,6 +45,9 @@ pub fn start(listen: &str, workers: usize, state: AppState) -> std::io::Result<(
             .route("/health/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics_export::metrics))
             .route("/status", web::get().to(status::status))
+            .route("/admin/dead-letters", web::get().to(admin::list_dead_letters))
+            .route("/admin/dead-letters/replay", web::post().to(admin::replay_dead_letters))
+            .route("/admin/dead-letters/purge", web::post().to(admin::purge_dead_letters))
     })
     // Signals are the service's to handle, in order (see service.rs).
     .disable_signals()

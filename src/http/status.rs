@@ -1,5 +1,4 @@
 use actix_web::{web, HttpResponse};
-use cxrelay_actors::router::ListListeners;
 use serde_json::json;
 
 use super::AppState;
@@ -7,7 +6,7 @@ use super::AppState;
 /// `GET /status`: every component, its state, restarts, last error; every
 /// listener's queue; router counters.
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
-    let listeners = state.router.send(ListListeners).await.unwrap_or_default();
+    let listeners = state.listeners.list();
     HttpResponse::Ok().json(json!({
         "service": {
             "version": env!("CARGO_PKG_VERSION"),

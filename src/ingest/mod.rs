@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use actix::Addr;
 use cxrelay_actors::{Event, Publish, Router};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use crate::store::{Append, AppendRequest, StoreDb};
+use crate::store::{Append, AppendQueue, AppendRequest, StoreDb};
 
 /// A batch of events from one source.
 #[derive(Debug, Default)]
@@ -58,10 +58,7 @@ pub enum IngestError {
 #[derive(Clone)]
 enum Mode {
     Direct(Addr<Router>),
-    Journal {
-        appends: mpsc::Sender<AppendRequest>,
-        db: Arc<StoreDb>,
-    },
+    Journal { appends: AppendQueue, db: Arc<StoreDb> },
 }
 
 /// Hands events in. Cheap to clone, `Send`.
@@ -79,9 +76,17 @@ impl Ingest {
     }
 
     /// Ingest through the journal.
-    pub fn journaled(appends: mpsc::Sender<AppendRequest>, db: Arc<StoreDb>) -> Self {
+    pub fn journaled(appends: AppendQueue, db: Arc<StoreDb>) -> Self {
         Ingest {
             mode: Mode::Journal { appends, db },
+        }
+    }
+
+    /// Appends handed to the journal whose events are not yet routed.
+    pub fn outstanding(&self) -> usize {
+        match &self.mode {
+            Mode::Direct(_) => 0,
+            Mode::Journal { appends, .. } => appends.outstanding(),
         }
     }
 
@@ -132,10 +137,7 @@ impl Ingest {
                     checkpoint: batch.checkpoint,
                     ..Append::default()
                 };
-                appends
-                    .send(AppendRequest { append, reply })
-                    .await
-                    .map_err(|_| IngestError::ShuttingDown)?;
+                appends.send(AppendRequest { append, reply }).await?;
                 let outcome = rx.await.map_err(|_| IngestError::ShuttingDown)??;
                 Ok(Receipt {
                     accepted: outcome.accepted,

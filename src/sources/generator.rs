@@ -60,7 +60,13 @@ impl Generator {
     /// A generator starting at event number `start_at`. With `checkpoint`,
     /// each batch commits the next number as the source's checkpoint, so a
     /// restart resumes exactly after the last committed event.
-    pub fn new(s: GeneratorSettings, ingest: Ingest, component: Arc<Component>, start_at: u64, checkpoint: bool) -> Self {
+    pub fn new(
+        s: GeneratorSettings,
+        ingest: Ingest,
+        component: Arc<Component>,
+        start_at: u64,
+        checkpoint: bool,
+    ) -> Self {
         Generator {
             source: Arc::from(s.name.as_str()),
             padding: "x".repeat(s.payload_bytes.saturating_sub(160)),
@@ -125,23 +131,23 @@ impl Generator {
                     })
                     .await
             }
-                .into_actor(self)
-                .map(move |res, this, _| {
-                    this.busy = false;
-                    match res {
-                        Ok(_) => {
-                            this.next += n as u64;
-                            this.component.set_detail("emitted", this.next);
-                            if this.component.state() == ComponentState::Paused {
-                                this.component.set_state(ComponentState::Running);
-                                this.component.clear_error();
-                            }
+            .into_actor(self)
+            .map(move |res, this, _| {
+                this.busy = false;
+                match res {
+                    Ok(_) => {
+                        this.next += n as u64;
+                        this.component.set_detail("emitted", this.next);
+                        if this.component.state() == ComponentState::Paused {
+                            this.component.set_state(ComponentState::Running);
+                            this.component.clear_error();
                         }
-                        // Paused until ingest takes events again; the same
-                        // numbers are offered next time.
-                        Err(e) => this.component.fail(ComponentState::Paused, e.to_string()),
                     }
-                }),
+                    // Paused until ingest takes events again; the same
+                    // numbers are offered next time.
+                    Err(e) => this.component.fail(ComponentState::Paused, e.to_string()),
+                }
+            }),
         );
     }
 }

@@ -7,7 +7,7 @@
 //! listeners are full. While it waits, new appends queue in the channel and
 //! callers wait: backpressure reaches the sources.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -41,6 +41,43 @@ pub struct AppendRequest {
     pub reply: oneshot::Sender<Result<AppendOutcome, IngestError>>,
 }
 
+/// The way into the journal writer. Counts appends from the moment they are
+/// handed over until their events are routed, so that shutdown can wait for
+/// exactly those.
+#[derive(Clone)]
+pub struct AppendQueue {
+    tx: mpsc::Sender<AppendRequest>,
+    outstanding: Arc<AtomicUsize>,
+}
+
+impl AppendQueue {
+    /// A queue of at most `capacity` waiting appends, and its receiving end.
+    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<AppendRequest>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            AppendQueue {
+                tx,
+                outstanding: Arc::new(AtomicUsize::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// Hands an append over, waiting while the queue is full.
+    pub async fn send(&self, req: AppendRequest) -> Result<(), IngestError> {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(req).await.map_err(|_| {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+            IngestError::ShuttingDown
+        })
+    }
+
+    /// Appends handed over whose events are not yet routed.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+}
+
 /// Commits appends in groups and publishes them.
 pub struct JournalWriter {
     db: Arc<StoreDb>,
@@ -48,6 +85,7 @@ pub struct JournalWriter {
     routed_upto: Arc<AtomicU64>,
     component: Arc<Component>,
     rx: Option<mpsc::Receiver<AppendRequest>>,
+    outstanding: Arc<AtomicUsize>,
     commits: u64,
     events: u64,
 }
@@ -60,6 +98,7 @@ impl JournalWriter {
         router: Addr<Router>,
         routed_upto: Arc<AtomicU64>,
         component: Arc<Component>,
+        queue: &AppendQueue,
         rx: mpsc::Receiver<AppendRequest>,
     ) -> Self {
         JournalWriter {
@@ -68,6 +107,7 @@ impl JournalWriter {
             routed_upto,
             component,
             rx: Some(rx),
+            outstanding: queue.outstanding.clone(),
             commits: 0,
             events: 0,
         }
@@ -92,6 +132,7 @@ enum Route {
 
 impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
     fn handle(&mut self, requests: Vec<AppendRequest>, ctx: &mut Self::Context) {
+        let count = requests.len();
         let (mut appends, replies): (Vec<Append>, Vec<_>) = requests.into_iter().map(|r| (r.append, r.reply)).unzip();
         let now = cxrelay_actors::event::now_ms();
         let dups = match self.db.append(&mut appends, now) {
@@ -102,6 +143,7 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
                 for r in replies {
                     let _ = r.send(Err(IngestError::StoreUnavailable(msg.clone())));
                 }
+                self.outstanding.fetch_sub(count, Ordering::AcqRel);
                 return;
             }
         };
@@ -133,6 +175,7 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
         self.component.set_detail("journaled_events", self.events);
         let router = self.router.clone();
         let routed = self.routed_upto.clone();
+        let outstanding = self.outstanding.clone();
         ctx.wait(
             async move {
                 for route in routes {
@@ -149,6 +192,7 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
                     };
                 }
                 routed.fetch_max(max_seq, Ordering::AcqRel);
+                outstanding.fetch_sub(count, Ordering::AcqRel);
             }
             .into_actor(self),
         );

@@ -11,5 +11,5 @@ pub mod store_actor;
 
 pub use db::{Append, JournalEntry, StoreDb, StoreError};
 pub use dead_letters::DeadLetter;
-pub use journal_writer::{AppendOutcome, AppendRequest, JournalWriter};
+pub use journal_writer::{AppendOutcome, AppendQueue, AppendRequest, JournalWriter};
 pub use store_actor::{DurableListener, PutDeadLetters, Store};

@@ -11,11 +11,11 @@ use actix::prelude::*;
 use cxrelay_actors::registry::{Component, ComponentState};
 use cxrelay_actors::QueueStats;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::db::{replay_appends, StoreDb};
 use super::dead_letters::DeadLetter;
-use super::journal_writer::AppendRequest;
+use super::journal_writer::{AppendQueue, AppendRequest};
 
 /// A listener whose acknowledgements hold the journal back.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct Store {
     routed_upto: Arc<AtomicU64>,
     listeners: Vec<Tracked>,
     component: Arc<Component>,
-    appends: mpsc::Sender<AppendRequest>,
+    appends: AppendQueue,
     last_recover: Option<Instant>,
     last_expire: Instant,
     truncated: u64,
@@ -60,7 +60,7 @@ impl Store {
         listeners: Vec<DurableListener>,
         saved: &std::collections::HashMap<String, u64>,
         component: Arc<Component>,
-        appends: mpsc::Sender<AppendRequest>,
+        appends: AppendQueue,
     ) -> Self {
         let listeners = listeners
             .into_iter()
@@ -264,7 +264,7 @@ impl Handler<ReplayDeadLetters> for Store {
                 appends
                     .send(AppendRequest { append, reply })
                     .await
-                    .map_err(|_| "cxrelay is shutting down".to_string())?;
+                    .map_err(|e| e.to_string())?;
                 rx.await
                     .map_err(|_| "cxrelay is shutting down".to_string())?
                     .map_err(|e| e.to_string())?;

@@ -215,7 +215,16 @@ impl Proc {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> ExitStatus {
         signal(&self.child, "TERM");
-        wait_exit(&mut self.child, Duration::from_secs(60))
+        let status = wait_exit(&mut self.child, Duration::from_secs(60));
+        if !status.success() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("cxrelay exited with {status}; last log lines:");
+            for l in tail.iter().rev() {
+                eprintln!("  {l}");
+            }
+        }
+        status
     }
 
     /// `kill -9`, and reap.
@@ -233,6 +242,15 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // The test failed: show what the service said.
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("  {}", &l[..l.len().min(400)]);
+            }
+        }
     }
 }
 
@@ -297,4 +315,127 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
         let (k, v) = l.rsplit_once(' ')?;
         (k == name_and_labels).then(|| v.parse().ok()).flatten()
     })
+}
+
+/// A tiny HTTP/1.1 server standing in for a sink's target: records NDJSON
+/// lines of every 2xx-answered POST, and can be told to fail.
+pub struct TargetServer {
+    pub addr: SocketAddr,
+    pub fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TargetServer {
+    pub fn start() -> TargetServer {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fail = Arc::new(AtomicBool::new(false));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (f, l, r) = (fail.clone(), lines.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (f, l, r) = (f.clone(), l.clone(), r.clone());
+                std::thread::spawn(move || serve(conn, &f, &l, &r));
+            }
+        });
+        fn serve(mut conn: TcpStream, fail: &AtomicBool, lines: &Mutex<Vec<String>>, requests: &AtomicUsize) {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            loop {
+                // Read one request: headers, then Content-Length bytes.
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p;
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())
+                            .flatten()
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + 4 + len {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = buf[head_end + 4..head_end + 4 + len].to_vec();
+                buf.drain(..head_end + 4 + len);
+                requests.fetch_add(1, Ordering::SeqCst);
+                let reply: &[u8] = if fail.load(Ordering::SeqCst) {
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nunavailable"
+                } else {
+                    let text = String::from_utf8_lossy(&body).to_string();
+                    lines.lock().unwrap().extend(text.lines().map(str::to_string));
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                };
+                if conn.write_all(reply).is_err() {
+                    return;
+                }
+            }
+        }
+        TargetServer {
+            addr,
+            fail,
+            lines,
+            requests,
+        }
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.fail.store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Distinct event ids received, and the total number of lines.
+    pub fn ids(&self) -> (std::collections::HashSet<String>, usize) {
+        let lines = self.lines.lock().unwrap();
+        let ids = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["id"].as_str().map(str::to_string))
+            .collect();
+        (ids, lines.len())
+    }
+}
+
+/// Runs `cxrelay <args>` with `--config dir/config.toml`; returns exit code,
+/// stdout and stderr.
+pub fn cxrelay_cmd(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A component's entry in `/status`.
+pub fn component(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["components"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
 }

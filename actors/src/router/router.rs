@@ -1,12 +1,13 @@
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::directory::{Entry as DirectoryEntry, ListenerDirectory};
 use super::messages::*;
 use super::pump::pump;
 use crate::event::Event;
@@ -88,6 +89,7 @@ pub struct Router {
     next_id: ListenerId,
     stats: Arc<RouterStats>,
     scratch: Vec<ListenerId>,
+    directory: ListenerDirectory,
 }
 
 impl Default for Router {
@@ -106,12 +108,25 @@ impl Router {
             next_id: 1,
             stats: Arc::new(RouterStats::default()),
             scratch: Vec::new(),
+            directory: ListenerDirectory::default(),
         }
     }
 
     /// The router's counters (shared, readable from anywhere).
     pub fn stats(&self) -> Arc<RouterStats> {
         self.stats.clone()
+    }
+
+    /// The listener directory (shared, readable from anywhere, never
+    /// blocked by the router being busy).
+    pub fn directory(&self) -> ListenerDirectory {
+        self.directory.clone()
+    }
+
+    fn set_orphaned(&self, id: ListenerId, orphaned: bool) {
+        if let Some(e) = self.directory.entries.get(&id) {
+            e.orphaned.store(orphaned, Ordering::Relaxed);
+        }
     }
 
     fn route(&mut self, topic: &Arc<str>) -> Arc<[Queue]> {
@@ -134,6 +149,7 @@ impl Router {
 
     fn remove(&mut self, id: ListenerId) -> Option<Entry> {
         let entry = self.listeners.remove(&id)?;
+        self.directory.entries.remove(&id);
         for p in &entry.patterns {
             self.index.remove(p, id);
         }
@@ -145,12 +161,12 @@ impl Router {
     /// prune it.
     fn gone(&mut self, id: ListenerId) {
         match self.listeners.get_mut(&id) {
-            Some(e) if e.keep_when_gone => {
-                if !e.orphaned {
-                    e.orphaned = true;
-                    tracing::warn!(listener = %e.name, id, "listener actor is gone; its queue waits for a replacement");
-                }
+            Some(e) if e.keep_when_gone && !e.orphaned => {
+                e.orphaned = true;
+                tracing::warn!(listener = %e.name, id, "listener actor is gone; its queue waits for a replacement");
+                self.set_orphaned(id, true);
             }
+            Some(e) if e.keep_when_gone => {}
             Some(_) => self.prune(id),
             None => {}
         }
@@ -220,10 +236,12 @@ impl Handler<Subscribe> for Router {
                 e.orphaned = false;
                 e.recipient.send_replace(Some(msg.recipient));
                 tracing::info!(listener = %e.name, id, "listener actor replaced; queue handed over");
-                return Ok(Subscription {
+                let sub = Subscription {
                     id: *id,
                     stats: e.queue.stats().clone(),
-                });
+                };
+                self.set_orphaned(sub.id, false);
+                return Ok(sub);
             }
         }
         let id = self.next_id;
@@ -247,6 +265,16 @@ impl Handler<Subscribe> for Router {
             ctx.address(),
         ));
         tracing::debug!(listener = %msg.name, id, patterns = ?msg.patterns, "listener subscribed");
+        self.directory.entries.insert(
+            id,
+            DirectoryEntry {
+                name: msg.name.clone(),
+                patterns: msg.patterns.clone(),
+                when_full: msg.when_full,
+                stats: stats.clone(),
+                orphaned: AtomicBool::new(false),
+            },
+        );
         self.listeners.insert(
             id,
             Entry {
@@ -377,18 +405,7 @@ impl Handler<Drain> for Router {
     type Result = ResponseFuture<bool>;
 
     fn handle(&mut self, msg: Drain, _: &mut Self::Context) -> Self::Result {
-        let stats: Vec<_> = self.listeners.values().map(|e| e.queue.stats().clone()).collect();
-        Box::pin(async move {
-            let deadline = Instant::now() + msg.timeout;
-            loop {
-                if stats.iter().all(|s| s.is_idle()) {
-                    return true;
-                }
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
+        let directory = self.directory.clone();
+        Box::pin(async move { directory.drained(msg.timeout).await })
     }
 }
