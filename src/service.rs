@@ -20,6 +20,7 @@ use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::sinks::{FileWriter, FlushNow, HttpWriter, SinkActor, SinkOptions, SinkWriter, StdoutWriter};
 use crate::sources::generator::{self, Generator, GeneratorSettings};
+use crate::sources::webhook::{IpAllowList, Verifier, WebhookSettings, WebhookSource};
 use crate::store::replay::replay_unacknowledged;
 use crate::store::store_actor::SyncStore;
 use crate::store::{AppendQueue, DurableListener, JournalWriter, PutDeadLetters, Store, StoreDb, StoreError};
@@ -50,6 +51,14 @@ pub enum StartError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A source could not be set up.
+    #[error("source `{source_name}`: {message}")]
+    Source {
+        /// The source.
+        source_name: String,
+        /// Why.
+        message: String,
+    },
 }
 
 struct ListenerHandle {
@@ -79,6 +88,7 @@ pub struct Service {
     ingest: Ingest,
     journal: Option<Journal>,
     listeners: Vec<ListenerHandle>,
+    webhooks: Vec<Arc<WebhookSource>>,
     http: ServerHandle,
     http_addr: SocketAddr,
     threads: Vec<Arbiter>,
@@ -135,6 +145,7 @@ impl Service {
             (Ingest::direct(router.clone()), None)
         };
         let dead_letters = journal.as_ref().map(|j| j.store.clone().recipient::<PutDeadLetters>());
+        let webhooks = webhook_sources(&config, &secrets, &ingest, dead_letters.clone(), &registry)?;
 
         let state = AppState {
             registry: registry.clone(),
@@ -144,6 +155,7 @@ impl Service {
             prometheus: telemetry::prometheus(),
             admin_token: secrets.admin_token.clone(),
             store: journal.as_ref().map(|j| j.store.clone()),
+            webhooks: webhooks.clone(),
         };
         let (http_addr, http) =
             http::start(&config.http.listen, config.http.workers, state).map_err(|source| StartError::Listen {
@@ -187,8 +199,15 @@ impl Service {
                 .fetch_max(j.db.next_seq().saturating_sub(1), Ordering::AcqRel);
         }
 
-        for s in config.source.iter().filter(|s| s.enabled) {
+        for s in config
+            .source
+            .iter()
+            .filter(|s| s.enabled && s.kind != SourceKind::Webhook)
+        {
             start_source(s, &ingest, journal.as_ref().map(|j| &j.db), &registry, &supervisor).await?;
+        }
+        for w in &webhooks {
+            w.open();
         }
         Ok(Service {
             config,
@@ -200,6 +219,7 @@ impl Service {
             ingest,
             journal,
             listeners,
+            webhooks,
             http,
             http_addr,
             threads,
@@ -249,6 +269,9 @@ impl Service {
         let deadline = Instant::now() + self.config.service.shutdown_timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
         tracing::info!("shutting down: stopping sources");
+        for w in &self.webhooks {
+            w.close();
+        }
         let _ = self.supervisor.send(StopChildren(Some(SOURCE.into()))).await;
         let mut clean = true;
         // Whatever sources handed over before they stopped gets committed
@@ -498,6 +521,63 @@ async fn start_listener(
     Ok(flush)
 }
 
+/// Builds the webhook sources (closed until the service is ready).
+fn webhook_sources(
+    config: &Config,
+    secrets: &Secrets,
+    ingest: &Ingest,
+    dead_letters: Option<Recipient<PutDeadLetters>>,
+    registry: &Registry,
+) -> Result<Vec<Arc<WebhookSource>>, StartError> {
+    let mut out = Vec::new();
+    for s in config
+        .source
+        .iter()
+        .filter(|s| s.enabled && s.kind == SourceKind::Webhook)
+    {
+        let refuse = |message: String| StartError::Source {
+            source_name: s.name.clone(),
+            message,
+        };
+        let path = s.path.clone().ok_or_else(|| refuse("no path".into()))?;
+        let verifier = match (secrets.webhook_secrets.get(&s.name), s.allow_unsigned) {
+            (Some(secret), _) => Some(Verifier::new(
+                secret.expose().as_bytes(),
+                s.signature_prefix.as_deref().unwrap_or("sha256="),
+                s.signature_encoding.unwrap_or_default(),
+            )),
+            (None, Some(true)) => None,
+            (None, _) => {
+                return Err(refuse(
+                    "refusing to start without a secret (set secret_env, or allow_unsigned = true)".into(),
+                ))
+            }
+        };
+        let allow = IpAllowList::parse(s.allow_ips.as_deref().unwrap_or_default()).map_err(refuse)?;
+        let settings = WebhookSettings {
+            name: s.name.clone(),
+            path,
+            verifier,
+            signature_header: s
+                .signature_header
+                .clone()
+                .unwrap_or_else(|| "X-Hub-Signature-256".into()),
+            max_body_bytes: s.max_body_bytes.unwrap_or(512_000),
+            allow,
+            ack_timeout: s.ack_timeout.unwrap_or(Duration::from_secs(5)),
+        };
+        let component = registry.register(&s.name, SOURCE, true);
+        component.set_detail("kind", "webhook");
+        out.push(WebhookSource::new(
+            settings,
+            ingest.clone(),
+            dead_letters.clone(),
+            component,
+        ));
+    }
+    Ok(out)
+}
+
 /// Starts a source under the supervisor.
 async fn start_source(
     s: &SourceConfig,
@@ -509,6 +589,8 @@ async fn start_source(
     let component = registry.register(&s.name, SOURCE, true);
     component.set_detail("kind", s.kind.as_str());
     let spec = match s.kind {
+        // Webhooks are routes of the HTTP server, not actors.
+        SourceKind::Webhook => return Ok(()),
         SourceKind::Generator => {
             let settings = GeneratorSettings {
                 name: s.name.clone(),

@@ -77,6 +77,8 @@ pub struct Secrets {
     pub admin_token: Option<super::Secret>,
     /// HTTP sinks' `Authorization` values, by listener name.
     pub sink_authorization: std::collections::HashMap<String, super::Secret>,
+    /// Webhook sources' HMAC secrets, by source name.
+    pub webhook_secrets: std::collections::HashMap<String, super::Secret>,
 }
 
 /// Reads every secret the config names from the environment. A variable
@@ -117,6 +119,14 @@ pub fn resolve_secrets_with(
             &g.client_secret_env,
         );
         secrets.genesys = id.zip(secret);
+    }
+    for (i, s) in config.source.iter().enumerate() {
+        if let (Some(var), true) = (&s.secret_env, s.enabled) {
+            let path = root.key("source").index(i).key("secret_env");
+            if let Some(secret) = require(&mut v, path, var) {
+                secrets.webhook_secrets.insert(s.name.clone(), secret);
+            }
+        }
     }
     for (i, l) in config.listener.iter().enumerate() {
         if let Some(var) = &l.sink.authorization_env {
@@ -278,10 +288,19 @@ impl Validator<'_> {
             self.problem(&root.key("transform").key("chunk_size"), "must be at least 1");
         }
         let mut names: HashMap<&str, KeyPath> = HashMap::new();
+        let mut paths: HashMap<&str, KeyPath> = HashMap::new();
         for (i, s) in c.source.iter().enumerate() {
             let p = root.key("source").index(i);
             self.unique_name(&mut names, &s.name, p.key("name"));
             self.source(s, &p);
+            if let Some(path) = s.path.as_deref() {
+                if let Some(first) = paths.get(path) {
+                    let first = first.to_string();
+                    self.problem(&p.key("path"), format!("path `{path}` is already used by `{first}`"));
+                } else {
+                    paths.insert(path, p.key("path"));
+                }
+            }
         }
         for (i, l) in c.listener.iter().enumerate() {
             let p = root.key("listener").index(i);
@@ -317,6 +336,15 @@ impl Validator<'_> {
             ("count", s.count.is_some()),
             ("payload_bytes", s.payload_bytes.is_some()),
             ("keys", s.keys.is_some()),
+            ("path", s.path.is_some()),
+            ("secret_env", s.secret_env.is_some()),
+            ("allow_unsigned", s.allow_unsigned.is_some()),
+            ("signature_header", s.signature_header.is_some()),
+            ("signature_encoding", s.signature_encoding.is_some()),
+            ("signature_prefix", s.signature_prefix.is_some()),
+            ("max_body_bytes", s.max_body_bytes.is_some()),
+            ("allow_ips", s.allow_ips.is_some()),
+            ("ack_timeout", s.ack_timeout.is_some()),
         ];
         match s.kind {
             SourceKind::Generator => {
@@ -341,6 +369,60 @@ impl Validator<'_> {
                 }
                 if s.keys == Some(0) {
                     self.problem(&p.key("keys"), "must be at least 1");
+                }
+            }
+            SourceKind::Webhook => {
+                self.only_keys(
+                    p,
+                    "webhook",
+                    &present,
+                    &[
+                        "path",
+                        "secret_env",
+                        "allow_unsigned",
+                        "signature_header",
+                        "signature_encoding",
+                        "signature_prefix",
+                        "max_body_bytes",
+                        "allow_ips",
+                        "ack_timeout",
+                    ],
+                );
+                match s.path.as_deref() {
+                    None => self.problem(
+                        &p.key("kind"),
+                        "a webhook source needs `path` (e.g. \"/ingest/eventbridge\")",
+                    ),
+                    Some(path) if !path.starts_with('/') || path.contains(char::is_whitespace) => {
+                        self.problem(&p.key("path"), format!("`{path}` is not a path starting with `/`"))
+                    }
+                    Some(path)
+                        if ["/health", "/metrics", "/status", "/admin"]
+                            .iter()
+                            .any(|r| path == *r || path.starts_with(&format!("{r}/"))) =>
+                    {
+                        self.problem(&p.key("path"), format!("`{path}` is reserved by cxrelay"))
+                    }
+                    Some(_) => {}
+                }
+                if s.secret_env.is_none() && s.allow_unsigned != Some(true) {
+                    self.problem(
+                        &p.key("kind"),
+                        "a webhook source needs `secret_env` (its HMAC secret); to accept unsigned requests set `allow_unsigned = true` explicitly",
+                    );
+                }
+                if s.max_body_bytes == Some(0) {
+                    self.problem(&p.key("max_body_bytes"), "must be at least 1");
+                }
+                if let Some(ips) = &s.allow_ips {
+                    if let Err(e) = crate::sources::webhook::IpAllowList::parse(ips) {
+                        self.problem(&p.key("allow_ips"), e);
+                    }
+                }
+                if let Some(h) = &s.signature_header {
+                    if actix_web::http::header::HeaderName::try_from(h.as_str()).is_err() {
+                        self.problem(&p.key("signature_header"), format!("`{h}` is not a valid header name"));
+                    }
                 }
             }
         }

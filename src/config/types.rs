@@ -146,6 +146,8 @@ fn default_rpm() -> u32 {
 pub enum SourceKind {
     /// Synthetic events at a configured rate.
     Generator,
+    /// Signed events pushed to an HTTP path.
+    Webhook,
 }
 
 impl SourceKind {
@@ -153,6 +155,7 @@ impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Generator => "generator",
+            SourceKind::Webhook => "webhook",
         }
     }
 }
@@ -179,6 +182,25 @@ pub struct SourceConfig {
     pub payload_bytes: Option<usize>,
     /// Generator: number of distinct partition keys.
     pub keys: Option<u64>,
+    /// Webhook: the HTTP path events are POSTed to.
+    pub path: Option<String>,
+    /// Webhook: environment variable holding the HMAC secret.
+    pub secret_env: Option<String>,
+    /// Webhook: accept requests without a signature (explicit opt-in).
+    pub allow_unsigned: Option<bool>,
+    /// Webhook: header carrying the signature (default `X-Hub-Signature-256`).
+    pub signature_header: Option<String>,
+    /// Webhook: `base64` (default) or `hex`.
+    pub signature_encoding: Option<crate::sources::webhook::SignatureEncoding>,
+    /// Webhook: text before the encoded signature (default `sha256=`).
+    pub signature_prefix: Option<String>,
+    /// Webhook: largest body accepted, raw and decoded (default 512000).
+    pub max_body_bytes: Option<usize>,
+    /// Webhook: addresses or CIDR ranges allowed to call (default: all).
+    pub allow_ips: Option<Vec<String>>,
+    /// Webhook: longest wait for the journal before answering 503 (default 5s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub ack_timeout: Option<Duration>,
 }
 
 /// `[transform]`: the worker pool shared by listeners' transforms.

@@ -5,6 +5,7 @@ pub mod admin;
 mod health;
 mod metrics_export;
 mod status;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,16 +33,26 @@ pub struct AppState {
     pub admin_token: Option<crate::config::Secret>,
     /// The store actor, when the journal is on.
     pub store: Option<actix::Addr<crate::store::Store>>,
+    /// Webhook sources (their routes are mounted at their paths).
+    pub webhooks: Vec<std::sync::Arc<crate::sources::webhook::WebhookSource>>,
 }
 
 /// Starts the server on `listen` with `workers` threads; returns the bound
 /// address and a handle to stop it.
 pub fn start(listen: &str, workers: usize, state: AppState) -> std::io::Result<(SocketAddr, ServerHandle)> {
+    let webhooks = state.webhooks.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/health/live", web::get().to(health::live))
+        let mut app = App::new().app_data(data.clone());
+        for source in &webhooks {
+            let source = source.clone();
+            let path = source.path().to_string();
+            app = app.route(
+                &path,
+                web::post().to(move |req, payload| webhook::receive(source.clone(), req, payload)),
+            );
+        }
+        app.route("/health/live", web::get().to(health::live))
             .route("/health/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics_export::metrics))
             .route("/status", web::get().to(status::status))

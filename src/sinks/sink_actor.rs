@@ -73,6 +73,11 @@ pub struct SinkActor<W: SinkWriter> {
     ack: Option<AckHandle>,
     backoff: Backoff,
     attempts: u32,
+    /// A commit (or its retry wait) is under way. actix's `run_interval`
+    /// calls its callback again at once when it has fallen behind, even
+    /// while a `ctx.wait` it scheduled is pending; without this flag a slow
+    /// commit would be started twice and the batch written twice.
+    committing: bool,
     component: Arc<Component>,
     committed_events: u64,
     commits: u64,
@@ -103,6 +108,7 @@ impl<W: SinkWriter> SinkActor<W> {
             pending_since: None,
             ack: None,
             attempts: 0,
+            committing: false,
             component,
             committed_events: 0,
             commits: 0,
@@ -157,12 +163,20 @@ impl<W: SinkWriter> SinkActor<W> {
     /// Commits the pending batch, holding the actor (no new batches are
     /// taken) until it is durable, retried to its limit, or dead-lettered.
     fn commit(&mut self, ctx: &mut Context<Self>) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.committing {
             return;
         }
+        self.committing = true;
+        self.attempt(ctx);
+    }
+
+    fn attempt(&mut self, ctx: &mut Context<Self>) {
         let fut = self.begin_commit();
         ctx.wait(fut.into_actor(self).map(|res, this, ctx| match res {
-            Ok(()) => this.committed(),
+            Ok(()) => {
+                this.committing = false;
+                this.committed();
+            }
             Err(e) => this.failed(e, ctx),
         }));
     }
@@ -183,7 +197,7 @@ impl<W: SinkWriter> SinkActor<W> {
         ctx.wait(
             tokio::time::sleep(delay)
                 .into_actor(self)
-                .map(|_, this, ctx| this.commit(ctx)),
+                .map(|_, this, ctx| this.attempt(ctx)),
         );
     }
 
@@ -206,6 +220,7 @@ impl<W: SinkWriter> SinkActor<W> {
                 .map(move |res, this, ctx| match res {
                     Ok(Ok(_)) => {
                         this.dead_lettered += n as u64;
+                        this.committing = false;
                         this.committed();
                         this.component.set_state(ComponentState::Degraded);
                         this.component
@@ -216,7 +231,7 @@ impl<W: SinkWriter> SinkActor<W> {
                         ctx.wait(
                             tokio::time::sleep(delay)
                                 .into_actor(this)
-                                .map(|_, this, ctx| this.commit(ctx)),
+                                .map(|_, this, ctx| this.attempt(ctx)),
                         );
                     }
                 }),
@@ -272,8 +287,12 @@ impl<W: SinkWriter> Handler<FlushNow> for SinkActor<W> {
     type Result = ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> Self::Result {
-        if self.pending.is_empty() {
-            return Box::pin(actix::fut::ready(Ok(())));
+        if self.pending.is_empty() || self.committing {
+            return Box::pin(actix::fut::ready(if self.pending.is_empty() {
+                Ok(())
+            } else {
+                Err("a commit is still being retried".to_string())
+            }));
         }
         let fut = self.begin_commit();
         Box::pin(fut.into_actor(self).map(|res, this, _| {

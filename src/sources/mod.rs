@@ -1,3 +1,4 @@
 //! Sources: one actor each, supervised, handing events to ingest.
 
 pub mod generator;
+pub mod webhook;

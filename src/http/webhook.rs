@@ -1,0 +1,75 @@
+//! The HTTP side of webhook sources: `POST <path>`.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::sources::webhook::{Outcome, WebhookSource};
+
+/// Handles one pushed request.
+pub async fn receive(source: Arc<WebhookSource>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let response = answer(&source, &req, payload).await;
+    metrics::counter!(
+        "cxrelay_webhook_requests_total",
+        "source" => source.name().to_string(),
+        "status" => response.status().as_str().to_string()
+    )
+    .increment(1);
+    response
+}
+
+async fn answer(source: &WebhookSource, req: &HttpRequest, payload: web::Payload) -> HttpResponse {
+    if !source.admits(req.peer_addr().map(|a| a.ip())) {
+        return HttpResponse::Forbidden().json(json!({"error": "forbidden"}));
+    }
+    let max = source.max_body_bytes();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return respond(source.refused_too_large(), max);
+    }
+    let gzip = match req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => false,
+        Some(e) if e.eq_ignore_ascii_case("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(_) => {
+            return HttpResponse::UnsupportedMediaType().json(json!({"error": "unsupported_content_encoding"}));
+        }
+    };
+    // The raw bytes as sent: the signature covers exactly these.
+    let raw = match payload.to_bytes_limited(max).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return HttpResponse::BadRequest().json(json!({"error": "body_read_failed"})),
+        Err(_) => return respond(source.refused_too_large(), max),
+    };
+    let signature = req.headers().get(source.signature_header()).map(|v| v.as_bytes());
+    respond(source.receive(signature, gzip, &raw).await, max)
+}
+
+fn respond(outcome: Outcome, max: usize) -> HttpResponse {
+    match outcome {
+        Outcome::Accepted { accepted, duplicates } => {
+            HttpResponse::Accepted().json(json!({"accepted": accepted, "duplicates": duplicates}))
+        }
+        // No detail: a caller probing signatures learns nothing.
+        Outcome::Unauthorized => HttpResponse::Unauthorized().json(json!({"error": "unauthorized"})),
+        Outcome::Forbidden => HttpResponse::Forbidden().json(json!({"error": "forbidden"})),
+        Outcome::TooLarge => HttpResponse::PayloadTooLarge().json(json!({"error": "body_too_large", "max_bytes": max})),
+        Outcome::BadRequest(reason) => HttpResponse::BadRequest().json(json!({"error": reason})),
+        Outcome::Unavailable { retry_after, reason } => {
+            tracing::warn!(%reason, "webhook answered 503");
+            HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, retry_after.to_string()))
+                .json(json!({"error": "unavailable", "retry_after": retry_after}))
+        }
+    }
+}

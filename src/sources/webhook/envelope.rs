@@ -1,0 +1,189 @@
+//! Bodies pushed to a webhook: an EventBridge envelope, a bare notification
+//! envelope, or a JSON array of either (genesys-api.md §7).
+
+use std::sync::Arc;
+
+use cxrelay_actors::Event;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::genesys::notification::{derive, parse_iso_ms, Envelope};
+
+/// Why a body was refused (the reason is the 400's machine-readable code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Not JSON.
+    #[error("body is not valid JSON")]
+    InvalidJson,
+    /// JSON, but no recognisable envelope.
+    #[error("body is not an EventBridge or notification envelope")]
+    Unrecognized,
+    /// An empty array.
+    #[error("body holds no events")]
+    Empty,
+}
+
+impl EnvelopeError {
+    /// The short code answered with the 400.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EnvelopeError::InvalidJson => "invalid_json",
+            EnvelopeError::Unrecognized => "unrecognized_envelope",
+            EnvelopeError::Empty => "no_events",
+        }
+    }
+}
+
+/// Events from one body, with their idempotency keys.
+#[derive(Debug)]
+pub struct Pushed {
+    /// Events, in body order.
+    pub events: Vec<Event>,
+    /// One idempotency key per event.
+    pub keys: Vec<String>,
+}
+
+/// The outer fields of an element: EventBridge, or a bare notification.
+#[derive(Deserialize)]
+struct Outer<'a> {
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    detail: Option<&'a RawValue>,
+    #[serde(borrow)]
+    time: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "topicName")]
+    topic_name: Option<serde::de::IgnoredAny>,
+}
+
+/// Parses a pushed body into events for source `source`.
+pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
+    let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
+    let elements: Vec<&RawValue> = if text.trim_start().starts_with('[') {
+        serde_json::from_str(text).map_err(|_| EnvelopeError::InvalidJson)?
+    } else {
+        vec![serde_json::from_str(text).map_err(|_| EnvelopeError::InvalidJson)?]
+    };
+    if elements.is_empty() {
+        return Err(EnvelopeError::Empty);
+    }
+    let source: Arc<str> = Arc::from(source);
+    let mut events = Vec::with_capacity(elements.len());
+    let mut keys = Vec::with_capacity(elements.len());
+    for el in elements {
+        let outer: Outer<'_> = serde_json::from_str(el.get()).map_err(|_| EnvelopeError::Unrecognized)?;
+        // EventBridge wraps the notification in `detail`; a bare
+        // notification is the element itself.
+        let (notification_raw, bridge_id, bridge_time) = match (outer.detail, outer.topic_name) {
+            (Some(detail), _) => (
+                detail,
+                outer.id.as_deref().map(str::to_string),
+                outer.time.as_deref().and_then(parse_iso_ms),
+            ),
+            (None, Some(_)) => (el, None, None),
+            (None, None) => return Err(EnvelopeError::Unrecognized),
+        };
+        let n: Envelope<'_> = serde_json::from_str(notification_raw.get()).map_err(|_| EnvelopeError::Unrecognized)?;
+        let topic = n
+            .topic_name
+            .filter(|t| !t.is_empty())
+            .ok_or(EnvelopeError::Unrecognized)?;
+        let derived = derive(topic, n.event_body);
+        let event_time = derived
+            .event_time
+            .or_else(|| n.timestamp.and_then(parse_iso_ms))
+            .or(bridge_time);
+        let correlation = n
+            .metadata
+            .as_ref()
+            .and_then(|m| m.correlation_id.as_deref())
+            .map(str::to_string);
+        // Key precedence: EventBridge id, then the correlation id, then
+        // what identifies the event by content.
+        let key = bridge_id.clone().or(correlation.clone()).unwrap_or_else(|| {
+            format!(
+                "{}|{topic}|{}",
+                derived.key.as_deref().unwrap_or(""),
+                event_time.map(|t| t.to_string()).unwrap_or_default()
+            )
+        });
+        let id = bridge_id.or(correlation).unwrap_or_else(|| key.clone());
+        events.push(
+            Event::builder(source.clone(), topic)
+                .id(id)
+                .key_opt(derived.key)
+                .event_time(event_time)
+                .payload(notification_raw.get().as_bytes().to_vec())
+                .build(),
+        );
+        keys.push(key);
+    }
+    Ok(Pushed { events, keys })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BARE: &str = r#"{"topicName":"v2.detail.events.conversation.c1.customer.start","version":"2","eventBody":{"eventTime":1714572123000,"conversationId":"c1"},"metadata":{"CorrelationId":"corr-1"}}"#;
+
+    fn bridge(id: &str) -> String {
+        format!(
+            r#"{{"version":"0","id":"{id}","detail-type":"v2.detail.events.conversation.{{id}}.customer.start","source":"aws.partner/genesys.com/cloud/org/x","time":"2024-05-01T14:02:03Z","detail":{BARE}}}"#
+        )
+    }
+
+    #[test]
+    fn a_bare_notification() {
+        let p = parse_body(BARE.as_bytes(), "hook").unwrap();
+        let e = &p.events[0];
+        assert_eq!(
+            (&*e.topic, e.key.as_deref(), e.event_time),
+            (
+                "v2.detail.events.conversation.c1.customer.start",
+                Some("c1"),
+                Some(1714572123000)
+            )
+        );
+        assert_eq!(p.keys, vec!["corr-1"]);
+        assert_eq!(e.json().unwrap()["eventBody"]["conversationId"], "c1");
+    }
+
+    #[test]
+    fn an_eventbridge_envelope_keys_on_its_id_and_keeps_the_detail() {
+        let p = parse_body(bridge("eb-1").as_bytes(), "hook").unwrap();
+        assert_eq!(p.keys, vec!["eb-1"]);
+        assert_eq!(p.events[0].id, "eb-1");
+        assert_eq!(p.events[0].json().unwrap()["metadata"]["CorrelationId"], "corr-1");
+    }
+
+    #[test]
+    fn arrays_of_either() {
+        let body = format!("[{BARE},{}]", bridge("eb-2"));
+        let p = parse_body(body.as_bytes(), "hook").unwrap();
+        assert_eq!(p.keys, vec!["corr-1", "eb-2"]);
+    }
+
+    #[test]
+    fn without_ids_the_key_is_conversation_topic_and_time() {
+        let body = r#"{"topicName":"v2.detail.events.conversation.c9.acd.end","eventBody":{"eventTime":5,"conversationId":"c9"}}"#;
+        let p = parse_body(body.as_bytes(), "hook").unwrap();
+        assert_eq!(p.keys, vec!["c9|v2.detail.events.conversation.c9.acd.end|5"]);
+    }
+
+    #[test]
+    fn refusals_have_reasons() {
+        assert_eq!(parse_body(b"{nope", "h").unwrap_err(), EnvelopeError::InvalidJson);
+        assert_eq!(
+            parse_body(b"{\"hello\":1}", "h").unwrap_err(),
+            EnvelopeError::Unrecognized
+        );
+        assert_eq!(parse_body(b"[]", "h").unwrap_err(), EnvelopeError::Empty);
+        assert_eq!(parse_body(b"[1]", "h").unwrap_err(), EnvelopeError::Unrecognized);
+        assert_eq!(
+            parse_body(b"{\"topicName\":\"\"}", "h").unwrap_err(),
+            EnvelopeError::Unrecognized
+        );
+        assert_eq!(parse_body(&[0xff, 0xfe], "h").unwrap_err(), EnvelopeError::InvalidJson);
+    }
+}

@@ -1,0 +1,320 @@
+//! Webhook ingress: events pushed to us (EventBridge targets, signed
+//! outbound webhooks), authenticated, deduplicated, and acknowledged only
+//! once durable.
+//!
+//! The HTTP route (`src/http/webhook.rs`) hands each request to
+//! [`WebhookSource::receive`] on the HTTP worker threads: the hot path takes
+//! no actor hop besides the journal's group commit.
+
+mod envelope;
+mod ip_allow;
+pub mod signature;
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Recipient;
+use cxrelay_actors::registry::{Component, ComponentState};
+use serde::Serialize;
+
+pub use envelope::{parse_body, EnvelopeError, Pushed};
+pub use ip_allow::IpAllowList;
+pub use signature::{SignatureEncoding, Verifier};
+
+use crate::ingest::{Ingest, IngestBatch, IngestError};
+use crate::store::{DeadLetter, PutDeadLetters};
+
+/// How a webhook source is set up.
+#[derive(Clone)]
+pub struct WebhookSettings {
+    /// Source name.
+    pub name: String,
+    /// Route path.
+    pub path: String,
+    /// Signature checking; `None` only with `allow_unsigned`.
+    pub verifier: Option<Verifier>,
+    /// Header carrying the signature.
+    pub signature_header: String,
+    /// Largest body accepted (raw, and decoded when gzip).
+    pub max_body_bytes: usize,
+    /// Sources allowed to call (empty: everyone).
+    pub allow: IpAllowList,
+    /// Longest wait for the journal before answering 503.
+    pub ack_timeout: Duration,
+}
+
+/// Counters of a webhook source.
+#[derive(Debug, Default, Serialize)]
+pub struct WebhookCounters {
+    /// Requests answered 202.
+    pub accepted_requests: AtomicU64,
+    /// Events committed.
+    pub accepted_events: AtomicU64,
+    /// Events dropped as duplicates.
+    pub duplicate_events: AtomicU64,
+    /// Requests refused for their signature (401).
+    pub bad_signature: AtomicU64,
+    /// Requests refused for their source address (403).
+    pub forbidden: AtomicU64,
+    /// Bodies over the limit (413).
+    pub too_large: AtomicU64,
+    /// Bodies that were not valid events (400).
+    pub malformed: AtomicU64,
+    /// Requests answered 503 (store unavailable or saturated).
+    pub unavailable: AtomicU64,
+}
+
+/// What the route answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 202: committed (or already committed before).
+    Accepted {
+        /// Events committed now.
+        accepted: usize,
+        /// Events seen before.
+        duplicates: usize,
+    },
+    /// 401, with no detail.
+    Unauthorized,
+    /// 403: source address not allowed.
+    Forbidden,
+    /// 413.
+    TooLarge,
+    /// 400 with a short machine-readable reason.
+    BadRequest(&'static str),
+    /// 503 with `Retry-After`.
+    Unavailable {
+        /// Seconds.
+        retry_after: u64,
+        /// Why (for the log and the body).
+        reason: String,
+    },
+}
+
+/// A webhook source: settings, counters, and where events go.
+pub struct WebhookSource {
+    settings: WebhookSettings,
+    ingest: Ingest,
+    dead_letters: Option<Recipient<PutDeadLetters>>,
+    component: Arc<Component>,
+    counters: WebhookCounters,
+    /// Closed until listeners are subscribed and the journal replayed, and
+    /// again from the start of shutdown: events accepted then could reach
+    /// no listener.
+    open: AtomicBool,
+}
+
+impl WebhookSource {
+    /// A source handing events to `ingest`; malformed bodies go to
+    /// `dead_letters` (when the journal is on).
+    pub fn new(
+        settings: WebhookSettings,
+        ingest: Ingest,
+        dead_letters: Option<Recipient<PutDeadLetters>>,
+        component: Arc<Component>,
+    ) -> Arc<Self> {
+        component.set_detail("path", settings.path.clone());
+        if settings.verifier.is_none() {
+            // Loud in status, but not a readiness failure: it was asked for.
+            component.fail(
+                ComponentState::Degraded,
+                "accepting UNSIGNED requests (allow_unsigned = true): anyone who can reach this path can inject events",
+            );
+        } else {
+            component.set_state(ComponentState::Running);
+        }
+        Arc::new(WebhookSource {
+            settings,
+            ingest,
+            dead_letters,
+            component,
+            counters: WebhookCounters::default(),
+            open: AtomicBool::new(false),
+        })
+    }
+
+    /// Starts accepting events.
+    pub fn open(&self) {
+        self.open.store(true, Ordering::Release);
+    }
+
+    /// Stops accepting events (answers 503 with Retry-After).
+    pub fn close(&self) {
+        self.open.store(false, Ordering::Release);
+    }
+
+    /// The route path.
+    pub fn path(&self) -> &str {
+        &self.settings.path
+    }
+
+    /// The largest body accepted.
+    pub fn max_body_bytes(&self) -> usize {
+        self.settings.max_body_bytes
+    }
+
+    /// The header carrying the signature.
+    pub fn signature_header(&self) -> &str {
+        &self.settings.signature_header
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &WebhookCounters {
+        &self.counters
+    }
+
+    fn count(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether a caller at `peer` may call at all (checked before reading
+    /// the body).
+    pub fn admits(&self, peer: Option<IpAddr>) -> bool {
+        let ok = self.settings.allow.admits(peer);
+        if !ok {
+            self.count(&self.counters.forbidden, 1);
+        }
+        ok
+    }
+
+    /// Records a body refused for its size.
+    pub fn refused_too_large(&self) -> Outcome {
+        self.count(&self.counters.too_large, 1);
+        Outcome::TooLarge
+    }
+
+    /// Handles one request body (raw bytes as received) with its signature
+    /// header and content encoding.
+    pub async fn receive(&self, signature: Option<&[u8]>, gzip: bool, raw: &[u8]) -> Outcome {
+        if !self.open.load(Ordering::Acquire) {
+            self.count(&self.counters.unavailable, 1);
+            return Outcome::Unavailable {
+                retry_after: 5,
+                reason: "not accepting events right now (starting or stopping)".into(),
+            };
+        }
+        if let Some(v) = &self.settings.verifier {
+            if !v.verify(signature, raw) {
+                self.count(&self.counters.bad_signature, 1);
+                return Outcome::Unauthorized;
+            }
+        }
+        let decoded;
+        let body: &[u8] = if gzip {
+            match gunzip(raw, self.settings.max_body_bytes) {
+                Ok(b) => {
+                    decoded = b;
+                    &decoded
+                }
+                Err(GunzipError::TooLarge) => return self.refused_too_large(),
+                Err(GunzipError::Invalid) => return self.malformed("invalid_gzip", raw).await,
+            }
+        } else {
+            raw
+        };
+        let pushed = match parse_body(body, &self.settings.name) {
+            Ok(p) => p,
+            Err(e) => return self.malformed(e.reason(), body).await,
+        };
+        let n = pushed.events.len();
+        // The hot duplicate case (a sender retrying) needs no commit.
+        if pushed.keys.iter().all(|k| self.ingest.seen_recently(k)) {
+            self.count(&self.counters.duplicate_events, n as u64);
+            self.count(&self.counters.accepted_requests, 1);
+            return Outcome::Accepted {
+                accepted: 0,
+                duplicates: n,
+            };
+        }
+        let batch = IngestBatch {
+            events: pushed.events,
+            keys: pushed.keys.into_iter().map(Some).collect(),
+            checkpoint: None,
+        };
+        match tokio::time::timeout(self.settings.ack_timeout, self.ingest.submit(batch)).await {
+            Ok(Ok(r)) => {
+                self.count(&self.counters.accepted_requests, 1);
+                self.count(&self.counters.accepted_events, r.accepted as u64);
+                self.count(&self.counters.duplicate_events, r.duplicates as u64);
+                Outcome::Accepted {
+                    accepted: r.accepted,
+                    duplicates: r.duplicates,
+                }
+            }
+            Ok(Err(IngestError::StoreUnavailable(reason))) => {
+                self.count(&self.counters.unavailable, 1);
+                Outcome::Unavailable { retry_after: 5, reason }
+            }
+            Ok(Err(IngestError::ShuttingDown)) => {
+                self.count(&self.counters.unavailable, 1);
+                Outcome::Unavailable {
+                    retry_after: 5,
+                    reason: "shutting down".into(),
+                }
+            }
+            Err(_) => {
+                // Saturated: the sender retries; if this batch still commits,
+                // the retry is recognised as a duplicate.
+                self.count(&self.counters.unavailable, 1);
+                Outcome::Unavailable {
+                    retry_after: 1,
+                    reason: "ingest saturated".into(),
+                }
+            }
+        }
+    }
+
+    /// A 400: counted, and the body kept (truncated) in dead letters so an
+    /// operator can see what was sent.
+    async fn malformed(&self, reason: &'static str, body: &[u8]) -> Outcome {
+        self.count(&self.counters.malformed, 1);
+        if let Some(dl) = &self.dead_letters {
+            let letter = DeadLetter::for_raw(
+                &self.settings.name,
+                &format!("webhook:{}", self.settings.name),
+                reason,
+                body,
+                None,
+            );
+            // Best effort, bounded: the answer to the sender does not wait
+            // on the dead-letter table for long.
+            let sent = tokio::time::timeout(Duration::from_secs(2), dl.send(PutDeadLetters(vec![letter]))).await;
+            if !matches!(sent, Ok(Ok(Ok(_)))) {
+                tracing::warn!(source = %self.settings.name, reason, "could not keep a malformed body in dead letters");
+            }
+        }
+        Outcome::BadRequest(reason)
+    }
+
+    /// Copies the counters into the status entry.
+    pub fn publish_detail(&self) {
+        if let Ok(v) = serde_json::to_value(&self.counters) {
+            self.component.set_detail("counters", v);
+        }
+    }
+}
+
+enum GunzipError {
+    TooLarge,
+    Invalid,
+}
+
+/// Decodes gzip, refusing to produce more than `limit` bytes (a small body
+/// can expand without bound).
+fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut decoder = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
+    decoder.read_to_end(&mut out).map_err(|_| GunzipError::Invalid)?;
+    if out.len() > limit {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(out)
+}

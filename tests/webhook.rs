@@ -1,0 +1,444 @@
+//! Webhook ingress as a sender sees it: signed pushes over HTTP, the
+//! documented status codes, exactly-once output, kill -9, a stalled sink.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use cxrelay::sources::webhook::{SignatureEncoding, Verifier};
+
+const SECRET: &str = "whsec-test-123";
+
+fn verifier() -> Verifier {
+    Verifier::new(SECRET.as_bytes(), "sha256=", SignatureEncoding::Base64)
+}
+
+fn bare(n: u64) -> String {
+    format!(
+        r#"{{"topicName":"v2.detail.events.conversation.c{c}.customer.start","version":"2","eventBody":{{"eventTime":{t},"conversationId":"c{c}","participantId":"p{n}","ani":"tel:+15550100{n}","pad":"{pad}"}},"metadata":{{"CorrelationId":"evt-{n}"}}}}"#,
+        c = n % 500,
+        t = 1_714_572_000_000 + n as i64,
+        pad = "x".repeat(700)
+    )
+}
+
+fn bridge(n: u64) -> String {
+    format!(
+        r#"{{"version":"0","id":"eb-{n}","detail-type":"v2.detail.events.conversation.{{id}}.customer.start","source":"aws.partner/genesys.com/cloud/org/x","time":"2024-05-01T14:02:03Z","detail":{}}}"#,
+        bare(n)
+    )
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(body).unwrap();
+    e.finish().unwrap()
+}
+
+fn webhook_config(dir: &std::path::Path, extra_source: &str, listener: &str) -> String {
+    format!(
+        "{}[http]\nworkers = 2\n\n[[source]]\nname = \"hook\"\nkind = \"webhook\"\npath = \"/ingest/eventbridge\"\nsecret_env = \"HOOK_SECRET\"\nmax_body_bytes = 16384\n{extra_source}\n{listener}",
+        preamble(dir).replace("[http]\n", "[http]\nworkers = 2\n").replace("\n[http]\nworkers = 2\n\n", "\n"),
+    )
+    .replacen("[http]\nworkers = 2\n\n[[source]]", "[[source]]", 1)
+}
+
+fn file_listener(dir: &std::path::Path) -> String {
+    format!(
+        "[[listener]]\nname = \"files\"\ntopics = [\"v2.detail.events.>\"]\nsink = {{ kind = \"file\", path = \"{}\", batch_events = 500, batch_interval = \"20ms\" }}\nmailbox = 4096\n",
+        dir.join("out").display()
+    )
+}
+
+fn env() -> [(&'static str, &'static str); 1] {
+    [("HOOK_SECRET", SECRET)]
+}
+
+/// One planned request.
+#[derive(Clone)]
+struct Planned {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    expect: u16,
+    /// Event ids this request carries when it is good.
+    ids: Vec<String>,
+}
+
+fn signed(body: Vec<u8>, gz: bool) -> Planned {
+    let sig = verifier().sign(&body);
+    let mut headers = vec![
+        ("X-Hub-Signature-256".to_string(), sig),
+        ("Content-Type".into(), "application/json".into()),
+    ];
+    if gz {
+        headers.push(("Content-Encoding".into(), "gzip".into()));
+    }
+    Planned {
+        headers,
+        body,
+        expect: 202,
+        ids: Vec::new(),
+    }
+}
+
+/// 20,000 requests: good ones in several shapes, 10% duplicates, 1% bad
+/// signatures, 1% malformed, 1% oversized, some gzip.
+fn plan() -> (Vec<Planned>, HashSet<String>, usize) {
+    let mut out = Vec::new();
+    let mut unique = HashSet::new();
+    let mut malformed = 0;
+    let mut sent_good: Vec<Planned> = Vec::new();
+    for i in 0..20_000u64 {
+        let p = match i % 100 {
+            0 => {
+                let mut p = signed(bare(i).into_bytes(), false);
+                p.headers[0].1 = verifier().sign(b"something else");
+                p.expect = 401;
+                p
+            }
+            1 => {
+                malformed += 1;
+                let body = if i % 200 == 1 {
+                    b"{\"topicName\": oops".to_vec()
+                } else {
+                    b"{\"hello\":\"world\"}".to_vec()
+                };
+                let mut p = signed(body, false);
+                p.expect = 400;
+                p
+            }
+            2 => {
+                let big = format!("[{}]", vec![bare(i); 25].join(","));
+                let mut p = signed(big.into_bytes(), false);
+                p.expect = 413;
+                p
+            }
+            n if n % 10 == 3 && !sent_good.is_empty() => {
+                // A sender retrying an event already sent.
+                let mut p = sent_good[(i as usize * 7919) % sent_good.len()].clone();
+                p.ids.clear();
+                p
+            }
+            n => {
+                let (body, ids) = if n % 5 == 0 {
+                    (bridge(i), vec![format!("eb-{i}")])
+                } else if n % 50 == 7 {
+                    (
+                        format!("[{},{}]", bare(i), bridge(i + 1_000_000)),
+                        vec![format!("evt-{i}"), format!("eb-{}", i + 1_000_000)],
+                    )
+                } else {
+                    (bare(i), vec![format!("evt-{i}")])
+                };
+                let gz = n % 7 == 4;
+                let raw = if gz { gzip(body.as_bytes()) } else { body.into_bytes() };
+                let mut p = signed(raw, gz);
+                unique.extend(ids.iter().cloned());
+                p.ids = ids;
+                sent_good.push(p.clone());
+                p
+            }
+        };
+        out.push(p);
+    }
+    (out, unique, malformed)
+}
+
+/// Sends the plan from `clients` keep-alive connections; returns the
+/// status of every request (by index) and the ids of 2xx-answered ones.
+fn send_all(
+    addr: std::net::SocketAddr,
+    plan: &[Planned],
+    clients: usize,
+    stop_on_error: bool,
+) -> (HashMap<usize, u16>, HashSet<String>) {
+    let statuses = Arc::new(Mutex::new(HashMap::new()));
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    std::thread::scope(|s| {
+        for c in 0..clients {
+            let (statuses, acked) = (statuses.clone(), acked.clone());
+            s.spawn(move || {
+                let mut conn = KeepAlive::new(addr);
+                for (i, p) in plan.iter().enumerate().filter(|(i, _)| i % clients == c) {
+                    let headers: Vec<(&str, &str)> = p.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    match conn.send("POST", "/ingest/eventbridge", &headers, &p.body) {
+                        Ok(r) => {
+                            if r.status == 202 {
+                                acked.lock().unwrap().extend(p.ids.iter().cloned());
+                            }
+                            statuses.lock().unwrap().insert(i, r.status);
+                        }
+                        Err(_) if stop_on_error => return,
+                        Err(e) => panic!("request {i}: {e}"),
+                    }
+                }
+            });
+        }
+    });
+    let s = statuses.lock().unwrap().clone();
+    let a = acked.lock().unwrap().clone();
+    (s, a)
+}
+
+fn output_ids(dir: &std::path::Path) -> Vec<String> {
+    read_ndjson_dir(&dir.join("out"))
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_mixed_load_gives_each_good_event_exactly_once_and_documented_statuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let p = Proc::start_with(dir, &webhook_config(dir, "", &file_listener(dir)), &env());
+    wait_until("ready", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    let (plan, unique, malformed) = plan();
+    let t = Instant::now();
+    let (statuses, _) = send_all(p.addr, &plan, 32, false);
+    eprintln!("20,000 requests from 32 clients in {:?}", t.elapsed());
+    for (i, planned) in plan.iter().enumerate() {
+        assert_eq!(statuses[&i], planned.expect, "request {i}");
+    }
+    wait_until("every unique event in the file sink", Duration::from_secs(60), || {
+        output_ids(dir).len() >= unique.len()
+    });
+    let ids = output_ids(dir);
+    let distinct: HashSet<String> = ids.iter().cloned().collect();
+    if ids.len() != distinct.len() {
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let mut where_: HashMap<String, Vec<String>> = HashMap::new();
+        for f in &files {
+            for (ln, line) in std::fs::read_to_string(f).unwrap().lines().enumerate() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                where_
+                    .entry(v["id"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push(format!(
+                        "{}:{ln} seq {}",
+                        f.file_name().unwrap().to_string_lossy(),
+                        v["seq"]
+                    ));
+            }
+        }
+        let mut dups: Vec<_> = where_.into_iter().filter(|(_, v)| v.len() > 1).collect();
+        dups.sort();
+        eprintln!(
+            "{} duplicated ids, files {:?}; e.g. {:?}",
+            dups.len(),
+            files.len(),
+            &dups[..dups.len().min(4)]
+        );
+    }
+    assert_eq!(distinct, unique);
+    assert_eq!(ids.len(), unique.len(), "no event twice");
+    // Malformed bodies are kept for an operator.
+    wait_until("malformed bodies in dead letters", Duration::from_secs(10), || {
+        component(&p.get("/status").json(), "store")["detail"]["dead_letters"] == malformed
+    });
+    let hook = component(&p.get("/status").json(), "hook");
+    let counters = &hook["detail"]["counters"];
+    assert_eq!(counters["bad_signature"], 200);
+    assert_eq!(counters["malformed"], malformed);
+    assert_eq!(counters["too_large"], 200);
+    assert!(counters["duplicate_events"].as_u64().unwrap() >= 1700, "{counters}");
+    let metrics = p.get("/metrics").text();
+    assert_eq!(
+        metric(
+            &metrics,
+            "cxrelay_webhook_requests_total{source=\"hook\",status=\"401\"}"
+        ),
+        Some(200.0)
+    );
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn kill_9_during_load_loses_no_event_that_got_a_2xx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = webhook_config(dir, "", &file_listener(dir));
+    let p = Proc::start_with(dir, &config, &env());
+    wait_until("ready", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    let plan: Vec<Planned> = (0..30_000u64)
+        .map(|i| {
+            let mut pl = signed(bare(i).into_bytes(), false);
+            pl.ids = vec![format!("evt-{i}")];
+            pl
+        })
+        .collect();
+    let addr = p.addr;
+    let killer = std::thread::spawn(move || {
+        // Mid-load (the moment is the experiment).
+        std::thread::sleep(Duration::from_millis(700));
+        p.kill9();
+    });
+    let (_, acked) = send_all(addr, &plan, 16, true);
+    killer.join().unwrap();
+    assert!(
+        !acked.is_empty() && acked.len() < 30_000,
+        "the kill landed mid-load ({} acked)",
+        acked.len()
+    );
+    let p = Proc::start_with(dir, &config, &env());
+    wait_until("every acknowledged event delivered", Duration::from_secs(60), || {
+        let out: HashSet<String> = output_ids(dir).into_iter().collect();
+        acked.iter().all(|id| out.contains(id))
+    });
+    eprintln!(
+        "kill -9 mid-load: {} events acknowledged, all delivered after restart",
+        acked.len()
+    );
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn a_stalled_sink_makes_the_ingress_answer_503_in_time_with_flat_memory_then_recover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = TargetServer::start();
+    target.set_failing(true);
+    let listener = format!(
+        "[[listener]]\nname = \"web\"\ntopics = [\"v2.>\"]\nsink = {{ kind = \"http\", url = \"http://{}/in\", batch_events = 10, batch_interval = \"10ms\" }}\nmailbox = 50\nbatch = 10\nwhen_full = \"block\"\n",
+        target.addr
+    );
+    let config = webhook_config(dir, "ack_timeout = \"1s\"\n", &listener)
+        .replace("journal = true", "")
+        .replace("[service]\n", "[service]\njournal_queue = 4\n");
+    let p = Proc::start_with(dir, &config, &env());
+    wait_until("ready", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    let rss_start = rss_bytes(p.pid());
+    let mut conn = KeepAlive::new(p.addr);
+    let mut acked = HashSet::new();
+    let mut saw_503 = 0;
+    let mut slowest = Duration::ZERO;
+    for i in 0..400u64 {
+        let pl = signed(bare(i).into_bytes(), false);
+        let headers: Vec<(&str, &str)> = pl.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let t = Instant::now();
+        let r = conn.send("POST", "/ingest/eventbridge", &headers, &pl.body).unwrap();
+        slowest = slowest.max(t.elapsed());
+        match r.status {
+            202 => {
+                acked.insert(format!("evt-{i}"));
+            }
+            503 => {
+                assert_eq!(r.header("retry-after"), Some("1"));
+                saw_503 += 1;
+                if saw_503 >= 5 {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let rss_end = rss_bytes(p.pid());
+    eprintln!(
+        "stalled sink: {} accepted, then 503s; slowest answer {slowest:?}; rss {rss_start} -> {rss_end}",
+        acked.len()
+    );
+    assert!(saw_503 >= 5, "the ingress must answer 503 when saturated");
+    // Never hang the sender (its own timeout is 10 s): the bound is the
+    // configured 1 s plus scheduling.
+    assert!(slowest < Duration::from_millis(2500), "{slowest:?}");
+    assert!(rss_end < rss_start + 16 * 1024 * 1024);
+    target.set_failing(false);
+    wait_until("accepting again", Duration::from_secs(30), || {
+        let pl = signed(bare(100_000).into_bytes(), false);
+        let headers: Vec<(&str, &str)> = pl.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        conn.send("POST", "/ingest/eventbridge", &headers, &pl.body)
+            .unwrap()
+            .status
+            == 202
+    });
+    wait_until("every 2xx event delivered", Duration::from_secs(30), || {
+        let got = target.ids().0;
+        acked.iter().all(|id| got.contains(id))
+    });
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn signatures_addresses_and_unsigned_opt_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = format!(
+        "{}[[source]]\nname = \"open\"\nkind = \"webhook\"\npath = \"/ingest/open\"\nallow_unsigned = true\n\n[[source]]\nname = \"private\"\nkind = \"webhook\"\npath = \"/ingest/private\"\nsecret_env = \"HOOK_SECRET\"\nallow_ips = [\"10.0.0.0/8\"]\n\n[[source]]\nname = \"hook\"\nkind = \"webhook\"\npath = \"/ingest/eventbridge\"\nsecret_env = \"HOOK_SECRET\"\nsignature_encoding = \"hex\"\nsignature_header = \"X-Signature\"\nsignature_prefix = \"\"\n\n{}",
+        preamble(dir),
+        file_listener(dir)
+    );
+    let p = Proc::start_with(dir, &config, &env());
+    wait_until("ready", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    let body = bare(1);
+    // Wrong or missing signature: 401 and nothing about why.
+    let r = request(
+        p.addr,
+        "POST",
+        "/ingest/eventbridge",
+        &[("X-Signature", "00")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.status, r.json()),
+        (401, serde_json::json!({"error": "unauthorized"}))
+    );
+    let r = request(p.addr, "POST", "/ingest/eventbridge", &[], body.as_bytes()).unwrap();
+    assert_eq!(r.status, 401);
+    let hex = Verifier::new(SECRET.as_bytes(), "", SignatureEncoding::Hex).sign(body.as_bytes());
+    let r = request(
+        p.addr,
+        "POST",
+        "/ingest/eventbridge",
+        &[("X-Signature", &hex)],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+    // Not from an allowed address.
+    let sig = verifier().sign(body.as_bytes());
+    let r = request(
+        p.addr,
+        "POST",
+        "/ingest/private",
+        &[("X-Hub-Signature-256", &sig)],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+    // Unsigned accepted only where explicitly allowed, and status says so.
+    let r = request(p.addr, "POST", "/ingest/open", &[], bare(2).as_bytes()).unwrap();
+    assert_eq!(r.status, 202);
+    let open = component(&p.get("/status").json(), "open");
+    assert_eq!(open["state"], "degraded");
+    assert!(open["last_error"].as_str().unwrap().contains("UNSIGNED"));
+    // Unsupported encodings are refused.
+    let r = request(p.addr, "POST", "/ingest/open", &[("Content-Encoding", "br")], b"x").unwrap();
+    assert_eq!(r.status, 415);
+    assert!(!p.log_text().contains(SECRET), "the secret never appears in logs");
+    assert!(!p.get("/status").text().contains(SECRET));
+    assert!(p.terminate().success());
+
+    // A webhook without a secret refuses to start.
+    let bad = "[[source]]\nname = \"h\"\nkind = \"webhook\"\npath = \"/x\"\n";
+    std::fs::write(dir.join("config.toml"), bad).unwrap();
+    let (code, _, err) = cxrelay_cmd(dir, &["check"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs `secret_env`"), "{err}");
+}
