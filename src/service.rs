@@ -15,7 +15,7 @@ use cxrelay_actors::supervision::{Child, ChildSpec, Shutdown, StopChildren, Supe
 use cxrelay_actors::{Deliver, Pattern, QueueStats, Registry, Router, Subscribe};
 use parking_lot::Mutex;
 
-use crate::config::{Config, ListenerConfig, Loaded, Secrets, SinkConfig, SinkKind, SourceConfig, SourceKind};
+use crate::config::{Config, ListenerConfig, Loaded, OrderBy, Secrets, SinkConfig, SinkKind, SourceConfig, SourceKind};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::sinks::{FileWriter, FlushNow, HttpWriter, SinkActor, SinkOptions, SinkWriter, StdoutWriter};
@@ -369,13 +369,18 @@ async fn open_journal(
     Ok((Ingest::journaled(queue, db.clone()), Journal { db, store, routed_upto }))
 }
 
-fn sink_options(sink: &SinkConfig, dead_letters: Option<Recipient<PutDeadLetters>>) -> SinkOptions {
+fn sink_options(
+    sink: &SinkConfig,
+    order_by: Option<OrderBy>,
+    dead_letters: Option<Recipient<PutDeadLetters>>,
+) -> SinkOptions {
     let d = SinkOptions::default();
     SinkOptions {
         batch_events: sink.batch_events.unwrap_or(d.batch_events),
         batch_interval: sink.batch_interval.unwrap_or(d.batch_interval),
         max_retries: sink.max_retries,
         dead_letters,
+        order_by_time: order_by == Some(OrderBy::Time),
         ..d
     }
 }
@@ -426,7 +431,7 @@ fn sink_starter(
     thread: ArbiterHandle,
 ) -> Result<SinkStarter, StartError> {
     let l = setup.listener;
-    let opts = sink_options(&l.sink, setup.dead_letters.clone());
+    let opts = sink_options(&l.sink, l.order_by, setup.dead_letters.clone());
     let sink_error = |message: String| StartError::Sink {
         listener: l.name.clone(),
         message,

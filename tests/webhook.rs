@@ -442,3 +442,52 @@ fn signatures_addresses_and_unsigned_opt_in() {
     assert_eq!(code, 2);
     assert!(err.contains("needs `secret_env`"), "{err}");
 }
+
+#[test]
+fn order_by_time_writes_each_conversation_in_event_time_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let listener = format!(
+        "[[listener]]\nname = \"files\"\ntopics = [\"v2.detail.events.>\"]\nsink = {{ kind = \"file\", path = \"{}\", batch_interval = \"300ms\" }}\norder_by = \"time\"\n",
+        dir.join("out").display()
+    );
+    let p = Proc::start_with(dir, &webhook_config(dir, "", &listener), &env());
+    wait_until("ready", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    // Two conversations, their events pushed newest first.
+    let events: Vec<String> = (0..40u64)
+        .rev()
+        .map(|n| {
+            format!(
+                r#"{{"topicName":"v2.detail.events.conversation.c{c}.acd.start","eventBody":{{"eventTime":{t},"conversationId":"c{c}"}},"metadata":{{"CorrelationId":"o-{n}"}}}}"#,
+                c = n % 2,
+                t = 1_000 + n
+            )
+        })
+        .collect();
+    let body = format!("[{}]", events.join(","));
+    let sig = verifier().sign(body.as_bytes());
+    let r = request(
+        p.addr,
+        "POST",
+        "/ingest/eventbridge",
+        &[("X-Hub-Signature-256", &sig)],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 202);
+    wait_until("written", Duration::from_secs(10), || {
+        read_ndjson_dir(&dir.join("out")).len() == 40
+    });
+    let lines = read_ndjson_dir(&dir.join("out"));
+    for c in ["c0", "c1"] {
+        let times: Vec<i64> = lines
+            .iter()
+            .filter(|l| l["key"] == c)
+            .map(|l| l["event_time"].as_i64().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{c}: {times:?}");
+    }
+    assert!(p.terminate().success());
+}

@@ -244,6 +244,19 @@ pub struct ListenerConfig {
     /// Largest batch handed to the sink at once.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// `time`: each written batch is sorted by event time, then key, then
+    /// id (events without a time use their receive time).
+    pub order_by: Option<OrderBy>,
+}
+
+/// Output order within a batch.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderBy {
+    /// By event time, with a deterministic tie-break (key, then id).
+    Time,
+    /// As received.
+    Arrival,
 }
 
 /// Kinds of sink.

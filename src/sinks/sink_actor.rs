@@ -28,6 +28,8 @@ pub struct SinkOptions {
     pub max_retries: Option<u32>,
     /// Where dead letters go.
     pub dead_letters: Option<Recipient<PutDeadLetters>>,
+    /// Sort each batch by event time (then key, then id) before writing.
+    pub order_by_time: bool,
 }
 
 impl Default for SinkOptions {
@@ -44,6 +46,7 @@ impl Default for SinkOptions {
             },
             max_retries: None,
             dead_letters: None,
+            order_by_time: false,
         }
     }
 }
@@ -120,6 +123,16 @@ impl<W: SinkWriter> SinkActor<W> {
     /// Starts writing the pending batch; a panic anywhere in the writer is
     /// turned into an error and the writer is rebuilt next time.
     fn begin_commit(&mut self) -> LocalBoxFuture<'static, Result<(), String>> {
+        if self.opts.order_by_time {
+            // Stable and total: the same batch always comes out the same.
+            self.pending.sort_by(|a, b| {
+                a.event_time
+                    .unwrap_or(a.received_at)
+                    .cmp(&b.event_time.unwrap_or(b.received_at))
+                    .then_with(|| a.key.cmp(&b.key))
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+        }
         let started = catch_unwind(AssertUnwindSafe(|| -> Result<_, SinkError> {
             if self.writer.is_none() {
                 self.writer = Some(Box::new((self.factory)()?));
