@@ -5,7 +5,6 @@
 //! /dev/shm to leave the disk out of the figure).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
