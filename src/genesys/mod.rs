@@ -1,4 +1,13 @@
 //! The client side of the Genesys Cloud wire contract
-//! (`../shared/docs/genesys-api.md`).
+//! (`../shared/docs/genesys-api.md`): hosts, OAuth tokens, the API client.
 
+pub mod api_client;
+pub mod error;
+pub mod hosts;
 pub mod notification;
+pub mod token_provider;
+
+pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
+pub use error::{ApiError, GenesysError, TokenError};
+pub use hosts::Hosts;
+pub use token_provider::{AccessToken, Credentials, GetToken, TokenProvider, TokenSettings};

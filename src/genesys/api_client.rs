@@ -1,0 +1,283 @@
+//! The API client: awc with a shared request budget, `Retry-After`
+//! honoured, retries with exponential backoff and jitter on 429, 5xx and
+//! timeouts, and one token refresh on a 401.
+//!
+//! awc's client is not `Send`: build one [`ApiClient`] per arbiter; they
+//! share the [`RequestBudget`] and the token provider.
+
+use std::num::NonZeroU32;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use awc::http::Method;
+use cxrelay_actors::retry::BackoffPolicy;
+use governor::clock::DefaultClock;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, GenesysError};
+use super::token_provider::{GetToken, TokenProvider, TokenRejected};
+use crate::config::Secret;
+
+/// The request budget shared by every client of one OAuth client: a steady
+/// rate (token bucket, no burst) plus a gate closed during a `Retry-After`
+/// window, so that no request at all goes out inside it.
+pub struct RequestBudget {
+    limiter: RateLimiter<NotKeyed, InMemoryState, DefaultClock>,
+    closed_until: Mutex<Option<Instant>>,
+    per_minute: u32,
+}
+
+impl RequestBudget {
+    /// At most `per_minute` requests per minute, evenly spaced.
+    pub fn new(per_minute: u32) -> Arc<Self> {
+        let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Arc::new(RequestBudget {
+            limiter: RateLimiter::direct(Quota::per_minute(n).allow_burst(NonZeroU32::MIN)),
+            closed_until: Mutex::new(None),
+            per_minute,
+        })
+    }
+
+    /// The configured rate.
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
+    /// Waits until a request may go out.
+    pub async fn acquire(&self) {
+        loop {
+            let until = *self.closed_until.lock();
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
+                _ => break,
+            }
+        }
+        self.limiter.until_ready().await;
+        // The window may have been closed while this caller waited its turn.
+        let until = *self.closed_until.lock();
+        if let Some(t) = until.filter(|t| *t > Instant::now()) {
+            tokio::time::sleep_until(t.into()).await;
+        }
+    }
+
+    /// Closes the gate for `d` (a 429's `Retry-After`).
+    pub fn close_for(&self, d: Duration) {
+        let until = Instant::now() + d;
+        let mut g = self.closed_until.lock();
+        if g.is_none_or(|t| t < until) {
+            *g = Some(until);
+        }
+    }
+}
+
+/// Retry settings of API calls.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call (the first included).
+    pub max_attempts: u32,
+    /// Backoff between attempts without a `Retry-After`.
+    pub backoff: BackoffPolicy,
+    /// Timeout of one attempt (headers and body).
+    pub timeout: Duration,
+    /// Largest response body accepted.
+    pub max_body: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(500),
+                multiplier: 2.0,
+                max: Duration::from_secs(30),
+                randomization: 0.5,
+                full_jitter: false,
+            },
+            timeout: Duration::from_secs(30),
+            max_body: 64 << 20,
+        }
+    }
+}
+
+struct Inner {
+    http: awc::Client,
+    api: String,
+    tokens: Addr<TokenProvider>,
+    budget: Arc<RequestBudget>,
+    policy: RetryPolicy,
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct ApiResponse {
+    /// Status.
+    pub status: u16,
+    /// Body.
+    pub body: bytes::Bytes,
+}
+
+impl ApiResponse {
+    /// The body as `T`.
+    pub fn json<T: DeserializeOwned>(&self, method: &Method, path: &str) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::Decode {
+            method: method.to_string(),
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Calls the Genesys API. Cheap to clone; not `Send` (one per arbiter).
+#[derive(Clone)]
+pub struct ApiClient {
+    inner: Rc<Inner>,
+}
+
+enum Attempt {
+    Done(Result<ApiResponse, ApiError>),
+    Retry(ApiError, Option<Duration>),
+    Unauthorized(Secret, ApiError),
+}
+
+impl ApiClient {
+    /// A client of the API at `api` (base URL).
+    pub fn new(api: &str, tokens: Addr<TokenProvider>, budget: Arc<RequestBudget>, policy: RetryPolicy) -> Self {
+        ApiClient {
+            inner: Rc::new(Inner {
+                http: awc::Client::builder().timeout(policy.timeout).finish(),
+                api: api.trim_end_matches('/').to_string(),
+                tokens,
+                budget,
+                policy,
+            }),
+        }
+    }
+
+    /// GET `path`, decoding JSON.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.call(Method::GET, path, None).await?.json(&Method::GET, path)
+    }
+
+    /// POST `body` to `path`, decoding JSON.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, ApiError> {
+        self.call(Method::POST, path, Some(body))
+            .await?
+            .json(&Method::POST, path)
+    }
+
+    /// PUT `body` to `path`, decoding JSON.
+    pub async fn put<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, ApiError> {
+        self.call(Method::PUT, path, Some(body)).await?.json(&Method::PUT, path)
+    }
+
+    /// A call with retries; answers the first 2xx (or the error that ended
+    /// the retries). A 401 refreshes the token once and tries again once.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<ApiResponse, ApiError> {
+        let inner = &self.inner;
+        let mut backoff = inner.policy.backoff.schedule();
+        let mut refreshed = false;
+        let mut token = inner
+            .tokens
+            .send(GetToken)
+            .await
+            .map_err(|_| super::error::TokenError::Stopped)??;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            inner.budget.acquire().await;
+            match self.attempt(&method, path, body, &token.value).await {
+                Attempt::Done(r) => return r,
+                Attempt::Unauthorized(used, err) => {
+                    if refreshed {
+                        return Err(err);
+                    }
+                    refreshed = true;
+                    token = inner
+                        .tokens
+                        .send(TokenRejected(used))
+                        .await
+                        .map_err(|_| super::error::TokenError::Stopped)??;
+                }
+                Attempt::Retry(err, retry_after) => {
+                    if attempt >= inner.policy.max_attempts {
+                        return Err(err);
+                    }
+                    let delay = match retry_after {
+                        // Everyone sharing the budget waits out the window.
+                        Some(d) => {
+                            inner.budget.close_for(d);
+                            d
+                        }
+                        None => backoff.next_delay(),
+                    };
+                    tracing::debug!(%method, path, attempt, ?delay, error = %err, "retrying Genesys call");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, method: &Method, path: &str, body: Option<&serde_json::Value>, token: &Secret) -> Attempt {
+        let inner = &self.inner;
+        let url = format!("{}{path}", inner.api);
+        let req = inner
+            .http
+            .request(method.clone(), &url)
+            .insert_header(("authorization", format!("Bearer {}", token.expose())));
+        let transport = |message: String| ApiError::Transport {
+            method: method.to_string(),
+            path: path.to_string(),
+            message,
+        };
+        let sent = match body {
+            Some(b) => req.send_json(b).await,
+            None => req.send().await,
+        };
+        let mut res = match sent {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry(transport(e.to_string()), None),
+        };
+        let status = res.status().as_u16();
+        let retry_after = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = match res.body().limit(inner.policy.max_body).await {
+            Ok(b) => b,
+            Err(e) => return Attempt::Retry(transport(e.to_string()), None),
+        };
+        if (200..300).contains(&status) {
+            return Attempt::Done(Ok(ApiResponse { status, body }));
+        }
+        let error: GenesysError = serde_json::from_slice(&body).unwrap_or_else(|_| GenesysError {
+            message: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            status,
+            ..GenesysError::default()
+        });
+        let err = ApiError::Status {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            error,
+        };
+        match status {
+            401 => Attempt::Unauthorized(token.clone(), err),
+            429 => Attempt::Retry(err, Some(retry_after.unwrap_or(Duration::from_secs(1)))),
+            500..=599 => Attempt::Retry(err, None),
+            _ => Attempt::Done(Err(err)),
+        }
+    }
+}
