@@ -271,7 +271,7 @@ impl ApiClient {
             method: method.to_string(),
             path: path.to_string(),
             status,
-            error,
+            error: Box::new(error),
         };
         match status {
             401 => Attempt::Unauthorized(token.clone(), err),

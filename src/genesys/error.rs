@@ -68,7 +68,7 @@ pub enum ApiError {
         /// Status.
         status: u16,
         /// The error body.
-        error: GenesysError,
+        error: Box<GenesysError>,
     },
     /// No token.
     #[error(transparent)]
