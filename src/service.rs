@@ -25,6 +25,8 @@ use crate::store::replay::replay_unacknowledged;
 use crate::store::store_actor::SyncStore;
 use crate::store::{AppendQueue, DurableListener, JournalWriter, PutDeadLetters, Store, StoreDb, StoreError};
 use crate::telemetry;
+use crate::transform::{Masker, TransformSpec, TransformWorker, Transformer};
+use cxrelay_actors::pool::{PoolConfig, WorkerPool};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -164,15 +166,37 @@ impl Service {
             })?;
         tracing::info!(addr = %http_addr, admin = secrets.admin_token.is_some(), "http server listening on {http_addr}");
 
+        let pool = config.listener.iter().any(|l| l.transform.is_some()).then(|| {
+            let component = registry.register("transform-pool", "pool", false);
+            WorkerPool::start(
+                PoolConfig {
+                    name: "transform".into(),
+                    workers: config.transform.workers,
+                    queue_bound: 4,
+                    recycle_after: config.transform.recycle_after_batches,
+                    component: Some(component),
+                },
+                TransformWorker::default,
+            )
+        });
         let mut listeners = Vec::new();
         for l in &config.listener {
             let thread = Arbiter::new();
             let stats = durable.iter().find(|(d, _)| d.name == l.name).map(|(_, s)| s.clone());
+            let transformer = match (&l.transform, &pool) {
+                (Some(t), Some(pool)) => Some(Transformer::new(
+                    pool.clone(),
+                    transform_spec(t, secrets.mask_keys.get(&l.name)),
+                    config.transform.chunk_size,
+                )),
+                _ => None,
+            };
             let sink = SinkSetup {
                 listener: l,
                 stats,
                 dead_letters: dead_letters.clone(),
                 authorization: secrets.sink_authorization.get(&l.name).cloned(),
+                transformer,
             };
             let flush = start_listener(sink, &registry, &router, &supervisor, &thread).await?;
             threads.push(thread);
@@ -423,6 +447,7 @@ struct SinkSetup<'a> {
     stats: Option<Arc<QueueStats>>,
     dead_letters: Option<Recipient<PutDeadLetters>>,
     authorization: Option<crate::config::Secret>,
+    transformer: Option<Transformer>,
 }
 
 fn sink_starter(
@@ -431,7 +456,10 @@ fn sink_starter(
     thread: ArbiterHandle,
 ) -> Result<SinkStarter, StartError> {
     let l = setup.listener;
-    let opts = sink_options(&l.sink, l.order_by, setup.dead_letters.clone());
+    let opts = SinkOptions {
+        transformer: setup.transformer.clone(),
+        ..sink_options(&l.sink, l.order_by, setup.dead_letters.clone())
+    };
     let sink_error = |message: String| StartError::Sink {
         listener: l.name.clone(),
         message,
@@ -524,6 +552,18 @@ async fn start_listener(
         message: e.to_string(),
     })?;
     Ok(flush)
+}
+
+/// A listener's transform settings as a spec.
+fn transform_spec(t: &crate::config::ListenerTransform, key: Option<&crate::config::Secret>) -> TransformSpec {
+    TransformSpec {
+        flatten: t.flatten,
+        timestamps: t.timestamps,
+        mask: (!t.mask.is_empty()).then(|| Masker::new(t.mask_mode, &t.mask, key.map(|k| k.expose().as_bytes()))),
+        rename: t.rename.clone(),
+        drop: t.drop.clone(),
+        select: t.select.clone(),
+    }
 }
 
 /// Builds the webhook sources (closed until the service is ready).

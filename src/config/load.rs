@@ -79,6 +79,8 @@ pub struct Secrets {
     pub sink_authorization: std::collections::HashMap<String, super::Secret>,
     /// Webhook sources' HMAC secrets, by source name.
     pub webhook_secrets: std::collections::HashMap<String, super::Secret>,
+    /// Listeners' masking keys, by listener name.
+    pub mask_keys: std::collections::HashMap<String, super::Secret>,
 }
 
 /// Reads every secret the config names from the environment. A variable
@@ -129,6 +131,12 @@ pub fn resolve_secrets_with(
         }
     }
     for (i, l) in config.listener.iter().enumerate() {
+        if let Some(var) = l.transform.as_ref().and_then(|t| t.mask_key_env.as_ref()) {
+            let path = root.key("listener").index(i).key("transform").key("mask_key_env");
+            if let Some(secret) = require(&mut v, path, var) {
+                secrets.mask_keys.insert(l.name.clone(), secret);
+            }
+        }
         if let Some(var) = &l.sink.authorization_env {
             let path = root.key("listener").index(i).key("sink").key("authorization_env");
             if let Some(secret) = require(&mut v, path, var) {
@@ -442,6 +450,18 @@ impl Validator<'_> {
         }
         if l.batch == 0 {
             self.problem(&p.key("batch"), "must be at least 1");
+        }
+        if let Some(t) = &l.transform {
+            let tp = p.key("transform");
+            if !t.mask.is_empty() && t.mask_mode == crate::transform::MaskMode::Hash && t.mask_key_env.is_none() {
+                self.problem(
+                    &tp.key("mask"),
+                    "hash masking needs `mask_key_env` (a secret key: unkeyed hashes of phone numbers are easy to reverse), or use mask_mode = \"redact\"",
+                );
+            }
+            if t.mask_key_env.is_some() && t.mask.is_empty() {
+                self.problem(&tp.key("mask_key_env"), "set, but no field is masked (`mask` is empty)");
+            }
         }
         let sp = p.key("sink");
         let s = &l.sink;

@@ -247,6 +247,37 @@ pub struct ListenerConfig {
     /// `time`: each written batch is sorted by event time, then key, then
     /// id (events without a time use their receive time).
     pub order_by: Option<OrderBy>,
+    /// Transforms run on the worker pool before the sink writes.
+    pub transform: Option<ListenerTransform>,
+}
+
+/// A listener's `transform = { ... }`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTransform {
+    /// Nested objects become dotted keys.
+    #[serde(default)]
+    pub flatten: bool,
+    /// Time fields become ISO-8601 UTC with milliseconds.
+    #[serde(default)]
+    pub timestamps: bool,
+    /// Field names masked anywhere in the record.
+    #[serde(default)]
+    pub mask: Vec<String>,
+    /// `hash` (keyed SHA-256, needs `mask_key_env`) or `redact`.
+    #[serde(default)]
+    pub mask_mode: crate::transform::MaskMode,
+    /// Environment variable holding the hashing key.
+    pub mask_key_env: Option<String>,
+    /// Keys renamed (`old = "new"`).
+    #[serde(default)]
+    pub rename: std::collections::BTreeMap<String, String>,
+    /// Keys removed.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// Only these keys are kept.
+    #[serde(default)]
+    pub select: Vec<String>,
 }
 
 /// Output order within a batch.

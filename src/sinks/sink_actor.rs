@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 
 use super::{SinkError, SinkWriter};
 use crate::store::{DeadLetter, PutDeadLetters};
+use crate::transform::{Transformed, Transformer};
 
 /// Batching and retry settings of a sink.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct SinkOptions {
     pub dead_letters: Option<Recipient<PutDeadLetters>>,
     /// Sort each batch by event time (then key, then id) before writing.
     pub order_by_time: bool,
+    /// The listener's transforms, run on the worker pool before writing.
+    pub transformer: Option<Transformer>,
 }
 
 impl Default for SinkOptions {
@@ -47,6 +50,7 @@ impl Default for SinkOptions {
             max_retries: None,
             dead_letters: None,
             order_by_time: false,
+            transformer: None,
         }
     }
 }
@@ -71,7 +75,11 @@ pub struct SinkActor<W: SinkWriter> {
     opts: SinkOptions,
     factory: Factory<W>,
     writer: Option<Box<W>>,
+    /// Events received and not yet acknowledged.
     pending: Vec<Arc<Event>>,
+    /// What is written for them: transformed and ordered, once prepared
+    /// (kept across write retries so a batch is transformed once).
+    prepared: Option<Vec<Arc<Event>>>,
     pending_since: Option<Instant>,
     ack: Option<AckHandle>,
     backoff: Backoff,
@@ -86,6 +94,7 @@ pub struct SinkActor<W: SinkWriter> {
     commits: u64,
     failures: u64,
     dead_lettered: u64,
+    transform_rejected: u64,
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -108,6 +117,7 @@ impl<W: SinkWriter> SinkActor<W> {
             factory: Box::new(factory),
             writer: None,
             pending: Vec::new(),
+            prepared: None,
             pending_since: None,
             ack: None,
             attempts: 0,
@@ -117,28 +127,19 @@ impl<W: SinkWriter> SinkActor<W> {
             commits: 0,
             failures: 0,
             dead_lettered: 0,
+            transform_rejected: 0,
         }
     }
 
     /// Starts writing the pending batch; a panic anywhere in the writer is
     /// turned into an error and the writer is rebuilt next time.
     fn begin_commit(&mut self) -> LocalBoxFuture<'static, Result<(), String>> {
-        if self.opts.order_by_time {
-            // Stable and total: the same batch always comes out the same.
-            self.pending.sort_by(|a, b| {
-                a.event_time
-                    .unwrap_or(a.received_at)
-                    .cmp(&b.event_time.unwrap_or(b.received_at))
-                    .then_with(|| a.key.cmp(&b.key))
-                    .then_with(|| a.id.cmp(&b.id))
-            });
-        }
         let started = catch_unwind(AssertUnwindSafe(|| -> Result<_, SinkError> {
             if self.writer.is_none() {
                 self.writer = Some(Box::new((self.factory)()?));
             }
             let w = self.writer.as_mut().expect("built above");
-            Ok(w.commit(&self.pending))
+            Ok(w.commit(self.prepared.as_deref().unwrap_or(&self.pending)))
         }));
         let fut = match started {
             Ok(Ok(fut)) => fut,
@@ -164,6 +165,7 @@ impl<W: SinkWriter> SinkActor<W> {
         self.committed_events += self.pending.len() as u64;
         self.commits += 1;
         self.pending.clear();
+        self.prepared = None;
         self.pending_since = None;
         self.backoff.reset();
         self.attempts = 0;
@@ -180,7 +182,85 @@ impl<W: SinkWriter> SinkActor<W> {
             return;
         }
         self.committing = true;
-        self.attempt(ctx);
+        self.prepare(ctx);
+    }
+
+    /// Transforms (on the pool) and orders the batch, once; then writes it.
+    fn prepare(&mut self, ctx: &mut Context<Self>) {
+        if self.prepared.is_some() {
+            return self.attempt(ctx);
+        }
+        let Some(t) = self.opts.transformer.clone() else {
+            self.prepared = Some(self.ordered(self.pending.clone()));
+            return self.attempt(ctx);
+        };
+        let batch = self.pending.clone();
+        ctx.wait(
+            async move { t.run(&batch).await }
+                .into_actor(self)
+                .map(|t, this, ctx| this.transformed(t, ctx)),
+        );
+    }
+
+    fn ordered(&self, mut events: Vec<Arc<Event>>) -> Vec<Arc<Event>> {
+        if self.opts.order_by_time {
+            // Stable and total: the same batch always comes out the same.
+            events.sort_by(|a, b| {
+                a.event_time
+                    .unwrap_or(a.received_at)
+                    .cmp(&b.event_time.unwrap_or(b.received_at))
+                    .then_with(|| a.key.cmp(&b.key))
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+        }
+        events
+    }
+
+    /// Records a transform refused go to dead letters before the batch is
+    /// written: they are acknowledged with it, so they must be kept first.
+    fn transformed(&mut self, t: Transformed, ctx: &mut Context<Self>) {
+        let events = self.ordered(t.events);
+        if t.rejected.is_empty() {
+            self.prepared = Some(events);
+            return self.attempt(ctx);
+        }
+        let name = self.component.name().to_string();
+        let n = t.rejected.len();
+        self.transform_rejected += n as u64;
+        tracing::warn!(listener = %name, records = n, first = %t.rejected[0].1, "transform refused records");
+        let Some(store) = self.opts.dead_letters.clone() else {
+            tracing::error!(listener = %name, records = n, "journal off: refused records are dropped (no dead letters)");
+            self.prepared = Some(events);
+            return self.attempt(ctx);
+        };
+        let letters = t
+            .rejected
+            .iter()
+            .map(|(ev, why)| DeadLetter::for_event(ev, &format!("transform:{name}"), Some(&name), why, 1))
+            .collect();
+        ctx.wait(
+            store
+                .send(PutDeadLetters(letters))
+                .into_actor(self)
+                .map(move |res, this, ctx| {
+                    if matches!(res, Ok(Ok(_))) {
+                        this.dead_lettered += n as u64;
+                        this.prepared = Some(events);
+                        this.attempt(ctx);
+                    } else {
+                        let delay = this.backoff.next_delay();
+                        this.component.fail(
+                            ComponentState::Degraded,
+                            "cannot keep refused records in dead letters; retrying",
+                        );
+                        ctx.wait(
+                            tokio::time::sleep(delay)
+                                .into_actor(this)
+                                .map(|_, this, ctx| this.prepare(ctx)),
+                        );
+                    }
+                }),
+        );
     }
 
     fn attempt(&mut self, ctx: &mut Context<Self>) {
@@ -256,6 +336,7 @@ impl<W: SinkWriter> SinkActor<W> {
         self.component.set_detail("commits", self.commits);
         self.component.set_detail("commit_failures", self.failures);
         self.component.set_detail("dead_lettered", self.dead_lettered);
+        self.component.set_detail("transform_rejected", self.transform_rejected);
         self.component.set_detail("pending", self.pending.len());
         if let Some(w) = &self.writer {
             self.component.set_detail("writer", w.describe());
@@ -299,21 +380,21 @@ impl<W: SinkWriter> Handler<Deliver> for SinkActor<W> {
 impl<W: SinkWriter> Handler<FlushNow> for SinkActor<W> {
     type Result = ResponseActFuture<Self, Result<(), String>>;
 
-    fn handle(&mut self, _: FlushNow, _: &mut Self::Context) -> Self::Result {
-        if self.pending.is_empty() || self.committing {
-            return Box::pin(actix::fut::ready(if self.pending.is_empty() {
+    fn handle(&mut self, _: FlushNow, ctx: &mut Self::Context) -> Self::Result {
+        self.commit(ctx);
+        // Runs once the commit (a wait) has finished: answers whether
+        // everything received is now written.
+        Box::pin(ActorFutureExt::map(actix::fut::ready(()), |_, this: &mut Self, _| {
+            this.publish_detail();
+            if this.pending.is_empty() {
                 Ok(())
             } else {
-                Err("a commit is still being retried".to_string())
-            }));
-        }
-        let fut = self.begin_commit();
-        Box::pin(fut.into_actor(self).map(|res, this, _| {
-            if res.is_ok() {
-                this.committed();
+                Err(this
+                    .component
+                    .snapshot()
+                    .last_error
+                    .unwrap_or_else(|| "commit failed".into()))
             }
-            this.publish_detail();
-            res
         }))
     }
 }
