@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod dlq;
+pub mod emulator;
 pub mod genesys;
 pub mod http;
 pub mod ingest;

@@ -26,6 +26,19 @@ enum Command {
     Run,
     /// Validate the configuration and its secrets, and print the topology.
     Check,
+    /// Run the configured pipeline against the bundled Genesys Cloud
+    /// emulator, in-process: no credentials needed.
+    Demo,
+    /// Run the bundled Genesys Cloud emulator alone (settings from the
+    /// config's `[emulator]` section, when the file exists).
+    Emulator {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+        /// Seed of the generated data (overrides `emulator.seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Dead letters: list, send back, purge.
     Dlq {
         #[command(subcommand)]
@@ -71,7 +84,9 @@ enum DlqCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&cli.config),
+        Command::Run => run(&cli.config, false),
+        Command::Demo => run(&cli.config, true),
+        Command::Emulator { listen, seed } => emulator(&cli.config, &listen, seed),
         Command::Check => check(&cli.config),
         Command::Dlq { command, url, json } => dlq(&cli.config, command, url.as_deref(), json),
     }
@@ -168,10 +183,24 @@ fn topology(c: &Config) -> String {
     out
 }
 
-fn run(path: &std::path::Path) -> ExitCode {
-    let Some(loaded) = load_or_report(path) else {
+fn run(path: &std::path::Path, demo: bool) -> ExitCode {
+    let Some(mut loaded) = load_or_report(path) else {
         return ExitCode::from(2);
     };
+    if demo {
+        // Whatever org the file names, the demo talks to the emulator.
+        let g = loaded.config.genesys.get_or_insert_with(|| config::GenesysConfig {
+            environment: String::new(),
+            api_url: None,
+            login_url: None,
+            client_id_env: "CXRELAY_DEMO_CLIENT_ID".into(),
+            client_secret_env: "CXRELAY_DEMO_CLIENT_SECRET".into(),
+            requests_per_minute: 300,
+        });
+        g.environment = "emulator".into();
+        g.api_url = None;
+        g.login_url = None;
+    }
     // A file-size limit must fail writes with EFBIG (reported, retried),
     // not kill the process.
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
@@ -180,8 +209,18 @@ fn run(path: &std::path::Path) -> ExitCode {
     }
     telemetry::init_logging(loaded.config.service.log_format, &loaded.config.service.log_level);
     let system = actix::System::new();
+    let outputs = sink_paths(&loaded.config);
     let result = system.block_on(async move {
         let service = Service::start(loaded).await?;
+        if demo {
+            let url = service.emulator().map(|e| e.url()).unwrap_or_default();
+            eprintln!("cxrelay demo: bundled Genesys Cloud emulator at {url}");
+            eprintln!("cxrelay demo: status at http://{}/status", service.http_addr());
+            for p in &outputs {
+                eprintln!("cxrelay demo: events are written to {p}");
+            }
+            eprintln!("cxrelay demo: Ctrl-C stops it");
+        }
         wait_for_signal().await;
         Ok::<bool, cxrelay::service::StartError>(service.shutdown().await)
     });
@@ -191,6 +230,52 @@ fn run(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Where file sinks write, for the demo's banner.
+fn sink_paths(c: &Config) -> Vec<String> {
+    c.listener
+        .iter()
+        .filter_map(|l| l.sink.path.as_ref().map(|p| p.display().to_string()))
+        .collect()
+}
+
+fn emulator(path: &std::path::Path, listen: &str, seed: Option<u64>) -> ExitCode {
+    let mut settings = if path.exists() {
+        match load_or_report(path) {
+            Some(l) => {
+                telemetry::init_logging(l.config.service.log_format, &l.config.service.log_level);
+                l.config.emulator.unwrap_or_default()
+            }
+            None => return ExitCode::from(2),
+        }
+    } else {
+        telemetry::init_logging(config::LogFormat::Human, "info");
+        cxrelay::emulator::EmulatorSettings::default()
+    };
+    if let Some(seed) = seed {
+        settings.seed = seed;
+    }
+    let client = settings.client_id.clone();
+    let system = actix::System::new();
+    let result = system.block_on(async move {
+        let handle = cxrelay::emulator::start(settings, listen).await?;
+        eprintln!(
+            "cxrelay emulator: listening on {} (OAuth client `{client}`); point cxrelay at it with\n  [genesys]\n  environment = \"emulator\"\n  api_url = \"{}\"",
+            handle.url(),
+            handle.url()
+        );
+        wait_for_signal().await;
+        handle.stop().await;
+        Ok::<(), std::io::Error>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot run the emulator on {listen}: {e}");
             ExitCode::from(2)
         }
     }

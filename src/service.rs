@@ -24,6 +24,8 @@ use crate::sources::webhook::{IpAllowList, Verifier, WebhookSettings, WebhookSou
 use crate::store::replay::replay_unacknowledged;
 use crate::store::store_actor::SyncStore;
 use crate::store::{AppendQueue, DurableListener, JournalWriter, PutDeadLetters, Store, StoreDb, StoreError};
+use crate::emulator::EmulatorHandle;
+use crate::genesys::{Credentials, GenesysOrg, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings};
 use crate::telemetry;
 use crate::transform::{Masker, TransformSpec, TransformWorker, Transformer};
 use cxrelay_actors::pool::{PoolConfig, WorkerPool};
@@ -53,6 +55,9 @@ pub enum StartError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The Genesys org could not be set up.
+    #[error("genesys: {0}")]
+    Genesys(String),
     /// A source could not be set up.
     #[error("source `{source_name}`: {message}")]
     Source {
@@ -79,6 +84,13 @@ struct Journal {
     routed_upto: Arc<AtomicU64>,
 }
 
+/// The Genesys org the sources call, and the emulator when cxrelay runs
+/// one itself.
+struct Genesys {
+    org: GenesysOrg,
+    emulator: Option<EmulatorHandle>,
+}
+
 /// A running cxrelay.
 pub struct Service {
     config: Config,
@@ -94,6 +106,7 @@ pub struct Service {
     http: ServerHandle,
     http_addr: SocketAddr,
     threads: Vec<Arbiter>,
+    genesys: Option<Genesys>,
 }
 
 /// How sources are named in the supervisor (their component kind).
@@ -223,12 +236,20 @@ impl Service {
                 .fetch_max(j.db.next_seq().saturating_sub(1), Ordering::AcqRel);
         }
 
+        let genesys = start_genesys(&config, &secrets, &registry, &mut threads).await?;
+        let cx = SourceContext {
+            ingest: ingest.clone(),
+            db: journal.as_ref().map(|j| j.db.clone()),
+            registry: registry.clone(),
+            org: genesys.as_ref().map(|g| g.org.clone()),
+            dead_letters: dead_letters.clone(),
+        };
         for s in config
             .source
             .iter()
             .filter(|s| s.enabled && s.kind != SourceKind::Webhook)
         {
-            start_source(s, &ingest, journal.as_ref().map(|j| &j.db), &registry, &supervisor).await?;
+            start_source(s, &cx, &supervisor).await?;
         }
         for w in &webhooks {
             w.open();
@@ -247,7 +268,14 @@ impl Service {
             http,
             http_addr,
             threads,
+            genesys,
         })
+    }
+
+    /// The address of the emulator cxrelay runs in-process, if it runs one
+    /// (`genesys.environment = "emulator"` without `api_url`).
+    pub fn emulator(&self) -> Option<&EmulatorHandle> {
+        self.genesys.as_ref().and_then(|g| g.emulator.as_ref())
     }
 
     /// The bound HTTP address.
@@ -332,6 +360,9 @@ impl Service {
             }
         }
         self.http.stop(true).await;
+        if let Some(e) = self.genesys.and_then(|g| g.emulator) {
+            e.stop().await;
+        }
         for t in &self.threads {
             t.stop();
         }
@@ -623,15 +654,101 @@ fn webhook_sources(
     Ok(out)
 }
 
-/// Starts a source under the supervisor.
-async fn start_source(
-    s: &SourceConfig,
-    ingest: &Ingest,
-    db: Option<&Arc<StoreDb>>,
+/// What a source may need to run.
+pub struct SourceContext {
+    /// Where it hands events in.
+    pub ingest: Ingest,
+    /// The store, for its checkpoint (none with the journal off).
+    pub db: Option<Arc<StoreDb>>,
+    /// Component health.
+    pub registry: Registry,
+    /// The Genesys org, when `[genesys]` is configured and a source needs it.
+    pub org: Option<GenesysOrg>,
+    /// Where input that cannot become events is kept.
+    pub dead_letters: Option<Recipient<PutDeadLetters>>,
+}
+
+impl SourceContext {
+    /// The org, or an error naming the source that needs it.
+    pub fn org_for(&self, s: &SourceConfig) -> Result<GenesysOrg, StartError> {
+        self.org.clone().ok_or_else(|| StartError::Source {
+            source_name: s.name.clone(),
+            message: "needs a `[genesys]` section".into(),
+        })
+    }
+}
+
+/// Starts the token provider (and the in-process emulator, when the
+/// environment is `emulator` without an `api_url`) if a source needs the
+/// Genesys API.
+async fn start_genesys(
+    config: &Config,
+    secrets: &Secrets,
     registry: &Registry,
-    supervisor: &Addr<Supervisor>,
-) -> Result<(), StartError> {
-    let component = registry.register(&s.name, SOURCE, true);
+    threads: &mut Vec<Arbiter>,
+) -> Result<Option<Genesys>, StartError> {
+    let Some(g) = &config.genesys else {
+        return Ok(None);
+    };
+    if !config.source.iter().any(|s| s.enabled && s.kind.needs_genesys()) {
+        return Ok(None);
+    }
+    let refuse = |message: String| StartError::Genesys(message);
+    let mut emulator = None;
+    let hosts = if g.runs_emulator_in_process() {
+        let settings = config.emulator.clone().unwrap_or_default();
+        let e = crate::emulator::start_in_thread(settings, "127.0.0.1:0")
+            .map_err(|e| refuse(format!("cannot start the bundled emulator: {e}")))?;
+        let component = registry.register("emulator", "emulator", false);
+        component.set_state(ComponentState::Running);
+        component.set_detail("url", e.url());
+        tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
+        let hosts = Hosts::single(&e.url());
+        emulator = Some(e);
+        hosts
+    } else if g.is_emulator() {
+        Hosts::resolve(
+            "emulator",
+            g.api_url.as_deref(),
+            g.login_url.as_deref().or(g.api_url.as_deref()),
+        )
+    } else {
+        Hosts::resolve(&g.environment, g.api_url.as_deref(), g.login_url.as_deref())
+    };
+    let (client_id, client_secret) = match (&secrets.genesys, g.is_emulator()) {
+        (Some((id, secret)), _) => (id.expose().to_string(), secret.clone()),
+        (None, true) => {
+            let s = config.emulator.clone().unwrap_or_default();
+            (s.client_id, crate::config::Secret::new(s.client_secret))
+        }
+        (None, false) => return Err(refuse("no OAuth client credentials".into())),
+    };
+    let component = registry.register("genesys-auth", "auth", true);
+    component.set_detail("login", hosts.login.clone());
+    let thread = Arbiter::new();
+    let tokens = {
+        let (hosts, component) = (hosts.clone(), component.clone());
+        let creds = Credentials {
+            client_id,
+            client_secret,
+        };
+        TokenProvider::start_in_arbiter(&thread.handle(), move |_| {
+            TokenProvider::new(hosts, creds, TokenSettings::default(), component)
+        })
+    };
+    threads.push(thread);
+    let org = GenesysOrg {
+        hosts,
+        tokens,
+        budget: RequestBudget::new(g.requests_per_minute),
+        retry: RetryPolicy::default(),
+    };
+    Ok(Some(Genesys { org, emulator }))
+}
+
+/// Starts a source under the supervisor.
+async fn start_source(s: &SourceConfig, cx: &SourceContext, supervisor: &Addr<Supervisor>) -> Result<(), StartError> {
+    let component = cx.registry.register(&s.name, SOURCE, true);
     component.set_detail("kind", s.kind.as_str());
     let spec = match s.kind {
         // Webhooks are routes of the HTTP server, not actors.
@@ -645,8 +762,8 @@ async fn start_source(
                 payload_bytes: s.payload_bytes.unwrap_or(512),
                 keys: s.keys.unwrap_or(100),
             };
-            let ingest = ingest.clone();
-            let db = db.cloned();
+            let ingest = cx.ingest.clone();
+            let db = cx.db.clone();
             ChildSpec::new(s.name.clone(), SOURCE, move || {
                 // Resume after the last committed event (read again on every
                 // restart of the actor).

@@ -121,6 +121,10 @@ pub fn resolve_secrets_with(
             &g.client_secret_env,
         );
         secrets.genesys = id.zip(secret);
+    } else if let Some(g) = &config.genesys {
+        // The emulator accepts its own default client unless both are set.
+        let get = |var: &str| env(var).filter(|s| !s.is_empty()).map(super::Secret::new);
+        secrets.genesys = get(&g.client_id_env).zip(get(&g.client_secret_env));
     }
     for (i, s) in config.source.iter().enumerate() {
         if let (Some(var), true) = (&s.secret_env, s.enabled) {
@@ -284,6 +288,16 @@ impl Validator<'_> {
             }
             if g.requests_per_minute == 0 {
                 self.problem(&root.key("genesys").key("requests_per_minute"), "must be at least 1");
+            }
+            for (key, url) in [("api_url", &g.api_url), ("login_url", &g.login_url)] {
+                if let Some(u) = url {
+                    if !(u.starts_with("http://") || u.starts_with("https://")) {
+                        self.problem(
+                            &root.key("genesys").key(key),
+                            format!("`{u}` is not an http:// or https:// URL"),
+                        );
+                    }
+                }
             }
         }
         if c.http.workers == 0 {

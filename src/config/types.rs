@@ -16,6 +16,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// The Genesys Cloud org (needed by the Genesys sources).
     pub genesys: Option<GenesysConfig>,
+    /// The bundled emulator, used when `genesys.environment = "emulator"`
+    /// (and by `cxrelay emulator` / `cxrelay demo`).
+    pub emulator: Option<crate::emulator::EmulatorSettings>,
     /// Sources, in file order.
     #[serde(default)]
     pub source: Vec<SourceConfig>,
@@ -128,6 +131,12 @@ impl GenesysConfig {
     pub fn is_emulator(&self) -> bool {
         self.environment == "emulator"
     }
+
+    /// True when cxrelay should run the emulator itself: the environment is
+    /// `emulator` and no API URL points at one running elsewhere.
+    pub fn runs_emulator_in_process(&self) -> bool {
+        self.is_emulator() && self.api_url.is_none()
+    }
 }
 
 fn default_client_id_env() -> String {
@@ -151,6 +160,13 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// Whether the source calls the Genesys API (and so needs `[genesys]`).
+    pub fn needs_genesys(self) -> bool {
+        match self {
+            SourceKind::Generator | SourceKind::Webhook => false,
+        }
+    }
+
     /// Name as written in configuration.
     pub fn as_str(self) -> &'static str {
         match self {

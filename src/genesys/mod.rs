@@ -5,9 +5,11 @@ pub mod api_client;
 pub mod error;
 pub mod hosts;
 pub mod notification;
+pub mod org;
 pub mod token_provider;
 
 pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
 pub use error::{ApiError, GenesysError, TokenError};
 pub use hosts::Hosts;
+pub use org::GenesysOrg;
 pub use token_provider::{AccessToken, Credentials, GetToken, TokenProvider, TokenSettings};

@@ -1,0 +1,161 @@
+//! Starting the emulator: one actix-web server carrying every API area,
+//! the WebSocket endpoint and the control endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{middleware, web, App, HttpServer};
+
+use super::faults::ScheduledFault;
+use super::settings::EmulatorSettings;
+use super::state::EmulatorState;
+use super::{control, gate, oauth, organization};
+
+/// A running emulator.
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    state: Arc<EmulatorState>,
+    server: ServerHandle,
+    /// The emulator's own thread and system, when it has them.
+    own: Option<(actix_rt::System, JoinHandle<()>)>,
+}
+
+impl EmulatorHandle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://host:port`: both the API and the login base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The emulator's world, for assertions on what it was asked.
+    pub fn state(&self) -> &Arc<EmulatorState> {
+        &self.state
+    }
+
+    /// Applies a fault now (as `POST /_emulator/faults` does).
+    pub fn inject(&self, fault: super::faults::Fault) {
+        self.state.apply(fault);
+    }
+
+    /// Stops the server (inside the system that started it).
+    pub async fn stop(mut self) {
+        self.server.stop(false).await;
+        self.end_thread();
+    }
+
+    fn end_thread(&mut self) {
+        if let Some((system, thread)) = self.own.take() {
+            system.stop();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        // An emulator on its own thread ends with its handle; one inside
+        // the caller's system ends with that system.
+        self.end_thread();
+    }
+}
+
+fn app_config(state: Arc<EmulatorState>) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state.clone()))
+            .route("/oauth/token", web::post().to(oauth::token))
+            .route("/api/v2/organizations/me", web::get().to(organization::me))
+            .route("/_emulator/faults", web::post().to(control::arm))
+            .route("/_emulator/faults", web::get().to(control::armed))
+            .route("/_emulator/faults", web::delete().to(control::clear))
+            .route("/_emulator/requests", web::get().to(control::requests));
+    }
+}
+
+/// Starts the emulator on `listen` inside the current actix system.
+pub async fn start(settings: EmulatorSettings, listen: &str) -> std::io::Result<EmulatorHandle> {
+    let state = EmulatorState::new(settings);
+    let configure = app_config(state.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(middleware::from_fn(gate::gate))
+            .configure(configure.clone())
+    })
+    .disable_signals()
+    .workers(2)
+    .shutdown_timeout(1)
+    .bind(listen)?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| std::io::Error::other("no address bound"))?;
+    state.set_base_url(format!("http://{addr}"));
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    schedule_faults(&state);
+    tracing::info!(%addr, seed = state.settings.seed, "emulator listening on {addr}");
+    Ok(EmulatorHandle {
+        addr,
+        state,
+        server: handle,
+        own: None,
+    })
+}
+
+/// Starts the emulator on its own thread with its own actix system (for
+/// tests and tools that are not inside one). It stops when the handle is
+/// dropped.
+pub fn start_in_thread(settings: EmulatorSettings, listen: &str) -> std::io::Result<EmulatorHandle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let listen = listen.to_string();
+    let thread = std::thread::Builder::new()
+        .name("emulator".into())
+        .spawn(move || {
+            let system = actix_rt::System::new();
+            match system.block_on(start(settings, &listen)) {
+                Ok(h) => {
+                    let _ = tx.send(Ok((h.addr, h.state.clone(), h.server.clone(), actix_rt::System::current())));
+                    // Runs until the handle stops this system.
+                    let _ = system.run();
+                    drop(h);
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })?;
+    let (addr, state, server, system) = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("emulator thread ended before starting"))??;
+    Ok(EmulatorHandle {
+        addr,
+        state,
+        server,
+        own: Some((system, thread)),
+    })
+}
+
+fn schedule_faults(state: &Arc<EmulatorState>) {
+    for ScheduledFault { after, every, fault } in state.settings.faults.clone() {
+        let state = state.clone();
+        actix_rt::spawn(async move {
+            if let Some(d) = after {
+                tokio::time::sleep(d).await;
+            }
+            loop {
+                state.apply(fault.clone());
+                match every {
+                    Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
+                    _ => break,
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,64 @@
+//! How the bundled emulator behaves: the `[emulator]` config section, also
+//! read by `cxrelay emulator`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::faults::ScheduledFault;
+
+/// Everything the emulator can be told up front. Faults can also be armed
+/// at run time through `POST /_emulator/faults`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmulatorSettings {
+    /// Seed of every generated id, record and event: the same seed gives
+    /// the same data.
+    pub seed: u64,
+    /// The OAuth client the emulator accepts.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// Lifetime of issued tokens (Genesys: 5 min to 48 h, default 24 h).
+    #[serde(deserialize_with = "duration")]
+    pub token_lifetime: Duration,
+    /// Requests per minute per OAuth client before 429 (0: no limit).
+    pub requests_per_minute: u32,
+    /// Artificial delay added to every API answer.
+    #[serde(deserialize_with = "duration")]
+    pub latency: Duration,
+    /// Faults armed at given times after start.
+    pub faults: Vec<ScheduledFault>,
+}
+
+impl Default for EmulatorSettings {
+    fn default() -> Self {
+        EmulatorSettings {
+            seed: 1,
+            client_id: DEFAULT_CLIENT_ID.into(),
+            client_secret: DEFAULT_CLIENT_SECRET.into(),
+            token_lifetime: Duration::from_secs(86_399),
+            requests_per_minute: 300,
+            latency: Duration::ZERO,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// The client id the emulator accepts unless configured otherwise.
+pub const DEFAULT_CLIENT_ID: &str = "cxrelay-emulator";
+/// Its secret (the emulator is a local test double: this is not a secret).
+pub const DEFAULT_CLIENT_SECRET: &str = "cxrelay-emulator-secret";
+
+/// Deserialises a humantime duration ("200ms", "30s", "5m").
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::config::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// Like [`duration`], optional.
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| crate::config::parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}

@@ -1,0 +1,68 @@
+//! The emulator's world: issued tokens, rate windows, armed faults, the
+//! request log, and the state of each API area. Shared by every handler
+//! and socket task (the emulator runs on several HTTP worker threads).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use super::faults::{Fault, FaultBook};
+use super::oauth::Tokens;
+use super::rate_limit::RateLimiter;
+use super::request_log::RequestLog;
+use super::settings::EmulatorSettings;
+
+/// Everything the emulator knows.
+#[derive(Debug)]
+pub struct EmulatorState {
+    /// How it was configured.
+    pub settings: EmulatorSettings,
+    /// When it started.
+    pub started: Instant,
+    /// Issued tokens.
+    pub tokens: Tokens,
+    /// Per-client request windows.
+    pub limiter: RateLimiter,
+    /// Faults armed now.
+    pub faults: FaultBook,
+    /// What was asked.
+    pub log: RequestLog,
+    base_url: OnceLock<String>,
+}
+
+impl EmulatorState {
+    /// A fresh world.
+    pub fn new(settings: EmulatorSettings) -> Arc<Self> {
+        let started = Instant::now();
+        Arc::new(EmulatorState {
+            limiter: RateLimiter::new(settings.requests_per_minute),
+            settings,
+            started,
+            tokens: Tokens::default(),
+            faults: FaultBook::default(),
+            log: RequestLog::new(started),
+            base_url: OnceLock::new(),
+        })
+    }
+
+    /// `http://host:port` the emulator answers on (known once bound).
+    pub fn base_url(&self) -> &str {
+        self.base_url.get().map(String::as_str).unwrap_or("http://127.0.0.1")
+    }
+
+    pub(super) fn set_base_url(&self, url: String) {
+        let _ = self.base_url.set(url);
+    }
+
+    /// Applies a fault: those that act at once do so, the others are armed
+    /// for the part of the emulator they concern.
+    pub fn apply(&self, fault: Fault) {
+        match fault {
+            Fault::ExpireTokens => {
+                tracing::info!("emulator: every issued token revoked");
+                self.tokens.revoke_all();
+                self.faults.record_applied(Fault::ExpireTokens);
+            }
+            other => self.faults.arm(other),
+        }
+    }
+}
