@@ -16,6 +16,8 @@ use cxrelay_actors::{Deliver, Pattern, QueueStats, Registry, Router, Subscribe};
 use parking_lot::Mutex;
 
 use crate::config::{Config, ListenerConfig, Loaded, OrderBy, Secrets, SinkConfig, SinkKind, SourceConfig, SourceKind};
+use crate::emulator::EmulatorHandle;
+use crate::genesys::{Credentials, GenesysOrg, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::sinks::{FileWriter, FlushNow, HttpWriter, SinkActor, SinkOptions, SinkWriter, StdoutWriter};
@@ -24,8 +26,6 @@ use crate::sources::webhook::{IpAllowList, Verifier, WebhookSettings, WebhookSou
 use crate::store::replay::replay_unacknowledged;
 use crate::store::store_actor::SyncStore;
 use crate::store::{AppendQueue, DurableListener, JournalWriter, PutDeadLetters, Store, StoreDb, StoreError};
-use crate::emulator::EmulatorHandle;
-use crate::genesys::{Credentials, GenesysOrg, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings};
 use crate::telemetry;
 use crate::transform::{Masker, TransformSpec, TransformWorker, Transformer};
 use cxrelay_actors::pool::{PoolConfig, WorkerPool};

@@ -47,8 +47,7 @@ pub fn too_many_requests(retry_after_s: u64) -> HttpResponse {
         &format!("Rate limit exceeded the maximum. Retry the request in [{retry_after_s}] seconds"),
     );
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&retry_after_s.to_string()) {
-        r.headers_mut()
-            .insert(actix_web::http::header::RETRY_AFTER, v);
+        r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
     }
     r
 }

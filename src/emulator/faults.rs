@@ -348,6 +348,12 @@ mod tests {
         assert!(serde_json::from_str::<Fault>(r#"{"kind":"rate_limit","cont":3}"#).is_err());
         let s: ScheduledFault = toml::from_str("after = \"5s\"\nkind = \"close_socket\"\ncode = 1011\n").unwrap();
         assert_eq!(s.after, Some(Duration::from_secs(5)));
-        assert_eq!(s.fault, Fault::CloseSocket { channel: None, code: 1011 });
+        assert_eq!(
+            s.fault,
+            Fault::CloseSocket {
+                channel: None,
+                code: 1011
+            }
+        );
     }
 }

@@ -27,7 +27,10 @@ pub async fn gate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<Arc<EmulatorState>>>().map(|s| s.get_ref().clone()) else {
+    let Some(state) = req
+        .app_data::<web::Data<Arc<EmulatorState>>>()
+        .map(|s| s.get_ref().clone())
+    else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let path = req.path().to_string();
@@ -66,12 +69,14 @@ pub async fn gate(
     let rate = state.limiter.count(&client);
     let early = if rate.exceeded {
         Some(too_many_requests(rate.reset_s.max(1)))
-    } else if let Some(Fault::RateLimit { retry_after_s, .. }) =
-        state.faults.take(|f| matches!(f, Fault::RateLimit { path: p, .. } if path_matches(p, &path)))
+    } else if let Some(Fault::RateLimit { retry_after_s, .. }) = state
+        .faults
+        .take(|f| matches!(f, Fault::RateLimit { path: p, .. } if path_matches(p, &path)))
     {
         Some(too_many_requests(retry_after_s))
-    } else if let Some(Fault::Error { status, .. }) =
-        state.faults.take(|f| matches!(f, Fault::Error { path: p, .. } if path_matches(p, &path)))
+    } else if let Some(Fault::Error { status, .. }) = state
+        .faults
+        .take(|f| matches!(f, Fault::Error { path: p, .. } if path_matches(p, &path)))
     {
         Some(error(status, code_for(status), "injected fault"))
     } else {
@@ -81,8 +86,9 @@ pub async fn gate(
         Some(r) => req.into_response(r),
         None => {
             let mut delay = state.settings.latency;
-            if let Some(Fault::Slow { delay_ms, .. }) =
-                state.faults.take(|f| matches!(f, Fault::Slow { path: p, .. } if path_matches(p, &path)))
+            if let Some(Fault::Slow { delay_ms, .. }) = state
+                .faults
+                .take(|f| matches!(f, Fault::Slow { path: p, .. } if path_matches(p, &path)))
             {
                 delay += Duration::from_millis(delay_ms);
             }

@@ -44,7 +44,8 @@ impl Tokens {
         let token: String = (0..4).map(|_| format!("{:016x}", rand::random::<u64>())).collect();
         // Forget tokens long dead so the table stays small over months.
         let now = Instant::now();
-        self.issued.retain(|_, t| t.expires_at + Duration::from_secs(3600) > now);
+        self.issued
+            .retain(|_, t| t.expires_at + Duration::from_secs(3600) > now);
         self.issued.insert(
             token.clone(),
             Issued {

@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn sliding_window_counts() {
         let ms = |v: &[u64]| v.iter().map(|m| Duration::from_millis(*m)).collect::<Vec<_>>();
-        assert_eq!(max_in_window(&ms(&[0, 100, 200, 999, 1000, 1001]), Duration::from_secs(1)), 5);
+        assert_eq!(
+            max_in_window(&ms(&[0, 100, 200, 999, 1000, 1001]), Duration::from_secs(1)),
+            5
+        );
         assert_eq!(max_in_window(&ms(&[]), Duration::from_secs(1)), 0);
     }
 }

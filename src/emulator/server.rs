@@ -115,22 +115,25 @@ pub async fn start(settings: EmulatorSettings, listen: &str) -> std::io::Result<
 pub fn start_in_thread(settings: EmulatorSettings, listen: &str) -> std::io::Result<EmulatorHandle> {
     let (tx, rx) = std::sync::mpsc::channel();
     let listen = listen.to_string();
-    let thread = std::thread::Builder::new()
-        .name("emulator".into())
-        .spawn(move || {
-            let system = actix_rt::System::new();
-            match system.block_on(start(settings, &listen)) {
-                Ok(h) => {
-                    let _ = tx.send(Ok((h.addr, h.state.clone(), h.server.clone(), actix_rt::System::current())));
-                    // Runs until the handle stops this system.
-                    let _ = system.run();
-                    drop(h);
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
+    let thread = std::thread::Builder::new().name("emulator".into()).spawn(move || {
+        let system = actix_rt::System::new();
+        match system.block_on(start(settings, &listen)) {
+            Ok(h) => {
+                let _ = tx.send(Ok((
+                    h.addr,
+                    h.state.clone(),
+                    h.server.clone(),
+                    actix_rt::System::current(),
+                )));
+                // Runs until the handle stops this system.
+                let _ = system.run();
+                drop(h);
             }
-        })?;
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    })?;
     let (addr, state, server, system) = rx
         .recv()
         .map_err(|_| std::io::Error::other("emulator thread ended before starting"))??;

@@ -27,6 +27,11 @@ pub struct GenesysOrg {
 impl GenesysOrg {
     /// An API client for the current thread.
     pub fn client(&self) -> ApiClient {
-        ApiClient::new(&self.hosts.api, self.tokens.clone(), self.budget.clone(), self.retry.clone())
+        ApiClient::new(
+            &self.hosts.api,
+            self.tokens.clone(),
+            self.budget.clone(),
+            self.retry.clone(),
+        )
     }
 }

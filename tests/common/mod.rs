@@ -535,3 +535,17 @@ impl KeepAlive {
         parse_response(&raw)
     }
 }
+
+/// The bundled emulator on its own thread, on a free loopback port; it
+/// stops when the handle is dropped.
+pub fn emulator(settings: cxrelay::emulator::EmulatorSettings) -> cxrelay::emulator::EmulatorHandle {
+    cxrelay::emulator::start_in_thread(settings, "127.0.0.1:0").expect("starting the emulator")
+}
+
+/// A `[genesys]` section pointing cxrelay at `emulator`.
+pub fn genesys_section(emulator: &cxrelay::emulator::EmulatorHandle, requests_per_minute: u32) -> String {
+    format!(
+        "[genesys]\nenvironment = \"emulator\"\napi_url = \"{}\"\nrequests_per_minute = {requests_per_minute}\n\n",
+        emulator.url()
+    )
+}
