@@ -4,17 +4,20 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use common::*;
 use cxrelay::config::Secret;
-use cxrelay::emulator::{EmulatorHandle, EmulatorSettings};
+use cxrelay::emulator::{max_in_window, EmulatorHandle, EmulatorSettings, Fault, LoggedRequest};
 use cxrelay::genesys::{
-    ApiClient, Credentials, GetToken, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings,
+    ApiClient, ApiError, Credentials, GetToken, Hosts, RequestBudget, RetryPolicy, TokenError, TokenProvider,
+    TokenSettings,
 };
-use cxrelay_actors::Registry;
+use cxrelay_actors::{ComponentState, Registry};
+use futures_util::future::join_all;
+
+const ORG: &str = "/api/v2/organizations/me";
 
 fn provider(e: &EmulatorHandle, secret: &str, settings: TokenSettings, registry: &Registry) -> Addr<TokenProvider> {
     let creds = Credentials {
@@ -25,24 +28,241 @@ fn provider(e: &EmulatorHandle, secret: &str, settings: TokenSettings, registry:
     TokenProvider::new(Hosts::single(&e.url()), creds, settings, component).start()
 }
 
+fn good_provider(e: &EmulatorHandle, registry: &Registry) -> Addr<TokenProvider> {
+    provider(
+        e,
+        cxrelay::emulator::DEFAULT_CLIENT_SECRET,
+        TokenSettings::default(),
+        registry,
+    )
+}
+
 fn client(e: &EmulatorHandle, tokens: Addr<TokenProvider>, per_minute: u32) -> ApiClient {
     ApiClient::new(&e.url(), tokens, RequestBudget::new(per_minute), RetryPolicy::default())
 }
 
+fn requests(e: &EmulatorHandle, path: &str) -> Vec<LoggedRequest> {
+    e.state().log.matching(|r| r.path == path)
+}
+
+/// Waits without blocking the actix system (condition polling with a
+/// deadline, never a fixed sleep as synchronisation).
+async fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[actix::test]
-async fn a_token_is_obtained_and_used() {
+async fn tokens_are_refreshed_ahead_of_expiry_and_never_used_expired() {
+    let e = emulator(EmulatorSettings {
+        token_lifetime: Duration::from_secs(5),
+        ..Default::default()
+    });
+    let registry = Registry::new();
+    let tokens = good_provider(&e, &registry);
+    let api = client(&e, tokens, 6000);
+    let started = Instant::now();
+    // Calls for longer than two lifetimes, as a source would make them.
+    while started.elapsed() < Duration::from_millis(10_500) {
+        let _: serde_json::Value = api.get(ORG).await.expect("every call succeeds");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = requests(&e, ORG);
+    assert!(calls.len() > 50, "{}", calls.len());
+    assert!(calls.iter().all(|r| r.status == 200), "a call met an expired token");
+    let issued: Vec<Duration> = requests(&e, "/oauth/token").iter().map(|r| r.at).collect();
+    // Issued at 0 s, then every 80% of 5 s.
+    assert!(issued.len() >= 3, "{issued:?}");
+    for pair in issued.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(3_800) && gap <= Duration::from_millis(4_600),
+            "refresh {gap:?} after the previous token (expected ~4 s): {issued:?}"
+        );
+    }
+    assert_eq!(registry.get("genesys-auth").unwrap().state(), ComponentState::Running);
+}
+
+#[actix::test]
+async fn a_401_refreshes_once_and_retries_once_and_concurrent_callers_share_the_refresh() {
     let e = emulator(EmulatorSettings::default());
     let registry = Registry::new();
-    let tokens = provider(
-        &e,
-        cxrelay::emulator::DEFAULT_CLIENT_SECRET,
-        TokenSettings::default(),
-        &registry,
+    let tokens = good_provider(&e, &registry);
+    let api = client(&e, tokens, 60_000);
+    let _: serde_json::Value = api.get(ORG).await.unwrap();
+    assert_eq!(requests(&e, "/oauth/token").len(), 1);
+
+    // Every token dies at once: twenty callers meet a 401 together.
+    e.inject(Fault::ExpireTokens);
+    let results = join_all((0..20).map(|_| api.get::<serde_json::Value>(ORG))).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert_eq!(requests(&e, "/oauth/token").len(), 2, "one shared refresh");
+    let statuses: Vec<u16> = requests(&e, ORG).iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 20, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 21, "{statuses:?}");
+
+    // A second 401 right after the refresh is an error, not a loop.
+    e.inject(Fault::Error {
+        count: 2,
+        status: 401,
+        path: Some(ORG.into()),
+    });
+    let before = requests(&e, ORG).len();
+    let err = api.get::<serde_json::Value>(ORG).await.unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    assert_eq!(requests(&e, ORG).len() - before, 2, "exactly one retry");
+}
+
+#[actix::test]
+async fn a_refused_client_names_the_client_id_never_the_secret() {
+    let e = emulator(EmulatorSettings::default());
+    let registry = Registry::new();
+    let tokens = provider(&e, "wrong-secret-s3cr3t", TokenSettings::default(), &registry);
+    let err = tokens.send(GetToken).await.unwrap().unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, TokenError::Refused { .. }), "{err:?}");
+    assert!(text.contains(cxrelay::emulator::DEFAULT_CLIENT_ID), "{text}");
+    assert!(text.contains("invalid_client"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    let api = client(&e, tokens, 6000);
+    let call = api.get::<serde_json::Value>(ORG).await.unwrap_err();
+    assert!(matches!(call, ApiError::Token(TokenError::Refused { .. })), "{call}");
+    assert!(!call.to_string().contains("s3cr3t"));
+    let status = serde_json::to_string(&registry.snapshot()).unwrap();
+    assert!(!status.contains("s3cr3t"), "{status}");
+}
+
+#[actix::test]
+async fn repeated_failures_open_the_breaker_which_closes_after_a_successful_trial() {
+    let e = emulator(EmulatorSettings::default());
+    let registry = Registry::new();
+    let settings = TokenSettings {
+        breaker_after: 3,
+        breaker_cooldown: Duration::from_millis(800),
+        ..TokenSettings::default()
+    };
+    let tokens = provider(&e, cxrelay::emulator::DEFAULT_CLIENT_SECRET, settings, &registry);
+    e.inject(Fault::FailToken { count: 3, status: 503 });
+    for _ in 0..3 {
+        let err = tokens.send(GetToken).await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, TokenError::Failed { .. } | TokenError::BreakerOpen { .. }),
+            "{err:?}"
+        );
+    }
+    // Open: callers fail fast, without asking the login service.
+    let asked = requests(&e, "/oauth/token").len();
+    assert_eq!(asked, 3);
+    let err = tokens.send(GetToken).await.unwrap().unwrap_err();
+    assert!(matches!(err, TokenError::BreakerOpen { .. }), "{err:?}");
+    assert!(err.to_string().contains("503"), "the last failure is named: {err}");
+    assert_eq!(requests(&e, "/oauth/token").len(), asked);
+    let auth = registry.get("genesys-auth").unwrap();
+    assert_eq!(auth.state(), ComponentState::Paused);
+    let not_ready = registry.not_ready();
+    assert!(
+        not_ready
+            .iter()
+            .any(|(name, why)| name == "genesys-auth" && why.contains("breaker open")),
+        "{not_ready:?}"
     );
-    let api = client(&e, tokens.clone(), 6000);
-    let org: serde_json::Value = api.get("/api/v2/organizations/me").await.unwrap();
-    assert_eq!(org["state"], "active");
-    let t = tokens.send(GetToken).await.unwrap().unwrap();
-    assert!(t.expires_at > std::time::Instant::now() + Duration::from_secs(86_000));
-    let _ = Arc::strong_count(e.state());
+    // After the cool-down one trial goes out; it succeeds and closes it.
+    eventually("cool-down over", Duration::from_secs(5), || {
+        auth.snapshot().since_ms + 800 <= cxrelay_actors::event::now_ms()
+    })
+    .await;
+    let mut token = tokens.send(GetToken).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while token.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        token = tokens.send(GetToken).await.unwrap();
+    }
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(auth.state(), ComponentState::Running);
+    assert_eq!(auth.snapshot().detail["breaker"], "closed");
+    assert!(registry.not_ready().is_empty());
+}
+
+#[actix::test]
+async fn the_budget_holds_two_hundred_concurrent_calls_to_the_configured_rate() {
+    let e = emulator(EmulatorSettings {
+        requests_per_minute: 0,
+        ..Default::default()
+    });
+    let registry = Registry::new();
+    let tokens = good_provider(&e, &registry);
+    let api = client(&e, tokens, 600);
+    let started = Instant::now();
+    let results = join_all((0..200).map(|_| api.get::<serde_json::Value>(ORG))).await;
+    assert!(results.iter().all(|r| r.is_ok()));
+    let times: Vec<Duration> = requests(&e, ORG).iter().map(|r| r.at).collect();
+    assert_eq!(times.len(), 200);
+    let busiest = max_in_window(&times, Duration::from_secs(1));
+    assert!(busiest <= 10, "{busiest} requests within one second at the emulator");
+    // Evenly spaced, not slower than the budget needs either.
+    assert!(started.elapsed() < Duration::from_secs(23), "{:?}", started.elapsed());
+}
+
+#[actix::test]
+async fn a_429_retry_after_window_is_honoured_by_every_caller() {
+    let e = emulator(EmulatorSettings {
+        requests_per_minute: 0,
+        ..Default::default()
+    });
+    let registry = Registry::new();
+    let tokens = good_provider(&e, &registry);
+    let api = client(&e, tokens, 600);
+    let _: serde_json::Value = api.get(ORG).await.unwrap();
+    e.inject(Fault::RateLimit {
+        count: 1,
+        retry_after_s: 2,
+        path: None,
+    });
+    let results = join_all((0..30).map(|_| api.get::<serde_json::Value>(ORG))).await;
+    assert!(results.iter().all(|r| r.is_ok()), "the 429 was retried: {results:?}");
+    let log = requests(&e, ORG);
+    let limited: Vec<&LoggedRequest> = log.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(limited.len(), 1);
+    let at = limited[0].at;
+    let inside: Vec<Duration> = log
+        .iter()
+        .filter(|r| r.at > at && r.at < at + Duration::from_secs(2))
+        .map(|r| r.at - at)
+        .collect();
+    assert!(inside.is_empty(), "requests inside the Retry-After window: {inside:?}");
+    let after = log.iter().filter(|r| r.at >= at + Duration::from_secs(2)).count();
+    assert!(after >= 1, "calls resumed after the window");
+    // Still within the rate after the window opened: no burst.
+    let times: Vec<Duration> = log.iter().map(|r| r.at).collect();
+    assert!(max_in_window(&times, Duration::from_secs(1)) <= 10);
+}
+
+#[actix::test]
+async fn errors_carry_the_genesys_body_and_context_id() {
+    let e = emulator(EmulatorSettings::default());
+    let registry = Registry::new();
+    let tokens = good_provider(&e, &registry);
+    let api = client(&e, tokens, 60_000);
+    let err = api.get::<serde_json::Value>("/api/v2/no/such/thing").await.unwrap_err();
+    let body = err.genesys().expect("the Genesys error body");
+    assert_eq!((err.status(), body.code.as_str()), (Some(404), "not.found"));
+    assert_eq!(body.context_id.len(), 36);
+    assert!(err.to_string().contains(&body.context_id), "{err}");
+    // 5xx are retried, then reported.
+    e.inject(Fault::Error {
+        count: 2,
+        status: 503,
+        path: Some(ORG.into()),
+    });
+    let _: serde_json::Value = api.get(ORG).await.expect("retried past two 503s");
+    assert_eq!(
+        requests(&e, ORG).iter().map(|r| r.status).collect::<Vec<_>>(),
+        [503, 503, 200]
+    );
 }

@@ -77,6 +77,15 @@ fn app_config(state: Arc<EmulatorState>) -> impl Fn(&mut web::ServiceConfig) + C
     }
 }
 
+/// Unknown paths answer like the platform does.
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    super::error_body::error(
+        404,
+        "not.found",
+        &format!("The requested resource {} was not found.", req.path()),
+    )
+}
+
 /// Starts the emulator on `listen` inside the current actix system.
 pub async fn start(settings: EmulatorSettings, listen: &str) -> std::io::Result<EmulatorHandle> {
     let state = EmulatorState::new(settings);
@@ -85,6 +94,7 @@ pub async fn start(settings: EmulatorSettings, listen: &str) -> std::io::Result<
         App::new()
             .wrap(middleware::from_fn(gate::gate))
             .configure(configure.clone())
+            .default_service(web::to(not_found))
     })
     .disable_signals()
     .workers(2)

@@ -33,11 +33,16 @@ pub struct RequestBudget {
 }
 
 impl RequestBudget {
-    /// At most `per_minute` requests per minute, evenly spaced.
+    /// At most `per_minute` requests per minute, evenly spaced, kept
+    /// [`BUDGET_MARGIN`] under the limit so that network jitter never
+    /// bunches two requests into the platform's window.
     pub fn new(per_minute: u32) -> Arc<Self> {
-        let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let spacing = Duration::from_secs_f64(60.0 / (f64::from(per_minute.max(1)) * BUDGET_MARGIN));
+        let quota = Quota::with_period(spacing)
+            .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::MIN);
         Arc::new(RequestBudget {
-            limiter: RateLimiter::direct(Quota::per_minute(n).allow_burst(NonZeroU32::MIN)),
+            limiter: RateLimiter::direct(quota),
             closed_until: Mutex::new(None),
             per_minute,
         })
@@ -48,20 +53,24 @@ impl RequestBudget {
         self.per_minute
     }
 
+    fn closed(&self) -> Option<Instant> {
+        let until = *self.closed_until.lock();
+        until.filter(|t| *t > Instant::now())
+    }
+
     /// Waits until a request may go out.
     pub async fn acquire(&self) {
         loop {
-            let until = *self.closed_until.lock();
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
-                _ => break,
+            while let Some(t) = self.closed() {
+                tokio::time::sleep_until(t.into()).await;
             }
-        }
-        self.limiter.until_ready().await;
-        // The window may have been closed while this caller waited its turn.
-        let until = *self.closed_until.lock();
-        if let Some(t) = until.filter(|t| *t > Instant::now()) {
-            tokio::time::sleep_until(t.into()).await;
+            self.limiter.until_ready().await;
+            // A window closed while this caller waited for its turn: its turn
+            // is void, or every such caller would fire together when the
+            // window opens.
+            if self.closed().is_none() {
+                return;
+            }
         }
     }
 
@@ -74,6 +83,9 @@ impl RequestBudget {
         }
     }
 }
+
+/// Fraction of the configured rate actually used.
+pub const BUDGET_MARGIN: f64 = 0.98;
 
 /// Retry settings of API calls.
 #[derive(Debug, Clone)]
@@ -255,9 +267,12 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = match res.body().limit(inner.policy.max_body).await {
-            Ok(b) => b,
-            Err(e) => return Attempt::Retry(transport(e.to_string()), None),
+        // awc's timeout covers the response head only; a body that stalls
+        // must not hang the caller.
+        let body = match tokio::time::timeout(inner.policy.timeout, res.body().limit(inner.policy.max_body)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Attempt::Retry(transport(e.to_string()), None),
+            Err(_) => return Attempt::Retry(transport("timed out reading the answer".into()), None),
         };
         if (200..300).contains(&status) {
             return Attempt::Done(Ok(ApiResponse { status, body }));
@@ -275,8 +290,9 @@ impl ApiClient {
         };
         match status {
             401 => Attempt::Unauthorized(token.clone(), err),
-            429 => Attempt::Retry(err, Some(retry_after.unwrap_or(Duration::from_secs(1)))),
-            500..=599 => Attempt::Retry(err, None),
+            // Without Retry-After, the caller backs off exponentially.
+            429 => Attempt::Retry(err, retry_after),
+            408 | 500..=599 => Attempt::Retry(err, None),
             _ => Attempt::Done(Err(err)),
         }
     }
