@@ -7,18 +7,18 @@
 //! `conversationStart`, `segmentEnd`, `emitDate`). Values that do not parse
 //! as a time are left as they are.
 
-use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Epoch milliseconds accepted as times: 2001-09-09 to 2286-11-20.
 const MS_RANGE: std::ops::Range<i64> = 1_000_000_000_000..10_000_000_000_000;
 
-fn is_time_field(name: &str) -> bool {
+/// Whether a field called `name` holds a time.
+pub fn is_time_field(name: &str) -> bool {
     name == "timestamp"
         || ["Time", "Date", "Start", "End"]
             .iter()
-            .any(|s| name.ends_with(s) && name.len() > s.len())
+            .any(|s| name.len() > s.len() && name.ends_with(s))
 }
 
 /// Formats ms since the epoch as ISO-8601 UTC with milliseconds.
@@ -36,69 +36,83 @@ pub fn iso_ms(ms: i64) -> Option<String> {
     ))
 }
 
-fn normalise(v: &Value) -> Option<Value> {
-    match v {
-        Value::String(s) => {
-            let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
-            iso_ms((t.unix_timestamp_nanos() / 1_000_000) as i64).map(Value::String)
-        }
-        Value::Number(n) => n
-            .as_i64()
-            .filter(|ms| MS_RANGE.contains(ms))
-            .and_then(iso_ms)
-            .map(Value::String),
-        _ => None,
+/// An ISO-8601 time with any offset, normalised; `None` if it is not one.
+pub fn normalise_str(s: &str) -> Option<String> {
+    // Already normal: the common case costs a shape check, not a parse.
+    if is_normal(s) {
+        return Some(s.to_string());
     }
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    iso_ms((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-/// Normalises time fields anywhere in `obj`.
-pub fn normalise_object(obj: &mut Map<String, Value>) {
-    for (k, v) in obj.iter_mut() {
-        if is_time_field(k) {
-            if let Some(n) = normalise(v) {
-                *v = n;
-                continue;
-            }
-        }
-        normalise_value(v);
-    }
+/// Epoch milliseconds, normalised; `None` outside the plausible range.
+pub fn normalise_ms(ms: i64) -> Option<String> {
+    MS_RANGE.contains(&ms).then(|| iso_ms(ms)).flatten()
 }
 
-fn normalise_value(v: &mut Value) {
-    match v {
-        Value::Object(o) => normalise_object(o),
-        Value::Array(a) => a.iter_mut().for_each(normalise_value),
-        _ => {}
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` exactly, with valid field ranges.
+fn is_normal(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 24 {
+        return false;
     }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    let shape = digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && b[23] == b'Z';
+    if !shape {
+        return false;
+    }
+    let (month, day, hour, min, sec) = (num(5..7), num(8..10), num(11..13), num(14..16), num(17..19));
+    // Day-of-month beyond 28 is left to the full parse.
+    (1..=12).contains(&month) && (1..=28).contains(&day) && hour < 24 && min < 60 && sec < 60
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn iso_with_offsets_and_epoch_ms_become_utc_millis() {
-        let mut v = json!({
-            "eventTime": 1714572123120i64,
-            "conversationStart": "2024-05-01T16:02:03.12+02:00",
-            "segmentEnd": "2024-05-01T14:02:03Z",
-            "participants": [{"sessions": [{"segments": [{"segmentStart": "2024-05-01T14:00:00.5Z"}]}]}],
-            "emitDate": "not a date",
-            "startTime": 5,
-            "name": "2024-05-01T14:02:03Z"
-        });
-        let Value::Object(o) = &mut v else { unreachable!() };
-        normalise_object(o);
-        assert_eq!(v["eventTime"], "2024-05-01T14:02:03.120Z");
-        assert_eq!(v["conversationStart"], "2024-05-01T14:02:03.120Z");
-        assert_eq!(v["segmentEnd"], "2024-05-01T14:02:03.000Z");
+    fn offsets_and_epoch_ms_become_utc_millis() {
+        assert_eq!(normalise_ms(1714572123120).as_deref(), Some("2024-05-01T14:02:03.120Z"));
         assert_eq!(
-            v["participants"][0]["sessions"][0]["segments"][0]["segmentStart"],
-            "2024-05-01T14:00:00.500Z"
+            normalise_str("2024-05-01T16:02:03.12+02:00").as_deref(),
+            Some("2024-05-01T14:02:03.120Z")
         );
-        assert_eq!(v["emitDate"], "not a date");
-        assert_eq!(v["startTime"], 5, "too small to be epoch ms");
-        assert_eq!(v["name"], "2024-05-01T14:02:03Z", "not a time field");
+        assert_eq!(
+            normalise_str("2024-05-01T14:02:03Z").as_deref(),
+            Some("2024-05-01T14:02:03.000Z")
+        );
+        assert_eq!(
+            normalise_str("2024-05-01T14:02:03.120Z").as_deref(),
+            Some("2024-05-01T14:02:03.120Z")
+        );
+        assert_eq!(normalise_str("2024-02-31T14:02:03.120Z"), None, "no such day");
+        assert_eq!(normalise_str("2024-13-01T14:02:03.120Z"), None);
+        assert_eq!(normalise_str("not a date"), None);
+        assert_eq!(normalise_ms(5), None, "too small to be epoch ms");
+    }
+
+    #[test]
+    fn time_fields_by_name() {
+        for yes in ["eventTime", "conversationStart", "segmentEnd", "emitDate", "timestamp"] {
+            assert!(is_time_field(yes), "{yes}");
+        }
+        for no in ["Time", "name", "startTimes", "timestamps"] {
+            assert!(!is_time_field(no), "{no}");
+        }
     }
 }

@@ -1,0 +1,682 @@
+//! The transforms in one pass over the payload's bytes: masking, timestamp
+//! normalisation, flattening and the top-level key rules are applied while
+//! the JSON is scanned, and the result is written straight out. No tree is
+//! built: parsing a record into a `Value` and serialising it again costs
+//! several times more than the transforms themselves.
+//!
+//! The scanner validates as it goes (structure, string escapes, number
+//! grammar, UTF-8, nesting depth, trailing input), so malformed payloads are
+//! refused as they would be by a full parse. Keys keep their order, and
+//! values that no transform touches are copied byte for byte.
+
+use std::borrow::Cow;
+
+use super::mask::Masker;
+use super::timestamps;
+use super::{TransformError, TransformSpec};
+
+/// Deepest nesting accepted (serde_json's default limit).
+const MAX_DEPTH: usize = 128;
+
+type Result<T> = std::result::Result<T, TransformError>;
+
+/// Rewrites `input` under `spec` into `out`.
+pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    if let Err(e) = std::str::from_utf8(input) {
+        return Err(TransformError::NotJson(format!(
+            "invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        )));
+    }
+    let mut rw = Rewriter {
+        spec,
+        src: input,
+        pos: 0,
+        depth: 0,
+        out,
+        path_raw: Vec::new(),
+        path_name: String::new(),
+        scratch: Vec::new(),
+    };
+    rw.ws();
+    match rw.peek() {
+        Some(b'{') => rw.top_object()?,
+        Some(_) => {
+            // Malformed input is reported as such before its type is.
+            let kind = match rw.peek() {
+                Some(b'[') => "array",
+                Some(b'"') => "string",
+                Some(b't' | b'f') => "boolean",
+                Some(b'n') => "null",
+                _ => "number",
+            };
+            rw.skip_value()?;
+            rw.end()?;
+            return Err(TransformError::NotAnObject(kind));
+        }
+        None => return Err(TransformError::NotJson("empty payload".into())),
+    }
+    rw.end()
+}
+
+struct Rewriter<'a> {
+    spec: &'a TransformSpec,
+    src: &'a [u8],
+    pos: usize,
+    depth: usize,
+    out: &'a mut Vec<u8>,
+    /// The flattened key prefix, as written (escaped).
+    path_raw: Vec<u8>,
+    /// The same prefix decoded, for the key rules.
+    path_name: String,
+    scratch: Vec<u8>,
+}
+
+/// A string's raw bytes (between the quotes) and whether it has escapes.
+#[derive(Clone, Copy)]
+struct Str {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+impl<'a> Rewriter<'a> {
+    fn error(&self, what: &str) -> TransformError {
+        TransformError::NotJson(format!("{what} at byte {}", self.pos))
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.src.get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn end(&mut self) -> Result<()> {
+        self.ws();
+        if self.pos == self.src.len() {
+            Ok(())
+        } else {
+            Err(self.error("trailing characters"))
+        }
+    }
+
+    fn expect(&mut self, b: u8, what: &str) -> Result<()> {
+        self.ws();
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(what))
+        }
+    }
+
+    fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        Ok(())
+    }
+
+    /// After a member or element: `Some(true)` for a comma, `Some(false)`
+    /// for the closing bracket.
+    fn next_or_close(&mut self, close: u8) -> Result<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(self.error(if close == b'}' {
+                "expected `,` or `}`"
+            } else {
+                "expected `,` or `]`"
+            })),
+        }
+    }
+
+    /// Whether the object starting here (at `{`) has no members.
+    fn object_is_empty(&self) -> bool {
+        let mut i = self.pos + 1;
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.src.get(i) {
+            i += 1;
+        }
+        self.src.get(i) == Some(&b'}')
+    }
+
+    // ---- scanning --------------------------------------------------------
+
+    /// Scans a string at `"`, validating escapes and control characters.
+    fn string(&mut self) -> Result<Str> {
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a string"));
+        }
+        self.pos += 1;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            match self.src.get(self.pos) {
+                None => return Err(self.error("unterminated string")),
+                Some(b'"') => {
+                    let s = Str {
+                        start,
+                        end: self.pos,
+                        escaped,
+                    };
+                    self.pos += 1;
+                    return Ok(s);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    match self.src.get(self.pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
+                        Some(b'u') => {
+                            let hex = self.src.get(self.pos + 2..self.pos + 6);
+                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                                return Err(self.error("invalid \\u escape"));
+                            }
+                            self.pos += 6;
+                        }
+                        _ => return Err(self.error("invalid escape")),
+                    }
+                }
+                Some(c) if *c < 0x20 => return Err(self.error("control character in string")),
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    /// A scanned string's text, unescaped.
+    fn text(&self, s: Str) -> Result<Cow<'a, str>> {
+        let raw = &self.src[s.start..s.end];
+        // The whole input was checked to be UTF-8.
+        let raw_str = std::str::from_utf8(raw).map_err(|_| self.error("invalid UTF-8"))?;
+        if !s.escaped {
+            return Ok(Cow::Borrowed(raw_str));
+        }
+        unescape(raw).map(Cow::Owned).map_err(|what| self.error(what))
+    }
+
+    /// Scans a number; answers whether it is an integer.
+    fn number(&mut self) -> Result<bool> {
+        let digits = |s: &mut Self| {
+            let from = s.pos;
+            while s.peek().is_some_and(|c| c.is_ascii_digit()) {
+                s.pos += 1;
+            }
+            s.pos - from
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return Err(self.error("invalid number")),
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            integer = false;
+            if digits(self) == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        Ok(integer)
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.src[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error("invalid literal"))
+        }
+    }
+
+    /// Validates and passes over one value.
+    fn skip_value(&mut self) -> Result<()> {
+        self.ws();
+        match self.peek() {
+            Some(b'{') => {
+                self.enter()?;
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        self.ws();
+                        self.string()?;
+                        self.expect(b':', "expected `:`")?;
+                        self.skip_value()?;
+                        if !self.next_or_close(b'}')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+            }
+            Some(b'[') => {
+                self.enter()?;
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                } else {
+                    loop {
+                        self.skip_value()?;
+                        if !self.next_or_close(b']')? {
+                            break;
+                        }
+                    }
+                }
+                self.depth -= 1;
+            }
+            Some(b'"') => {
+                self.string()?;
+            }
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+            }
+            _ => return Err(self.error("expected a value")),
+        }
+        Ok(())
+    }
+
+    /// Copies one value without insignificant whitespace into `scratch`.
+    fn compact_into_scratch(&mut self) -> Result<()> {
+        self.ws();
+        let from = self.pos;
+        self.skip_value()?;
+        let raw = &self.src[from..self.pos];
+        self.scratch.clear();
+        let mut in_string = false;
+        let mut escape = false;
+        for &c in raw {
+            if in_string {
+                self.scratch.push(c);
+                if escape {
+                    escape = false;
+                } else if c == b'\\' {
+                    escape = true;
+                } else if c == b'"' {
+                    in_string = false;
+                }
+            } else if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                in_string = c == b'"';
+                self.scratch.push(c);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- writing ---------------------------------------------------------
+
+    fn copy(&mut self, from: usize, to: usize) {
+        self.out.extend_from_slice(&self.src[from..to]);
+    }
+
+    /// Writes the value of a member called `name` (`None`: an array
+    /// element), applying masking and timestamps, and flattening objects
+    /// nested in arrays.
+    fn value(&mut self, name: Option<&str>) -> Result<()> {
+        self.ws();
+        if let (Some(n), Some(m)) = (name, self.spec.mask.as_ref()) {
+            if m.applies(n) && self.peek() != Some(b'n') {
+                return self.masked(m);
+            }
+        }
+        if self.spec.timestamps && name.is_some_and(timestamps::is_time_field) && self.timestamp()? {
+            return Ok(());
+        }
+        match self.peek() {
+            Some(b'{') if self.spec.flatten => self.flat_object(),
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
+            _ => {
+                let from = self.pos;
+                self.skip_value()?;
+                self.copy(from, self.pos);
+                Ok(())
+            }
+        }
+    }
+
+    fn masked(&mut self, m: &Masker) -> Result<()> {
+        let token = if self.peek() == Some(b'"') {
+            let s = self.string()?;
+            let text = self.text(s)?;
+            m.mask(text.as_bytes())
+        } else {
+            // Objects, arrays, numbers: masked whole, by their compact text.
+            self.compact_into_scratch()?;
+            m.mask(&self.scratch)
+        };
+        self.out.push(b'"');
+        self.out.extend_from_slice(token.as_bytes());
+        self.out.push(b'"');
+        Ok(())
+    }
+
+    /// Writes a time value normalised, if it is one; answers whether it was.
+    fn timestamp(&mut self) -> Result<bool> {
+        let start = self.pos;
+        let iso = match self.peek() {
+            Some(b'"') => {
+                let s = self.string()?;
+                let text = self.text(s)?;
+                timestamps::normalise_str(&text)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let integer = self.number()?;
+                let text = std::str::from_utf8(&self.src[start..self.pos]).unwrap_or_default();
+                integer
+                    .then(|| text.parse::<i64>().ok())
+                    .flatten()
+                    .and_then(timestamps::normalise_ms)
+            }
+            _ => None,
+        };
+        match iso {
+            Some(iso) => {
+                self.out.push(b'"');
+                self.out.extend_from_slice(iso.as_bytes());
+                self.out.push(b'"');
+                Ok(true)
+            }
+            None => {
+                // Not a time after all: rewind and write it as any value.
+                self.pos = start;
+                Ok(false)
+            }
+        }
+    }
+
+    /// A nested object, not flattened.
+    fn object(&mut self) -> Result<()> {
+        self.enter()?;
+        self.pos += 1;
+        self.out.push(b'{');
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            let mut first = true;
+            loop {
+                self.ws();
+                let k = self.string()?;
+                self.expect(b':', "expected `:`")?;
+                if !first {
+                    self.out.push(b',');
+                }
+                first = false;
+                self.out.push(b'"');
+                self.copy(k.start, k.end);
+                self.out.extend_from_slice(b"\":");
+                let name = self.text(k)?;
+                self.value(Some(&name))?;
+                if !self.next_or_close(b'}')? {
+                    break;
+                }
+            }
+        }
+        self.out.push(b'}');
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn array(&mut self) -> Result<()> {
+        self.enter()?;
+        self.pos += 1;
+        self.out.push(b'[');
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+        } else {
+            let mut first = true;
+            loop {
+                if !first {
+                    self.out.push(b',');
+                }
+                first = false;
+                self.value(None)?;
+                if !self.next_or_close(b']')? {
+                    break;
+                }
+            }
+        }
+        self.out.push(b']');
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// An object inside an array, flattened in place (its keys relative to
+    /// it; the top-level key rules do not apply inside arrays).
+    fn flat_object(&mut self) -> Result<()> {
+        let saved_raw = std::mem::take(&mut self.path_raw);
+        let saved_name = std::mem::take(&mut self.path_name);
+        self.out.push(b'{');
+        let mut first = true;
+        let r = self.flat_members(false, &mut first);
+        self.out.push(b'}');
+        self.path_raw = saved_raw;
+        self.path_name = saved_name;
+        r
+    }
+
+    /// The members of the object at `{`, flattened under the current path.
+    fn flat_members(&mut self, top: bool, first: &mut bool) -> Result<()> {
+        self.enter()?;
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.ws();
+                let k = self.string()?;
+                self.expect(b':', "expected `:`")?;
+                self.flat_member(k, top, first)?;
+                if !self.next_or_close(b'}')? {
+                    break;
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn flat_member(&mut self, k: Str, top: bool, first: &mut bool) -> Result<()> {
+        let name = self.text(k)?;
+        self.ws();
+        let masked = self
+            .spec
+            .mask
+            .as_ref()
+            .is_some_and(|m| m.applies(&name) && self.peek() != Some(b'n'));
+        if !masked && self.peek() == Some(b'{') && !self.object_is_empty() {
+            let (raw_len, name_len) = (self.path_raw.len(), self.path_name.len());
+            self.path_raw.extend_from_slice(&self.src[k.start..k.end]);
+            self.path_raw.push(b'.');
+            self.path_name.push_str(&name);
+            self.path_name.push('.');
+            let r = self.flat_members(top, first);
+            self.path_raw.truncate(raw_len);
+            self.path_name.truncate(name_len);
+            return r;
+        }
+        if top {
+            let full: Cow<'_, str> = if self.path_name.is_empty() {
+                Cow::Borrowed(&*name)
+            } else {
+                Cow::Owned(format!("{}{}", self.path_name, name))
+            };
+            return self.top_member(&full, Some(k), &name, first);
+        }
+        self.key_separator(first);
+        self.out.push(b'"');
+        self.out.extend_from_slice(&self.path_raw);
+        self.copy(k.start, k.end);
+        self.out.extend_from_slice(b"\":");
+        self.value(Some(&name))
+    }
+
+    fn key_separator(&mut self, first: &mut bool) {
+        if !*first {
+            self.out.push(b',');
+        }
+        *first = false;
+    }
+
+    /// A top-level member (after flattening): rename, drop and select
+    /// apply to its full name.
+    fn top_member(&mut self, full: &str, raw_key: Option<Str>, name: &str, first: &mut bool) -> Result<()> {
+        let spec = self.spec;
+        let renamed = spec.rename.get(full).map(String::as_str);
+        let out_name = renamed.unwrap_or(full);
+        let kept = !spec.drop.iter().any(|d| d == out_name)
+            && (spec.select.is_empty() || spec.select.iter().any(|s| s == out_name));
+        if !kept {
+            return self.skip_value();
+        }
+        self.key_separator(first);
+        match (renamed, raw_key) {
+            (None, Some(k)) => {
+                self.out.push(b'"');
+                self.out.extend_from_slice(&self.path_raw);
+                self.copy(k.start, k.end);
+                self.out.push(b'"');
+            }
+            _ => write_json_string(self.out, out_name),
+        }
+        self.out.push(b':');
+        self.value(Some(name))
+    }
+
+    fn top_object(&mut self) -> Result<()> {
+        self.out.push(b'{');
+        let mut first = true;
+        if self.spec.flatten {
+            self.flat_members(true, &mut first)?;
+        } else {
+            self.enter()?;
+            self.pos += 1;
+            self.ws();
+            if self.peek() == Some(b'}') {
+                self.pos += 1;
+            } else {
+                loop {
+                    self.ws();
+                    let k = self.string()?;
+                    self.expect(b':', "expected `:`")?;
+                    let name = self.text(k)?;
+                    self.top_member(&name, Some(k), &name, &mut first)?;
+                    if !self.next_or_close(b'}')? {
+                        break;
+                    }
+                }
+            }
+            self.depth -= 1;
+        }
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+/// Decodes a JSON string body with escapes.
+fn unescape(raw: &[u8]) -> std::result::Result<String, &'static str> {
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    let hex4 = |at: usize| -> std::result::Result<u32, &'static str> {
+        raw.get(at..at + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or("invalid \\u escape")
+    };
+    while i < raw.len() {
+        let c = raw[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let e = raw.get(i + 1).copied().ok_or("invalid escape")?;
+        i += 2;
+        let ch = match e {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(i)?;
+                i += 4;
+                let code = if (0xD800..0xDC00).contains(&hi) {
+                    if raw.get(i..i + 2) != Some(b"\\u") {
+                        return Err("lone leading surrogate in \\u escape");
+                    }
+                    let lo = hex4(i + 2)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return Err("invalid surrogate pair in \\u escape");
+                    }
+                    i += 6;
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                } else if (0xDC00..0xE000).contains(&hi) {
+                    return Err("lone trailing surrogate in \\u escape");
+                } else {
+                    hi
+                };
+                char::from_u32(code).ok_or("invalid \\u escape")?
+            }
+            _ => return Err("invalid escape"),
+        };
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    String::from_utf8(out).map_err(|_| "invalid UTF-8")
+}
+
+/// Writes `s` as a JSON string.
+fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaping of a string cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_every_form() {
+        assert_eq!(unescape(br#"a\"b\\c\/\n\u00e9\ud83d\ude00"#).unwrap(), "a\"b\\c/\né😀");
+        assert!(unescape(br"\ud83d").is_err());
+        assert!(unescape(br"\ude00").is_err());
+    }
+}
