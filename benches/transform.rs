@@ -12,7 +12,7 @@ use cxrelay_actors::Event;
 
 /// A conversation detail record shaped like genesys-api.md §3.
 fn record(i: u64) -> String {
-    let segments: Vec<String> = (0..4)
+    let segments: Vec<String> = (0..2)
         .map(|s| {
             format!(
                 r#"{{"segmentStart":"2024-05-01T14:0{s}:03.120Z","segmentEnd":"2024-05-01T14:0{s}:59.001Z","segmentType":"interact","queueId":"6f1b2c3d-0000-4000-8000-{i:012}","wrapUpCode":"resolved","disconnectType":"client"}}"#
