@@ -70,6 +70,13 @@ fn main() {
     }
     cxrelay::telemetry::init_logging(cxrelay::config::LogFormat::Human, "warn");
     println!("end to end, {EVENTS} events of ~1 KB, generator -> file (fsync per batch)");
+    // CXRELAY_BENCH_ONLY=off|on runs one configuration at full speed (for
+    // profiling).
+    if let Ok(only) = std::env::var("CXRELAY_BENCH_ONLY") {
+        let (r, _) = run(only == "on", 10_000_000);
+        println!("full speed, journal {only}: {r:.0} events/s");
+        return;
+    }
     for (label, rate) in [("full speed", 10_000_000u64), ("paced 100k/s", 100_000)] {
         let (off, _) = run(false, rate);
         let (on, _) = run(true, rate);

@@ -1,9 +1,15 @@
 //! Compact binary encoding of journal entries.
 //!
-//! Layout (little-endian): version `1`, flags (bit 0 key, bit 1 event time,
-//! bit 2 target listener), `received_at` i64, then `event_time` i64 if
-//! flagged, then length-prefixed (u32) id, source, topic, key?, target?,
+//! An event (little-endian): version `1`, flags (bit 0 key, bit 1 event
+//! time, bit 2 target listener), `received_at` i64, then `event_time` i64
+//! if flagged, then length-prefixed (u32) id, source, topic, key?, target?,
 //! and the payload as the rest of the buffer.
+//!
+//! A journal entry is either one event (version `1`, keyed by its position)
+//! or a chunk of consecutive events (version `2`, keyed by the position of
+//! its last event): `2`, count u32, then each event length-prefixed (u32).
+//! Chunks make one B-tree insert carry many events, which is most of the
+//! journal's cost per event.
 
 use std::sync::Arc;
 
@@ -11,6 +17,7 @@ use bytes::Bytes;
 use cxrelay_actors::Event;
 
 const VERSION: u8 = 1;
+const CHUNK_VERSION: u8 = 2;
 const HAS_KEY: u8 = 1;
 const HAS_TIME: u8 = 2;
 const HAS_TARGET: u8 = 4;
@@ -123,6 +130,82 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<(Event, Option<String>), CodecErro
     Ok((ev, target))
 }
 
+/// Builds a chunk entry of consecutive events.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl Default for ChunkWriter {
+    fn default() -> Self {
+        ChunkWriter {
+            buf: vec![CHUNK_VERSION, 0, 0, 0, 0],
+            count: 0,
+        }
+    }
+}
+
+impl ChunkWriter {
+    /// Adds the next event (its position is the previous one's plus one).
+    pub fn push(&mut self, ev: &Event, target: Option<&str>) {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        encode(ev, target, &mut self.buf);
+        let len = (self.buf.len() - at - 4) as u32;
+        self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        self.count += 1;
+    }
+
+    /// Events in the chunk.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The entry's bytes.
+    pub fn bytes(&mut self) -> &[u8] {
+        let count = self.count.to_le_bytes();
+        self.buf[1..5].copy_from_slice(&count);
+        &self.buf
+    }
+
+    /// Empties the chunk for reuse.
+    pub fn clear(&mut self) {
+        self.buf.truncate(5);
+        self.count = 0;
+    }
+}
+
+/// Decodes a journal entry stored under `key`: one event, or a chunk whose
+/// last event is at `key`. A damaged event inside a chunk is answered as an
+/// error in its place; the others are still read.
+pub fn decode_entry(key: u64, buf: &[u8]) -> Vec<Result<(Event, Option<String>), CodecError>> {
+    match buf.first() {
+        Some(&CHUNK_VERSION) => {}
+        _ => return vec![decode(key, buf)],
+    }
+    let mut r = Reader(&buf[1..]);
+    let Ok(count) = r.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) else {
+        return vec![Err(CodecError::Truncated)];
+    };
+    let first = (key + 1).saturating_sub(u64::from(count));
+    let mut out = Vec::with_capacity(count as usize);
+    for i in 0..u64::from(count) {
+        let item = r
+            .take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .and_then(|n| r.take(n));
+        match item {
+            Ok(bytes) => out.push(decode(first + i, bytes)),
+            Err(e) => {
+                out.push(Err(e));
+                break;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +239,34 @@ mod tests {
         encode(&bare, None, &mut buf);
         let (back, _) = decode(1, &buf).unwrap();
         assert_eq!((back.key, back.event_time), (None, None));
+    }
+
+    #[test]
+    fn chunks_hold_consecutive_positions_ending_at_their_key() {
+        let mut c = ChunkWriter::default();
+        for i in 0..3 {
+            let ev = Event::builder("s", "t")
+                .id(format!("e{i}"))
+                .payload(format!("{{\"n\":{i}}}"))
+                .build();
+            c.push(&ev, (i == 1).then_some("only"));
+        }
+        let entry = c.bytes().to_vec();
+        let back: Vec<(Event, Option<String>)> = decode_entry(12, &entry).into_iter().map(Result::unwrap).collect();
+        let seqs: Vec<u64> = back.iter().map(|(e, _)| e.seq).collect();
+        assert_eq!(seqs, [10, 11, 12]);
+        assert_eq!(back[1].1.as_deref(), Some("only"));
+        assert_eq!(&back[2].0.payload[..], b"{\"n\":2}");
+        // A single-event entry (the older layout) still reads.
+        let mut single = Vec::new();
+        encode(&back[0].0, None, &mut single);
+        assert_eq!(decode_entry(4, &single)[0].as_ref().unwrap().0.seq, 4);
+        // A cut chunk yields what is whole and an error, never a panic.
+        let cut = decode_entry(12, &entry[..entry.len() - 3]);
+        assert_eq!(cut.len(), 3);
+        assert!(cut[2].is_err() && cut[0].is_ok());
+        c.clear();
+        assert_eq!(c.count(), 0);
     }
 
     #[test]

@@ -24,6 +24,9 @@ const IDEMPOTENCY_BY_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition:
 const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// Most events in one journal entry.
+const CHUNK_EVENTS: u32 = 256;
+
 /// The store file's name inside `data_dir`.
 pub const FILE_NAME: &str = "cxrelay.redb";
 
@@ -254,7 +257,7 @@ impl StoreDb {
                 let mut ckpt = txn.open_table(CHECKPOINTS).map_err(ctx("open checkpoints"))?;
                 let mut dead = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
                 let mut seen_here: HashSet<String> = HashSet::new();
-                let mut buf = Vec::with_capacity(4096);
+                let mut chunk = codec::ChunkWriter::default();
                 for a in batch.iter_mut() {
                     let mut d = 0;
                     for (i, ev) in a.events.iter_mut().enumerate() {
@@ -278,10 +281,16 @@ impl StoreDb {
                             new_keys.push(key.clone());
                         }
                         ev.seq = next;
-                        buf.clear();
-                        codec::encode(ev, a.target.as_deref(), &mut buf);
-                        journal.insert(next, buf.as_slice()).map_err(ctx("write journal"))?;
+                        chunk.push(ev, a.target.as_deref());
+                        if chunk.count() >= CHUNK_EVENTS {
+                            journal.insert(next, chunk.bytes()).map_err(ctx("write journal"))?;
+                            chunk.clear();
+                        }
                         next += 1;
+                    }
+                    if chunk.count() > 0 {
+                        journal.insert(next - 1, chunk.bytes()).map_err(ctx("write journal"))?;
+                        chunk.clear();
                     }
                     if let Some((source, value)) = &a.checkpoint {
                         ckpt.insert(source.as_str(), value.as_slice())
@@ -401,11 +410,16 @@ impl StoreDb {
         let r = db.begin_read().map_err(ctx("begin read"))?;
         let t = r.open_table(JOURNAL).map_err(ctx("open journal"))?;
         let mut out = Vec::new();
+        // A chunk's key is its last position: the first entry at or after
+        // `after + 1` holds the next event.
         for row in t.range(after.saturating_add(1)..).map_err(ctx("read journal"))? {
             let (k, v) = row.map_err(ctx("read journal"))?;
-            match codec::decode(k.value(), v.value()) {
-                Ok((event, target)) => out.push(JournalEntry { event, target }),
-                Err(e) => tracing::error!(seq = k.value(), error = %e, "skipping an unreadable journal entry"),
+            for decoded in codec::decode_entry(k.value(), v.value()) {
+                match decoded {
+                    Ok((event, _)) if event.seq <= after => {}
+                    Ok((event, target)) => out.push(JournalEntry { event, target }),
+                    Err(e) => tracing::error!(entry = k.value(), error = %e, "skipping an unreadable journal entry"),
+                }
             }
             if out.len() >= limit {
                 break;
@@ -420,8 +434,20 @@ impl StoreDb {
         let r = db.begin_read().map_err(ctx("begin read"))?;
         let j = r.open_table(JOURNAL).map_err(ctx("open journal"))?;
         let d = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+        // Positions are consecutive: the events held run from the first
+        // entry's first event to the last entry's key.
+        let first = j.first().map_err(ctx("read journal"))?.map(|(k, v)| {
+            let first_in_entry = codec::decode_entry(k.value(), v.value())
+                .first()
+                .and_then(|e| e.as_ref().ok().map(|(ev, _)| ev.seq));
+            first_in_entry.unwrap_or(k.value())
+        });
+        let last = j.last().map_err(ctx("read journal"))?.map(|(k, _)| k.value());
         Ok(JournalStats {
-            entries: j.len().map_err(ctx("count journal"))?,
+            entries: match (first, last) {
+                (Some(f), Some(l)) => l + 1 - f.min(l),
+                _ => 0,
+            },
             next_seq: self.next_seq(),
             dead_letters: d.len().map_err(ctx("count dead letters"))?,
         })
