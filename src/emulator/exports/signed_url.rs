@@ -1,8 +1,9 @@
 //! Time-limited download URLs, like the presigned URLs Genesys hands out:
-//! `?expires=<ms>&signature=<hex>`. A URL stops working when it expires,
-//! or when the `expire_downloads` fault revokes every URL issued so far.
+//! `?expires=<ms>&epoch=<n>&signature=<hex>`. A URL stops working when it
+//! expires, or when the `expire_downloads` fault revokes every URL issued
+//! so far (it starts a new epoch).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cxrelay_actors::event::now_ms;
@@ -40,7 +41,7 @@ impl UrlRefusal {
 pub struct UrlSigner {
     seed: u64,
     ttl: Duration,
-    revoked_before_ms: AtomicI64,
+    epoch: AtomicU64,
 }
 
 fn path_hash(path: &str) -> u64 {
@@ -55,14 +56,14 @@ impl UrlSigner {
         UrlSigner {
             seed,
             ttl,
-            revoked_before_ms: AtomicI64::new(i64::MIN),
+            epoch: AtomicU64::new(0),
         }
     }
 
-    fn signature(&self, path: &str, expires_ms: i64) -> String {
+    fn signature(&self, path: &str, expires_ms: i64, epoch: u64) -> String {
         format!(
             "{:016x}",
-            derive(self.seed, &[SIGNATURE, path_hash(path), expires_ms as u64])
+            derive(self.seed, &[SIGNATURE, path_hash(path), expires_ms as u64, epoch])
         )
     }
 
@@ -75,7 +76,7 @@ impl UrlSigner {
             .is_empty()
         {
             tracing::info!("emulator: every download URL issued so far is revoked");
-            self.revoked_before_ms.store(now_ms() + 1, Ordering::Release);
+            self.epoch.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -83,9 +84,10 @@ impl UrlSigner {
     pub fn issue(&self, state: &EmulatorState, base: &str, path: &str) -> String {
         self.absorb_faults(state);
         let expires = now_ms() + self.ttl.as_millis() as i64;
+        let epoch = self.epoch.load(Ordering::Acquire);
         format!(
-            "{base}{path}?expires={expires}&signature={}",
-            self.signature(path, expires)
+            "{base}{path}?expires={expires}&epoch={epoch}&signature={}",
+            self.signature(path, expires, epoch)
         )
     }
 
@@ -93,26 +95,26 @@ impl UrlSigner {
     pub fn check(&self, state: &EmulatorState, path: &str, query: &str) -> Result<(), UrlRefusal> {
         self.absorb_faults(state);
         let mut expires = None;
+        let mut epoch = None;
         let mut signature = None;
         for pair in query.split('&') {
             match pair.split_once('=') {
                 Some(("expires", v)) => expires = v.parse::<i64>().ok(),
+                Some(("epoch", v)) => epoch = v.parse::<u64>().ok(),
                 Some(("signature", v)) => signature = Some(v),
                 _ => {}
             }
         }
-        let (Some(expires), Some(signature)) = (expires, signature) else {
+        let (Some(expires), Some(epoch), Some(signature)) = (expires, epoch, signature) else {
             return Err(UrlRefusal::Unsigned);
         };
-        if signature != self.signature(path, expires) {
+        if signature != self.signature(path, expires, epoch) {
             return Err(UrlRefusal::Unsigned);
         }
-        let now = now_ms();
-        if now >= expires {
+        if now_ms() >= expires {
             return Err(UrlRefusal::Expired);
         }
-        let issued = expires - self.ttl.as_millis() as i64;
-        if issued < self.revoked_before_ms.load(Ordering::Acquire) {
+        if epoch != self.epoch.load(Ordering::Acquire) {
             return Err(UrlRefusal::Revoked);
         }
         Ok(())
