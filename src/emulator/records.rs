@@ -81,6 +81,11 @@ impl Timeline {
         lo..hi.max(lo)
     }
 
+    /// The `conversationId` of record `n` (without generating the record).
+    pub fn conversation_id(&self, n: u64) -> String {
+        uuid(self.seed, &[CONVERSATION, n])
+    }
+
     /// Record `n` as JSON.
     pub fn record(&self, n: u64) -> String {
         conversation(self.seed, n, self.start_ms(n))
@@ -249,6 +254,7 @@ mod tests {
             );
             total += r.len();
             assert_eq!(r, tl.record(n), "a pure function of seed and index");
+            assert_eq!(v["conversationId"], tl.conversation_id(n));
         }
         let avg = total / 200;
         assert!((2000..3200).contains(&avg), "average record {avg} bytes");

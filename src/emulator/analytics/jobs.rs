@@ -82,6 +82,11 @@ impl Job {
         self.records.end - self.records.start
     }
 
+    /// When it was submitted (ms since the epoch).
+    pub fn submitted_ms(&self) -> i64 {
+        self.submitted_ms
+    }
+
     /// True when the job holds no record.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
