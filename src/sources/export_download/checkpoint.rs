@@ -20,9 +20,10 @@ pub struct ExportCheckpoint {
     /// Number of the next record (every record before it is committed or
     /// dead-lettered).
     pub records: u64,
-    /// Plain NDJSON: byte offset of the next record (a restart asks for
-    /// the rest with `Range`); otherwise the file is read again from the
-    /// start and the committed records are skipped.
+    /// Plain NDJSON or JSON: byte offset right after the last committed
+    /// record (a restart asks for the rest with `Range`); for containers
+    /// the file is read again from the start and the committed records
+    /// skipped.
     pub resume_at: Option<u64>,
     /// Every record is delivered.
     pub done: bool,

@@ -97,13 +97,14 @@ impl ExportRunner {
             tracing::info!(source = %self.source, "export already delivered (checkpoint)");
             return Ok(());
         }
-        // Plain NDJSON resumes by Range at the next record's byte; anything
-        // else is read from the start and the committed records skipped.
+        // A plain file resumes by Range right after the last committed
+        // record; a container is read from the start again and the
+        // committed records skipped.
         let resume = match (self.cp.resume_at, self.cp.detected) {
-            (Some(at), Some(Detected::Ndjson)) if self.cp.records > 0 => Some(at),
+            (Some(at), Some(d)) if d.is_plain() && self.cp.records > 0 => Some((at, d)),
             _ => None,
         };
-        let mut body = make_body(resume.unwrap_or(0));
+        let mut body = make_body(resume.map_or(0, |(at, _)| at));
         self.detail("phase", "downloading");
         body.open().await.map_err(|e| Stop::Fatal(e.0))?;
         if !self.cp.same_file(body.etag(), body.total()) {
@@ -131,13 +132,10 @@ impl ExportRunner {
             time_field: self.s.time_field.clone(),
             batch_records: self.s.batch_records,
             start_index: if resume.is_some() { self.cp.records } else { 0 },
-            start_offset: resume.unwrap_or(0),
+            start_offset: resume.map_or(0, |(at, _)| at),
             skip_before: if resume.is_some() { 0 } else { self.cp.records },
-            forced: if resume.is_some() {
-                Some(Detected::Ndjson)
-            } else {
-                forced
-            },
+            forced: resume.map(|(_, d)| d).or(forced),
+            mid_file: resume.is_some(),
             containers,
         };
         let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);

@@ -4,7 +4,7 @@
 //! The body is read chunk by chunk ([`ranged_body`]: broken transfers are
 //! resumed with `Range`, expired URLs asked for again) into a bounded
 //! channel; a parser thread ([`parser`]) detects JSON array / NDJSON / ZIP
-//! / gzip and walks the records; batches of them are committed to the
+//! / gzip and walks the records (arrays split by [`json_array`]); batches of them are committed to the
 //! journal with a checkpoint, so a restart resumes after the last
 //! committed record. Malformed records go to dead letters with their
 //! position.
@@ -14,6 +14,7 @@ pub mod chunk_reader;
 pub mod download_url;
 mod export_runner;
 pub mod format;
+pub mod json_array;
 pub mod parser;
 pub mod ranged_body;
 

@@ -1,13 +1,16 @@
 //! The record parser: runs on a thread of its own, reading the download as
 //! one continuous stream, and hands bounded batches of records back.
 //! Memory stays constant whatever the file size: NDJSON is read line by
-//! line; a JSON array is walked element by element by a serde visitor (the
-//! array itself is never held); ZIP entries and gzip are decoded as
-//! streams by the `zip` and `flate2` crates, which also check their CRCs.
+//! line; a JSON array is split element by element as it streams
+//! ([`super::json_array`]; the array itself is never held); ZIP entries
+//! and gzip are decoded as streams by the `zip` and `flate2` crates, which
+//! also check their CRCs. Each record is then parsed on its own by a serde
+//! visitor that picks out the key and time fields and skips the rest.
 //!
-//! A record that is not a JSON object (or, in NDJSON, not JSON at all) is
-//! dead-lettered with its position and the rest continue. Broken JSON
-//! inside an array cannot be skipped: parsing stops with its position.
+//! A record that is not a JSON object (or not JSON at all) is
+//! dead-lettered with its position and the rest continue. Broken framing
+//! of an array (unbalanced brackets or quotes) stops the parse with the
+//! offset where it broke.
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -15,11 +18,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::chunk_reader::ChunkReader;
 use super::format::{sniff, Detected};
+use super::json_array::{ArrayFramer, Element};
 use crate::genesys::interval::parse_iso_ms;
 use crate::store::DeadLetter;
 
@@ -27,6 +30,8 @@ use crate::store::DeadLetter;
 const READ_BUFFER: usize = 64 * 1024;
 /// Largest batch in bytes of records, whatever `batch_records` says.
 const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Largest record: past this the framing is surely broken.
+const MAX_RECORD_BYTES: usize = 16 << 20;
 
 /// How to parse.
 #[derive(Debug, Clone)]
@@ -46,8 +51,11 @@ pub struct ParserSettings {
     /// Records before this number are read but not handed over (already
     /// committed before a restart).
     pub skip_before: u64,
-    /// The format, when known in advance (a stream resumed mid-file).
+    /// The format, when known in advance.
     pub forced: Option<Detected>,
+    /// The stream starts right after a record of a plain file (a restart
+    /// resumed by `Range`), not at the file's start.
+    pub mid_file: bool,
     /// Whether ZIP and gzip are accepted (false when the format is
     /// configured as plain JSON or NDJSON).
     pub containers: bool,
@@ -76,7 +84,7 @@ pub struct ParsedBatch {
     /// Number of the record after the batch.
     pub next_index: u64,
     /// Byte offset in the file after the batch, when the file is plain
-    /// NDJSON (a restart resumes there by `Range`).
+    /// NDJSON or JSON (a restart resumes there by `Range`).
     pub resume_at: Option<u64>,
     /// What the file is.
     pub detected: Option<Detected>,
@@ -120,7 +128,11 @@ pub fn spawn(
                     Err(Gone) => return,
                 },
                 Err(ParseError::Gone) => return,
-                Err(ParseError::Fatal(m)) => Parsed::Failed(m),
+                // What was parsed before the break is still delivered.
+                Err(ParseError::Fatal(m)) => match em.flush() {
+                    Ok(()) => Parsed::Failed(m),
+                    Err(Gone) => return,
+                },
             };
             let _ = em.out.blocking_send(msg);
         })
@@ -183,8 +195,13 @@ impl Emitter {
             None => Ok(()),
             Some(Detected::Ndjson) => self.ndjson(r),
             Some(Detected::JsonArray) => {
-                self.offset = None;
-                self.json_array(r)
+                let start = self.offset.unwrap_or(0);
+                let framer = if self.s.mid_file {
+                    ArrayFramer::after_element(start, MAX_RECORD_BYTES)
+                } else {
+                    ArrayFramer::new(start, MAX_RECORD_BYTES)
+                };
+                self.json_array(r, framer)
             }
             Some(Detected::Gzip) => {
                 self.offset = None;
@@ -203,7 +220,7 @@ impl Emitter {
     fn records_in<R: BufRead>(&mut self, r: &mut R, what: &str) -> Result<(), ParseError> {
         match sniff(r, false) {
             Ok((None, _)) => Ok(()),
-            Ok((Some(Detected::JsonArray), _)) => self.json_array(r),
+            Ok((Some(Detected::JsonArray), _)) => self.json_array(r, ArrayFramer::new(0, MAX_RECORD_BYTES)),
             Ok((Some(_), _)) => self.ndjson(r),
             Err(e) => Err(ParseError::Fatal(format!("{what} content: {e}"))),
         }
@@ -255,27 +272,34 @@ impl Emitter {
         }
     }
 
-    fn json_array<R: Read>(&mut self, r: R) -> Result<(), ParseError> {
-        let mut de = serde_json::Deserializer::from_reader(r);
-        let mut stop = None;
-        let walked = de::Deserializer::deserialize_seq(
-            &mut de,
-            ArrayVisitor {
-                em: self,
-                stop: &mut stop,
-            },
-        );
-        if let Some(e) = stop {
-            return Err(e);
+    fn json_array<R: BufRead>(&mut self, mut r: R, mut framer: ArrayFramer) -> Result<(), ParseError> {
+        let mut on = |el: Element<'_>| -> Result<(), Gone> {
+            if self.index >= self.s.skip_before {
+                let span = self.offset.is_some().then_some((el.start, el.end));
+                self.record(el.bytes, span);
+            }
+            self.index += 1;
+            if self.offset.is_some() {
+                self.offset = Some(el.end);
+                self.batch.resume_at = Some(el.end);
+            }
+            self.maybe_flush()
+        };
+        loop {
+            let data = r.fill_buf()?;
+            if data.is_empty() {
+                break;
+            }
+            let n = data.len();
+            framer.feed(data, &mut on).map_err(|e| match e {
+                Ok(framing) => ParseError::Fatal(format!("invalid JSON array: {framing}")),
+                Err(Gone) => ParseError::Gone,
+            })?;
+            r.consume(n);
         }
-        walked.map_err(|e| {
-            ParseError::Fatal(format!(
-                "invalid JSON array at {}record {}: {e}",
-                self.where_, self.index
-            ))
-        })?;
-        de.end()
-            .map_err(|e| ParseError::Fatal(format!("trailing data after the JSON array: {e}")))
+        framer
+            .finish()
+            .map_err(|e| ParseError::Fatal(format!("invalid JSON array: {e}")))
     }
 
     /// One record's text; `span` is its place in the file, when known.
@@ -351,45 +375,6 @@ fn trim(line: &[u8]) -> &[u8] {
     let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
     let start = line[..end].iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(end);
     &line[start..end]
-}
-
-/// Walks a JSON array element by element.
-struct ArrayVisitor<'a> {
-    em: &'a mut Emitter,
-    stop: &'a mut Option<ParseError>,
-}
-
-impl<'de> Visitor<'de> for ArrayVisitor<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON array of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let em = self.em;
-        loop {
-            if em.index < em.s.skip_before {
-                // Committed before a restart: read past it.
-                match seq.next_element::<IgnoredAny>()? {
-                    Some(_) => {
-                        em.index += 1;
-                        continue;
-                    }
-                    None => return Ok(()),
-                }
-            }
-            let Some(raw) = seq.next_element::<Box<RawValue>>()? else {
-                return Ok(());
-            };
-            em.record(raw.get().as_bytes(), None);
-            em.index += 1;
-            if em.maybe_flush().is_err() {
-                *self.stop = Some(ParseError::Gone);
-                return Err(de::Error::custom("stopped"));
-            }
-        }
-    }
 }
 
 /// The fields of a record that make its event, found without building the
@@ -514,6 +499,7 @@ mod tests {
             start_offset: 0,
             skip_before: 0,
             forced: None,
+            mid_file: false,
             containers: true,
         }
     }
@@ -582,8 +568,21 @@ mod tests {
         let (records, letters, _, end) = parse(settings(), text);
         assert_eq!(records.len(), 3);
         assert_eq!(&records[1].payload[..], br#"{"conversationId":"b","x":[{"y":1}]}"#);
-        assert_eq!(letters[0].position.as_deref(), Some("record 1"));
+        assert_eq!(letters[0].position.as_deref(), Some("record 1 (bytes 27-33)"));
         assert!(matches!(end, Parsed::Finished { records: 4, .. }));
+        // Resumed by Range right after record 1 (byte 33).
+        let (records, _, _, _) = parse(
+            ParserSettings {
+                start_index: 2,
+                start_offset: 33,
+                mid_file: true,
+                forced: Some(Detected::JsonArray),
+                ..settings()
+            },
+            &text[33..],
+        );
+        assert_eq!(records.iter().map(|r| r.index).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(&records[0].payload[..], br#"{"conversationId":"b","x":[{"y":1}]}"#);
         let (records, _, _, _) = parse(
             ParserSettings {
                 skip_before: 2,
@@ -592,9 +591,15 @@ mod tests {
             text,
         );
         assert_eq!(records.iter().map(|r| r.index).collect::<Vec<_>>(), [2, 3]);
-        let (_, _, _, end) = parse(settings(), br#"[{"conversationId":"a"}, {"conv"#);
+        let (records, letters, _, end) = parse(settings(), br#"[{"conversationId":"a"}, {"conversationId":,}, {"conv"#);
+        assert_eq!(
+            (records.len(), letters.len()),
+            (1, 1),
+            "a malformed element is one bad record"
+        );
+        assert!(letters[0].error.starts_with("malformed JSON"));
         match end {
-            Parsed::Failed(m) => assert!(m.contains("record 1"), "{m}"),
+            Parsed::Failed(m) => assert!(m.contains("ends early"), "{m}"),
             other => panic!("{other:?}"),
         }
     }
