@@ -18,8 +18,8 @@ use super::exports::ranged::{respond, Content, Download};
 use super::ids::{derive, uuid};
 use super::state::EmulatorState;
 
-const BATCH: u64 = 0x4241_54;
-const AUDIO: u64 = 0x4155_44;
+const BATCH: u64 = 0x0042_4154;
+const AUDIO: u64 = 0x0041_5544;
 /// Largest batch, as on the platform.
 pub const MAX_BATCH: usize = 100;
 const MAX_BATCHES: usize = 10_000;

@@ -21,7 +21,7 @@ use crate::emulator::ids::uuid;
 use crate::emulator::state::EmulatorState;
 use crate::genesys::interval::{iso_ms, Interval};
 
-const JOB: u64 = 0x4a4f_42;
+const JOB: u64 = 0x004a_4f42;
 /// Jobs remembered; the oldest are forgotten past this.
 const MAX_JOBS: usize = 10_000;
 /// Served pages remembered.
@@ -264,14 +264,12 @@ struct JobRequest {
     interval: Option<String>,
 }
 
-/// Parses a request body's `interval`, or answers the Genesys 400.
-pub(super) fn requested_interval(body: &[u8]) -> Result<Interval, HttpResponse> {
-    let req: JobRequest = serde_json::from_slice(body)
-        .map_err(|e| error(400, "bad.request", &format!("The request body is not valid JSON: {e}")))?;
-    let text = req
-        .interval
-        .ok_or_else(|| error(400, "bad.request", "interval is required"))?;
-    Interval::parse(&text).map_err(|e| error(400, "bad.request", &e.to_string()))
+/// Parses a request body's `interval`, or says why not (a 400).
+pub(super) fn requested_interval(body: &[u8]) -> Result<Interval, String> {
+    let req: JobRequest =
+        serde_json::from_slice(body).map_err(|e| format!("The request body is not valid JSON: {e}"))?;
+    let text = req.interval.ok_or_else(|| "interval is required".to_string())?;
+    Interval::parse(&text).map_err(|e| e.to_string())
 }
 
 /// The records an interval holds, as far as the data lake has them now.
@@ -285,7 +283,7 @@ pub(super) fn available_records(state: &EmulatorState, interval: Interval) -> Ra
 pub async fn submit(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> HttpResponse {
     let interval = match requested_interval(&body) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(why) => return error(400, "bad.request", &why),
     };
     let records = available_records(&state, interval);
     let failure = match state.faults.take(|f| matches!(f, Fault::FailJob { .. })) {

@@ -30,7 +30,7 @@ struct QueryBody {
 pub async fn query(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> HttpResponse {
     let interval = match requested_interval(&body) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(why) => return error(400, "bad.request", &why),
     };
     let Ok(q) = serde_json::from_slice::<QueryBody>(&body) else {
         return error(400, "bad.request", "paging must be {\"pageSize\":n,\"pageNumber\":n}");

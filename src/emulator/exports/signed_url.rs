@@ -12,7 +12,7 @@ use crate::emulator::faults::Fault;
 use crate::emulator::ids::derive;
 use crate::emulator::state::EmulatorState;
 
-const SIGNATURE: u64 = 0x5349_47;
+const SIGNATURE: u64 = 0x0053_4947;
 
 /// Why a download URL is refused (403).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
