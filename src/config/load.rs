@@ -817,6 +817,30 @@ sink = { kind = "file", path = "data/out" }
     }
 
     #[test]
+    fn bulk_sources_are_validated_with_their_keys() {
+        let genesys = "[genesys]\nenvironment = \"emulator\"\n";
+        let ok = format!(
+            "{genesys}[[source]]\nname = \"d\"\nkind = \"analytics_job\"\ninterval = \"2024-05-01T00:00:00Z/2024-05-02T00:00:00Z\"\n\n[[source]]\nname = \"e\"\nkind = \"export\"\ndownload_id = \"x\"\n"
+        );
+        let c = load_str(&ok, "cfg.toml").unwrap();
+        assert_eq!(c.source[1].kind, SourceKind::Export);
+        let bad = "[[source]]\nname = \"d\"\nkind = \"analytics_job\"\nevery = \"5m\"\ninterval = \"2024-05-01\"\npage_size = 5000\nrate = 3\n\n[[source]]\nname = \"e\"\nkind = \"export\"\nurl = \"ftp://x\"\nlag = \"1m\"\n";
+        let p = problems(bad);
+        let keys: Vec<&str> = p.iter().filter_map(|p| p.key.as_deref()).collect();
+        for k in [
+            "source[0].every",
+            "source[0].page_size",
+            "source[0].rate",
+            "source[0].kind",
+            "source[1].url",
+            "source[1].lag",
+        ] {
+            assert!(keys.contains(&k), "{k} not reported: {p:?}");
+        }
+        assert!(p.iter().any(|p| p.message.contains("[genesys]")), "{p:?}");
+    }
+
+    #[test]
     fn unknown_kinds_list_the_known_ones() {
         let text = GOOD.replace("kind = \"generator\"", "kind = \"generatr\"");
         let err = load_str(&text, "cfg.toml").unwrap_err().to_string();
