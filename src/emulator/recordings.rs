@@ -172,7 +172,6 @@ pub async fn status(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>)
             }
         })
         .collect();
-    let _ = batch.no;
     HttpResponse::Ok().json(json!({
         "id": *id, "expectedResultCount": expected, "resultCount": expected - errors, "errorCount": errors,
         "status": "Completed", "results": results,

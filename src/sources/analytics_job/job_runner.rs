@@ -52,6 +52,17 @@ enum Paged {
     Retry(String),
 }
 
+/// How a job settled.
+#[derive(Debug)]
+enum Settled {
+    /// Its results can be paged.
+    Fulfilled,
+    /// FAILED, with the job's message.
+    Failed(String),
+    /// EXPIRED, CANCELLED or unknown.
+    Gone(String),
+}
+
 /// API errors that no retry will fix.
 fn is_fatal(e: &ApiError) -> bool {
     matches!(e.status(), Some(400 | 403 | 404 | 405 | 413 | 422))
@@ -186,8 +197,8 @@ impl JobRunner {
             };
             self.detail("job", job.id.clone());
             match self.await_job(&job, resumed).await? {
-                JobStatus::Fulfilled => {}
-                JobStatus::Failed(message) => {
+                Settled::Fulfilled => {}
+                Settled::Failed(message) => {
                     self.cp.failures += 1;
                     metrics::counter!("cxrelay_analytics_jobs_failed_total", "source" => self.source.to_string())
                         .increment(1);
@@ -203,11 +214,10 @@ impl JobRunner {
                     self.cp.job = None;
                     continue;
                 }
-                JobStatus::Gone(state) => {
+                Settled::Gone(state) => {
                     self.resubmit(&job, "gone", &format!("job is {state}"))?;
                     continue;
                 }
-                JobStatus::Running(_) => unreachable!("await_job returns only settled states"),
             }
             match self.page_job(window, job.clone()).await? {
                 Paged::Complete => {
@@ -283,7 +293,7 @@ impl JobRunner {
 
     /// Polls until the job settles: at once when resuming after a restart,
     /// otherwise after the first delay (2 s, x1.5, up to 30 s, jittered).
-    async fn await_job(&mut self, job: &JobProgress, poll_now: bool) -> Result<JobStatus, Stop> {
+    async fn await_job(&mut self, job: &JobProgress, poll_now: bool) -> Result<Settled, Stop> {
         let mut delays = self.s.poll.schedule();
         let mut first = true;
         loop {
@@ -301,9 +311,17 @@ impl JobRunner {
                 .await?
             {
                 JobStatus::Running(state) => self.detail("job_state", state),
-                settled => {
-                    self.detail("job_state", format!("{settled:?}"));
-                    return Ok(settled);
+                JobStatus::Fulfilled => {
+                    self.detail("job_state", "FULFILLED");
+                    return Ok(Settled::Fulfilled);
+                }
+                JobStatus::Failed(message) => {
+                    self.detail("job_state", "FAILED");
+                    return Ok(Settled::Failed(message));
+                }
+                JobStatus::Gone(state) => {
+                    self.detail("job_state", state.clone());
+                    return Ok(Settled::Gone(state));
                 }
             }
         }
