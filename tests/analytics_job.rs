@@ -360,3 +360,44 @@ fn rolling_windows_stay_behind_now_and_availability_and_pii_is_masked() {
     }
     assert!(hashes.len() >= want.len());
 }
+
+#[test]
+fn a_job_that_expires_while_paged_is_resubmitted_from_the_high_water_mark() {
+    let tmp = shm_dir();
+    let dir = tmp.path();
+    let e = emulator_with(bulk(10_000.0));
+    let interval = "2024-05-01T00:00:00Z/2024-05-01T02:00:00Z";
+    let source = format!("interval = \"{interval}\"\npage_size = 500\npoll_interval = \"100ms\"");
+    let p = Proc::start(dir, &config(dir, &e, 6000, &source, ""));
+    wait_until("10 pages served", Duration::from_secs(60), || {
+        e.state().bulk.jobs.served_pages().len() >= 10
+    });
+    e.inject(Fault::ExpireJob { job: None });
+    wait_until("the job delivered", Duration::from_secs(90), || finished(&p));
+    let status = source_status(&p);
+    assert_eq!(status["detail"]["resubmissions"], 1, "{status}");
+    let jobs = e.state().bulk.jobs.all();
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs[1].interval.start_ms > jobs[0].interval.start_ms,
+        "the rest of the interval only"
+    );
+    let metrics = p.get("/metrics").text();
+    assert_eq!(
+        metric(
+            &metrics,
+            "cxrelay_analytics_resubmissions_total{source=\"details\",reason=\"gone\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    let want = expected_ids(&e, interval);
+    wait_until("everything written", Duration::from_secs(60), || {
+        output_keys(&dir.join("out")).len() >= want.len()
+    });
+    let keys = output_keys(&dir.join("out"));
+    assert_eq!(keys.len(), want.len(), "each conversation once");
+    let got: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    assert!(want.iter().all(|id| got.contains(id.as_str())));
+    assert!(p.terminate().success());
+}

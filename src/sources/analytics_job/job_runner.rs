@@ -45,8 +45,11 @@ impl From<Stopped> for Stop {
 enum Paged {
     /// Every page is committed.
     Complete,
-    /// The cursor or the job is no longer usable: resubmit the rest.
+    /// The cursor is refused while the job is still there: resubmit the
+    /// rest.
     Stale(String),
+    /// The job expired, was cancelled or is unknown: resubmit the rest.
+    Gone(String),
     /// Fetching failed after the client's retries: try again from the
     /// saved cursor.
     Retry(String),
@@ -229,6 +232,7 @@ impl JobRunner {
                     return Ok(());
                 }
                 Paged::Stale(why) => self.resubmit(&job, "stale_cursor", &why)?,
+                Paged::Gone(why) => self.resubmit(&job, "gone", &why)?,
                 Paged::Retry(why) => {
                     let delay = retry.next_delay();
                     self.out.component.fail(ComponentState::Degraded, why);
@@ -380,10 +384,12 @@ impl JobRunner {
             })
             .await?;
         let with = if cursor.is_some() { "cursor" } else { "first page" };
-        Ok(Paged::Stale(match status {
-            JobStatus::Gone(state) => format!("job is {state}"),
-            other => format!("results refused for the {with} while the job is {other:?}: {error}"),
-        }))
+        Ok(match status {
+            JobStatus::Gone(state) => Paged::Gone(format!("job is {state}")),
+            other => Paged::Stale(format!(
+                "results refused for the {with} while the job is {other:?}: {error}"
+            )),
+        })
     }
 
     /// Commits one page: its dead letters first, then its events with the

@@ -348,6 +348,33 @@ impl RangedBody {
 mod tests {
     use super::*;
 
+    #[actix_rt::test]
+    async fn a_file_that_changes_between_attempts_is_refused() {
+        let registry = cxrelay_actors::Registry::new();
+        let url = DownloadUrl::new(super::super::UrlOrigin::Direct("http://x/f".into()), None, None);
+        let mut b = RangedBody::new(
+            url,
+            None,
+            BodySettings {
+                idle_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                max_failures: 1,
+                backoff: BackoffPolicy::default(),
+            },
+            registry.register("export", "source", true),
+            0,
+        );
+        b.validate(Some(100), Some("\"a\"".into())).unwrap();
+        b.validate(Some(100), None).unwrap();
+        assert!(b
+            .validate(Some(101), None)
+            .unwrap_err()
+            .0
+            .contains("size went from 100 to 101"));
+        assert!(b.validate(None, Some("\"b\"".into())).unwrap_err().0.contains("ETag"));
+        assert_eq!((b.total(), b.etag()), (Some(100), Some("\"a\"")));
+    }
+
     #[test]
     fn content_ranges_and_redaction() {
         assert_eq!(parse_content_range("bytes 10-19/100"), Some((10, 19, Some(100))));
