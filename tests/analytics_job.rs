@@ -242,10 +242,11 @@ fn after_kill_9_the_job_resumes_from_the_saved_cursor_without_fetching_committed
     let after: Vec<_> = e.state().bulk.jobs.served_pages()[served_before..].to_vec();
     assert!(!after.is_empty());
     assert!(after.iter().all(|pg| pg.job == job.id), "the same job, not a new one");
-    assert_eq!(
-        (after[0].offset, after[0].with_cursor),
-        (resume_at, true),
-        "the first page after the restart is the saved cursor's"
+    // (A page asked for just before the kill may be answered after it: it
+    // is past the saved cursor too.)
+    assert!(
+        after.iter().any(|pg| pg.offset == resume_at && pg.with_cursor),
+        "the saved cursor's page was asked for: {after:?}"
     );
     let refetched: Vec<u64> = after.iter().map(|pg| pg.offset).filter(|o| *o < resume_at).collect();
     assert!(refetched.is_empty(), "committed pages fetched again: {refetched:?}");
