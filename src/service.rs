@@ -781,7 +781,111 @@ async fn start_source(s: &SourceConfig, cx: &SourceContext, supervisor: &Addr<Su
                 .start()
             })
         }
+        SourceKind::AnalyticsJob => analytics_job_spec(s, cx, component)?,
+        SourceKind::Export => export_spec(s, cx, component)?,
     };
     let _ = supervisor.send(Supervise(spec)).await;
     Ok(())
+}
+
+/// A bulk source's arbiter: page parsing and body reading stay off the
+/// supervisor's thread.
+fn bulk_thread() -> actix::dev::ArbiterHandle {
+    Arbiter::new().handle()
+}
+
+/// `kind = "analytics_job"`, on its own arbiter.
+fn analytics_job_spec(
+    s: &SourceConfig,
+    cx: &SourceContext,
+    component: Arc<Component>,
+) -> Result<ChildSpec, StartError> {
+    use crate::sources::analytics_job::{self as aj, AnalyticsJob, AnalyticsJobSettings, Schedule};
+    let refuse = |message: String| StartError::Source {
+        source_name: s.name.clone(),
+        message,
+    };
+    let schedule = match (&s.interval, s.every) {
+        (Some(i), _) => {
+            Schedule::Fixed(crate::genesys::interval::Interval::parse(i).map_err(|e| refuse(e.to_string()))?)
+        }
+        (None, Some(every)) => Schedule::Rolling {
+            every,
+            lag: s.lag.unwrap_or(Duration::from_secs(300)),
+            start: s
+                .start
+                .as_deref()
+                .map(crate::genesys::interval::parse_iso_ms)
+                .transpose()
+                .map_err(|e| refuse(e.to_string()))?,
+        },
+        (None, None) => return Err(refuse("needs `interval` or `every`".into())),
+    };
+    let settings = AnalyticsJobSettings {
+        name: s.name.clone(),
+        schedule,
+        page_size: s.page_size.unwrap_or(1000),
+        prefetch: s.prefetch.unwrap_or(2),
+        poll: AnalyticsJobSettings::poll_policy(
+            s.poll_interval.unwrap_or(Duration::from_secs(2)),
+            s.poll_max_interval.unwrap_or(Duration::from_secs(30)),
+        ),
+        max_job_attempts: s.max_job_attempts.unwrap_or(3),
+        topic: s.topic.clone().unwrap_or_else(|| aj::DEFAULT_TOPIC.into()),
+    };
+    component.set_detail("schedule", format!("{:?}", settings.schedule));
+    let org = cx.org_for(s)?;
+    let delivery = crate::sources::delivery::Delivery {
+        ingest: cx.ingest.clone(),
+        dead_letters: cx.dead_letters.clone(),
+        component,
+    };
+    let db = cx.db.clone();
+    let thread = bulk_thread();
+    Ok(ChildSpec::new(s.name.clone(), SOURCE, move || {
+        let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
+        AnalyticsJob::start_in_arbiter(&thread, move |_| AnalyticsJob::new(settings, org, delivery, db))
+    }))
+}
+
+/// `kind = "export"`, on its own arbiter.
+fn export_spec(s: &SourceConfig, cx: &SourceContext, component: Arc<Component>) -> Result<ChildSpec, StartError> {
+    use crate::sources::export_download::{ExportDownload, ExportSettings, UrlOrigin};
+    let origin = match (&s.url, &s.download_id) {
+        (_, Some(id)) => UrlOrigin::Downloads(id.clone()),
+        (Some(u), None) => UrlOrigin::Direct(u.clone()),
+        (None, None) => {
+            return Err(StartError::Source {
+                source_name: s.name.clone(),
+                message: "needs `url` or `download_id`".into(),
+            })
+        }
+    };
+    let settings = ExportSettings {
+        name: s.name.clone(),
+        origin,
+        format: s.format.unwrap_or_default(),
+        topic: s.topic.clone().unwrap_or_else(|| format!("exports.{}", s.name)),
+        key_field: s.key_field.clone().unwrap_or_else(|| "conversationId".into()),
+        time_field: s.time_field.clone().unwrap_or_else(|| "conversationStart".into()),
+        batch_records: s.batch_records.unwrap_or(500),
+        max_resumes: s.max_resumes.unwrap_or(10),
+        idle_timeout: s.idle_timeout.unwrap_or(Duration::from_secs(30)),
+    };
+    component.set_detail(
+        "origin",
+        settings.origin.name().split('?').next().unwrap_or_default().to_string(),
+    );
+    let org = cx.org.clone();
+    let delivery = crate::sources::delivery::Delivery {
+        ingest: cx.ingest.clone(),
+        dead_letters: cx.dead_letters.clone(),
+        component,
+    };
+    let db = cx.db.clone();
+    let thread = bulk_thread();
+    Ok(ChildSpec::new(s.name.clone(), SOURCE, move || {
+        let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
+        ExportDownload::start_in_arbiter(&thread, move |_| ExportDownload::new(settings, org, delivery, db))
+    }))
 }

@@ -324,6 +324,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.bulk_sources_need_genesys(c);
         for (i, l) in c.listener.iter().enumerate() {
             let p = root.key("listener").index(i);
             self.unique_name(&mut names, &l.name, p.key("name"));
@@ -367,6 +368,25 @@ impl Validator<'_> {
             ("max_body_bytes", s.max_body_bytes.is_some()),
             ("allow_ips", s.allow_ips.is_some()),
             ("ack_timeout", s.ack_timeout.is_some()),
+            // Bulk sources (analytics_job, export).
+            ("topic", s.topic.is_some()),
+            ("interval", s.interval.is_some()),
+            ("every", s.every.is_some()),
+            ("lag", s.lag.is_some()),
+            ("start", s.start.is_some()),
+            ("page_size", s.page_size.is_some()),
+            ("prefetch", s.prefetch.is_some()),
+            ("poll_interval", s.poll_interval.is_some()),
+            ("poll_max_interval", s.poll_max_interval.is_some()),
+            ("max_job_attempts", s.max_job_attempts.is_some()),
+            ("url", s.url.is_some()),
+            ("download_id", s.download_id.is_some()),
+            ("format", s.format.is_some()),
+            ("key_field", s.key_field.is_some()),
+            ("time_field", s.time_field.is_some()),
+            ("batch_records", s.batch_records.is_some()),
+            ("max_resumes", s.max_resumes.is_some()),
+            ("idle_timeout", s.idle_timeout.is_some()),
         ];
         match s.kind {
             SourceKind::Generator => {
@@ -446,6 +466,166 @@ impl Validator<'_> {
                         self.problem(&p.key("signature_header"), format!("`{h}` is not a valid header name"));
                     }
                 }
+            }
+            SourceKind::AnalyticsJob => self.analytics_job_source(s, p, &present),
+            SourceKind::Export => self.export_source(s, p, &present),
+        }
+    }
+
+    /// `kind = "analytics_job"`.
+    fn analytics_job_source(&mut self, s: &SourceConfig, p: &KeyPath, present: &[(&'static str, bool)]) {
+        self.only_keys(
+            p,
+            "analytics_job",
+            present,
+            &[
+                "topic",
+                "interval",
+                "every",
+                "lag",
+                "start",
+                "page_size",
+                "prefetch",
+                "poll_interval",
+                "poll_max_interval",
+                "max_job_attempts",
+            ],
+        );
+        match (&s.interval, s.every) {
+            (None, None) => self.problem(
+                &p.key("kind"),
+                "an analytics_job source needs `interval` (\"start/end\" in ISO-8601) or `every` (rolling windows)",
+            ),
+            (Some(_), Some(_)) => self.problem(&p.key("every"), "set `interval` or `every`, not both"),
+            (Some(i), None) => {
+                if let Err(e) = crate::genesys::interval::Interval::parse(i) {
+                    self.problem(&p.key("interval"), e.to_string());
+                }
+            }
+            (None, Some(every)) => {
+                if every < std::time::Duration::from_secs(1) {
+                    self.problem(&p.key("every"), "must be at least 1s");
+                }
+            }
+        }
+        if s.every.is_none() {
+            for (key, set) in [("lag", s.lag.is_some()), ("start", s.start.is_some())] {
+                if set {
+                    self.problem(&p.key(key), "applies only to rolling windows (`every`)");
+                }
+            }
+        }
+        if let Some(start) = &s.start {
+            if let Err(e) = crate::genesys::interval::parse_iso_ms(start) {
+                self.problem(&p.key("start"), e.to_string());
+            }
+        }
+        if s.page_size.is_some_and(|n| !(1..=1000).contains(&n)) {
+            self.problem(&p.key("page_size"), "must be between 1 and 1000");
+        }
+        if s.prefetch.is_some_and(|n| !(1..=16).contains(&n)) {
+            self.problem(&p.key("prefetch"), "must be between 1 and 16");
+        }
+        if s.poll_interval.is_some_and(|d| d.is_zero()) {
+            self.problem(&p.key("poll_interval"), "must be more than 0");
+        }
+        if let (Some(a), Some(b)) = (s.poll_interval, s.poll_max_interval) {
+            if b < a {
+                self.problem(&p.key("poll_max_interval"), "must not be less than `poll_interval`");
+            }
+        }
+        if s.max_job_attempts == Some(0) {
+            self.problem(&p.key("max_job_attempts"), "must be at least 1");
+        }
+        self.bulk_topic(s, p);
+    }
+
+    /// `kind = "export"`.
+    fn export_source(&mut self, s: &SourceConfig, p: &KeyPath, present: &[(&'static str, bool)]) {
+        self.only_keys(
+            p,
+            "export",
+            present,
+            &[
+                "topic",
+                "url",
+                "download_id",
+                "format",
+                "key_field",
+                "time_field",
+                "batch_records",
+                "max_resumes",
+                "idle_timeout",
+            ],
+        );
+        match (&s.url, &s.download_id) {
+            (None, None) => self.problem(
+                &p.key("kind"),
+                "an export source needs `url` (the file) or `download_id` (a Genesys download)",
+            ),
+            (Some(_), Some(_)) => self.problem(&p.key("download_id"), "set `url` or `download_id`, not both"),
+            (Some(u), None) => {
+                if !(u.starts_with("http://") || u.starts_with("https://") || u.starts_with('/')) {
+                    self.problem(
+                        &p.key("url"),
+                        format!("`{u}` is neither an http(s):// URL nor a path on the API host"),
+                    );
+                }
+            }
+            (None, Some(id)) => {
+                if id.is_empty() || id.contains(['/', '?', '#', ' ']) {
+                    self.problem(&p.key("download_id"), format!("`{id}` is not a download id"));
+                }
+            }
+        }
+        if s.batch_records.is_some_and(|n| !(1..=100_000).contains(&n)) {
+            self.problem(&p.key("batch_records"), "must be between 1 and 100000");
+        }
+        if s.idle_timeout.is_some_and(|d| d.is_zero()) {
+            self.problem(&p.key("idle_timeout"), "must be more than 0");
+        }
+        for (key, value) in [("key_field", &s.key_field), ("time_field", &s.time_field)] {
+            if value.as_deref().is_some_and(str::is_empty) {
+                self.problem(&p.key(key), "must not be empty");
+            }
+        }
+        self.bulk_topic(s, p);
+    }
+
+    fn bulk_topic(&mut self, s: &SourceConfig, p: &KeyPath) {
+        if let Some(t) = &s.topic {
+            let bad =
+                t.split('.').any(|seg| seg.is_empty() || seg == "*" || seg == ">") || t.contains(char::is_whitespace);
+            if bad {
+                self.problem(
+                    &p.key("topic"),
+                    format!("`{t}` is not a topic (dot-separated words, no wildcards)"),
+                );
+            }
+        }
+    }
+
+    /// Bulk sources that call the Genesys API need `[genesys]`.
+    fn bulk_sources_need_genesys(&mut self, c: &Config) {
+        if c.genesys.is_some() {
+            return;
+        }
+        for (i, s) in c.source.iter().enumerate() {
+            let needs = match s.kind {
+                SourceKind::AnalyticsJob => true,
+                SourceKind::Export => s.download_id.is_some() || s.url.as_deref().is_some_and(|u| u.starts_with('/')),
+                _ => false,
+            };
+            if needs && s.enabled {
+                let what = if s.kind == SourceKind::Export {
+                    "this export source calls the Genesys API"
+                } else {
+                    "an analytics_job source calls the Genesys API"
+                };
+                self.problem(
+                    &KeyPath::root().key("source").index(i).key("kind"),
+                    format!("{what}: add a `[genesys]` section"),
+                );
             }
         }
     }
@@ -634,6 +814,30 @@ sink = { kind = "file", path = "data/out" }
         let env = |_: &str| Some("value".to_string());
         let s = resolve_secrets_with(&c, &text, "cfg.toml", env).unwrap();
         assert_eq!(s.genesys.unwrap().1.expose(), "value");
+    }
+
+    #[test]
+    fn bulk_sources_are_validated_with_their_keys() {
+        let genesys = "[genesys]\nenvironment = \"emulator\"\n";
+        let ok = format!(
+            "{genesys}[[source]]\nname = \"d\"\nkind = \"analytics_job\"\ninterval = \"2024-05-01T00:00:00Z/2024-05-02T00:00:00Z\"\n\n[[source]]\nname = \"e\"\nkind = \"export\"\ndownload_id = \"x\"\n"
+        );
+        let c = load_str(&ok, "cfg.toml").unwrap();
+        assert_eq!(c.source[1].kind, SourceKind::Export);
+        let bad = "[[source]]\nname = \"d\"\nkind = \"analytics_job\"\nevery = \"5m\"\ninterval = \"2024-05-01\"\npage_size = 5000\nrate = 3\n\n[[source]]\nname = \"e\"\nkind = \"export\"\nurl = \"ftp://x\"\nlag = \"1m\"\n";
+        let p = problems(bad);
+        let keys: Vec<&str> = p.iter().filter_map(|p| p.key.as_deref()).collect();
+        for k in [
+            "source[0].every",
+            "source[0].page_size",
+            "source[0].rate",
+            "source[0].kind",
+            "source[1].url",
+            "source[1].lag",
+        ] {
+            assert!(keys.contains(&k), "{k} not reported: {p:?}");
+        }
+        assert!(p.iter().any(|p| p.message.contains("[genesys]")), "{p:?}");
     }
 
     #[test]

@@ -157,6 +157,10 @@ pub enum SourceKind {
     Generator,
     /// Signed events pushed to an HTTP path.
     Webhook,
+    /// Conversation details in bulk through analytics jobs.
+    AnalyticsJob,
+    /// A bulk export file downloaded as a stream.
+    Export,
 }
 
 impl SourceKind {
@@ -164,6 +168,7 @@ impl SourceKind {
     pub fn needs_genesys(self) -> bool {
         match self {
             SourceKind::Generator | SourceKind::Webhook => false,
+            SourceKind::AnalyticsJob | SourceKind::Export => true,
         }
     }
 
@@ -172,6 +177,8 @@ impl SourceKind {
         match self {
             SourceKind::Generator => "generator",
             SourceKind::Webhook => "webhook",
+            SourceKind::AnalyticsJob => "analytics_job",
+            SourceKind::Export => "export",
         }
     }
 }
@@ -217,6 +224,53 @@ pub struct SourceConfig {
     /// Webhook: longest wait for the journal before answering 503 (default 5s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub ack_timeout: Option<Duration>,
+
+    // ---- Bulk sources: `analytics_job` and `export` (README: "Bulk sources") ----
+    /// Analytics job and export: topic of the events (defaults
+    /// `analytics.conversations` and `exports.<name>`).
+    pub topic: Option<String>,
+    /// Analytics job: the interval to fetch, `start/end` in ISO-8601.
+    pub interval: Option<String>,
+    /// Analytics job: rolling windows of this length instead of `interval`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub every: Option<Duration>,
+    /// Analytics job (rolling): how far behind now a window must end (default 5m).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub lag: Option<Duration>,
+    /// Analytics job (rolling): where the first window starts (default: the
+    /// latest complete window).
+    pub start: Option<String>,
+    /// Analytics job: records per results page (default 1000).
+    pub page_size: Option<u32>,
+    /// Analytics job: pages fetched and not yet committed, at most (default 2).
+    pub prefetch: Option<usize>,
+    /// Analytics job: first delay between job state polls (default 2s, then x1.5).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub poll_interval: Option<Duration>,
+    /// Analytics job: longest delay between job state polls (default 30s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub poll_max_interval: Option<Duration>,
+    /// Analytics job: submissions of a job that ends FAILED before the
+    /// source is marked failed (default 3).
+    pub max_job_attempts: Option<u32>,
+    /// Export: the file's URL (absolute, or a path on the API host).
+    pub url: Option<String>,
+    /// Export: a Genesys download id; its time-limited URL is asked for
+    /// (again when it expires) through `/api/v2/downloads/{id}`.
+    pub download_id: Option<String>,
+    /// Export: `auto` (default), `ndjson`, `json`, `zip` or `gzip`.
+    pub format: Option<crate::sources::export_download::ExportFormat>,
+    /// Export: record field keying the events (default `conversationId`).
+    pub key_field: Option<String>,
+    /// Export: record field giving the event time (default `conversationStart`).
+    pub time_field: Option<String>,
+    /// Export: records per ingest batch (default 500).
+    pub batch_records: Option<usize>,
+    /// Export: failed attempts in a row before the download gives up (default 10).
+    pub max_resumes: Option<u32>,
+    /// Export: longest silence of the transfer before it is resumed (default 30s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub idle_timeout: Option<Duration>,
 }
 
 /// `[transform]`: the worker pool shared by listeners' transforms.

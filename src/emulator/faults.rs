@@ -81,6 +81,16 @@ pub enum Fault {
         #[serde(default = "one")]
         count: u32,
     },
+    /// The next `count` details jobs submitted end FAILED with `message`
+    /// instead of FULFILLED.
+    FailJob {
+        /// Jobs concerned.
+        #[serde(default = "one")]
+        count: u32,
+        /// The job's `errorMessage`.
+        #[serde(default = "job_failure")]
+        message: String,
+    },
     /// A details job (the given one, or every one) becomes EXPIRED.
     ExpireJob {
         /// The job id.
@@ -161,6 +171,10 @@ pub enum Fault {
     },
 }
 
+fn job_failure() -> String {
+    "Injected fault: the job failed".into()
+}
+
 fn default_grace_ms() -> u64 {
     60_000
 }
@@ -174,6 +188,7 @@ impl Fault {
             | Fault::Slow { count, .. }
             | Fault::FailToken { count, .. }
             | Fault::StaleCursor { count }
+            | Fault::FailJob { count, .. }
             | Fault::CutDownload { count, .. }
             | Fault::MalformedFrames { count, .. }
             | Fault::FragmentFrames { count, .. } => *count,

@@ -7,14 +7,19 @@
 //! source is tested against it on loopback. Everything it generates is
 //! deterministic for a seed.
 
+pub mod analytics;
+pub mod bulk;
 pub mod control;
 pub mod error_body;
+pub mod exports;
 pub mod faults;
 pub mod gate;
 pub mod ids;
 pub mod oauth;
 pub mod organization;
 pub mod rate_limit;
+pub mod recordings;
+pub mod records;
 pub mod request_log;
 pub mod server;
 pub mod settings;

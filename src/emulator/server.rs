@@ -70,6 +70,7 @@ fn app_config(state: Arc<EmulatorState>) -> impl Fn(&mut web::ServiceConfig) + C
         cfg.app_data(web::Data::new(state.clone()))
             .route("/oauth/token", web::post().to(oauth::token))
             .route("/api/v2/organizations/me", web::get().to(organization::me))
+            .configure(super::bulk::routes)
             .route("/_emulator/faults", web::post().to(control::arm))
             .route("/_emulator/faults", web::get().to(control::armed))
             .route("/_emulator/faults", web::delete().to(control::clear))

@@ -29,6 +29,9 @@ pub struct EmulatorSettings {
     pub latency: Duration,
     /// Faults armed at given times after start.
     pub faults: Vec<ScheduledFault>,
+    /// Analytics jobs, recordings and export files (`[emulator.bulk]`).
+    #[serde(default)]
+    pub bulk: super::bulk::BulkSettings,
 }
 
 impl Default for EmulatorSettings {
@@ -41,6 +44,7 @@ impl Default for EmulatorSettings {
             requests_per_minute: 300,
             latency: Duration::ZERO,
             faults: Vec::new(),
+            bulk: Default::default(),
         }
     }
 }

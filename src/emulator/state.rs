@@ -26,6 +26,8 @@ pub struct EmulatorState {
     pub faults: FaultBook,
     /// What was asked.
     pub log: RequestLog,
+    /// Analytics jobs, recording batches and export files.
+    pub bulk: super::bulk::BulkState,
     base_url: OnceLock<String>,
 }
 
@@ -35,6 +37,7 @@ impl EmulatorState {
         let started = Instant::now();
         Arc::new(EmulatorState {
             limiter: RateLimiter::new(settings.requests_per_minute),
+            bulk: super::bulk::BulkState::new(settings.seed, &settings.bulk),
             settings,
             started,
             tokens: Tokens::default(),

@@ -4,6 +4,7 @@
 pub mod api_client;
 pub mod error;
 pub mod hosts;
+pub mod interval;
 pub mod notification;
 pub mod org;
 pub mod token_provider;

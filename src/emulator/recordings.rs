@@ -1,0 +1,221 @@
+//! Recording batch downloads (genesys-api.md §4): a batch request of at
+//! most 100 recordings is InProgress for `recording_delay`, then Completed
+//! with a time-limited `resultUrl` per recording; the URLs serve
+//! deterministic audio bytes with `Range` and answer 403 once expired
+//! (or revoked by the `expire_downloads` fault).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error_body::error;
+use super::exports::ranged::{respond, Content, Download};
+use super::ids::{derive, uuid};
+use super::state::EmulatorState;
+
+const BATCH: u64 = 0x0042_4154;
+const AUDIO: u64 = 0x0041_5544;
+/// Largest batch, as on the platform.
+pub const MAX_BATCH: usize = 100;
+const MAX_BATCHES: usize = 10_000;
+
+#[derive(Debug, Clone, Deserialize)]
+struct Item {
+    #[serde(rename = "conversationId")]
+    conversation_id: String,
+    #[serde(rename = "recordingId")]
+    recording_id: String,
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    #[serde(rename = "batchDownloadRequestList")]
+    list: Option<Vec<Item>>,
+}
+
+#[derive(Debug, Clone)]
+struct Batch {
+    no: u64,
+    items: Vec<Item>,
+    submitted: Instant,
+}
+
+/// Batch requests submitted, bounded.
+#[derive(Debug)]
+pub struct RecordingBook {
+    seed: u64,
+    inner: Mutex<(u64, HashMap<String, Batch>, VecDeque<String>)>,
+}
+
+impl RecordingBook {
+    /// An empty book.
+    pub fn new(seed: u64) -> Self {
+        RecordingBook {
+            seed,
+            inner: Mutex::new((0, HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    fn add(&self, items: Vec<Item>) -> String {
+        let mut g = self.inner.lock();
+        let no = g.0;
+        g.0 += 1;
+        let id = uuid(self.seed, &[BATCH, no]);
+        g.1.insert(
+            id.clone(),
+            Batch {
+                no,
+                items,
+                submitted: Instant::now(),
+            },
+        );
+        g.2.push_back(id.clone());
+        while g.2.len() > MAX_BATCHES {
+            if let Some(old) = g.2.pop_front() {
+                g.1.remove(&old);
+            }
+        }
+        id
+    }
+
+    fn get(&self, id: &str) -> Option<Batch> {
+        self.inner.lock().1.get(id).cloned()
+    }
+}
+
+/// One recording's audio: an Ogg signature, then deterministic bytes.
+struct Audio {
+    seed: u64,
+    batch: u64,
+    index: u64,
+    len: u64,
+}
+
+impl Content for Audio {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn fill(&self, offset: u64, buf: &mut [u8]) {
+        for (k, b) in buf.iter_mut().enumerate() {
+            let pos = offset + k as u64;
+            *b = match pos {
+                0..=3 => b"OggS"[pos as usize],
+                _ => derive(self.seed, &[AUDIO, self.batch, self.index, pos / 8]).to_le_bytes()[(pos % 8) as usize],
+            };
+        }
+    }
+}
+
+fn recording_path(batch: &str, index: usize) -> String {
+    format!("/downloads/recordings/{batch}/{index}")
+}
+
+/// `POST /api/v2/recording/batchrequests`
+pub async fn submit(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> HttpResponse {
+    let list = match serde_json::from_slice::<BatchRequest>(&body) {
+        Ok(BatchRequest { list: Some(l) }) if !l.is_empty() => l,
+        Ok(_) => {
+            return error(
+                400,
+                "bad.request",
+                "batchDownloadRequestList must list at least one recording",
+            )
+        }
+        Err(e) => return error(400, "bad.request", &format!("Invalid batch request: {e}")),
+    };
+    if list.len() > MAX_BATCH {
+        return error(
+            400,
+            "bad.request",
+            &format!(
+                "A batch request can hold at most {MAX_BATCH} recordings, not {}",
+                list.len()
+            ),
+        );
+    }
+    let id = state.bulk.recordings.add(list);
+    HttpResponse::Ok().json(json!({"id": id, "selfUri": format!("/api/v2/recording/batchrequests/{id}")}))
+}
+
+/// `GET /api/v2/recording/batchrequests/{id}`
+pub async fn status(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>) -> HttpResponse {
+    let Some(batch) = state.bulk.recordings.get(&id) else {
+        return error(404, "not.found", &format!("Batch request {id} was not found"));
+    };
+    let expected = batch.items.len();
+    if batch.submitted.elapsed() < state.settings.bulk.recording_delay {
+        return HttpResponse::Ok().json(json!({
+            "id": *id, "expectedResultCount": expected, "resultCount": 0, "errorCount": 0,
+            "status": "InProgress", "results": [],
+        }));
+    }
+    let mut errors = 0;
+    let results: Vec<serde_json::Value> = batch
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if item.recording_id.starts_with("missing") {
+                errors += 1;
+                json!({"conversationId": item.conversation_id, "recordingId": item.recording_id,
+                       "errorMsg": "Recording not found"})
+            } else {
+                let url = state.bulk.urls.issue(&state, state.base_url(), &recording_path(&id, i));
+                json!({"conversationId": item.conversation_id, "recordingId": item.recording_id,
+                       "resultUrl": url, "contentType": "audio/ogg", "errorMsg": null})
+            }
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "id": *id, "expectedResultCount": expected, "resultCount": expected - errors, "errorCount": errors,
+        "status": "Completed", "results": results,
+    }))
+}
+
+/// `GET|HEAD /downloads/recordings/{batch}/{index}`
+pub async fn download(
+    state: web::Data<Arc<EmulatorState>>,
+    path: web::Path<(String, usize)>,
+    req: HttpRequest,
+) -> HttpResponse {
+    let (batch_id, index) = path.into_inner();
+    let Some(batch) = state.bulk.recordings.get(&batch_id).filter(|b| index < b.items.len()) else {
+        return error(404, "not.found", "No such recording download");
+    };
+    if let Err(why) = state.bulk.urls.check(&state, req.path(), req.query_string()) {
+        return error(403, "missing.permissions", why.message());
+    }
+    let audio = Audio {
+        seed: state.settings.seed,
+        batch: batch.no,
+        index: index as u64,
+        len: state.settings.bulk.recording_bytes,
+    };
+    let etag = format!(
+        "\"{:016x}\"",
+        derive(audio.seed, &[AUDIO, batch.no, index as u64, audio.len])
+    );
+    respond(
+        &req,
+        &state,
+        Download {
+            content: Arc::new(audio),
+            content_type: "audio/ogg",
+            etag,
+        },
+    )
+}
+
+/// Registers the recording routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v2/recording/batchrequests", web::post().to(submit))
+        .route("/api/v2/recording/batchrequests/{id}", web::get().to(status))
+        .route("/downloads/recordings/{batch}/{index}", web::get().to(download))
+        .route("/downloads/recordings/{batch}/{index}", web::head().to(download));
+}

@@ -1,0 +1,135 @@
+//! `kind = "analytics_job"`: conversation details in bulk through the
+//! analytics jobs API (genesys-api.md §3).
+//!
+//! For its interval (or each rolling window), the source submits a job,
+//! polls its state with exponential backoff and jitter, then pages the
+//! results by cursor with up to `prefetch` pages in flight. Each page is
+//! committed with the next cursor and the high-water mark in one ingest
+//! submit, so a restart resumes at the saved cursor. A stale cursor or a
+//! job that is gone is resubmitted for the rest of the window from the
+//! high-water mark; records already delivered are dropped by their
+//! idempotency keys (conversation id within the window). A FAILED job is
+//! retried `max_job_attempts` times, then the source is marked failed with
+//! the job's error message.
+
+pub mod checkpoint;
+mod job_runner;
+pub mod jobs_api;
+pub mod page;
+pub mod page_fetcher;
+pub mod window;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::retry::BackoffPolicy;
+use cxrelay_actors::supervision::Shutdown;
+
+pub use checkpoint::Checkpoint;
+pub use window::{Plan, Schedule};
+
+use crate::genesys::GenesysOrg;
+use crate::sources::delivery::Delivery;
+use crate::store::StoreDb;
+
+/// Default topic of the events.
+pub const DEFAULT_TOPIC: &str = "analytics.conversations";
+
+/// How an analytics job source is set up.
+#[derive(Debug, Clone)]
+pub struct AnalyticsJobSettings {
+    /// Source name (also the checkpoint's name).
+    pub name: String,
+    /// What to fetch.
+    pub schedule: Schedule,
+    /// Records per results page.
+    pub page_size: u32,
+    /// Pages fetched and not yet committed, at most.
+    pub prefetch: usize,
+    /// Delays between state polls (2 s, x1.5, up to 30 s, with jitter).
+    pub poll: BackoffPolicy,
+    /// Submissions of a job that ends FAILED before the source gives up.
+    pub max_job_attempts: u32,
+    /// Topic of the events.
+    pub topic: String,
+}
+
+impl AnalyticsJobSettings {
+    /// The poll schedule the issue asks for, from `initial` up to `max`.
+    pub fn poll_policy(initial: Duration, max: Duration) -> BackoffPolicy {
+        BackoffPolicy {
+            initial,
+            multiplier: 1.5,
+            max,
+            randomization: 0.25,
+            full_jitter: false,
+        }
+    }
+}
+
+/// The source actor: runs the job loop on its own arbiter; stopping the
+/// actor drops the loop wherever it is (its last commit is the resume
+/// point).
+pub struct AnalyticsJob {
+    settings: Arc<AnalyticsJobSettings>,
+    org: GenesysOrg,
+    delivery: Delivery,
+    db: Option<Arc<StoreDb>>,
+}
+
+impl AnalyticsJob {
+    /// A source calling `org`, handing pages to `delivery`, resuming from
+    /// its checkpoint in `db`.
+    pub fn new(settings: AnalyticsJobSettings, org: GenesysOrg, delivery: Delivery, db: Option<Arc<StoreDb>>) -> Self {
+        AnalyticsJob {
+            settings: Arc::new(settings),
+            org,
+            delivery,
+            db,
+        }
+    }
+
+    fn component(&self) -> &Arc<Component> {
+        &self.delivery.component
+    }
+}
+
+impl Actor for AnalyticsJob {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let checkpoint = match &self.db {
+            Some(db) => match db.checkpoint(&self.settings.name) {
+                Ok(raw) => Checkpoint::decode(raw.as_deref()),
+                Err(e) => {
+                    // Without its checkpoint the source would fetch again
+                    // what it delivered: better to wait for the store.
+                    self.component()
+                        .fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
+                    ctx.stop();
+                    return;
+                }
+            },
+            None => Checkpoint::default(),
+        };
+        self.component().set_state(ComponentState::Running);
+        let runner = job_runner::JobRunner::new(
+            self.settings.clone(),
+            jobs_api::JobsApi::new(self.org.client()),
+            self.delivery.clone(),
+            checkpoint,
+            self.db.is_some(),
+        );
+        ctx.spawn(runner.run().into_actor(self));
+    }
+}
+
+impl Handler<Shutdown> for AnalyticsJob {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

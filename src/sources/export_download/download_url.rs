@@ -1,0 +1,120 @@
+//! Where an export is downloaded from: a configured URL (absolute, or a
+//! path on the API host), or a Genesys download id whose time-limited URL
+//! is asked for through `GET /api/v2/downloads/{id}` — and asked for again
+//! when it expires.
+
+use serde::Deserialize;
+
+use crate::genesys::{ApiClient, ApiError};
+
+/// How the URL is obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlOrigin {
+    /// This URL (absolute, or a path on the API host).
+    Direct(String),
+    /// The downloads API's URL for this id.
+    Downloads(String),
+}
+
+impl UrlOrigin {
+    /// How checkpoints name it.
+    pub fn name(&self) -> String {
+        match self {
+            UrlOrigin::Direct(u) => u.clone(),
+            UrlOrigin::Downloads(id) => format!("download:{id}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DownloadAnswer {
+    url: String,
+}
+
+/// Why no URL can be had.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// The downloads API refused or failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A relative URL without an API host to resolve it against.
+    #[error("`{0}` is relative and no [genesys] API host is configured")]
+    NoApiHost(String),
+}
+
+/// The current download URL, asked for when needed.
+pub struct DownloadUrl {
+    origin: UrlOrigin,
+    api_base: Option<String>,
+    api: Option<ApiClient>,
+    current: Option<String>,
+    /// URLs asked for so far.
+    pub issued: u64,
+}
+
+impl DownloadUrl {
+    /// URLs from `origin`; `api` (with its base URL) resolves relative URLs
+    /// and download ids.
+    pub fn new(origin: UrlOrigin, api_base: Option<String>, api: Option<ApiClient>) -> Self {
+        DownloadUrl {
+            origin,
+            api_base: api_base.map(|b| b.trim_end_matches('/').to_string()),
+            api,
+            current: None,
+            issued: 0,
+        }
+    }
+
+    /// The origin.
+    pub fn origin(&self) -> &UrlOrigin {
+        &self.origin
+    }
+
+    /// Whether an expired URL can be replaced by a fresh one.
+    pub fn renewable(&self) -> bool {
+        matches!(self.origin, UrlOrigin::Downloads(_))
+    }
+
+    /// Forgets the current URL (it expired); the next [`DownloadUrl::get`]
+    /// asks for a new one.
+    pub fn expire(&mut self) {
+        self.current = None;
+    }
+
+    /// Whether `url` is on the API host (and so takes the bearer token; a
+    /// presigned URL elsewhere must not get it).
+    pub fn on_api_host(&self, url: &str) -> bool {
+        self.api_base.as_deref().is_some_and(|b| url.starts_with(b))
+    }
+
+    fn absolute(&self, url: &str) -> Result<String, UrlError> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Ok(url.to_string());
+        }
+        match &self.api_base {
+            Some(b) => Ok(format!("{b}/{}", url.trim_start_matches('/'))),
+            None => Err(UrlError::NoApiHost(url.to_string())),
+        }
+    }
+
+    /// The URL to download from now.
+    pub async fn get(&mut self) -> Result<String, UrlError> {
+        if let Some(u) = &self.current {
+            return Ok(u.clone());
+        }
+        let url = match &self.origin {
+            UrlOrigin::Direct(u) => self.absolute(u)?,
+            UrlOrigin::Downloads(id) => {
+                let api = self
+                    .api
+                    .as_ref()
+                    .ok_or_else(|| UrlError::NoApiHost(format!("download {id}")))?;
+                let a: DownloadAnswer = api.get(&format!("/api/v2/downloads/{id}?issueRedirect=false")).await?;
+                self.absolute(&a.url)?
+            }
+        };
+        self.issued += 1;
+        self.current = Some(url.clone());
+        Ok(url)
+    }
+}
