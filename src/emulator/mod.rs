@@ -12,6 +12,7 @@ pub mod error_body;
 pub mod faults;
 pub mod gate;
 pub mod ids;
+pub mod notifications;
 pub mod oauth;
 pub mod organization;
 pub mod rate_limit;

@@ -29,6 +29,9 @@ pub struct EmulatorSettings {
     pub latency: Duration,
     /// Faults armed at given times after start.
     pub faults: Vec<ScheduledFault>,
+    /// The notifications API: limits, heartbeats, traffic.
+    #[serde(default)]
+    pub notifications: super::notifications::NotificationSettings,
 }
 
 impl Default for EmulatorSettings {
@@ -41,6 +44,7 @@ impl Default for EmulatorSettings {
             requests_per_minute: 300,
             latency: Duration::ZERO,
             faults: Vec::new(),
+            notifications: Default::default(),
         }
     }
 }

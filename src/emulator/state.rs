@@ -26,6 +26,8 @@ pub struct EmulatorState {
     pub faults: FaultBook,
     /// What was asked.
     pub log: RequestLog,
+    /// Notification channels, their sockets and traffic.
+    pub notifications: super::notifications::Notifications,
     base_url: OnceLock<String>,
 }
 
@@ -35,6 +37,7 @@ impl EmulatorState {
         let started = Instant::now();
         Arc::new(EmulatorState {
             limiter: RateLimiter::new(settings.requests_per_minute),
+            notifications: super::notifications::Notifications::new(&settings.notifications, settings.seed),
             settings,
             started,
             tokens: Tokens::default(),
