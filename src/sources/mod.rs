@@ -1,4 +1,5 @@
 //! Sources: one actor each, supervised, handing events to ingest.
 
 pub mod generator;
+pub mod notifications;
 pub mod webhook;
