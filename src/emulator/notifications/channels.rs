@@ -56,6 +56,7 @@ struct RecordInner {
     missed_count: u64,
     truncated: bool,
     closes: Vec<CloseRecord>,
+    connected_at_ms: Vec<i64>,
 }
 
 /// What the emulator did on one channel: which traffic events it sent on
@@ -107,6 +108,8 @@ pub struct RecordSnapshot {
     pub fragmented_sent: u64,
     /// How sockets ended.
     pub closes: Vec<CloseRecord>,
+    /// When sockets were accepted (ms since the epoch).
+    pub connected_at_ms: Vec<i64>,
 }
 
 impl ChannelRecord {
@@ -128,9 +131,11 @@ impl ChannelRecord {
         if g.run != run {
             // A new run starts a new record (indices are per run).
             let closes = std::mem::take(&mut g.closes);
+            let connected_at_ms = std::mem::take(&mut g.connected_at_ms);
             *g = RecordInner {
                 run,
                 closes,
+                connected_at_ms,
                 ..RecordInner::default()
             };
         }
@@ -173,6 +178,15 @@ impl ChannelRecord {
         });
     }
 
+    fn connected(&self) {
+        self.connects.fetch_add(1, Ordering::Relaxed);
+        let mut g = self.inner.lock();
+        if g.connected_at_ms.len() >= CLOSES_KEPT {
+            g.connected_at_ms.remove(0);
+        }
+        g.connected_at_ms.push(now_ms());
+    }
+
     pub(super) fn count_heartbeat(&self) {
         self.heartbeats.fetch_add(1, Ordering::Relaxed);
     }
@@ -204,6 +218,7 @@ impl ChannelRecord {
             malformed_sent: self.malformed.load(Ordering::Relaxed),
             fragmented_sent: self.fragmented.load(Ordering::Relaxed),
             closes: g.closes.clone(),
+            connected_at_ms: g.connected_at_ms.clone(),
         }
     }
 }
@@ -611,7 +626,7 @@ impl Notifications {
         let mut t = self.table.lock();
         let c = t.channels.get_mut(id)?;
         let old = c.socket.replace(SocketSlot { conn, events, orders });
-        c.record.connects.fetch_add(1, Ordering::Relaxed);
+        c.record.connected();
         let record = c.record.clone();
         drop(t);
         if let Some(old) = old {
@@ -700,7 +715,10 @@ impl Notifications {
                 t.channels.keys().cloned().collect(),
             )
         };
-        let taken = book.take_all(|f| match f {
+        // A targeted close or drop ends one socket: the next one armed for
+        // the same channel waits for the next socket (repeated failures).
+        let terminal = |f: &Fault| matches!(f, Fault::CloseSocket { .. } | Fault::DropSocket { .. });
+        let mut taken = book.take_all(|f| match f {
             Fault::ExpireChannel { channel } => match channel {
                 Some(c) => existing.contains(c),
                 None => !existing.is_empty(),
@@ -711,11 +729,16 @@ impl Notifications {
             | Fault::SocketClosing { .. }
             | Fault::MalformedFrames { .. }
             | Fault::FragmentFrames { .. } => match f.channel() {
-                Some(c) => open.contains(c),
+                Some(c) => open.contains(c) && !terminal(f),
                 None => !open.is_empty(),
             },
             _ => false,
         });
+        for c in &open {
+            if let Some(f) = book.take(|f| terminal(f) && f.channel() == Some(c.as_str())) {
+                taken.push(f);
+            }
+        }
         for fault in taken {
             if let Fault::ExpireChannel { channel } = &fault {
                 let ids: Vec<String> = match channel {

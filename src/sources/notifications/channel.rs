@@ -599,6 +599,7 @@ impl NotificationChannel {
         }
         *self.reconnects.entry(closed.label()).or_default() += 1;
         self.last_close = Some(closed.to_string());
+        self.p.component.set_detail("last_close_at_ms", now_ms());
         self.retries.socket_lasted(up_for);
         if closed != Closed::ByUs {
             self.gaps.open(last_frame_ms.unwrap_or_else(now_ms), closed.to_string());
