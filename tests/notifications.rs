@@ -115,8 +115,18 @@ fn traffic(e: &EmulatorHandle, rate: Option<f64>, count: u64) {
     );
 }
 
+/// The run is over and every event it emitted was sent or missed (the
+/// sockets may still be writing when the generator is done).
 fn traffic_done(e: &EmulatorHandle) -> bool {
-    !e.state().notifications.traffic.status().running
+    let n = &e.state().notifications;
+    let status = n.traffic.status();
+    !status.running
+        && n.records()
+            .iter()
+            .filter(|r| r.run == status.run)
+            .map(|r| r.delivered_count + r.missed_count)
+            .sum::<u64>()
+            >= status.emitted
 }
 
 fn admin(p: &Proc, method: &str, path: &str, body: &str) -> Response {
@@ -506,4 +516,361 @@ fn channels_dropped_together_do_not_reconnect_in_lockstep() {
     let spread = delays.iter().max().unwrap() - delays.iter().min().unwrap();
     assert!(spread >= 100, "reconnects within {spread} ms of each other: {delays:?}");
     assert!(p.terminate().success());
+}
+
+#[test]
+fn five_thousand_topics_on_five_channels_deliver_100k_events_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(5000, ""));
+    wait_connected(&p, &e, 5);
+    let ids = e.state().notifications.channel_ids();
+    for id in &ids {
+        assert_eq!(e.state().notifications.topics_of(id).unwrap().len(), 1000);
+    }
+    traffic(&e, None, 100_000);
+    wait_until("traffic sent", Duration::from_secs(120), || traffic_done(&e));
+    let sent = sent_ids(&e);
+    let sent_total: usize = sent.values().map(Vec::len).sum();
+    assert_eq!(sent_total, 100_000);
+    assert!(sent.values().all(|v| v.len() > 10_000), "every channel carried traffic");
+    for id in &ids {
+        assert_eq!(record(&e, id).missed_count, 0, "every socket stayed up");
+    }
+    wait_until("events written", Duration::from_secs(120), || {
+        written_ids(tmp.path()).len() >= 100_000
+    });
+    let written = written_ids(tmp.path());
+    assert_eq!(written.len(), 100_000);
+    assert!(written.values().all(|n| *n == 1), "duplicates in the sink");
+    let sent: HashSet<String> = sent.into_values().flatten().collect();
+    assert!(written.keys().all(|k| sent.contains(k)));
+    // Every topic got events.
+    let topics: HashSet<String> = read_ndjson_dir(&tmp.path().join("out"))
+        .into_iter()
+        .map(|l| l["topic"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(topics.len(), 5000);
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn socket_closing_switches_sockets_without_losing_an_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(20, ""));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    traffic(&e, Some(3000.0), 15_000);
+    // Three maintenance announcements while events flow.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1000));
+        let before = record(&e, &id).connects;
+        e.inject(Fault::SocketClosing {
+            channel: Some(id.clone()),
+            grace_ms: 2000,
+        });
+        wait_until("the replacement socket", Duration::from_secs(10), || {
+            record(&e, &id).connects > before
+        });
+    }
+    wait_until("traffic sent", Duration::from_secs(60), || traffic_done(&e));
+    let r = record(&e, &id);
+    assert_eq!(r.connects, 4);
+    assert_eq!(
+        (r.delivered_count, r.missed_count),
+        (15_000, 0),
+        "every event went out on a socket"
+    );
+    wait_until("events written", Duration::from_secs(60), || {
+        written_ids(tmp.path()).len() >= 15_000
+    });
+    let written = written_ids(tmp.path());
+    assert_eq!(written.len(), 15_000);
+    assert!(written.values().all(|n| *n == 1));
+    // Same channel, and no gap: the new socket was up before the old went.
+    assert_eq!(e.state().notifications.channel_ids(), vec![id]);
+    let c = channel_status(&p, 0);
+    assert_eq!(c["detail"]["gaps"]["count"], 0, "{c}");
+    assert_eq!(c["detail"]["counters"]["socket_closing"], 3);
+    assert_eq!(c["state"], "running");
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn five_second_tokens_cause_no_reconnect_and_no_expired_token_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator(EmulatorSettings {
+        requests_per_minute: 0,
+        token_lifetime: Duration::from_secs(5),
+        notifications: NotificationSettings {
+            // Renewals (re-PUT of the subscriptions) every ~1.5 s.
+            channel_lifetime: Duration::from_secs(3),
+            ..quick()
+        },
+        ..EmulatorSettings::default()
+    });
+    let p = start(tmp.path(), &e, &source(10, ""));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    traffic(&e, Some(1000.0), 14_000);
+    wait_until("traffic sent", Duration::from_secs(60), || traffic_done(&e));
+    let r = record(&e, &id);
+    assert_eq!(r.connects, 1, "the socket stayed up through token expiry");
+    assert_eq!((r.delivered_count, r.missed_count), (14_000, 0));
+    wait_until("events written", Duration::from_secs(60), || {
+        written_ids(tmp.path()).len() >= 14_000
+    });
+    assert_eq!(written_ids(tmp.path()).len(), 14_000);
+    // Tokens were replaced several times, none was used once expired.
+    assert!(requests(&e, "POST", "/oauth/token") >= 3);
+    let refused = e.state().log.count(|r| r.status == 401);
+    assert_eq!(refused, 0, "a request carried an expired token");
+    let renewals = channel_status(&p, 0)["detail"]["renewals"].as_u64().unwrap();
+    assert!(renewals >= 6, "renewals: {renewals}");
+    assert_eq!(
+        e.state().notifications.channel_ids(),
+        vec![id],
+        "the channel never expired"
+    );
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn malformed_and_fragmented_frames_among_good_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(NotificationSettings {
+        oversized_frame_bytes: 200_000,
+        fragment_bytes: 300,
+        ..quick()
+    });
+    let p = start(tmp.path(), &e, &source(10, "max_frame_bytes = 65536\n"));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    // Warm up: the store's page cache (16 MiB) fills with journaled events.
+    traffic(&e, Some(5000.0), 12_000);
+    wait_until("traffic sent", Duration::from_secs(30), || traffic_done(&e));
+    wait_until("warm-up written", Duration::from_secs(30), || {
+        written_ids(tmp.path()).len() >= 12_000
+    });
+    // Two floods of 500 malformed frames (a third of them 200 KB) and
+    // 250 fragmented events among 4000 good ones each.
+    let mut rss = Vec::new();
+    for half in 1..=2u64 {
+        e.inject(Fault::MalformedFrames {
+            channel: Some(id.clone()),
+            count: 500,
+        });
+        e.inject(Fault::FragmentFrames {
+            channel: Some(id.clone()),
+            count: 250,
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        traffic(&e, Some(4000.0), 4000);
+        wait_until("traffic sent", Duration::from_secs(30), || traffic_done(&e));
+        wait_until("malformed frames counted", Duration::from_secs(20), || {
+            channel_status(&p, 0)["detail"]["counters"]["malformed_total"] == 500 * half
+        });
+        wait_until("good events written", Duration::from_secs(30), || {
+            written_ids(tmp.path()).len() as u64 >= 12_000 + 4000 * half
+        });
+        rss.push(rss_bytes(p.pid()));
+    }
+    let r = record(&e, &id);
+    assert_eq!((r.malformed_sent, r.fragmented_sent), (1000, 500));
+    let written = written_ids(tmp.path());
+    assert_eq!(
+        written.len(),
+        20_000,
+        "every good event, fragmented or not, exactly once"
+    );
+    assert!(written.values().all(|n| *n == 1));
+    let c = channel_status(&p, 0);
+    let m = &c["detail"]["counters"]["malformed"];
+    assert_eq!(
+        (
+            m["invalid_json"].as_u64(),
+            m["no_topic"].as_u64(),
+            m["oversized"].as_u64()
+        ),
+        (Some(334), Some(333), Some(333))
+    );
+    assert_eq!(c["state"], "running");
+    assert_eq!(record(&e, &id).connects, 1, "malformed frames never cost the socket");
+    wait_until("dead letters kept", Duration::from_secs(20), || {
+        channel_status(&p, 0)["detail"]["counters"]["dead_lettered"] == 1000
+    });
+    let dl = admin(&p, "GET", "/admin/dead-letters?limit=5000", "").json();
+    let letters = dl["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1000);
+    assert!(letters.iter().all(|l| l["component"] == "queues/channel-0"
+        && l["source"] == "queues"
+        && l["error"].as_str().unwrap().starts_with("malformed frame: ")));
+    let big = letters
+        .iter()
+        .find(|l| l["error"] == "malformed frame: oversized")
+        .unwrap();
+    assert_eq!(big["truncated"], true);
+    assert!(big["payload"].as_str().unwrap().len() <= 16 * 1024);
+    assert!(
+        big["position"].as_str().unwrap().contains("200000 bytes"),
+        "{}",
+        big["position"]
+    );
+    let m = p.get("/metrics").text();
+    assert_eq!(
+        metric(
+            &m,
+            "cxrelay_notification_malformed_total{source=\"queues\",channel=\"queues/channel-0\",reason=\"oversized\"}"
+        ),
+        Some(333.0)
+    );
+    // 67 MB of oversized frames went through; the second flood did not
+    // add to what the first one left (allocator high water).
+    assert!(rss[1] < rss[0] + 8 * 1024 * 1024, "RSS after each flood: {rss:?}");
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn topics_are_added_and_removed_at_run_time_and_rejections_are_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(NotificationSettings {
+        denied_topics: vec!["v2.routing.queues.secret.>".into()],
+        ..quick()
+    });
+    let p = start(tmp.path(), &e, &source(2, "max_topics_per_channel = 3\n"));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    // Two fit on the first channel; the third opens a second channel; a
+    // denied one is rejected with Genesys's reason.
+    let r = admin(
+        &p,
+        "POST",
+        "/admin/notifications/queues/topics",
+        r#"{"topics":["v2.routing.queues.q7.conversations","v2.routing.queues.secret.conversations","v2.routing.queues.q8.conversations","v2.routing.queues.q0.conversations","not-a-topic"]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let changes = r.json()["topics"].as_array().unwrap().clone();
+    let state = |t: &str| {
+        changes
+            .iter()
+            .find(|c| c["topic"] == t)
+            .map(|c| c["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state("v2.routing.queues.q7.conversations"), "permitted");
+    assert_eq!(
+        state("v2.routing.queues.secret.conversations"),
+        "pending",
+        "{changes:?}"
+    );
+    assert_eq!(state("v2.routing.queues.q0.conversations"), "permitted");
+    assert_eq!(state("not-a-topic"), "refused");
+    wait_connected(&p, &e, 2);
+    assert_eq!(record(&e, &id).connects, 1, "the first channel was not restarted");
+    let mut topics = e.state().notifications.topics_of(&id).unwrap();
+    topics.sort();
+    assert_eq!(topics.len(), 3);
+    let c1 = component(&status(&p), "queues/channel-1");
+    assert_eq!(c1["detail"]["topics"]["rejected"], 1, "{c1}");
+    assert!(c1["detail"]["rejected_topics"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("missing.permissions"));
+    // Events on an added topic arrive.
+    traffic(&e, Some(2000.0), 500);
+    wait_until("traffic sent", Duration::from_secs(20), || traffic_done(&e));
+    wait_until("events written", Duration::from_secs(20), || {
+        written_ids(tmp.path()).len() >= 500
+    });
+    let lines = read_ndjson_dir(&tmp.path().join("out"));
+    assert!(lines.iter().any(|l| l["topic"] == "v2.routing.queues.q7.conversations"));
+    // The list shows both channels and their state.
+    let list = admin(&p, "GET", "/admin/notifications/queues/channels", "").json();
+    let channels = list["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 2);
+    assert!(channels
+        .iter()
+        .all(|c| c["state"] == "connected" && c["socket_up"] == true));
+    assert_eq!(
+        channels[1]["rejected"][0]["topic"],
+        "v2.routing.queues.secret.conversations"
+    );
+    // Removing a topic unsubscribes it on its channel, without a reconnect.
+    let r = admin(
+        &p,
+        "DELETE",
+        "/admin/notifications/queues/topics",
+        r#"{"topics":["v2.routing.queues.q1.conversations","v2.routing.queues.nope.conversations"]}"#,
+    );
+    let removed = r.json()["topics"].as_array().unwrap().clone();
+    assert_eq!(removed[0]["state"], "removed");
+    assert_eq!(removed[1]["state"], "unknown");
+    assert!(!e
+        .state()
+        .notifications
+        .topics_of(&id)
+        .unwrap()
+        .contains(&"v2.routing.queues.q1.conversations".to_string()));
+    assert_eq!(record(&e, &id).connects, 1);
+    // Without the token: refused.
+    assert_eq!(p.get("/admin/notifications").status, 401);
+    assert_eq!(admin(&p, "GET", "/admin/notifications/nope/channels", "").status, 404);
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn a_config_that_needs_more_than_twenty_channels_is_refused_with_the_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let config = format!(
+        "{}{}{}{}",
+        preamble(tmp.path()),
+        genesys_section(&e, 300),
+        source(20_001, ""),
+        listener(tmp.path())
+    );
+    std::fs::write(tmp.path().join("config.toml"), &config).unwrap();
+    let (code, _, err) = cxrelay_cmd(tmp.path(), &["check"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("20001 topics need 21 channels at 1000 topics per channel, but at most 20 channels are allowed"),
+        "{err}"
+    );
+    assert!(err.contains("`source[0].topics`"), "{err}");
+    // Two sources sharing the OAuth client's 20 channels.
+    let two = format!(
+        "{}{}{}{}{}",
+        preamble(tmp.path()),
+        genesys_section(&e, 300),
+        source(12_000, ""),
+        source(9_000, "").replace("name = \"queues\"", "name = \"more\""),
+        listener(tmp.path())
+    );
+    std::fs::write(tmp.path().join("config.toml"), &two).unwrap();
+    let (code, _, err) = cxrelay_cmd(tmp.path(), &["check"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`source[1].topics`") && err.contains("need 21 channels"),
+        "{err}"
+    );
+    // Keys of other kinds are refused on a notifications source, and its
+    // keys on others.
+    let wrong = config
+        .replace(&source(20_001, ""), &source(3, "path = \"/x\"\n"))
+        .replace(
+            "[[listener]]",
+            "[[source]]\nname = \"gen\"\nkind = \"generator\"\ntopics = [\"a.b\"]\nretry_limit = 3\n\n[[listener]]",
+        );
+    std::fs::write(tmp.path().join("config.toml"), &wrong).unwrap();
+    let (code, _, err) = cxrelay_cmd(tmp.path(), &["check"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`source[0].path`: does not apply to a `notifications` source"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`source[1].retry_limit`: does not apply to a `generator` source"),
+        "{err}"
+    );
 }

@@ -152,12 +152,15 @@ impl FrameReader {
         };
         let topic = self.topic(topic);
         drop(frame);
+        // A copy: the frame is a slice of the socket's read buffer, which
+        // may be large (after an oversized frame); an event held in a queue
+        // must not keep all of it alive.
         Classified::Event(
             Event::builder(self.source.clone(), topic)
                 .id(id)
                 .key_opt(derived.key)
                 .event_time(derived.event_time)
-                .payload(bytes)
+                .payload(Bytes::copy_from_slice(&bytes))
                 .build(),
         )
     }

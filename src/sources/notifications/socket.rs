@@ -378,10 +378,11 @@ impl SocketTask {
                 done = self.commit.next_committed() => self.committed(done),
                 _ = self.dead.next_done() => {}
                 frame = socket.next(), if readable => {
-                    let mut frame = frame;
+                    let mut next = Some(frame);
                     // A burst of frames that are already there, without a
                     // trip through the select for each.
-                    for _ in 0..READ_BURST {
+                    for i in 0..READ_BURST {
+                        let Some(frame) = next.take() else { break };
                         match frame {
                             Some(Ok(f)) => {
                                 last_frame = Instant::now();
@@ -402,13 +403,10 @@ impl SocketTask {
                             None => break 'outer Closed::Abnormal("the connection ended".into()),
                         }
                         self.commit.submit_ready();
-                        if !(self.commit.can_take_more() && self.dead.can_take_more()) {
+                        if i + 1 == READ_BURST || !(self.commit.can_take_more() && self.dead.can_take_more()) {
                             break;
                         }
-                        match socket.next().now_or_never() {
-                            Some(next) => frame = next,
-                            None => break,
-                        }
+                        next = socket.next().now_or_never();
                     }
                 }
                 _ = ping.tick(), if !retired => {
