@@ -532,6 +532,9 @@ impl Validator<'_> {
         if s.max_frame_bytes == Some(0) {
             self.problem(&p.key("max_frame_bytes"), "must be at least 1");
         }
+        if s.retry_limit == Some(0) {
+            self.problem(&p.key("retry_limit"), "must be at least 1");
+        }
         let ids = s.ids.clone().unwrap_or_default();
         let templates = s.topics.clone().unwrap_or_default();
         if templates.is_empty() {

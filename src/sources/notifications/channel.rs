@@ -215,6 +215,10 @@ pub struct NotificationChannel {
     channels_created: u64,
     last_close: Option<String>,
     socket_up_since: Option<i64>,
+    /// The socket being replaced after `socket_closing`, while its
+    /// replacement connects; and how it ended, if it already did.
+    handoff: Option<u64>,
+    handoff_old_end: Option<(Option<i64>, Closed)>,
 }
 
 impl NotificationChannel {
@@ -249,6 +253,8 @@ impl NotificationChannel {
             channels_created: 0,
             last_close: None,
             socket_up_since: None,
+            handoff: None,
+            handoff_old_end: None,
         }
     }
 
@@ -288,7 +294,10 @@ impl NotificationChannel {
         };
         self.busy = true;
         self.next_retry = None;
-        if how != How::Handoff {
+        if how == How::Handoff {
+            self.handoff = self.socket.as_ref().map(|s| s.generation);
+            self.handoff_old_end = None;
+        } else {
             self.set_phase(Phase::Connecting);
         }
         let org = self.p.org.clone();
@@ -380,6 +389,12 @@ impl NotificationChannel {
 
     fn established(&mut self, how: How, res: Result<Established, Failure>, ctx: &mut Context<Self>) {
         self.busy = false;
+        let old_end = if how == How::Handoff {
+            self.handoff = None;
+            self.handoff_old_end.take()
+        } else {
+            None
+        };
         if self.phase == Phase::Stopping {
             if let Ok(e) = res {
                 e.socket.command(SocketCommand::Close);
@@ -414,21 +429,33 @@ impl NotificationChannel {
                 if new_channel || self.renewal.is_none() {
                     self.schedule_renewal(ctx);
                 }
-                // Topics added while the channel was away.
-                if self.states.values().any(|s| *s == TopicState::Pending) && !new_channel {
+                // Topics added while the channel was being established.
+                if self.states.values().any(|s| *s == TopicState::Pending) {
                     self.resubscribe(ctx);
                 }
                 self.set_phase(Phase::Connected);
             }
             Err(Failure::Gone(why)) => {
                 self.channel = None;
+                if let Some((last_frame_ms, closed)) = old_end {
+                    self.gaps.open(last_frame_ms.unwrap_or_else(now_ms), closed.to_string());
+                }
                 self.retry(ctx, why, How::Create);
             }
             Err(Failure::Transient(why)) => {
-                // A failed handoff leaves the old socket running; its end
-                // is handled like any other.
                 if how == How::Handoff {
-                    tracing::warn!(component = %self.p.slot.name, error = %why, "could not open the replacement socket; the current one stays until it closes");
+                    match old_end {
+                        // The old socket is gone too: an ordinary reconnect.
+                        Some((last_frame_ms, closed)) => {
+                            self.gaps.open(last_frame_ms.unwrap_or_else(now_ms), closed.to_string());
+                            self.retry(ctx, why, How::Reconnect);
+                        }
+                        // The old socket stays until it closes; its end is
+                        // handled like any other.
+                        None => {
+                            tracing::warn!(component = %self.p.slot.name, error = %why, "could not open the replacement socket; the current one stays until it closes");
+                        }
+                    }
                     return;
                 }
                 let next = if how == How::Create {
@@ -591,6 +618,12 @@ impl NotificationChannel {
         }
         self.socket = None;
         self.socket_up_since = None;
+        if self.handoff == Some(generation) && self.phase != Phase::Stopping {
+            // Genesys let the old socket go as the new one connected: the
+            // handoff decides what happens next.
+            self.handoff_old_end = Some((last_frame_ms, closed));
+            return;
+        }
         if self.phase == Phase::Stopping {
             if self.retiring.is_empty() {
                 ctx.stop();
