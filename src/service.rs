@@ -161,6 +161,7 @@ impl Service {
         };
         let dead_letters = journal.as_ref().map(|j| j.store.clone().recipient::<PutDeadLetters>());
         let webhooks = webhook_sources(&config, &secrets, &ingest, dead_letters.clone(), &registry)?;
+        let notification_sources = crate::sources::notifications::NotificationSources::default();
 
         let state = AppState {
             registry: registry.clone(),
@@ -171,6 +172,7 @@ impl Service {
             admin_token: secrets.admin_token.clone(),
             store: journal.as_ref().map(|j| j.store.clone()),
             webhooks: webhooks.clone(),
+            notifications: notification_sources.clone(),
         };
         let (http_addr, http) =
             http::start(&config.http.listen, config.http.workers, state).map_err(|source| StartError::Listen {
@@ -243,6 +245,7 @@ impl Service {
             registry: registry.clone(),
             org: genesys.as_ref().map(|g| g.org.clone()),
             dead_letters: dead_letters.clone(),
+            notifications: notification_sources,
         };
         for s in config
             .source
@@ -666,6 +669,8 @@ pub struct SourceContext {
     pub org: Option<GenesysOrg>,
     /// Where input that cannot become events is kept.
     pub dead_letters: Option<Recipient<PutDeadLetters>>,
+    /// Running notifications sources (the admin API controls them).
+    pub notifications: crate::sources::notifications::NotificationSources,
 }
 
 impl SourceContext {
@@ -753,6 +758,26 @@ async fn start_source(s: &SourceConfig, cx: &SourceContext, supervisor: &Addr<Su
     let spec = match s.kind {
         // Webhooks are routes of the HTTP server, not actors.
         SourceKind::Webhook => return Ok(()),
+        // One supervised actor per channel, started by the source.
+        SourceKind::Notifications => {
+            use crate::sources::notifications::{NotificationsSource, RecordOnly, SourceParts};
+            let parts = SourceParts {
+                org: cx.org_for(s)?,
+                ingest: cx.ingest.clone(),
+                dead_letters: cx.dead_letters.clone(),
+                gaps: Arc::new(RecordOnly),
+                registry: cx.registry.clone(),
+                supervisor: supervisor.clone(),
+            };
+            let source = NotificationsSource::start(s, parts, component)
+                .await
+                .map_err(|e| StartError::Source {
+                    source_name: s.name.clone(),
+                    message: e.to_string(),
+                })?;
+            cx.notifications.insert(source);
+            return Ok(());
+        }
         SourceKind::Generator => {
             let settings = GeneratorSettings {
                 name: s.name.clone(),

@@ -249,6 +249,22 @@ fn syntax_problem(locator: &Locator<'_>, e: &toml::de::Error) -> Problem {
     }
 }
 
+/// Keys a `notifications` source may set.
+const NOTIFICATIONS_KEYS: &[&str] = &[
+    "topics",
+    "ids",
+    "max_topics_per_channel",
+    "max_channels",
+    "ping_interval",
+    "silence_timeout",
+    "reconnect_base",
+    "reconnect_cap",
+    "retry_limit",
+    "retry_reset_after",
+    "max_frame_bytes",
+    "renew_before",
+];
+
 struct Validator<'a> {
     locator: &'a Locator<'a>,
     problems: Vec<Problem>,
@@ -314,7 +330,7 @@ impl Validator<'_> {
         for (i, s) in c.source.iter().enumerate() {
             let p = root.key("source").index(i);
             self.unique_name(&mut names, &s.name, p.key("name"));
-            self.source(s, &p);
+            self.source(c, s, &p);
             if let Some(path) = s.path.as_deref() {
                 if let Some(first) = paths.get(path) {
                     let first = first.to_string();
@@ -352,7 +368,7 @@ impl Validator<'_> {
         }
     }
 
-    fn source(&mut self, s: &SourceConfig, p: &KeyPath) {
+    fn source(&mut self, c: &Config, s: &SourceConfig, p: &KeyPath) {
         let present = [
             ("topics", s.topics.is_some()),
             ("rate", s.rate.is_some()),
@@ -387,6 +403,18 @@ impl Validator<'_> {
             ("batch_records", s.batch_records.is_some()),
             ("max_resumes", s.max_resumes.is_some()),
             ("idle_timeout", s.idle_timeout.is_some()),
+            // kind = "notifications"
+            ("ids", s.ids.is_some()),
+            ("max_topics_per_channel", s.max_topics_per_channel.is_some()),
+            ("max_channels", s.max_channels.is_some()),
+            ("ping_interval", s.ping_interval.is_some()),
+            ("silence_timeout", s.silence_timeout.is_some()),
+            ("reconnect_base", s.reconnect_base.is_some()),
+            ("reconnect_cap", s.reconnect_cap.is_some()),
+            ("retry_limit", s.retry_limit.is_some()),
+            ("retry_reset_after", s.retry_reset_after.is_some()),
+            ("max_frame_bytes", s.max_frame_bytes.is_some()),
+            ("renew_before", s.renew_before.is_some()),
         ];
         match s.kind {
             SourceKind::Generator => {
@@ -469,6 +497,10 @@ impl Validator<'_> {
             }
             SourceKind::AnalyticsJob => self.analytics_job_source(s, p, &present),
             SourceKind::Export => self.export_source(s, p, &present),
+            SourceKind::Notifications => {
+                self.only_keys(p, "notifications", &present, NOTIFICATIONS_KEYS);
+                self.notifications_source(c, s, p);
+            }
         }
     }
 
@@ -627,6 +659,109 @@ impl Validator<'_> {
                     format!("{what}: add a `[genesys]` section"),
                 );
             }
+        }
+    }
+
+    /// A `notifications` source: its topics expand and fit the channel
+    /// limits, alone and together with the other notifications sources
+    /// (they share the one OAuth client's 20 channels).
+    fn notifications_source(&mut self, c: &Config, s: &SourceConfig, p: &KeyPath) {
+        use crate::sources::notifications::plan;
+        if c.genesys.is_none() {
+            self.problem(&p.key("kind"), "a notifications source needs a `[genesys]` section");
+        }
+        let per_channel = s.max_topics_per_channel.unwrap_or(plan::MAX_TOPICS_PER_CHANNEL);
+        if per_channel == 0 || per_channel > plan::MAX_TOPICS_PER_CHANNEL {
+            self.problem(
+                &p.key("max_topics_per_channel"),
+                format!(
+                    "must be 1 to {} (Genesys's limit per channel)",
+                    plan::MAX_TOPICS_PER_CHANNEL
+                ),
+            );
+        }
+        let max_channels = s.max_channels.unwrap_or(plan::MAX_CHANNELS);
+        if max_channels == 0 || max_channels > plan::MAX_CHANNELS {
+            self.problem(
+                &p.key("max_channels"),
+                format!("must be 1 to {} (Genesys's limit per OAuth client)", plan::MAX_CHANNELS),
+            );
+        }
+        for (key, d) in [
+            ("ping_interval", s.ping_interval),
+            ("silence_timeout", s.silence_timeout),
+            ("reconnect_base", s.reconnect_base),
+            ("reconnect_cap", s.reconnect_cap),
+            ("retry_reset_after", s.retry_reset_after),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                self.problem(&p.key(key), "must be more than zero");
+            }
+        }
+        if let (Some(ping), Some(silence)) = (s.ping_interval, s.silence_timeout) {
+            if ping >= silence {
+                self.problem(
+                    &p.key("ping_interval"),
+                    "must be shorter than `silence_timeout` (pongs keep a quiet socket alive)",
+                );
+            }
+        }
+        if s.reconnect_base.zip(s.reconnect_cap).is_some_and(|(b, c)| b > c) {
+            self.problem(&p.key("reconnect_base"), "must not be more than `reconnect_cap`");
+        }
+        if s.max_frame_bytes == Some(0) {
+            self.problem(&p.key("max_frame_bytes"), "must be at least 1");
+        }
+        if s.retry_limit == Some(0) {
+            self.problem(&p.key("retry_limit"), "must be at least 1");
+        }
+        let ids = s.ids.clone().unwrap_or_default();
+        let templates = s.topics.clone().unwrap_or_default();
+        if templates.is_empty() {
+            self.problem(&p.key("topics"), "a notifications source needs at least one topic");
+            return;
+        }
+        for unused in plan::unused_ids(&templates, &ids) {
+            self.problem(&p.key("ids").key(&unused), format!("no topic uses `{{{unused}}}`"));
+        }
+        let topics = match plan::expand(&templates, &ids) {
+            Ok(t) => t,
+            Err(e) => return self.problem(&p.key("topics"), e.to_string()),
+        };
+        if let Err(e) = plan::pack(topics, per_channel.clamp(1, plan::MAX_TOPICS_PER_CHANNEL), max_channels) {
+            return self.problem(&p.key("topics"), e.to_string());
+        }
+        // Every notifications source so far, this one included, shares the
+        // OAuth client's channels.
+        let mut total = 0;
+        for other in c
+            .source
+            .iter()
+            .filter(|o| o.enabled && o.kind == SourceKind::Notifications)
+        {
+            let per = other
+                .max_topics_per_channel
+                .unwrap_or(plan::MAX_TOPICS_PER_CHANNEL)
+                .clamp(1, plan::MAX_TOPICS_PER_CHANNEL);
+            let n = plan::expand(
+                &other.topics.clone().unwrap_or_default(),
+                &other.ids.clone().unwrap_or_default(),
+            )
+            .map(|t| plan::channels_needed(t.len(), per))
+            .unwrap_or(0);
+            total += n;
+            if std::ptr::eq(other, s) {
+                break;
+            }
+        }
+        if s.enabled && total > plan::MAX_CHANNELS {
+            self.problem(
+                &p.key("topics"),
+                format!(
+                    "the notifications sources up to this one need {total} channels, but one OAuth client may have at most {} (a 21st evicts the oldest); subscribe to fewer topics",
+                    plan::MAX_CHANNELS
+                ),
+            );
         }
     }
 

@@ -161,6 +161,8 @@ pub enum SourceKind {
     AnalyticsJob,
     /// A bulk export file downloaded as a stream.
     Export,
+    /// Real-time events over Genesys notification channels (WebSocket).
+    Notifications,
 }
 
 impl SourceKind {
@@ -169,6 +171,7 @@ impl SourceKind {
         match self {
             SourceKind::Generator | SourceKind::Webhook => false,
             SourceKind::AnalyticsJob | SourceKind::Export => true,
+            SourceKind::Notifications => true,
         }
     }
 
@@ -179,6 +182,7 @@ impl SourceKind {
             SourceKind::Webhook => "webhook",
             SourceKind::AnalyticsJob => "analytics_job",
             SourceKind::Export => "export",
+            SourceKind::Notifications => "notifications",
         }
     }
 }
@@ -271,6 +275,36 @@ pub struct SourceConfig {
     /// Export: longest silence of the transfer before it is resumed (default 30s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub idle_timeout: Option<Duration>,
+    // --- kind = "notifications" (src/sources/notifications): `topics` are
+    // templates whose `{name}` placeholders take the ids of `ids.name`. ---
+    /// Notifications: ids substituted into the `{name}` placeholders of `topics`.
+    pub ids: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Notifications: topics per channel (default and at most 1000).
+    pub max_topics_per_channel: Option<usize>,
+    /// Notifications: channels this source may open (default 20, the limit per OAuth client).
+    pub max_channels: Option<usize>,
+    /// Notifications: time between `{"message":"ping"}` (default 15s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub ping_interval: Option<Duration>,
+    /// Notifications: no frame for this long means the socket is dead (default 35s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub silence_timeout: Option<Duration>,
+    /// Notifications: ceiling of the first reconnect delay, full jitter (default 1s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub reconnect_base: Option<Duration>,
+    /// Notifications: largest reconnect delay (default 30s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub reconnect_cap: Option<Duration>,
+    /// Notifications: failed attempts in a row before a channel is marked failed (default 20).
+    pub retry_limit: Option<u32>,
+    /// Notifications: a socket up this long starts its retries over (default 60s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub retry_reset_after: Option<Duration>,
+    /// Notifications: largest frame accepted; bigger ones are dead-lettered (default 1 MiB).
+    pub max_frame_bytes: Option<usize>,
+    /// Notifications: renew a channel this long before it expires (default 1h).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub renew_before: Option<Duration>,
 }
 
 /// `[transform]`: the worker pool shared by listeners' transforms.

@@ -15,6 +15,7 @@ pub mod exports;
 pub mod faults;
 pub mod gate;
 pub mod ids;
+pub mod notifications;
 pub mod oauth;
 pub mod organization;
 pub mod rate_limit;

@@ -74,7 +74,8 @@ fn app_config(state: Arc<EmulatorState>) -> impl Fn(&mut web::ServiceConfig) + C
             .route("/_emulator/faults", web::post().to(control::arm))
             .route("/_emulator/faults", web::get().to(control::armed))
             .route("/_emulator/faults", web::delete().to(control::clear))
-            .route("/_emulator/requests", web::get().to(control::requests));
+            .route("/_emulator/requests", web::get().to(control::requests))
+            .configure(super::notifications::routes);
     }
 }
 

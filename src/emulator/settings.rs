@@ -32,6 +32,9 @@ pub struct EmulatorSettings {
     /// Analytics jobs, recordings and export files (`[emulator.bulk]`).
     #[serde(default)]
     pub bulk: super::bulk::BulkSettings,
+    /// The notifications API: limits, heartbeats, traffic.
+    #[serde(default)]
+    pub notifications: super::notifications::NotificationSettings,
 }
 
 impl Default for EmulatorSettings {
@@ -45,6 +48,7 @@ impl Default for EmulatorSettings {
             latency: Duration::ZERO,
             faults: Vec::new(),
             bulk: Default::default(),
+            notifications: Default::default(),
         }
     }
 }

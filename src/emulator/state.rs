@@ -28,6 +28,8 @@ pub struct EmulatorState {
     pub log: RequestLog,
     /// Analytics jobs, recording batches and export files.
     pub bulk: super::bulk::BulkState,
+    /// Notification channels, their sockets and traffic.
+    pub notifications: super::notifications::Notifications,
     base_url: OnceLock<String>,
 }
 
@@ -38,6 +40,7 @@ impl EmulatorState {
         Arc::new(EmulatorState {
             limiter: RateLimiter::new(settings.requests_per_minute),
             bulk: super::bulk::BulkState::new(settings.seed, &settings.bulk),
+            notifications: super::notifications::Notifications::new(&settings.notifications, settings.seed),
             settings,
             started,
             tokens: Tokens::default(),

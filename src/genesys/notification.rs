@@ -49,6 +49,191 @@ struct BodyFields<'a> {
     start_time: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     timestamp: Option<std::borrow::Cow<'a, str>>,
+    /// `channel.metadata` frames: "WebSocket Heartbeat", "pong".
+    #[serde(borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+    /// Conversation events (`v2.routing.queues.{id}.conversations`, ...)
+    /// carry their times on the participants.
+    #[serde(default)]
+    participants: Option<LatestParticipantTime>,
+}
+
+/// The latest `connectedTime` / `endTime` of a `participants` array, read
+/// without keeping the participants.
+#[derive(Debug, Default)]
+struct LatestParticipantTime(Option<i64>);
+
+impl<'de> Deserialize<'de> for LatestParticipantTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize, Default)]
+        struct Times<'a> {
+            #[serde(rename = "connectedTime", borrow)]
+            connected_time: Option<std::borrow::Cow<'a, str>>,
+            #[serde(rename = "endTime", borrow)]
+            end_time: Option<std::borrow::Cow<'a, str>>,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LatestParticipantTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of participants")
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                let mut latest: Option<i64> = None;
+                while let Some(Lenient(p)) = seq.next_element::<Lenient<Times<'de>>>()? {
+                    for t in [&p.connected_time, &p.end_time].into_iter().flatten() {
+                        if let Some(ms) = parse_iso_ms(t) {
+                            latest = Some(latest.map_or(ms, |l| l.max(ms)));
+                        }
+                    }
+                }
+                Ok(LatestParticipantTime(latest))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(LatestParticipantTime(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(LatestParticipantTime(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(LatestParticipantTime(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(LatestParticipantTime(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(LatestParticipantTime(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(LatestParticipantTime(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(LatestParticipantTime(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A `T` read from a JSON object; any other JSON value is skipped and
+/// gives `T::default()` (frames are never refused for the shape of fields
+/// cxrelay only peeks at). Nothing is buffered.
+#[derive(Debug, Default)]
+struct Lenient<T>(T);
+
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Default> serde::de::Visitor<'de> for V<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Lenient)
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Lenient(T::default()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Lenient(T::default()))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Lenient(T::default()))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Lenient(T::default()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Lenient(T::default()))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Lenient(T::default()))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Lenient(T::default()))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A notification frame: the envelope, read in one pass together with the
+/// few body fields cxrelay derives its key and time from (the rest is
+/// skipped, and the frame itself stays the payload).
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// The topic the event was published on.
+    pub topic_name: Option<std::borrow::Cow<'a, str>>,
+    /// Metadata (carries the correlation id).
+    pub metadata: Option<Metadata<'a>>,
+    message: Option<std::borrow::Cow<'a, str>>,
+    derived: Derived,
+}
+
+/// The one-pass shape of a frame.
+#[derive(Deserialize)]
+struct OnePass<'a> {
+    #[serde(rename = "topicName", borrow)]
+    topic_name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "eventBody", borrow, default)]
+    body: Option<Lenient<BodyFields<'a>>>,
+    #[serde(default, borrow)]
+    metadata: Option<Metadata<'a>>,
+}
+
+impl<'a> Frame<'a> {
+    /// Parses a frame; an error means it is not a JSON object.
+    pub fn parse(text: &'a str) -> Result<Frame<'a>, serde_json::Error> {
+        match serde_json::from_str::<OnePass<'a>>(text) {
+            Ok(f) => {
+                let fields = f.body.map(|b| b.0).unwrap_or_default();
+                let derived = derive_fields(f.topic_name.as_deref().unwrap_or(""), &fields);
+                Ok(Frame {
+                    topic_name: f.topic_name,
+                    metadata: f.metadata,
+                    message: fields.message,
+                    derived,
+                })
+            }
+            // A body field of an unexpected type (`"endTime": 7`): read the
+            // envelope alone and derive what can be derived, as webhooks do.
+            Err(first) => {
+                let e: Envelope<'a> = serde_json::from_str(text).map_err(|_| first)?;
+                let topic = e.topic_name.unwrap_or("");
+                let fields: BodyFields<'_> = e
+                    .event_body
+                    .and_then(|b| serde_json::from_str(b.get()).ok())
+                    .unwrap_or_default();
+                Ok(Frame {
+                    topic_name: e.topic_name.map(std::borrow::Cow::Borrowed),
+                    derived: derive(topic, e.event_body),
+                    message: fields.message.map(|m| std::borrow::Cow::Owned(m.into_owned())),
+                    metadata: e.metadata,
+                })
+            }
+        }
+    }
+
+    /// `eventBody.message`, as in `channel.metadata` frames.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// `metadata.CorrelationId`.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.metadata.as_ref().and_then(|m| m.correlation_id.as_deref())
+    }
+
+    /// Partition key and event time, as [`derive`] gives them.
+    pub fn derived(&self) -> Derived {
+        self.derived.clone()
+    }
 }
 
 /// Partition key and event time of a notification.
@@ -103,6 +288,10 @@ pub fn derive(topic: &str, body: Option<&RawValue>) -> Derived {
     let fields: BodyFields<'_> = body
         .and_then(|b| serde_json::from_str(b.get()).ok())
         .unwrap_or_default();
+    derive_fields(topic, &fields)
+}
+
+fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
     let topic_is_conversation =
         topic.starts_with("v2.detail.events.conversation.") || topic.starts_with("v2.conversations.");
     let from_topic = topic_id(topic);
@@ -132,7 +321,8 @@ pub fn derive(topic: &str, body: Option<&RawValue>) -> Derived {
         .into_iter()
         .flatten()
         .find_map(|s| parse_iso_ms(s))
-    });
+    })
+    .or_else(|| fields.participants.as_ref().and_then(|p| p.0));
     Derived { key, event_time }
 }
 
@@ -196,5 +386,41 @@ mod tests {
             }
         );
         assert_eq!(derive("v2.users.u7.presence", None).key.as_deref(), Some("u7"));
+    }
+
+    #[test]
+    fn a_frame_in_one_pass_derives_what_derive_does() {
+        let text = r#"{"topicName":"v2.routing.queues.q1.conversations","version":"2","eventBody":{"id":"conv-9","participants":[{"id":"p","endTime":"2000-01-01T00:00:00Z"}],"endTime":"2024-05-01T14:02:03.120Z"},"metadata":{"CorrelationId":"corr-1"}}"#;
+        let f = Frame::parse(text).unwrap();
+        assert_eq!(f.topic_name.as_deref(), Some("v2.routing.queues.q1.conversations"));
+        assert_eq!(f.correlation_id(), Some("corr-1"));
+        assert_eq!(
+            f.derived(),
+            derive(
+                "v2.routing.queues.q1.conversations",
+                Some(&raw(r#"{"id":"conv-9","endTime":"2024-05-01T14:02:03.120Z"}"#))
+            )
+        );
+        let hb =
+            Frame::parse(r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#).unwrap();
+        assert_eq!(hb.message(), Some("WebSocket Heartbeat"));
+        // Conversation events without top-level times take their latest
+        // participant time.
+        let conv = Frame::parse(r#"{"topicName":"v2.routing.queues.q1.conversations","eventBody":{"id":"c","participants":[{"connectedTime":"2024-05-01T14:00:00.000Z"},{"connectedTime":"2024-05-01T14:00:05.000Z","endTime":"2024-05-01T14:02:03.120Z","calls":[{"connectedTime":"2030-01-01T00:00:00Z"}]}]}}"#).unwrap();
+        assert_eq!(conv.derived().event_time, Some(1714572123120));
+        // Bodies that are not objects are skipped, not refused.
+        let odd = Frame::parse(r#"{"topicName":"v2.users.u1.presence","eventBody":[1,{"a":2}]}"#).unwrap();
+        assert_eq!(odd.derived().key.as_deref(), Some("u1"));
+        let odd = Frame::parse(r#"{"topicName":"v2.users.u1.presence","eventBody":{"participants":[1,null,{"endTime":7}],"id":{"x":1}},"metadata":{"CorrelationId":"c"}}"#).unwrap();
+        assert_eq!(
+            (odd.derived().key.as_deref(), odd.correlation_id()),
+            (Some("u1"), Some("c"))
+        );
+        let odd =
+            Frame::parse(r#"{"topicName":"v2.users.u1.presence","eventBody":{"participants":[1,null,{"endTime":7}]}}"#)
+                .unwrap();
+        assert_eq!(odd.derived().event_time, None);
+        assert!(Frame::parse(r#"{"topicName":"x","eventBody":{"#).is_err());
+        assert!(Frame::parse("[1]").is_err());
     }
 }

@@ -134,3 +134,98 @@ pub async fn purge_dead_letters(
         Err(e) => HttpResponse::ServiceUnavailable().json(json!({"error": e.to_string()})),
     }
 }
+
+fn no_notification_source(name: &str) -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"error": format!("no notifications source named `{name}`")}))
+}
+
+/// `GET /admin/notifications`: every notifications source and its channels.
+pub async fn notification_sources(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Some(denied) = refused(&state, &req) {
+        return denied;
+    }
+    let mut sources = Vec::new();
+    for s in state.notifications.all() {
+        sources.push(s.view().await);
+    }
+    HttpResponse::Ok().json(json!({ "sources": sources }))
+}
+
+/// `GET /admin/notifications/{source}/channels`: its channels and their state.
+pub async fn notification_channels(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(denied) = refused(&state, &req) {
+        return denied;
+    }
+    match state.notifications.get(&path) {
+        Some(s) => HttpResponse::Ok().json(s.view().await),
+        None => no_notification_source(&path),
+    }
+}
+
+/// Body of the topic endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsBody {
+    topics: Vec<String>,
+}
+
+/// `POST /admin/notifications/{source}/topics` with `{"topics": [..]}`:
+/// subscribes them without restarting any channel.
+pub async fn add_notification_topics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<TopicsBody>,
+) -> HttpResponse {
+    if let Some(denied) = refused(&state, &req) {
+        return denied;
+    }
+    match state.notifications.get(&path) {
+        Some(s) => HttpResponse::Ok().json(json!({ "topics": s.add_topics(body.into_inner().topics).await })),
+        None => no_notification_source(&path),
+    }
+}
+
+/// `DELETE /admin/notifications/{source}/topics` with `{"topics": [..]}`.
+pub async fn remove_notification_topics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<TopicsBody>,
+) -> HttpResponse {
+    if let Some(denied) = refused(&state, &req) {
+        return denied;
+    }
+    match state.notifications.get(&path) {
+        Some(s) => HttpResponse::Ok().json(json!({ "topics": s.remove_topics(body.into_inner().topics).await })),
+        None => no_notification_source(&path),
+    }
+}
+
+/// `POST /admin/notifications/{source}/channels/{index}/restart`: starts a
+/// failed channel again.
+pub async fn restart_notification_channel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, usize)>,
+) -> HttpResponse {
+    if let Some(denied) = refused(&state, &req) {
+        return denied;
+    }
+    let (name, index) = path.into_inner();
+    let Some(s) = state.notifications.get(&name) else {
+        return no_notification_source(&name);
+    };
+    match s.restart_channel(index).await {
+        Some(true) => HttpResponse::Ok().json(json!({"restarted": true})),
+        Some(false) => {
+            HttpResponse::Conflict().json(json!({"restarted": false, "error": "the channel has not failed"}))
+        }
+        None => HttpResponse::NotFound()
+            .json(json!({"error": format!("source `{name}` has no channel {index} (or it is restarting)")})),
+    }
+}

@@ -35,6 +35,8 @@ pub struct AppState {
     pub store: Option<actix::Addr<crate::store::Store>>,
     /// Webhook sources (their routes are mounted at their paths).
     pub webhooks: Vec<std::sync::Arc<crate::sources::webhook::WebhookSource>>,
+    /// Notifications sources (runtime control through the admin API).
+    pub notifications: crate::sources::notifications::NotificationSources,
 }
 
 /// Starts the server on `listen` with `workers` threads; returns the bound
@@ -59,6 +61,23 @@ pub fn start(listen: &str, workers: usize, state: AppState) -> std::io::Result<(
             .route("/admin/dead-letters", web::get().to(admin::list_dead_letters))
             .route("/admin/dead-letters/replay", web::post().to(admin::replay_dead_letters))
             .route("/admin/dead-letters/purge", web::post().to(admin::purge_dead_letters))
+            .route("/admin/notifications", web::get().to(admin::notification_sources))
+            .route(
+                "/admin/notifications/{source}/channels",
+                web::get().to(admin::notification_channels),
+            )
+            .route(
+                "/admin/notifications/{source}/topics",
+                web::post().to(admin::add_notification_topics),
+            )
+            .route(
+                "/admin/notifications/{source}/topics",
+                web::delete().to(admin::remove_notification_topics),
+            )
+            .route(
+                "/admin/notifications/{source}/channels/{index}/restart",
+                web::post().to(admin::restart_notification_channel),
+            )
     })
     // Signals are the service's to handle, in order (see service.rs).
     .disable_signals()

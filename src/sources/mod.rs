@@ -4,4 +4,5 @@ pub mod analytics_job;
 pub mod delivery;
 pub mod export_download;
 pub mod generator;
+pub mod notifications;
 pub mod webhook;

@@ -111,8 +111,12 @@ impl std::fmt::Debug for StoreDb {
     }
 }
 
+/// redb's page cache (its default, 1 GiB, lets RSS grow with every byte
+/// journaled until it is reached).
+const CACHE_BYTES: usize = 16 << 20;
+
 fn open_database(path: &Path) -> Result<Database, StoreError> {
-    match Database::create(path) {
+    match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
         Ok(db) => Ok(db),
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::Locked(path.to_path_buf())),
         Err(e) => Err(ctx("open")(e)),

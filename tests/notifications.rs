@@ -1,0 +1,876 @@
+//! The `notifications` source against the bundled emulator, over real
+//! sockets, with the cxrelay binary: what users see in the file sink,
+//! `/status`, `/health/ready`, `/metrics` and the admin API.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use cxrelay::emulator::notifications::RecordSnapshot;
+
+use common::*;
+use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
+use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};
+use serde_json::Value;
+
+const ADMIN: &str = "test-admin-token";
+
+fn emulator_with(n: NotificationSettings) -> EmulatorHandle {
+    emulator(EmulatorSettings {
+        requests_per_minute: 0,
+        notifications: n,
+        ..EmulatorSettings::default()
+    })
+}
+
+fn quick() -> NotificationSettings {
+    NotificationSettings {
+        heartbeat_interval: Duration::from_millis(500),
+        ..NotificationSettings::default()
+    }
+}
+
+/// Queue topics for `n` queue ids, as a `[[source]]` block.
+fn source(n: usize, extra: &str) -> String {
+    let ids: Vec<String> = (0..n).map(|i| format!("\"q{i}\"")).collect();
+    format!(
+        "[[source]]\nname = \"queues\"\nkind = \"notifications\"\ntopics = [\"v2.routing.queues.{{queue}}.conversations\"]\nids = {{ queue = [{}] }}\n{extra}\n",
+        ids.join(", ")
+    )
+}
+
+fn listener(dir: &Path) -> String {
+    format!(
+        "[[listener]]\nname = \"files\"\ntopics = [\"v2.>\"]\nsink = {{ kind = \"file\", path = \"{}\", batch_events = 5000, batch_interval = \"50ms\" }}\nmailbox = 20000\nbatch = 5000\n",
+        dir.join("out").display()
+    )
+}
+
+fn start(dir: &Path, e: &EmulatorHandle, source_block: &str) -> Proc {
+    let config = format!(
+        "{}{}{source_block}{}",
+        preamble(dir),
+        genesys_section(e, 6000),
+        listener(dir)
+    );
+    Proc::start_with(dir, &config, &[("CXRELAY_ADMIN_TOKEN", ADMIN)])
+}
+
+fn status(p: &Proc) -> Value {
+    p.get("/status").json()
+}
+
+fn channel_status(p: &Proc, i: usize) -> Value {
+    component(&status(p), &format!("queues/channel-{i}"))
+}
+
+fn wait_connected(p: &Proc, e: &EmulatorHandle, channels: usize) {
+    wait_until("every channel connected", Duration::from_secs(30), || {
+        e.state().notifications.open_sockets() == channels
+            && (0..channels).all(|i| channel_status(p, i)["state"] == "running")
+    });
+}
+
+/// Correlation ids of events the emulator sent on a socket, by channel.
+fn sent_ids(e: &EmulatorHandle) -> HashMap<String, Vec<String>> {
+    let n = &e.state().notifications;
+    let seed = e.state().settings.seed;
+    n.records()
+        .into_iter()
+        .map(|r| {
+            let ids = r
+                .delivered
+                .iter()
+                .map(|i| n.traffic.correlation_id(seed, r.run, *i))
+                .collect();
+            (r.id.clone(), ids)
+        })
+        .collect()
+}
+
+/// Correlation ids in the file sink, with how many times each appears.
+fn written_ids(dir: &Path) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for line in read_ndjson_dir(&dir.join("out")) {
+        let id = line["payload"]["metadata"]["CorrelationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no correlation id: {line}"))
+            .to_string();
+        assert_eq!(line["id"], id.as_str(), "the event id is the correlation id");
+        *out.entry(id).or_default() += 1;
+    }
+    out
+}
+
+fn traffic(e: &EmulatorHandle, rate: Option<f64>, count: u64) {
+    e.state().notifications.traffic.start(
+        e.state(),
+        TrafficRequest {
+            rate,
+            count: Some(count),
+            ..TrafficRequest::default()
+        },
+    );
+}
+
+/// The run is over and every event it emitted was sent or missed (the
+/// sockets may still be writing when the generator is done).
+fn traffic_done(e: &EmulatorHandle) -> bool {
+    let n = &e.state().notifications;
+    let status = n.traffic.status();
+    !status.running
+        && n.records()
+            .iter()
+            .filter(|r| r.run == status.run)
+            .map(|r| r.delivered_count + r.missed_count)
+            .sum::<u64>()
+            >= status.emitted
+}
+
+fn admin(p: &Proc, method: &str, path: &str, body: &str) -> Response {
+    request(
+        p.addr,
+        method,
+        path,
+        &[
+            ("Authorization", &format!("Bearer {ADMIN}")),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn events_flow_from_the_socket_to_the_file_sink_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(3, ""));
+    wait_connected(&p, &e, 1);
+    traffic(&e, Some(2000.0), 1000);
+    wait_until("traffic sent", Duration::from_secs(30), || traffic_done(&e));
+    let sent: Vec<String> = sent_ids(&e).into_values().flatten().collect();
+    assert_eq!(sent.len(), 1000);
+    wait_until("events written", Duration::from_secs(30), || {
+        written_ids(tmp.path()).len() >= 1000
+    });
+    let written = written_ids(tmp.path());
+    assert_eq!(written.len(), 1000);
+    assert!(written.values().all(|n| *n == 1), "duplicates in the sink");
+    assert_eq!(
+        written.keys().collect::<HashSet<_>>(),
+        sent.iter().collect::<HashSet<_>>()
+    );
+    // Keys and event times come from the frames.
+    let lines = read_ndjson_dir(&tmp.path().join("out"));
+    assert!(lines.iter().all(|l| l["key"].is_string() && l["event_time"].is_i64()));
+    wait_until("status published", Duration::from_secs(5), || {
+        channel_status(&p, 0)["detail"]["counters"]["events"] == 1000
+    });
+    let c = channel_status(&p, 0);
+    assert_eq!(c["detail"]["counters"]["committed"], 1000);
+    assert_eq!(c["detail"]["topics"]["permitted"], 3);
+    assert_eq!(p.get("/health/ready").status, 200);
+    assert_eq!(
+        metric(
+            &p.get("/metrics").text(),
+            "cxrelay_notification_events_total{source=\"queues\",channel=\"queues/channel-0\"}"
+        ),
+        Some(1000.0)
+    );
+    assert!(p.terminate().success());
+}
+
+/// Quick reconnects for the timing tests: ceilings 100, 200, 400, 400 ms.
+const FAST_RETRIES: &str =
+    "reconnect_base = \"100ms\"\nreconnect_cap = \"400ms\"\nping_interval = \"300ms\"\nsilence_timeout = \"1500ms\"\n";
+/// Slack for a reconnect on a loaded 2-core machine (debug build).
+const SLACK_MS: i64 = 400;
+
+fn record(e: &EmulatorHandle, id: &str) -> RecordSnapshot {
+    e.state().notifications.record(id).unwrap()
+}
+
+fn only_channel(e: &EmulatorHandle) -> String {
+    let ids = e.state().notifications.channel_ids();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    ids[0].clone()
+}
+
+fn requests(e: &EmulatorHandle, method: &str, prefix: &str) -> usize {
+    e.state()
+        .log
+        .count(|r| r.method == method && r.path.starts_with(prefix))
+}
+
+/// Injects `fault` and waits for the channel's next socket.
+fn close_and_wait_reconnect(e: &EmulatorHandle, p: &Proc, id: &str, fault: Fault) -> RecordSnapshot {
+    let before = record(e, id).connects;
+    e.inject(fault);
+    wait_until("a new socket", Duration::from_secs(20), || {
+        record(e, id).connects > before && e.state().notifications.socket_open(id)
+    });
+    wait_until("the channel running again", Duration::from_secs(20), || {
+        channel_status(p, 0)["state"] == "running"
+    });
+    record(e, id)
+}
+
+#[test]
+fn transient_close_codes_reconnect_to_the_same_channel_within_the_backoff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(3, FAST_RETRIES));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    let created = requests(&e, "POST", "/api/v2/notifications/channels");
+    let cases: Vec<(Fault, &str)> = vec![
+        (
+            Fault::CloseSocket {
+                channel: Some(id.clone()),
+                code: 1000,
+            },
+            "1000",
+        ),
+        (
+            Fault::CloseSocket {
+                channel: Some(id.clone()),
+                code: 1001,
+            },
+            "1001",
+        ),
+        (
+            Fault::DropSocket {
+                channel: Some(id.clone()),
+            },
+            "abnormal",
+        ),
+        (
+            Fault::CloseSocket {
+                channel: Some(id.clone()),
+                code: 1011,
+            },
+            "1011",
+        ),
+        (
+            Fault::CloseSocket {
+                channel: Some(id.clone()),
+                code: 1012,
+            },
+            "1012",
+        ),
+        (
+            Fault::CloseSocket {
+                channel: Some(id.clone()),
+                code: 1013,
+            },
+            "1013",
+        ),
+    ];
+    for (i, (fault, label)) in cases.iter().enumerate() {
+        let r = close_and_wait_reconnect(&e, &p, &id, fault.clone());
+        // From the moment cxrelay saw the socket end to its next socket (a
+        // dropped connection is seen when the emulator's HTTP server lets
+        // go of it, up to a second after the drop).
+        let seen_at = channel_status(&p, 0)["detail"]["last_close_at_ms"].as_i64().unwrap();
+        let reconnected_at = *r.connected_at_ms.last().unwrap();
+        let delay = reconnected_at - seen_at;
+        // One failure after a stable socket: the first ceiling (100 ms).
+        assert!(
+            (0..=100 + SLACK_MS).contains(&delay),
+            "{label}: reconnected {delay} ms after the close"
+        );
+        wait_until("the disconnect counted", Duration::from_secs(5), || {
+            channel_status(&p, 0)["detail"]["reconnects"][label] == 1
+        });
+        wait_until("the gap recorded", Duration::from_secs(5), || {
+            channel_status(&p, 0)["detail"]["gaps"]["count"] == (i + 1) as u64
+        });
+    }
+    // Same channel all along: no new channel, no new subscription.
+    assert_eq!(e.state().notifications.channel_ids(), vec![id.clone()]);
+    assert_eq!(requests(&e, "POST", "/api/v2/notifications/channels"), created);
+    let gap = &channel_status(&p, 0)["detail"]["gaps"]["recent"][0];
+    assert!(gap["to_ms"].as_i64().unwrap() >= gap["from_ms"].as_i64().unwrap());
+    assert!(gap["reason"].as_str().unwrap().contains("1000"), "{gap}");
+    let m = p.get("/metrics").text();
+    assert_eq!(
+        metric(
+            &m,
+            "cxrelay_notification_gaps_total{source=\"queues\",channel=\"queues/channel-0\"}"
+        ),
+        Some(6.0)
+    );
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn a_silent_socket_is_declared_dead_and_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(3, FAST_RETRIES));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    // Pings keep a quiet socket alive: no false alarm for twice the timeout.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(record(&e, &id).connects, 1);
+    assert!(record(&e, &id).pongs >= 5, "pings are answered");
+    let silenced = cxrelay_actors::event::now_ms();
+    let r = close_and_wait_reconnect(
+        &e,
+        &p,
+        &id,
+        Fault::SilenceSocket {
+            channel: Some(id.clone()),
+        },
+    );
+    let after = r.connected_at_ms.last().unwrap() - silenced;
+    assert!(
+        (1500..=1500 + 250 + 100 + SLACK_MS).contains(&after),
+        "reconnected {after} ms after the socket went silent"
+    );
+    wait_until("the silence recorded", Duration::from_secs(5), || {
+        let c = channel_status(&p, 0);
+        c["detail"]["reconnects"]["silent"] == 1 && c["detail"]["gaps"]["count"] == 1
+    });
+    // Heartbeats and pongs were consumed, never published.
+    let lines = read_ndjson_dir(&tmp.path().join("out"));
+    assert!(
+        lines.iter().all(|l| l["topic"] != "channel.metadata"),
+        "{}",
+        lines.len()
+    );
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn a_1008_refreshes_the_token_checks_the_channel_and_recreates_it_when_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(3, FAST_RETRIES));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    // 1008 while the channel is still valid: new token, HEAD 200, same channel.
+    let (tokens, heads) = (
+        requests(&e, "POST", "/oauth/token"),
+        requests(&e, "HEAD", "/api/v2/notifications"),
+    );
+    close_and_wait_reconnect(
+        &e,
+        &p,
+        &id,
+        Fault::CloseSocket {
+            channel: Some(id.clone()),
+            code: 1008,
+        },
+    );
+    assert_eq!(
+        requests(&e, "POST", "/oauth/token"),
+        tokens + 1,
+        "the token was refreshed"
+    );
+    assert_eq!(
+        requests(&e, "HEAD", "/api/v2/notifications"),
+        heads + 1,
+        "the channel was checked"
+    );
+    assert_eq!(e.state().notifications.channel_ids(), vec![id.clone()]);
+    // The channel expires: 1008, HEAD 404, a new channel with the same topics.
+    let created = requests(&e, "POST", "/api/v2/notifications/channels");
+    e.inject(Fault::ExpireChannel {
+        channel: Some(id.clone()),
+    });
+    wait_until("a new channel connected", Duration::from_secs(20), || {
+        let ids = e.state().notifications.channel_ids();
+        ids.len() == 1 && ids[0] != id && e.state().notifications.socket_open(&ids[0])
+    });
+    let new_id = only_channel(&e);
+    assert_eq!(requests(&e, "POST", "/api/v2/notifications/channels"), created + 1);
+    let mut topics = e.state().notifications.topics_of(&new_id).unwrap();
+    topics.sort();
+    assert_eq!(
+        topics,
+        [
+            "v2.routing.queues.q0.conversations",
+            "v2.routing.queues.q1.conversations",
+            "v2.routing.queues.q2.conversations"
+        ]
+    );
+    wait_until("running on the new channel", Duration::from_secs(10), || {
+        let c = channel_status(&p, 0);
+        c["state"] == "running" && c["detail"]["channel_id"] == new_id.as_str() && c["detail"]["channels_created"] == 2
+    });
+    // Events flow on the new channel.
+    traffic(&e, Some(2000.0), 200);
+    wait_until("events written", Duration::from_secs(20), || {
+        written_ids(tmp.path()).len() == 200
+    });
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn permanent_close_codes_stop_with_the_reason_until_an_operator_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(3, FAST_RETRIES));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    for (n, code) in [(1u64, 1003u16), (2, 1009)] {
+        e.inject(Fault::CloseSocket {
+            channel: Some(id.clone()),
+            code,
+        });
+        wait_until("the channel failed", Duration::from_secs(10), || {
+            channel_status(&p, 0)["state"] == "failed"
+        });
+        let c = channel_status(&p, 0);
+        let why = c["last_error"].as_str().unwrap();
+        assert!(why.contains(&code.to_string()) && why.contains("not retrying"), "{why}");
+        let ready = p.get("/health/ready");
+        assert_eq!(ready.status, 503);
+        assert!(ready.json()["components"]["queues/channel-0"]
+            .as_str()
+            .unwrap()
+            .contains(&code.to_string()));
+        // No retry.
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(record(&e, &id).connects, n);
+        // The operator fixed the cause: restart through the admin API.
+        let r = admin(&p, "POST", "/admin/notifications/queues/channels/0/restart", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        wait_connected(&p, &e, 1);
+    }
+    let r = admin(&p, "POST", "/admin/notifications/queues/channels/0/restart", "");
+    assert_eq!(r.status, 409, "a running channel is not restarted");
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn failures_in_a_row_back_off_within_full_jitter_bounds_then_fail_the_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(3, &format!("{FAST_RETRIES}retry_limit = 5\n")));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    // Every socket from now on is closed at once: the first and 5 retries.
+    for _ in 0..6 {
+        e.inject(Fault::CloseSocket {
+            channel: Some(id.clone()),
+            code: 1011,
+        });
+    }
+    wait_until("the channel failed", Duration::from_secs(30), || {
+        channel_status(&p, 0)["state"] == "failed"
+    });
+    let r = record(&e, &id);
+    assert_eq!(r.connects, 6, "the first socket and 5 retries");
+    let ceilings = [100i64, 200, 400, 400, 400];
+    let delays: Vec<i64> = (0..5).map(|k| r.connected_at_ms[k + 1] - r.closes[k].at_ms).collect();
+    for (k, (d, c)) in delays.iter().zip(ceilings).enumerate() {
+        assert!(
+            (0..=c + SLACK_MS).contains(d),
+            "retry {}: {d} ms, ceiling {c} ms ({delays:?})",
+            k + 1
+        );
+    }
+    let c = channel_status(&p, 0);
+    assert!(
+        c["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 5 failed attempts"),
+        "{c}"
+    );
+    assert_eq!(p.get("/health/ready").status, 503);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(record(&e, &id).connects, 6, "no retry past the limit");
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn channels_dropped_together_do_not_reconnect_in_lockstep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    // One topic per channel: 6 channels.
+    let extra = "reconnect_base = \"800ms\"\nreconnect_cap = \"800ms\"\nmax_topics_per_channel = 1\n";
+    let p = start(tmp.path(), &e, &source(6, extra));
+    wait_connected(&p, &e, 6);
+    let ids = e.state().notifications.channel_ids();
+    e.inject(Fault::CloseSocket {
+        channel: None,
+        code: 1012,
+    });
+    wait_until("every channel back", Duration::from_secs(20), || {
+        ids.iter().all(|id| record(&e, id).connects == 2) && e.state().notifications.open_sockets() == 6
+    });
+    let delays: Vec<i64> = ids
+        .iter()
+        .map(|id| {
+            let r = record(&e, id);
+            r.connected_at_ms[1] - r.closes[0].at_ms
+        })
+        .collect();
+    assert!(delays.iter().all(|d| (0..=800 + SLACK_MS).contains(d)), "{delays:?}");
+    let spread = delays.iter().max().unwrap() - delays.iter().min().unwrap();
+    assert!(spread >= 100, "reconnects within {spread} ms of each other: {delays:?}");
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn five_thousand_topics_on_five_channels_deliver_100k_events_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(5000, ""));
+    wait_connected(&p, &e, 5);
+    let ids = e.state().notifications.channel_ids();
+    for id in &ids {
+        assert_eq!(e.state().notifications.topics_of(id).unwrap().len(), 1000);
+    }
+    traffic(&e, None, 100_000);
+    wait_until("traffic sent", Duration::from_secs(120), || traffic_done(&e));
+    let sent = sent_ids(&e);
+    let sent_total: usize = sent.values().map(Vec::len).sum();
+    assert_eq!(sent_total, 100_000);
+    assert!(sent.values().all(|v| v.len() > 10_000), "every channel carried traffic");
+    for id in &ids {
+        assert_eq!(record(&e, id).missed_count, 0, "every socket stayed up");
+    }
+    wait_until("events written", Duration::from_secs(120), || {
+        written_ids(tmp.path()).len() >= 100_000
+    });
+    let written = written_ids(tmp.path());
+    assert_eq!(written.len(), 100_000);
+    assert!(written.values().all(|n| *n == 1), "duplicates in the sink");
+    let sent: HashSet<String> = sent.into_values().flatten().collect();
+    assert!(written.keys().all(|k| sent.contains(k)));
+    // Every topic got events.
+    let topics: HashSet<String> = read_ndjson_dir(&tmp.path().join("out"))
+        .into_iter()
+        .map(|l| l["topic"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(topics.len(), 5000);
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn socket_closing_switches_sockets_without_losing_an_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let p = start(tmp.path(), &e, &source(20, ""));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    traffic(&e, Some(3000.0), 15_000);
+    // Three maintenance announcements while events flow.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1000));
+        let before = record(&e, &id).connects;
+        e.inject(Fault::SocketClosing {
+            channel: Some(id.clone()),
+            grace_ms: 2000,
+        });
+        wait_until("the replacement socket", Duration::from_secs(10), || {
+            record(&e, &id).connects > before
+        });
+    }
+    wait_until("traffic sent", Duration::from_secs(60), || traffic_done(&e));
+    let r = record(&e, &id);
+    assert_eq!(r.connects, 4);
+    assert_eq!(
+        (r.delivered_count, r.missed_count),
+        (15_000, 0),
+        "every event went out on a socket"
+    );
+    wait_until("events written", Duration::from_secs(60), || {
+        written_ids(tmp.path()).len() >= 15_000
+    });
+    let written = written_ids(tmp.path());
+    assert_eq!(written.len(), 15_000);
+    assert!(written.values().all(|n| *n == 1));
+    // Same channel, and no gap: the new socket was up before the old went.
+    assert_eq!(e.state().notifications.channel_ids(), vec![id]);
+    let c = channel_status(&p, 0);
+    assert_eq!(c["detail"]["gaps"]["count"], 0, "{c}");
+    assert_eq!(c["detail"]["counters"]["socket_closing"], 3);
+    assert_eq!(c["state"], "running");
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn five_second_tokens_cause_no_reconnect_and_no_expired_token_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator(EmulatorSettings {
+        requests_per_minute: 0,
+        token_lifetime: Duration::from_secs(5),
+        notifications: NotificationSettings {
+            // Renewals (re-PUT of the subscriptions) every ~1.5 s.
+            channel_lifetime: Duration::from_secs(3),
+            ..quick()
+        },
+        ..EmulatorSettings::default()
+    });
+    let p = start(tmp.path(), &e, &source(10, ""));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    traffic(&e, Some(1000.0), 14_000);
+    wait_until("traffic sent", Duration::from_secs(60), || traffic_done(&e));
+    let r = record(&e, &id);
+    assert_eq!(r.connects, 1, "the socket stayed up through token expiry");
+    assert_eq!((r.delivered_count, r.missed_count), (14_000, 0));
+    wait_until("events written", Duration::from_secs(60), || {
+        written_ids(tmp.path()).len() >= 14_000
+    });
+    assert_eq!(written_ids(tmp.path()).len(), 14_000);
+    // Tokens were replaced several times, none was used once expired.
+    assert!(requests(&e, "POST", "/oauth/token") >= 3);
+    let refused = e.state().log.count(|r| r.status == 401);
+    assert_eq!(refused, 0, "a request carried an expired token");
+    let renewals = channel_status(&p, 0)["detail"]["renewals"].as_u64().unwrap();
+    assert!(renewals >= 6, "renewals: {renewals}");
+    assert_eq!(
+        e.state().notifications.channel_ids(),
+        vec![id],
+        "the channel never expired"
+    );
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn malformed_and_fragmented_frames_among_good_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(NotificationSettings {
+        oversized_frame_bytes: 200_000,
+        fragment_bytes: 300,
+        ..quick()
+    });
+    let p = start(tmp.path(), &e, &source(10, "max_frame_bytes = 65536\n"));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    // Warm up: the store's page cache (16 MiB) fills with journaled events.
+    traffic(&e, Some(5000.0), 12_000);
+    wait_until("traffic sent", Duration::from_secs(30), || traffic_done(&e));
+    wait_until("warm-up written", Duration::from_secs(30), || {
+        written_ids(tmp.path()).len() >= 12_000
+    });
+    // Two floods of 500 malformed frames (a third of them 200 KB) and
+    // 250 fragmented events among 4000 good ones each.
+    let mut rss = Vec::new();
+    for half in 1..=2u64 {
+        e.inject(Fault::MalformedFrames {
+            channel: Some(id.clone()),
+            count: 500,
+        });
+        e.inject(Fault::FragmentFrames {
+            channel: Some(id.clone()),
+            count: 250,
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        traffic(&e, Some(4000.0), 4000);
+        wait_until("traffic sent", Duration::from_secs(30), || traffic_done(&e));
+        wait_until("malformed frames counted", Duration::from_secs(20), || {
+            channel_status(&p, 0)["detail"]["counters"]["malformed_total"] == 500 * half
+        });
+        wait_until("good events written", Duration::from_secs(30), || {
+            written_ids(tmp.path()).len() as u64 >= 12_000 + 4000 * half
+        });
+        rss.push(rss_bytes(p.pid()));
+    }
+    let r = record(&e, &id);
+    assert_eq!((r.malformed_sent, r.fragmented_sent), (1000, 500));
+    let written = written_ids(tmp.path());
+    assert_eq!(
+        written.len(),
+        20_000,
+        "every good event, fragmented or not, exactly once"
+    );
+    assert!(written.values().all(|n| *n == 1));
+    let c = channel_status(&p, 0);
+    let m = &c["detail"]["counters"]["malformed"];
+    assert_eq!(
+        (
+            m["invalid_json"].as_u64(),
+            m["no_topic"].as_u64(),
+            m["oversized"].as_u64()
+        ),
+        (Some(334), Some(333), Some(333))
+    );
+    assert_eq!(c["state"], "running");
+    assert_eq!(record(&e, &id).connects, 1, "malformed frames never cost the socket");
+    wait_until("dead letters kept", Duration::from_secs(20), || {
+        channel_status(&p, 0)["detail"]["counters"]["dead_lettered"] == 1000
+    });
+    let dl = admin(&p, "GET", "/admin/dead-letters?limit=5000", "").json();
+    let letters = dl["dead_letters"].as_array().unwrap();
+    assert_eq!(letters.len(), 1000);
+    assert!(letters.iter().all(|l| l["component"] == "queues/channel-0"
+        && l["source"] == "queues"
+        && l["error"].as_str().unwrap().starts_with("malformed frame: ")));
+    let big = letters
+        .iter()
+        .find(|l| l["error"] == "malformed frame: oversized")
+        .unwrap();
+    assert_eq!(big["truncated"], true);
+    assert!(big["payload"].as_str().unwrap().len() <= 16 * 1024);
+    assert!(
+        big["position"].as_str().unwrap().contains("200000 bytes"),
+        "{}",
+        big["position"]
+    );
+    let m = p.get("/metrics").text();
+    assert_eq!(
+        metric(
+            &m,
+            "cxrelay_notification_malformed_total{source=\"queues\",channel=\"queues/channel-0\",reason=\"oversized\"}"
+        ),
+        Some(333.0)
+    );
+    // 67 MB of oversized frames went through; the second flood did not
+    // add to what the first one left (allocator high water).
+    assert!(rss[1] < rss[0] + 8 * 1024 * 1024, "RSS after each flood: {rss:?}");
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn topics_are_added_and_removed_at_run_time_and_rejections_are_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(NotificationSettings {
+        denied_topics: vec!["v2.routing.queues.secret.>".into()],
+        ..quick()
+    });
+    let p = start(tmp.path(), &e, &source(2, "max_topics_per_channel = 3\n"));
+    wait_connected(&p, &e, 1);
+    let id = only_channel(&e);
+    // Two fit on the first channel; the third opens a second channel; a
+    // denied one is rejected with Genesys's reason.
+    let r = admin(
+        &p,
+        "POST",
+        "/admin/notifications/queues/topics",
+        r#"{"topics":["v2.routing.queues.q7.conversations","v2.routing.queues.secret.conversations","v2.routing.queues.q8.conversations","v2.routing.queues.q0.conversations","not-a-topic"]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let changes = r.json()["topics"].as_array().unwrap().clone();
+    let state = |t: &str| {
+        changes
+            .iter()
+            .find(|c| c["topic"] == t)
+            .map(|c| c["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state("v2.routing.queues.q7.conversations"), "permitted");
+    assert_eq!(
+        state("v2.routing.queues.secret.conversations"),
+        "pending",
+        "{changes:?}"
+    );
+    assert_eq!(state("v2.routing.queues.q0.conversations"), "permitted");
+    assert_eq!(state("not-a-topic"), "refused");
+    wait_connected(&p, &e, 2);
+    assert_eq!(record(&e, &id).connects, 1, "the first channel was not restarted");
+    let mut topics = e.state().notifications.topics_of(&id).unwrap();
+    topics.sort();
+    assert_eq!(topics.len(), 3);
+    let c1 = component(&status(&p), "queues/channel-1");
+    assert_eq!(c1["detail"]["topics"]["rejected"], 1, "{c1}");
+    assert!(c1["detail"]["rejected_topics"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("missing.permissions"));
+    // Events on an added topic arrive.
+    traffic(&e, Some(2000.0), 500);
+    wait_until("traffic sent", Duration::from_secs(20), || traffic_done(&e));
+    wait_until("events written", Duration::from_secs(20), || {
+        written_ids(tmp.path()).len() >= 500
+    });
+    let lines = read_ndjson_dir(&tmp.path().join("out"));
+    assert!(lines.iter().any(|l| l["topic"] == "v2.routing.queues.q7.conversations"));
+    // The list shows both channels and their state.
+    let list = admin(&p, "GET", "/admin/notifications/queues/channels", "").json();
+    let channels = list["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 2);
+    assert!(channels
+        .iter()
+        .all(|c| c["state"] == "connected" && c["socket_up"] == true));
+    assert_eq!(
+        channels[1]["rejected"][0]["topic"],
+        "v2.routing.queues.secret.conversations"
+    );
+    // Removing a topic unsubscribes it on its channel, without a reconnect.
+    let r = admin(
+        &p,
+        "DELETE",
+        "/admin/notifications/queues/topics",
+        r#"{"topics":["v2.routing.queues.q1.conversations","v2.routing.queues.nope.conversations"]}"#,
+    );
+    let removed = r.json()["topics"].as_array().unwrap().clone();
+    assert_eq!(removed[0]["state"], "removed");
+    assert_eq!(removed[1]["state"], "unknown");
+    assert!(!e
+        .state()
+        .notifications
+        .topics_of(&id)
+        .unwrap()
+        .contains(&"v2.routing.queues.q1.conversations".to_string()));
+    assert_eq!(record(&e, &id).connects, 1);
+    // Without the token: refused.
+    assert_eq!(p.get("/admin/notifications").status, 401);
+    assert_eq!(admin(&p, "GET", "/admin/notifications/nope/channels", "").status, 404);
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn a_config_that_needs_more_than_twenty_channels_is_refused_with_the_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = emulator_with(quick());
+    let config = format!(
+        "{}{}{}{}",
+        preamble(tmp.path()),
+        genesys_section(&e, 300),
+        source(20_001, ""),
+        listener(tmp.path())
+    );
+    std::fs::write(tmp.path().join("config.toml"), &config).unwrap();
+    let (code, _, err) = cxrelay_cmd(tmp.path(), &["check"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("20001 topics need 21 channels at 1000 topics per channel, but at most 20 channels are allowed"),
+        "{err}"
+    );
+    assert!(err.contains("`source[0].topics`"), "{err}");
+    // Two sources sharing the OAuth client's 20 channels.
+    let two = format!(
+        "{}{}{}{}{}",
+        preamble(tmp.path()),
+        genesys_section(&e, 300),
+        source(12_000, ""),
+        source(9_000, "").replace("name = \"queues\"", "name = \"more\""),
+        listener(tmp.path())
+    );
+    std::fs::write(tmp.path().join("config.toml"), &two).unwrap();
+    let (code, _, err) = cxrelay_cmd(tmp.path(), &["check"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`source[1].topics`") && err.contains("need 21 channels"),
+        "{err}"
+    );
+    // Keys of other kinds are refused on a notifications source, and its
+    // keys on others.
+    let wrong = config
+        .replace(&source(20_001, ""), &source(3, "path = \"/x\"\n"))
+        .replace(
+            "[[listener]]",
+            "[[source]]\nname = \"gen\"\nkind = \"generator\"\ntopics = [\"a.b\"]\nretry_limit = 3\n\n[[listener]]",
+        );
+    std::fs::write(tmp.path().join("config.toml"), &wrong).unwrap();
+    let (code, _, err) = cxrelay_cmd(tmp.path(), &["check"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`source[0].path`: does not apply to a `notifications` source"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`source[1].retry_limit`: does not apply to a `generator` source"),
+        "{err}"
+    );
+}
