@@ -148,6 +148,11 @@ impl Proc {
 
     /// Like [`Proc::start`] with extra environment variables.
     pub fn start_with(dir: &Path, config: &str, env: &[(&str, &str)]) -> Proc {
+        Self::start_command(dir, config, env, "run")
+    }
+
+    /// Writes `config` into `dir/config.toml` and starts `cxrelay <command>`.
+    pub fn start_command(dir: &Path, config: &str, env: &[(&str, &str)], command: &str) -> Proc {
         fs::create_dir_all(dir).unwrap();
         let cfg = dir.join("config.toml");
         fs::write(&cfg, config).unwrap();
@@ -160,7 +165,7 @@ impl Proc {
             .count();
         let log = dir.join(format!("cxrelay-{n}.log"));
         let mut cmd = Command::new(binary());
-        cmd.arg("run")
+        cmd.arg(command)
             .arg("--config")
             .arg(&cfg)
             .current_dir(dir)
