@@ -760,12 +760,18 @@ async fn start_source(s: &SourceConfig, cx: &SourceContext, supervisor: &Addr<Su
         SourceKind::Webhook => return Ok(()),
         // One supervised actor per channel, started by the source.
         SourceKind::Notifications => {
-            use crate::sources::notifications::{NotificationsSource, RecordOnly, SourceParts};
+            use crate::sources::notifications::{Backfill, GapHandler, NotificationsSource, RecordOnly, SourceParts};
+            let gaps: Arc<dyn GapHandler> = if s.backfill == Some(true) {
+                let queue = start_backfill(s, cx, supervisor).await?;
+                Arc::new(Backfill::new(queue))
+            } else {
+                Arc::new(RecordOnly)
+            };
             let parts = SourceParts {
                 org: cx.org_for(s)?,
                 ingest: cx.ingest.clone(),
                 dead_letters: cx.dead_letters.clone(),
-                gaps: Arc::new(RecordOnly),
+                gaps,
                 registry: cx.registry.clone(),
                 supervisor: supervisor.clone(),
             };
@@ -825,7 +831,7 @@ fn analytics_job_spec(
     cx: &SourceContext,
     component: Arc<Component>,
 ) -> Result<ChildSpec, StartError> {
-    use crate::sources::analytics_job::{self as aj, AnalyticsJob, AnalyticsJobSettings, Schedule};
+    use crate::sources::analytics_job::{self as aj, AnalyticsJobSettings, Schedule};
     let refuse = |message: String| StartError::Source {
         source_name: s.name.clone(),
         message,
@@ -857,9 +863,20 @@ fn analytics_job_spec(
         ),
         max_job_attempts: s.max_job_attempts.unwrap_or(3),
         topic: s.topic.clone().unwrap_or_else(|| aj::DEFAULT_TOPIC.into()),
+        gaps: None,
     };
+    analytics_job_child(settings, cx.org_for(s)?, cx, component)
+}
+
+/// An analytics job source as a supervised child on its own arbiter.
+fn analytics_job_child(
+    settings: crate::sources::analytics_job::AnalyticsJobSettings,
+    org: GenesysOrg,
+    cx: &SourceContext,
+    component: Arc<Component>,
+) -> Result<ChildSpec, StartError> {
+    use crate::sources::analytics_job::AnalyticsJob;
     component.set_detail("schedule", format!("{:?}", settings.schedule));
-    let org = cx.org_for(s)?;
     let delivery = crate::sources::delivery::Delivery {
         ingest: cx.ingest.clone(),
         dead_letters: cx.dead_letters.clone(),
@@ -867,10 +884,39 @@ fn analytics_job_spec(
     };
     let db = cx.db.clone();
     let thread = bulk_thread();
-    Ok(ChildSpec::new(s.name.clone(), SOURCE, move || {
+    let name = settings.name.clone();
+    Ok(ChildSpec::new(name, SOURCE, move || {
         let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
         AnalyticsJob::start_in_arbiter(&thread, move |_| AnalyticsJob::new(settings, org, delivery, db))
     }))
+}
+
+/// A notifications source's backfill job (`<source>/backfill`): an
+/// analytics job source whose windows are the source's gaps. Answers the
+/// queue the gaps go to.
+async fn start_backfill(
+    s: &SourceConfig,
+    cx: &SourceContext,
+    supervisor: &Addr<Supervisor>,
+) -> Result<crate::sources::analytics_job::GapQueue, StartError> {
+    use crate::sources::analytics_job::{self as aj, AnalyticsJobSettings, GapQueue, Schedule};
+    let queue = GapQueue::default();
+    let name = format!("{}/backfill", s.name);
+    let component = cx.registry.register(&name, SOURCE, true);
+    component.set_detail("kind", "backfill");
+    let settings = AnalyticsJobSettings {
+        name,
+        schedule: Schedule::Gaps,
+        page_size: 1000,
+        prefetch: 2,
+        poll: AnalyticsJobSettings::poll_policy(Duration::from_secs(2), Duration::from_secs(30)),
+        max_job_attempts: 3,
+        topic: s.backfill_topic.clone().unwrap_or_else(|| aj::DEFAULT_TOPIC.into()),
+        gaps: Some(queue.clone()),
+    };
+    let spec = analytics_job_child(settings, cx.org_for(s)?, cx, component)?;
+    let _ = supervisor.send(Supervise(spec)).await;
+    Ok(queue)
 }
 
 /// `kind = "export"`, on its own arbiter.

@@ -263,6 +263,8 @@ const NOTIFICATIONS_KEYS: &[&str] = &[
     "retry_reset_after",
     "max_frame_bytes",
     "renew_before",
+    "backfill",
+    "backfill_topic",
 ];
 
 struct Validator<'a> {
@@ -415,6 +417,8 @@ impl Validator<'_> {
             ("retry_reset_after", s.retry_reset_after.is_some()),
             ("max_frame_bytes", s.max_frame_bytes.is_some()),
             ("renew_before", s.renew_before.is_some()),
+            ("backfill", s.backfill.is_some()),
+            ("backfill_topic", s.backfill_topic.is_some()),
         ];
         match s.kind {
             SourceKind::Generator => {
@@ -714,6 +718,14 @@ impl Validator<'_> {
         }
         if s.retry_limit == Some(0) {
             self.problem(&p.key("retry_limit"), "must be at least 1");
+        }
+        if s.backfill_topic.is_some() && s.backfill != Some(true) {
+            self.problem(&p.key("backfill_topic"), "applies only with `backfill = true`");
+        }
+        if let Some(t) = &s.backfill_topic {
+            if t.split('.').any(str::is_empty) {
+                self.problem(&p.key("backfill_topic"), format!("topic `{t}` has an empty segment"));
+            }
         }
         let ids = s.ids.clone().unwrap_or_default();
         let templates = s.topics.clone().unwrap_or_default();

@@ -305,6 +305,12 @@ pub struct SourceConfig {
     /// Notifications: renew a channel this long before it expires (default 1h).
     #[serde(default, deserialize_with = "opt_duration")]
     pub renew_before: Option<Duration>,
+    /// Notifications: cover each gap's conversations with an analytics
+    /// details job (default false).
+    pub backfill: Option<bool>,
+    /// Notifications: topic of the backfilled records (default
+    /// `analytics.conversations`).
+    pub backfill_topic: Option<String>,
 }
 
 /// `[transform]`: the worker pool shared by listeners' transforms.

@@ -38,6 +38,10 @@ pub struct Checkpoint {
     pub failures: u32,
     /// Resubmissions in the window after a stale cursor or a gone job.
     pub resubmissions: u32,
+    /// Backfill: gap windows still to cover, sorted and disjoint (the one
+    /// being covered is `window`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Interval>,
 }
 
 impl Checkpoint {

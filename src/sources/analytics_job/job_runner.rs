@@ -160,6 +160,7 @@ impl JobRunner {
             // A window in progress is finished first, whatever the clock.
             let window = match self.cp.window {
                 Some(w) => w,
+                None if matches!(self.s.schedule, Schedule::Gaps) => self.next_gap().await?,
                 None => {
                     let available = self
                         .call("GET jobs/availability", |api| async move { api.availability().await })
@@ -187,6 +188,67 @@ impl JobRunner {
             self.detail("done_until", iso_ms(window.end_ms));
             metrics::gauge!("cxrelay_analytics_done_until_seconds", "source" => self.source.to_string())
                 .set(window.end_ms as f64 / 1000.0);
+        }
+    }
+
+    /// Takes gap windows handed in since the last look into the checkpoint
+    /// (merged, minus the window being covered); answers whether any came.
+    fn absorb_gaps(&mut self) -> bool {
+        let Some(q) = &self.s.gaps else {
+            return false;
+        };
+        let new = q.take();
+        if new.is_empty() {
+            return false;
+        }
+        for w in &new {
+            tracing::info!(source = %self.source, window = %w, "gap handed in for backfill");
+        }
+        let busy = self.cp.window;
+        super::gap_queue::merge(&mut self.cp.pending, new, busy);
+        self.detail("pending_gaps", self.cp.pending.len());
+        true
+    }
+
+    /// The next gap window to cover, once the data lake has all of it.
+    /// New gaps are saved as they arrive, whatever the runner waits for.
+    async fn next_gap(&mut self) -> Result<Interval, Stop> {
+        loop {
+            if self.absorb_gaps() {
+                self.save().await?;
+            }
+            let Some(&w) = self.cp.pending.first() else {
+                self.phase("waiting for gaps");
+                self.out.component.set_state(ComponentState::Idle);
+                if let Some(q) = self.s.gaps.clone() {
+                    q.arrived().await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            };
+            let available = self
+                .call("GET jobs/availability", |api| async move { api.availability().await })
+                .await?;
+            self.detail("data_available_until", iso_ms(available));
+            let now = now_ms();
+            if w.end_ms <= available && w.end_ms <= now {
+                self.cp.pending.remove(0);
+                self.cp.begin(w);
+                self.detail("pending_gaps", self.cp.pending.len());
+                return Ok(w);
+            }
+            self.phase("waiting for the data lake's availability to reach the end of the gap");
+            self.out.component.set_state(ComponentState::Idle);
+            let behind = (w.end_ms - available.min(now)).clamp(1000, 60_000) as u64;
+            let sleep = tokio::time::sleep(Duration::from_millis(behind));
+            match self.s.gaps.clone() {
+                Some(q) => {
+                    let arrived = q.arrived();
+                    let _ = select(pin!(sleep), pin!(arrived)).await;
+                }
+                None => sleep.await,
+            }
         }
     }
 
@@ -395,6 +457,8 @@ impl JobRunner {
     /// Commits one page: its dead letters first, then its events with the
     /// checkpoint that moves past it.
     async fn commit_page(&mut self, window: Interval, job: &str, page_no: u64, page: ResultsPage) -> Result<(), Stop> {
+        // Gaps that arrived meanwhile become durable with this page.
+        self.absorb_gaps();
         let cx = PageContext {
             source: &self.source,
             topic: &self.topic,

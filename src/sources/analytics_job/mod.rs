@@ -13,6 +13,7 @@
 //! the job's error message.
 
 pub mod checkpoint;
+pub mod gap_queue;
 mod job_runner;
 pub mod jobs_api;
 pub mod page;
@@ -28,6 +29,7 @@ use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::Shutdown;
 
 pub use checkpoint::Checkpoint;
+pub use gap_queue::GapQueue;
 pub use window::{Plan, Schedule};
 
 use crate::genesys::GenesysOrg;
@@ -54,6 +56,8 @@ pub struct AnalyticsJobSettings {
     pub max_job_attempts: u32,
     /// Topic of the events.
     pub topic: String,
+    /// Where gap windows come from (`Schedule::Gaps`).
+    pub gaps: Option<GapQueue>,
 }
 
 impl AnalyticsJobSettings {

@@ -25,6 +25,10 @@ pub enum Schedule {
         /// window).
         start: Option<i64>,
     },
+    /// The gap windows of a notifications source, handed in as they happen
+    /// (see [`super::GapQueue`]); each is fetched once the data lake has
+    /// it. Never finished.
+    Gaps,
 }
 
 /// The next step.
@@ -56,6 +60,8 @@ impl Schedule {
                     )
                 }
             }
+            // The runner takes gap windows from its checkpoint instead.
+            Schedule::Gaps => Plan::WaitUntil(now_ms + 60_000, "waiting for gaps".into()),
             Schedule::Rolling { every, lag, start } => {
                 let every = (every.as_millis() as i64).max(1);
                 let lag = lag.as_millis() as i64;

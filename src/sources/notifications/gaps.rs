@@ -4,10 +4,9 @@
 //! `/status` and counted in metrics, and handed to a [`GapHandler`].
 //!
 //! Backfill: the conversation topics of a gap window can be covered from
-//! the analytics details API. That belongs to the analytics source: it
-//! will implement [`GapHandler`] and be given to the notifications source
-//! in place of [`RecordOnly`]; [`backfill_window`] already says which
-//! window and which conversations are concerned.
+//! the analytics details API: with `backfill = true` the source is given
+//! [`super::Backfill`] in place of [`RecordOnly`]; [`backfill_window`] says
+//! which window and which conversations are concerned.
 
 use std::collections::VecDeque;
 
@@ -137,8 +136,7 @@ pub trait GapHandler: Send + Sync {
     fn gap(&self, source: &str, channel: &str, gap: &Gap, backfill: Option<&BackfillWindow>);
 }
 
-/// Logs the gap; nothing is backfilled (the default until the analytics
-/// source takes gaps).
+/// Logs the gap; nothing is backfilled (the default, `backfill = false`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RecordOnly;
 

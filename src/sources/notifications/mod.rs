@@ -7,10 +7,12 @@
 //!   (lifecycle, renewal, reconnects, handoff).
 //! - [`socket`]: one socket's frames into ingest (group commit), pings,
 //!   silence detection; [`frames`] and [`reassembly`] read the frames.
-//! - [`reconnect`]: close codes and the backoff; [`gaps`]: what was lost.
+//! - [`reconnect`]: close codes and the backoff; [`gaps`]: what was lost;
+//!   [`backfill`]: gaps handed to an analytics job (`backfill = true`).
 //! - [`control`]: runtime control messages; [`NotificationsSource`] routes
 //!   them for the admin API.
 
+pub mod backfill;
 pub mod channel;
 pub mod channel_api;
 pub mod control;
@@ -33,6 +35,7 @@ use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Supervise, Superviso
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
+pub use backfill::Backfill;
 pub use channel::{ChannelParts, ChannelSettings, ChannelSlot, NotificationChannel};
 pub use control::{AddTopics, ChannelView, GetChannel, RemoveTopics, RestartChannel, TopicChange};
 pub use gaps::{GapHandler, RecordOnly};
