@@ -674,6 +674,15 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
+    /// A bulk source's way out: ingest, dead letters, its health entry.
+    pub fn delivery(&self, component: Arc<Component>) -> crate::sources::delivery::Delivery {
+        crate::sources::delivery::Delivery {
+            ingest: self.ingest.clone(),
+            dead_letters: self.dead_letters.clone(),
+            component,
+        }
+    }
+
     /// The org, or an error naming the source that needs it.
     pub fn org_for(&self, s: &SourceConfig) -> Result<GenesysOrg, StartError> {
         self.org.clone().ok_or_else(|| StartError::Source {
@@ -814,6 +823,7 @@ async fn start_source(s: &SourceConfig, cx: &SourceContext, supervisor: &Addr<Su
         }
         SourceKind::AnalyticsJob => analytics_job_spec(s, cx, component)?,
         SourceKind::Export => export_spec(s, cx, component)?,
+        SourceKind::Recordings => recordings_spec(s, cx, component)?,
     };
     let _ = supervisor.send(Supervise(spec)).await;
     Ok(())
@@ -877,11 +887,7 @@ fn analytics_job_child(
 ) -> Result<ChildSpec, StartError> {
     use crate::sources::analytics_job::AnalyticsJob;
     component.set_detail("schedule", format!("{:?}", settings.schedule));
-    let delivery = crate::sources::delivery::Delivery {
-        ingest: cx.ingest.clone(),
-        dead_letters: cx.dead_letters.clone(),
-        component,
-    };
+    let delivery = cx.delivery(component);
     let db = cx.db.clone();
     let thread = bulk_thread();
     let name = settings.name.clone();
@@ -919,6 +925,44 @@ async fn start_backfill(
     Ok(queue)
 }
 
+/// `kind = "recordings"`, on its own arbiter.
+fn recordings_spec(s: &SourceConfig, cx: &SourceContext, component: Arc<Component>) -> Result<ChildSpec, StartError> {
+    use crate::sources::recordings::batch_api::PollSettings;
+    use crate::sources::recordings::{self as rec, RecordingRef, RecordingsSettings, RecordingsSource};
+    let refuse = |message: String| StartError::Source {
+        source_name: s.name.clone(),
+        message,
+    };
+    let recordings = s
+        .recordings
+        .iter()
+        .flatten()
+        .map(|r| RecordingRef::parse(r).ok_or_else(|| refuse(format!("`{r}` is not conversationId/recordingId"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let output = s.output.clone().ok_or_else(|| refuse("needs `output`".into()))?;
+    std::fs::create_dir_all(&output).map_err(|e| refuse(format!("cannot create {}: {e}", output.display())))?;
+    let mut poll = PollSettings::default();
+    poll.backoff.initial = s.poll_interval.unwrap_or(poll.backoff.initial);
+    poll.backoff.max = s.poll_max_interval.unwrap_or(poll.backoff.max);
+    let settings = RecordingsSettings {
+        name: s.name.clone(),
+        recordings,
+        output,
+        topic: s.topic.clone().unwrap_or_else(|| rec::DEFAULT_TOPIC.into()),
+        max_resumes: s.max_resumes.unwrap_or(10),
+        idle_timeout: s.idle_timeout.unwrap_or(Duration::from_secs(30)),
+        poll,
+    };
+    let org = cx.org_for(s)?;
+    let delivery = cx.delivery(component);
+    let db = cx.db.clone();
+    let thread = bulk_thread();
+    Ok(ChildSpec::new(s.name.clone(), SOURCE, move || {
+        let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
+        RecordingsSource::start_in_arbiter(&thread, move |_| RecordingsSource::new(settings, org, delivery, db))
+    }))
+}
+
 /// `kind = "export"`, on its own arbiter.
 fn export_spec(s: &SourceConfig, cx: &SourceContext, component: Arc<Component>) -> Result<ChildSpec, StartError> {
     use crate::sources::export_download::{ExportDownload, ExportSettings, UrlOrigin};
@@ -948,11 +992,7 @@ fn export_spec(s: &SourceConfig, cx: &SourceContext, component: Arc<Component>) 
         settings.origin.name().split('?').next().unwrap_or_default().to_string(),
     );
     let org = cx.org.clone();
-    let delivery = crate::sources::delivery::Delivery {
-        ingest: cx.ingest.clone(),
-        dead_letters: cx.dead_letters.clone(),
-        component,
-    };
+    let delivery = cx.delivery(component);
     let db = cx.db.clone();
     let thread = bulk_thread();
     Ok(ChildSpec::new(s.name.clone(), SOURCE, move || {

@@ -418,6 +418,8 @@ impl Validator<'_> {
             ("max_frame_bytes", s.max_frame_bytes.is_some()),
             ("renew_before", s.renew_before.is_some()),
             ("backfill", s.backfill.is_some()),
+            ("recordings", s.recordings.is_some()),
+            ("output", s.output.is_some()),
             ("backfill_topic", s.backfill_topic.is_some()),
         ];
         match s.kind {
@@ -501,6 +503,7 @@ impl Validator<'_> {
             }
             SourceKind::AnalyticsJob => self.analytics_job_source(s, p, &present),
             SourceKind::Export => self.export_source(s, p, &present),
+            SourceKind::Recordings => self.recordings_source(c, s, p, &present),
             SourceKind::Notifications => {
                 self.only_keys(p, "notifications", &present, NOTIFICATIONS_KEYS);
                 self.notifications_source(c, s, p);
@@ -639,6 +642,65 @@ impl Validator<'_> {
                 );
             }
         }
+    }
+
+    /// `kind = "recordings"`.
+    fn recordings_source(&mut self, c: &Config, s: &SourceConfig, p: &KeyPath, present: &[(&'static str, bool)]) {
+        self.only_keys(
+            p,
+            "recordings",
+            present,
+            &[
+                "recordings",
+                "output",
+                "topic",
+                "max_resumes",
+                "idle_timeout",
+                "poll_interval",
+                "poll_max_interval",
+            ],
+        );
+        if c.genesys.is_none() {
+            self.problem(
+                &p.key("kind"),
+                "a recordings source calls the Genesys API: add a `[genesys]` section",
+            );
+        }
+        match s.recordings.as_deref() {
+            None | Some([]) => self.problem(
+                &p.key("kind"),
+                "a recordings source needs `recordings` (\"conversationId/recordingId\" of each)",
+            ),
+            Some(list) => {
+                let mut seen = std::collections::HashSet::new();
+                for r in list {
+                    if crate::sources::recordings::RecordingRef::parse(r).is_none() {
+                        self.problem(
+                            &p.key("recordings"),
+                            format!("`{r}` is not \"conversationId/recordingId\""),
+                        );
+                    } else if !seen.insert(r.as_str()) {
+                        self.problem(&p.key("recordings"), format!("`{r}` is listed twice"));
+                    }
+                }
+            }
+        }
+        if s.output.is_none() {
+            self.problem(
+                &p.key("kind"),
+                "a recordings source needs `output` (the directory for the files)",
+            );
+        }
+        if s.max_resumes == Some(0) {
+            self.problem(&p.key("max_resumes"), "must be at least 1");
+        }
+        if s.idle_timeout.is_some_and(|d| d.is_zero()) {
+            self.problem(&p.key("idle_timeout"), "must be more than 0");
+        }
+        if s.poll_interval.is_some_and(|d| d.is_zero()) {
+            self.problem(&p.key("poll_interval"), "must be more than 0");
+        }
+        self.bulk_topic(s, p);
     }
 
     /// Bulk sources that call the Genesys API need `[genesys]`.

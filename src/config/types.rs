@@ -163,6 +163,8 @@ pub enum SourceKind {
     Export,
     /// Real-time events over Genesys notification channels (WebSocket).
     Notifications,
+    /// Recordings downloaded into files through recording batch requests.
+    Recordings,
 }
 
 impl SourceKind {
@@ -171,7 +173,7 @@ impl SourceKind {
         match self {
             SourceKind::Generator | SourceKind::Webhook => false,
             SourceKind::AnalyticsJob | SourceKind::Export => true,
-            SourceKind::Notifications => true,
+            SourceKind::Notifications | SourceKind::Recordings => true,
         }
     }
 
@@ -183,6 +185,7 @@ impl SourceKind {
             SourceKind::AnalyticsJob => "analytics_job",
             SourceKind::Export => "export",
             SourceKind::Notifications => "notifications",
+            SourceKind::Recordings => "recordings",
         }
     }
 }
@@ -305,6 +308,12 @@ pub struct SourceConfig {
     /// Notifications: renew a channel this long before it expires (default 1h).
     #[serde(default, deserialize_with = "opt_duration")]
     pub renew_before: Option<Duration>,
+    // --- kind = "recordings" (src/sources/recordings); also uses `topic`,
+    // `max_resumes`, `idle_timeout`, `poll_interval`, `poll_max_interval`. ---
+    /// Recordings: `conversationId/recordingId` of each recording to download.
+    pub recordings: Option<Vec<String>>,
+    /// Recordings: the directory the files go to.
+    pub output: Option<PathBuf>,
     /// Notifications: cover each gap's conversations with an analytics
     /// details job (default false).
     pub backfill: Option<bool>,

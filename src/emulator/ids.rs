@@ -15,6 +15,15 @@ pub fn derive(seed: u64, path: &[u64]) -> u64 {
     path.iter().fold(mix(seed), |acc, p| mix(acc ^ mix(*p)))
 }
 
+/// A value derived from a seed and a string (ids the client chose).
+pub fn derive_str(seed: u64, s: &str) -> u64 {
+    s.as_bytes().chunks(8).fold(mix(seed ^ s.len() as u64), |acc, c| {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        mix(acc ^ u64::from_le_bytes(b))
+    })
+}
+
 /// A UUID-shaped id (version 4 layout) from two derived values.
 pub fn uuid(seed: u64, path: &[u64]) -> String {
     let a = derive(seed, path);

@@ -40,7 +40,6 @@ struct BatchRequest {
 
 #[derive(Debug, Clone)]
 struct Batch {
-    no: u64,
     items: Vec<Item>,
     submitted: Instant,
 }
@@ -69,7 +68,6 @@ impl RecordingBook {
         g.1.insert(
             id.clone(),
             Batch {
-                no,
                 items,
                 submitted: Instant::now(),
             },
@@ -88,11 +86,12 @@ impl RecordingBook {
     }
 }
 
-/// One recording's audio: an Ogg signature, then deterministic bytes.
+/// One recording's audio: an Ogg signature, then deterministic bytes. The
+/// bytes depend on the recording, not on the batch that hands out its URL,
+/// so a transfer resumed through a fresh batch continues the same file.
 struct Audio {
     seed: u64,
-    batch: u64,
-    index: u64,
+    recording: u64,
     len: u64,
 }
 
@@ -106,10 +105,15 @@ impl Content for Audio {
             let pos = offset + k as u64;
             *b = match pos {
                 0..=3 => b"OggS"[pos as usize],
-                _ => derive(self.seed, &[AUDIO, self.batch, self.index, pos / 8]).to_le_bytes()[(pos % 8) as usize],
+                _ => derive(self.seed, &[AUDIO, self.recording, pos / 8]).to_le_bytes()[(pos % 8) as usize],
             };
         }
     }
+}
+
+/// A recording's identity as a number.
+fn recording_key(conversation_id: &str, recording_id: &str) -> u64 {
+    super::ids::derive_str(0, &format!("{conversation_id}/{recording_id}"))
 }
 
 fn recording_path(batch: &str, index: usize) -> String {
@@ -191,16 +195,13 @@ pub async fn download(
     if let Err(why) = state.bulk.urls.check(&state, req.path(), req.query_string()) {
         return error(403, "missing.permissions", why.message());
     }
+    let item = &batch.items[index];
     let audio = Audio {
         seed: state.settings.seed,
-        batch: batch.no,
-        index: index as u64,
+        recording: recording_key(&item.conversation_id, &item.recording_id),
         len: state.settings.bulk.recording_bytes,
     };
-    let etag = format!(
-        "\"{:016x}\"",
-        derive(audio.seed, &[AUDIO, batch.no, index as u64, audio.len])
-    );
+    let etag = format!("\"{:016x}\"", derive(audio.seed, &[AUDIO, audio.recording, audio.len]));
     respond(
         &req,
         &state,

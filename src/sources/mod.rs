@@ -5,4 +5,5 @@ pub mod delivery;
 pub mod export_download;
 pub mod generator;
 pub mod notifications;
+pub mod recordings;
 pub mod webhook;

@@ -1,11 +1,13 @@
-//! Where an export is downloaded from: a configured URL (absolute, or a
-//! path on the API host), or a Genesys download id whose time-limited URL
-//! is asked for through `GET /api/v2/downloads/{id}` — and asked for again
-//! when it expires.
+//! Where a file is downloaded from: a configured URL (absolute, or a
+//! path on the API host), a Genesys download id whose time-limited URL is
+//! asked for through `GET /api/v2/downloads/{id}`, or a recording whose URL
+//! comes from a recording batch request — the last two asked for again
+//! when the URL expires.
 
 use serde::Deserialize;
 
 use crate::genesys::{ApiClient, ApiError};
+use crate::sources::recordings::batch_api::{self, BatchError, PollSettings, RecordingRef};
 
 /// How the URL is obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub enum UrlOrigin {
     Direct(String),
     /// The downloads API's URL for this id.
     Downloads(String),
+    /// A recording: its URL comes from a recording batch request.
+    Recording(RecordingRef),
 }
 
 impl UrlOrigin {
@@ -22,6 +26,7 @@ impl UrlOrigin {
         match self {
             UrlOrigin::Direct(u) => u.clone(),
             UrlOrigin::Downloads(id) => format!("download:{id}"),
+            UrlOrigin::Recording(r) => format!("recording:{r}"),
         }
     }
 }
@@ -40,6 +45,24 @@ pub enum UrlError {
     /// A relative URL without an API host to resolve it against.
     #[error("`{0}` is relative and no [genesys] API host is configured")]
     NoApiHost(String),
+    /// The recording batch request failed.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// The platform says the file cannot be had.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl UrlError {
+    /// Whether asking again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        let api = |e: &ApiError| !matches!(e.status(), Some(400 | 403 | 404));
+        match self {
+            UrlError::Api(e) | UrlError::Batch(BatchError::Api(e)) => api(e),
+            UrlError::Batch(BatchError::NotCompleted(..)) => true,
+            UrlError::NoApiHost(_) | UrlError::Unavailable(_) => false,
+        }
+    }
 }
 
 /// The current download URL, asked for when needed.
@@ -70,9 +93,17 @@ impl DownloadUrl {
         &self.origin
     }
 
+    /// Starts with `url` (already handed out, e.g. by a batch request);
+    /// a fresh one is asked for once it expires.
+    pub fn with_current(mut self, url: String) -> Self {
+        self.current = Some(url);
+        self.issued += 1;
+        self
+    }
+
     /// Whether an expired URL can be replaced by a fresh one.
     pub fn renewable(&self) -> bool {
-        matches!(self.origin, UrlOrigin::Downloads(_))
+        matches!(self.origin, UrlOrigin::Downloads(_) | UrlOrigin::Recording(_))
     }
 
     /// Forgets the current URL (it expired); the next [`DownloadUrl::get`]
@@ -111,6 +142,27 @@ impl DownloadUrl {
                     .ok_or_else(|| UrlError::NoApiHost(format!("download {id}")))?;
                 let a: DownloadAnswer = api.get(&format!("/api/v2/downloads/{id}?issueRedirect=false")).await?;
                 self.absolute(&a.url)?
+            }
+            UrlOrigin::Recording(r) => {
+                let api = self
+                    .api
+                    .as_ref()
+                    .ok_or_else(|| UrlError::NoApiHost(format!("recording {r}")))?;
+                let (batch, results) =
+                    batch_api::download_batch(api, std::slice::from_ref(r), &PollSettings::default()).await?;
+                let result = results
+                    .into_iter()
+                    .find(|x| x.recording_id == r.recording_id)
+                    .ok_or_else(|| UrlError::Unavailable(format!("recording batch {batch} has no result for {r}")))?;
+                match result.result_url {
+                    Some(u) => self.absolute(&u)?,
+                    None => {
+                        return Err(UrlError::Unavailable(format!(
+                            "recording {r}: {}",
+                            result.error_msg.unwrap_or_else(|| "no result URL".into())
+                        )))
+                    }
+                }
             }
         };
         self.issued += 1;

@@ -18,7 +18,7 @@ use cxrelay_actors::registry::Component;
 use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use futures_util::{Stream, StreamExt};
 
-use super::download_url::{DownloadUrl, UrlError};
+use super::download_url::DownloadUrl;
 use crate::genesys::{GetToken, TokenProvider};
 
 /// Why a download cannot go on.
@@ -181,7 +181,7 @@ impl RangedBody {
         loop {
             let url = match self.url.get().await {
                 Ok(u) => u,
-                Err(UrlError::Api(e)) if !matches!(e.status(), Some(400 | 403 | 404)) => {
+                Err(e) if e.is_transient() => {
                     self.failed(format!("asking for the download URL: {e}")).await?;
                     continue;
                 }

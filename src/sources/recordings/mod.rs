@@ -1,0 +1,111 @@
+//! `kind = "recordings"`: recordings downloaded through recording batch
+//! requests (genesys-api.md §4) into files, each announced by an event
+//! with its metadata (path, size, SHA-256) once it is durable.
+//!
+//! Recordings are requested in batches of at most 100; each result URL is
+//! downloaded as a stream into a `.part` file ([`recording_file`]) by the
+//! same resuming reader as exports: a broken transfer continues with
+//! `Range`, an expired URL is replaced by a fresh batch request for that
+//! recording. The event and the checkpoint (recordings done) commit
+//! together, so a restart downloads only what is left, resuming a
+//! half-written file.
+
+pub mod batch_api;
+pub mod checkpoint;
+pub mod recording_file;
+mod runner;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::supervision::Shutdown;
+
+pub use batch_api::RecordingRef;
+pub use checkpoint::RecordingsCheckpoint;
+
+use crate::genesys::GenesysOrg;
+use crate::sources::delivery::Delivery;
+use crate::store::StoreDb;
+
+/// Default topic of the events.
+pub const DEFAULT_TOPIC: &str = "recordings.downloaded";
+
+/// How a recordings source is set up.
+#[derive(Debug, Clone)]
+pub struct RecordingsSettings {
+    /// Source name (also the checkpoint's name).
+    pub name: String,
+    /// What to download.
+    pub recordings: Vec<RecordingRef>,
+    /// Where the files go.
+    pub output: PathBuf,
+    /// Topic of the events.
+    pub topic: String,
+    /// Failed attempts in a row (no byte received in between) before a
+    /// download gives up.
+    pub max_resumes: u32,
+    /// Longest silence of a transfer before it is resumed.
+    pub idle_timeout: Duration,
+    /// How long to wait for a batch to complete.
+    pub poll: batch_api::PollSettings,
+}
+
+/// The source actor; the downloads run on its arbiter.
+pub struct RecordingsSource {
+    settings: Arc<RecordingsSettings>,
+    org: GenesysOrg,
+    delivery: Delivery,
+    db: Option<Arc<StoreDb>>,
+}
+
+impl RecordingsSource {
+    /// A source calling `org`, announcing recordings through `delivery`,
+    /// resuming from its checkpoint in `db`.
+    pub fn new(settings: RecordingsSettings, org: GenesysOrg, delivery: Delivery, db: Option<Arc<StoreDb>>) -> Self {
+        RecordingsSource {
+            settings: Arc::new(settings),
+            org,
+            delivery,
+            db,
+        }
+    }
+}
+
+impl Actor for RecordingsSource {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let component = self.delivery.component.clone();
+        let checkpoint = match &self.db {
+            Some(db) => match db.checkpoint(&self.settings.name) {
+                Ok(raw) => RecordingsCheckpoint::decode(raw.as_deref()),
+                Err(e) => {
+                    component.fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
+                    ctx.stop();
+                    return;
+                }
+            },
+            None => RecordingsCheckpoint::default(),
+        };
+        component.set_state(ComponentState::Running);
+        let runner = runner::RecordingsRunner::new(
+            self.settings.clone(),
+            self.org.clone(),
+            self.delivery.clone(),
+            checkpoint,
+            self.db.is_some(),
+        );
+        ctx.spawn(runner.run().into_actor(self));
+    }
+}
+
+impl Handler<Shutdown> for RecordingsSource {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

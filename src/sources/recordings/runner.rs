@@ -1,0 +1,265 @@
+//! The download loop of a recordings source: batch by batch, each
+//! recording streamed to its file and announced once durable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cxrelay_actors::event::now_ms;
+use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::retry::BackoffPolicy;
+use cxrelay_actors::Event;
+use serde_json::json;
+
+use super::batch_api::{download_batch, BatchResult, RecordingRef, MAX_BATCH};
+use super::checkpoint::RecordingsCheckpoint;
+use super::recording_file::{final_path, PartFile};
+use super::RecordingsSettings;
+use crate::genesys::GenesysOrg;
+use crate::ingest::IngestBatch;
+use crate::sources::delivery::{Delivery, Stopped};
+use crate::sources::export_download::download_url::{DownloadUrl, UrlError, UrlOrigin};
+use crate::sources::export_download::ranged_body::{BodySettings, RangedBody};
+
+enum Stop {
+    Stopped,
+}
+
+impl From<Stopped> for Stop {
+    fn from(_: Stopped) -> Self {
+        Stop::Stopped
+    }
+}
+
+/// How one recording ended.
+enum Outcome {
+    /// In its file: path, bytes, SHA-256.
+    Downloaded(String, u64, String),
+    /// The platform cannot provide it (reported, not retried).
+    Unavailable(String),
+}
+
+pub(super) struct RecordingsRunner {
+    s: Arc<RecordingsSettings>,
+    org: GenesysOrg,
+    out: Delivery,
+    cp: RecordingsCheckpoint,
+    checkpointing: bool,
+    downloaded: u64,
+    unavailable: u64,
+    bytes: u64,
+}
+
+impl RecordingsRunner {
+    pub(super) fn new(
+        s: Arc<RecordingsSettings>,
+        org: GenesysOrg,
+        out: Delivery,
+        cp: RecordingsCheckpoint,
+        checkpointing: bool,
+    ) -> Self {
+        RecordingsRunner {
+            s,
+            org,
+            out,
+            cp,
+            checkpointing,
+            downloaded: 0,
+            unavailable: 0,
+            bytes: 0,
+        }
+    }
+
+    fn detail(&self, key: &str, value: impl Into<serde_json::Value>) {
+        self.out.component.set_detail(key, value);
+    }
+
+    /// Runs until every recording is done or the service stops; then
+    /// stays put (its state says why).
+    pub(super) async fn run(mut self) {
+        let todo: Vec<RecordingRef> = self
+            .s
+            .recordings
+            .iter()
+            .filter(|r| !self.cp.done.contains(&r.to_string()))
+            .cloned()
+            .collect();
+        self.detail("recordings", self.s.recordings.len());
+        self.detail("done_before", self.s.recordings.len() - todo.len());
+        let api = self.org.client();
+        for batch in todo.chunks(MAX_BATCH) {
+            let results = match self.batch(&api, batch).await {
+                Ok(r) => r,
+                Err(Stop::Stopped) => return,
+            };
+            for r in batch {
+                let result = results.iter().find(|x| x.recording_id == r.recording_id);
+                let outcome = match result {
+                    Some(BatchResult {
+                        result_url: Some(url),
+                        content_type,
+                        ..
+                    }) => self.download(&api, r, url, content_type.as_deref()).await,
+                    Some(BatchResult { error_msg, .. }) => {
+                        Outcome::Unavailable(error_msg.clone().unwrap_or_else(|| "no result URL".into()))
+                    }
+                    None => Outcome::Unavailable("the batch has no result for it".into()),
+                };
+                let content_type = result.and_then(|x| x.content_type.clone());
+                if self.announce(r, outcome, content_type).await.is_err() {
+                    return;
+                }
+            }
+        }
+        self.detail("finished", true);
+        self.detail("phase", "finished");
+        self.out.component.set_state(ComponentState::Idle);
+        tracing::info!(source = %self.s.name, downloaded = self.downloaded, unavailable = self.unavailable,
+            "recordings source finished");
+        std::future::pending::<()>().await;
+    }
+
+    /// Requests a batch until it completes, waiting out outages.
+    async fn batch(
+        &mut self,
+        api: &crate::genesys::ApiClient,
+        batch: &[RecordingRef],
+    ) -> Result<Vec<BatchResult>, Stop> {
+        let mut delays = BackoffPolicy {
+            initial: Duration::from_secs(1),
+            multiplier: 2.0,
+            max: Duration::from_secs(60),
+            randomization: 0.3,
+            full_jitter: false,
+        }
+        .schedule();
+        loop {
+            self.detail("phase", "requesting a batch");
+            match download_batch(api, batch, &self.s.poll).await {
+                Ok((id, results)) => {
+                    self.detail("batch", id);
+                    if self.out.component.state() != ComponentState::Running {
+                        self.out.component.set_state(ComponentState::Running);
+                        self.out.component.clear_error();
+                    }
+                    return Ok(results);
+                }
+                Err(e) => {
+                    let delay = delays.next_delay();
+                    tracing::warn!(source = %self.s.name, error = %e, ?delay, "recording batch request failed; retrying");
+                    self.out.component.fail(ComponentState::Degraded, e.to_string());
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn download(
+        &mut self,
+        api: &crate::genesys::ApiClient,
+        r: &RecordingRef,
+        url: &str,
+        content_type: Option<&str>,
+    ) -> Outcome {
+        self.detail("phase", "downloading");
+        self.detail("current", r.to_string());
+        let path = final_path(&self.s.output, r, content_type);
+        let mut part = match PartFile::open(path) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Unavailable(e),
+        };
+        let renewal = DownloadUrl::new(
+            UrlOrigin::Recording(r.clone()),
+            Some(self.org.hosts.api.clone()),
+            Some(api.clone()),
+        )
+        .with_current(url.to_string());
+        let mut body = RangedBody::new(
+            renewal,
+            Some(self.org.tokens.clone()),
+            BodySettings {
+                idle_timeout: self.s.idle_timeout,
+                connect_timeout: Duration::from_secs(30),
+                max_failures: self.s.max_resumes,
+                backoff: BackoffPolicy {
+                    initial: Duration::from_millis(200),
+                    multiplier: 2.0,
+                    max: Duration::from_secs(10),
+                    randomization: 0.3,
+                    full_jitter: false,
+                },
+            },
+            self.out.component.clone(),
+            part.len(),
+        );
+        loop {
+            match body.next().await {
+                Ok(Some(chunk)) => {
+                    if let Err(e) = part.write(&chunk) {
+                        return Outcome::Unavailable(e);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Outcome::Unavailable(e.to_string()),
+            }
+        }
+        if let Some(total) = body.total().filter(|t| *t != part.len()) {
+            return Outcome::Unavailable(format!("received {} bytes of {total}", part.len()));
+        }
+        let len = part.len();
+        match part.finish() {
+            Ok((path, sha)) => Outcome::Downloaded(path.display().to_string(), len, sha),
+            Err(e) => Outcome::Unavailable(e),
+        }
+    }
+
+    /// Commits the recording's event with the checkpoint that marks it done.
+    async fn announce(&mut self, r: &RecordingRef, outcome: Outcome, content_type: Option<String>) -> Result<(), Stop> {
+        let payload = match &outcome {
+            Outcome::Downloaded(path, bytes, sha) => json!({
+                "conversationId": r.conversation_id, "recordingId": r.recording_id, "status": "downloaded",
+                "contentType": content_type, "bytes": bytes, "sha256": sha, "path": path,
+            }),
+            Outcome::Unavailable(why) => json!({
+                "conversationId": r.conversation_id, "recordingId": r.recording_id, "status": "unavailable",
+                "error": UrlError::Unavailable(why.clone()).to_string(),
+            }),
+        };
+        let mut next = self.cp.clone();
+        next.done.insert(r.to_string());
+        let checkpoint = self.checkpointing.then(|| (self.s.name.clone(), next.encode()));
+        let key = format!("recording:{}:{r}", self.s.name);
+        let (source, topic) = (self.s.name.clone(), self.s.topic.clone());
+        let body = serde_json::to_vec(&payload).unwrap_or_default();
+        self.out
+            .submit(|| IngestBatch {
+                events: vec![Event::builder(source.as_str(), topic.as_str())
+                    .id(r.recording_id.clone())
+                    .key(r.conversation_id.clone())
+                    .event_time(Some(now_ms()))
+                    .payload(body.clone())
+                    .build()],
+                keys: vec![Some(key.clone())],
+                checkpoint: checkpoint.clone(),
+            })
+            .await?;
+        self.cp = next;
+        match outcome {
+            Outcome::Downloaded(_, bytes, _) => {
+                self.downloaded += 1;
+                self.bytes += bytes;
+                metrics::counter!("cxrelay_recordings_downloaded_total", "source" => self.s.name.clone()).increment(1);
+                metrics::counter!("cxrelay_recordings_bytes_total", "source" => self.s.name.clone()).increment(bytes);
+            }
+            Outcome::Unavailable(why) => {
+                self.unavailable += 1;
+                tracing::warn!(source = %self.s.name, recording = %r, error = %why, "recording unavailable");
+                self.out.component.record_error(format!("{r}: {why}"));
+                metrics::counter!("cxrelay_recordings_unavailable_total", "source" => self.s.name.clone()).increment(1);
+            }
+        }
+        self.detail("downloaded", self.downloaded);
+        self.detail("unavailable", self.unavailable);
+        self.detail("bytes", self.bytes);
+        Ok(())
+    }
+}
