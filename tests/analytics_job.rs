@@ -16,6 +16,7 @@ use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::{max_in_window, EmulatorHandle, EmulatorSettings, Fault};
 use cxrelay::genesys::interval::Interval;
 use cxrelay::sources::analytics_job::Checkpoint;
+use cxrelay::sources::checkpoint::JsonCheckpoint;
 use serde::Deserialize;
 
 const JOBS: &str = "/api/v2/analytics/conversations/details/jobs";

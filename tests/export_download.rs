@@ -14,6 +14,7 @@ use common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::exports::{Container, ExportFormat, ExportSpec};
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};
+use cxrelay::sources::checkpoint::JsonCheckpoint;
 
 const MB: u64 = 1 << 20;
 

@@ -1,6 +1,7 @@
 //! Sources: one actor each, supervised, handing events to ingest.
 
 pub mod analytics_job;
+pub mod checkpoint;
 pub mod delivery;
 pub mod export_download;
 pub mod generator;

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sources::checkpoint::JsonCheckpoint;
+
 use crate::genesys::interval::Interval;
 
 /// The job being paged.
@@ -45,23 +47,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Reads a saved checkpoint (a fresh one when none or unreadable).
-    pub fn decode(raw: Option<&[u8]>) -> Checkpoint {
-        match raw.map(serde_json::from_slice::<Checkpoint>) {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "analytics job checkpoint unreadable; starting over");
-                Checkpoint::default()
-            }
-            None => Checkpoint::default(),
-        }
-    }
-
-    /// The bytes to commit.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
     /// Starts `window` afresh.
     pub fn begin(&mut self, window: Interval) {
         self.window = Some(window);
@@ -89,6 +74,10 @@ impl Checkpoint {
         self.job = None;
         self.high_water = None;
     }
+}
+
+impl JsonCheckpoint for Checkpoint {
+    const KIND: &'static str = "analytics job";
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use super::AnalyticsJobSettings;
 use crate::genesys::interval::{iso_ms, Interval};
 use crate::genesys::ApiError;
 use crate::ingest::IngestBatch;
+use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::{Delivery, Stopped};
 
 /// Resubmissions of one window (stale cursors, gone jobs) before giving up:

@@ -33,6 +33,7 @@ pub use gap_queue::GapQueue;
 pub use window::{Plan, Schedule};
 
 use crate::genesys::GenesysOrg;
+use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::Delivery;
 use crate::store::StoreDb;
 
@@ -104,19 +105,16 @@ impl Actor for AnalyticsJob {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let checkpoint = match &self.db {
-            Some(db) => match db.checkpoint(&self.settings.name) {
-                Ok(raw) => Checkpoint::decode(raw.as_deref()),
-                Err(e) => {
-                    // Without its checkpoint the source would fetch again
-                    // what it delivered: better to wait for the store.
-                    self.component()
-                        .fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
-                    ctx.stop();
-                    return;
-                }
-            },
-            None => Checkpoint::default(),
+        let checkpoint = match Checkpoint::load(self.db.as_deref(), &self.settings.name) {
+            Ok(c) => c,
+            Err(e) => {
+                // Without its checkpoint the source would deliver again
+                // what it delivered: better to wait for the store.
+                self.component()
+                    .fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
+                ctx.stop();
+                return;
+            }
         };
         self.component().set_state(ComponentState::Running);
         let runner = job_runner::JobRunner::new(

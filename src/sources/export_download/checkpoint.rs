@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sources::checkpoint::JsonCheckpoint;
+
 use super::format::Detected;
 
 /// The saved state.
@@ -30,23 +32,6 @@ pub struct ExportCheckpoint {
 }
 
 impl ExportCheckpoint {
-    /// Reads a saved checkpoint (a fresh one when none or unreadable).
-    pub fn decode(raw: Option<&[u8]>) -> ExportCheckpoint {
-        match raw.map(serde_json::from_slice::<ExportCheckpoint>) {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "export checkpoint unreadable; starting over");
-                ExportCheckpoint::default()
-            }
-            None => ExportCheckpoint::default(),
-        }
-    }
-
-    /// The bytes to commit.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
     /// Whether a file with `etag` and `total` is the one this checkpoint
     /// was saved for (unknown values do not contradict).
     pub fn same_file(&self, etag: Option<&str>, total: Option<u64>) -> bool {
@@ -60,6 +45,10 @@ impl ExportCheckpoint {
         };
         etag_ok && total_ok
     }
+}
+
+impl JsonCheckpoint for ExportCheckpoint {
+    const KIND: &'static str = "export";
 }
 
 #[cfg(test)]

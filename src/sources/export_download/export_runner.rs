@@ -19,6 +19,7 @@ use super::parser::{self, ExportRecord, Parsed, ParsedBatch, ParserSettings};
 use super::ranged_body::RangedBody;
 use super::ExportSettings;
 use crate::ingest::IngestBatch;
+use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::{Delivery, Stopped};
 
 /// Chunks of body waiting for the parser.

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use cxrelay_actors::registry::ComponentState;
-use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::Shutdown;
 
 pub use checkpoint::ExportCheckpoint;
@@ -31,6 +30,7 @@ pub use download_url::UrlOrigin;
 pub use format::{Detected, ExportFormat};
 
 use crate::genesys::GenesysOrg;
+use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::Delivery;
 use crate::store::StoreDb;
 
@@ -89,16 +89,15 @@ impl Actor for ExportDownload {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let component = self.delivery.component.clone();
-        let checkpoint = match &self.db {
-            Some(db) => match db.checkpoint(&self.settings.name) {
-                Ok(raw) => ExportCheckpoint::decode(raw.as_deref()),
-                Err(e) => {
-                    component.fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
-                    ctx.stop();
-                    return;
-                }
-            },
-            None => ExportCheckpoint::default(),
+        let checkpoint = match ExportCheckpoint::load(self.db.as_deref(), &self.settings.name) {
+            Ok(c) => c,
+            Err(e) => {
+                // Without its checkpoint the source would deliver again
+                // what it delivered: better to wait for the store.
+                component.fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
+                ctx.stop();
+                return;
+            }
         };
         component.set_state(ComponentState::Running);
         let s = self.settings.clone();
@@ -113,18 +112,7 @@ impl Actor for ExportDownload {
             ranged_body::RangedBody::new(
                 url,
                 org.as_ref().map(|o| o.tokens.clone()),
-                ranged_body::BodySettings {
-                    idle_timeout: s.idle_timeout,
-                    connect_timeout: Duration::from_secs(30),
-                    max_failures: s.max_resumes,
-                    backoff: BackoffPolicy {
-                        initial: Duration::from_millis(200),
-                        multiplier: 2.0,
-                        max: Duration::from_secs(10),
-                        randomization: 0.3,
-                        full_jitter: false,
-                    },
-                },
+                ranged_body::BodySettings::resuming(s.idle_timeout, s.max_resumes),
                 body_component,
                 pos,
             )

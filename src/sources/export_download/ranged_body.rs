@@ -42,6 +42,26 @@ pub struct BodySettings {
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
 
+impl BodySettings {
+    /// A reader that resumes a silent transfer after `idle_timeout`, gives
+    /// up after `max_failures` attempts in a row without progress, and
+    /// waits 200 ms doubling to 10 s between attempts.
+    pub fn resuming(idle_timeout: Duration, max_failures: u32) -> Self {
+        BodySettings {
+            idle_timeout,
+            connect_timeout: Duration::from_secs(30),
+            max_failures,
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(200),
+                multiplier: 2.0,
+                max: Duration::from_secs(10),
+                randomization: 0.3,
+                full_jitter: false,
+            },
+        }
+    }
+}
+
 /// A URL without its query (presigned URLs carry credentials there).
 pub fn redact(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)

@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sources::checkpoint::JsonCheckpoint;
+
 /// The saved state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingsCheckpoint {
@@ -14,23 +16,8 @@ pub struct RecordingsCheckpoint {
     pub done: BTreeSet<String>,
 }
 
-impl RecordingsCheckpoint {
-    /// Reads a saved checkpoint (a fresh one when none or unreadable).
-    pub fn decode(raw: Option<&[u8]>) -> Self {
-        match raw.map(serde_json::from_slice::<RecordingsCheckpoint>) {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "recordings checkpoint unreadable; starting over");
-                RecordingsCheckpoint::default()
-            }
-            None => RecordingsCheckpoint::default(),
-        }
-    }
-
-    /// The bytes to commit.
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
+impl JsonCheckpoint for RecordingsCheckpoint {
+    const KIND: &'static str = "recordings";
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub use batch_api::RecordingRef;
 pub use checkpoint::RecordingsCheckpoint;
 
 use crate::genesys::GenesysOrg;
+use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::Delivery;
 use crate::store::StoreDb;
 
@@ -79,16 +80,15 @@ impl Actor for RecordingsSource {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let component = self.delivery.component.clone();
-        let checkpoint = match &self.db {
-            Some(db) => match db.checkpoint(&self.settings.name) {
-                Ok(raw) => RecordingsCheckpoint::decode(raw.as_deref()),
-                Err(e) => {
-                    component.fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
-                    ctx.stop();
-                    return;
-                }
-            },
-            None => RecordingsCheckpoint::default(),
+        let checkpoint = match RecordingsCheckpoint::load(self.db.as_deref(), &self.settings.name) {
+            Ok(c) => c,
+            Err(e) => {
+                // Without its checkpoint the source would deliver again
+                // what it delivered: better to wait for the store.
+                component.fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
+                ctx.stop();
+                return;
+            }
         };
         component.set_state(ComponentState::Running);
         let runner = runner::RecordingsRunner::new(

@@ -16,6 +16,7 @@ use super::recording_file::{final_path, PartFile};
 use super::RecordingsSettings;
 use crate::genesys::GenesysOrg;
 use crate::ingest::IngestBatch;
+use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::{Delivery, Stopped};
 use crate::sources::export_download::download_url::{DownloadUrl, UrlError, UrlOrigin};
 use crate::sources::export_download::ranged_body::{BodySettings, RangedBody};
@@ -176,18 +177,7 @@ impl RecordingsRunner {
         let mut body = RangedBody::new(
             renewal,
             Some(self.org.tokens.clone()),
-            BodySettings {
-                idle_timeout: self.s.idle_timeout,
-                connect_timeout: Duration::from_secs(30),
-                max_failures: self.s.max_resumes,
-                backoff: BackoffPolicy {
-                    initial: Duration::from_millis(200),
-                    multiplier: 2.0,
-                    max: Duration::from_secs(10),
-                    randomization: 0.3,
-                    full_jitter: false,
-                },
-            },
+            BodySettings::resuming(self.s.idle_timeout, self.s.max_resumes),
             self.out.component.clone(),
             part.len(),
         );

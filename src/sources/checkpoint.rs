@@ -1,0 +1,42 @@
+//! Source checkpoints: what a source commits with its events (in the same
+//! transaction) so that a restart resumes exactly after them. They are
+//! JSON, so that an operator can read them and a newer cxrelay can add
+//! fields.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::store::{StoreDb, StoreError};
+
+/// A source's saved state.
+pub trait JsonCheckpoint: Serialize + DeserializeOwned + Default {
+    /// What kind of source it belongs to (for logs).
+    const KIND: &'static str;
+
+    /// Reads a saved checkpoint (a fresh one when none or unreadable).
+    fn decode(raw: Option<&[u8]>) -> Self {
+        match raw.map(serde_json::from_slice::<Self>) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "{} checkpoint unreadable; starting over", Self::KIND);
+                Self::default()
+            }
+            None => Self::default(),
+        }
+    }
+
+    /// The bytes to commit.
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The checkpoint `source` saved in `db` (a fresh one with the journal
+    /// off). An unreadable store is an error: without its checkpoint a
+    /// source would deliver again what it delivered.
+    fn load(db: Option<&StoreDb>, source: &str) -> Result<Self, StoreError> {
+        match db {
+            Some(db) => Ok(Self::decode(db.checkpoint(source)?.as_deref())),
+            None => Ok(Self::default()),
+        }
+    }
+}
