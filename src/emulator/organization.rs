@@ -12,7 +12,7 @@ use super::state::EmulatorState;
 /// The emulated org.
 pub async fn me(state: web::Data<Arc<EmulatorState>>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
-        "id": uuid(state.settings.seed, &[0x0_4f72_67]),
+        "id": uuid(state.settings.seed, &[0x004f_7267]),
         "name": "cxrelay emulated org",
         "thirdPartyOrgName": "cxrelay-emulator",
         "state": "active",

@@ -17,7 +17,11 @@ fn put(out: &mut Map<String, Value>, key: String, value: Value) {
     match value {
         Value::Object(inner) if !inner.is_empty() => {
             for (k, v) in inner {
-                put(out, format!("{key}.{k}"), v);
+                let mut dotted = String::with_capacity(key.len() + 1 + k.len());
+                dotted.push_str(&key);
+                dotted.push('.');
+                dotted.push_str(&k);
+                put(out, dotted, v);
             }
         }
         Value::Array(items) => {

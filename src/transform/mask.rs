@@ -10,6 +10,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// How masked values are replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -57,7 +59,14 @@ impl Masker {
                     Value::String(s) => mac.update(s.as_bytes()),
                     other => mac.update(other.to_string().as_bytes()),
                 }
-                Value::String(format!("sha256:{}", hex::encode(mac.finalize().into_bytes())))
+                let digest = mac.finalize().into_bytes();
+                let mut out = String::with_capacity(7 + 2 * digest.len());
+                out.push_str("sha256:");
+                for b in digest {
+                    out.push(HEX[usize::from(b >> 4)] as char);
+                    out.push(HEX[usize::from(b & 0xf)] as char);
+                }
+                Value::String(out)
             }
             // Without a key nothing else is safe.
             _ => Value::String("[REDACTED]".into()),

@@ -36,8 +36,25 @@ pub fn iso_ms(ms: i64) -> Option<String> {
     ))
 }
 
+/// Already `YYYY-MM-DDTHH:MM:SS.mmmZ` (what Genesys mostly sends): such a
+/// value normalises to itself when it is a valid time, and is left as it is
+/// when it is not, so it needs no parse.
+fn is_canonical_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            23 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
 fn normalise(v: &Value) -> Option<Value> {
     match v {
+        Value::String(s) if is_canonical_shape(s) => None,
         Value::String(s) => {
             let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
             iso_ms((t.unix_timestamp_nanos() / 1_000_000) as i64).map(Value::String)
@@ -100,5 +117,10 @@ mod tests {
         assert_eq!(v["emitDate"], "not a date");
         assert_eq!(v["startTime"], 5, "too small to be epoch ms");
         assert_eq!(v["name"], "2024-05-01T14:02:03Z", "not a time field");
+        let mut v = json!({"endTime": "2024-05-01T14:02:03.120Z", "startTime": "2024-13-01T14:02:03.120Z"});
+        let Value::Object(o) = &mut v else { unreachable!() };
+        normalise_object(o);
+        assert_eq!(v["endTime"], "2024-05-01T14:02:03.120Z", "canonical already");
+        assert_eq!(v["startTime"], "2024-13-01T14:02:03.120Z", "not a time: left as it is");
     }
 }
