@@ -62,12 +62,14 @@ struct Setup<'a> {
 fn config(dir: &Path, e: &EmulatorHandle, s: &Setup<'_>) -> String {
     let ids: Vec<String> = (0..s.channels * 1000).map(|i| format!("\"q{i}\"")).collect();
     let transform = if s.transform {
-        "transform = { flatten = true, timestamps = true, mask = [\"ani\", \"dnis\", \"address\", \"aniName\", \"addressNormalized\"], mask_key_env = \"BENCH_MASK_KEY\" }\n"
+        "transform = { flatten = true, timestamps = true, mask = [\"ani\", \"dnis\", \"addressFrom\", \"addressTo\"], mask_key_env = \"BENCH_MASK_KEY\" }\n"
     } else {
         ""
     };
     let sink = match s.slow_sink {
-        Some(addr) => format!("sink = {{ kind = \"http\", url = \"http://{addr}/\", batch_events = 100 }}\n"),
+        Some(addr) => format!(
+            "sink = {{ kind = \"http\", url = \"http://{addr}/\", batch_events = 100 }}\nmailbox = 1000\nbatch = 100\n"
+        ),
         None => format!(
             "sink = {{ kind = \"file\", path = \"{}\", batch_events = 5000, batch_interval = \"{}\" }}\n",
             dir.join("out").display(),
@@ -78,11 +80,12 @@ fn config(dir: &Path, e: &EmulatorHandle, s: &Setup<'_>) -> String {
         "[service]\ndata_dir = \"{}\"\nlog_format = \"json\"\nlog_level = \"info\"\njournal = {}\nshutdown_timeout = \"60s\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n{}\
          [[source]]\nname = \"queues\"\nkind = \"notifications\"\ntopics = [\"v2.routing.queues.{{queue}}.conversations\"]\nids = {{ queue = [{}] }}\n\n\
          [transform]\nworkers = 2\nchunk_size = 250\n\n\
-         [[listener]]\nname = \"files\"\ntopics = [\"v2.>\"]\n{transform}{sink}mailbox = 20000\nbatch = 5000\n",
+         [[listener]]\nname = \"files\"\ntopics = [\"v2.>\"]\n{transform}{sink}{queue}",
         dir.join("data").display(),
         s.journal,
         genesys_section(e, 6000),
         ids.join(", "),
+        queue = if s.slow_sink.is_some() { "" } else { "mailbox = 20000\nbatch = 5000\n" },
     )
 }
 
@@ -289,7 +292,7 @@ fn slow_target(delay: Duration) -> std::net::SocketAddr {
     addr
 }
 
-/// cxrelay's peak RSS while its listener takes 20 ms per 100 events and
+/// cxrelay's peak RSS while its listener takes 200 ms per 100 events and
 /// the emulator offers 20k events/s for `seconds`.
 fn rss_with_a_slow_listener(seconds: u64) -> (u64, u64, u64) {
     let e = start_emulator();
@@ -299,7 +302,7 @@ fn rss_with_a_slow_listener(seconds: u64) -> (u64, u64, u64) {
         transform: false,
         journal: true,
         interval: "200ms",
-        slow_sink: Some(slow_target(Duration::from_millis(20))),
+        slow_sink: Some(slow_target(Duration::from_millis(200))),
     };
     let p = launch(tmp.path(), &e, &s);
     let start_rss = common::rss_bytes(p.pid());
@@ -316,6 +319,89 @@ fn rss_with_a_slow_listener(seconds: u64) -> (u64, u64, u64) {
     (start_rss, peak, done)
 }
 
+/// The emulator alone: events/s it sends to a bare awc client that only
+/// counts frames (the ceiling any client can reach on this machine).
+fn wire(channels: usize, n: u64) -> f64 {
+    use futures_util::StreamExt;
+    let e = start_emulator();
+    let url = e.url();
+    let state = e.state().clone();
+    let system = actix::System::new();
+    system.block_on(async move {
+        let http = awc::Client::default();
+        let token = {
+            use base64::Engine;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                cxrelay::emulator::DEFAULT_CLIENT_ID,
+                cxrelay::emulator::DEFAULT_CLIENT_SECRET
+            ));
+            let v: serde_json::Value = http
+                .post(format!("{url}/oauth/token"))
+                .insert_header(("authorization", format!("Basic {basic}")))
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .send_body("grant_type=client_credentials")
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["access_token"].as_str().unwrap().to_string()
+        };
+        let mut counters = Vec::new();
+        for c in 0..channels {
+            let ch: serde_json::Value = http
+                .post(format!("{url}/api/v2/notifications/channels"))
+                .bearer_auth(&token)
+                .send_json(&serde_json::json!({}))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let topics: Vec<serde_json::Value> = (0..1000)
+                .map(|i| serde_json::json!({"id": format!("v2.routing.queues.c{c}q{i}.conversations")}))
+                .collect();
+            http.put(format!(
+                "{url}/api/v2/notifications/channels/{}/subscriptions",
+                ch["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .send_json(&topics)
+            .await
+            .unwrap();
+            let (_, mut socket) = http
+                .ws(ch["connectUri"].as_str().unwrap())
+                .max_frame_size(4 << 20)
+                .connect()
+                .await
+                .unwrap();
+            let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let k = count.clone();
+            actix_rt::spawn(async move {
+                while let Some(Ok(_)) = socket.next().await {
+                    k.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            counters.push(count);
+        }
+        let total = || counters.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>();
+        let t = Instant::now();
+        state.notifications.traffic.start(
+            &state,
+            TrafficRequest {
+                count: Some(n),
+                payload_bytes: Some(PAYLOAD_BYTES),
+                ..TrafficRequest::default()
+            },
+        );
+        while total() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        n as f64 / t.elapsed().as_secs_f64()
+    })
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("notifications: bench");
@@ -330,8 +416,28 @@ fn main() {
         "{} events per throughput run; CPU as cores used (cxrelay / emulator + bench)",
         events_per_run()
     );
+    // CXRELAY_BENCH_CASE=throughput|latency|rss runs one part only.
+    let case = std::env::var("CXRELAY_BENCH_CASE").unwrap_or_default();
+    let runs = |c: &str| case.is_empty() || case == c;
+    let journals: &[bool] = match std::env::var("CXRELAY_BENCH_JOURNAL").as_deref() {
+        Ok("on") => &[true],
+        Ok("off") => &[false],
+        _ => &[true, false],
+    };
+    let transforms: &[bool] = match std::env::var("CXRELAY_BENCH_TRANSFORM").as_deref() {
+        Ok("on") => &[true],
+        Ok("off") => &[false],
+        _ => &[false, true],
+    };
+    let channel_counts: Vec<usize> = match std::env::var("CXRELAY_BENCH_CHANNELS") {
+        Ok(v) => v.split(',').filter_map(|c| c.trim().parse().ok()).collect(),
+        Err(_) => vec![1, 4],
+    };
     for (journal, transform) in [(true, false), (true, true), (false, false), (false, true)] {
-        for channels in [1, 4] {
+        if !runs("throughput") || !journals.contains(&journal) || !transforms.contains(&transform) {
+            continue;
+        }
+        for &channels in &channel_counts {
             let (rate, cx, em) = throughput(Setup {
                 channels,
                 transform,
@@ -347,12 +453,25 @@ fn main() {
             );
         }
     }
-    let (p50, p99, p999, n) = latency(10_000.0, 10);
-    println!("  latency at 10k events/s (send -> line in the file), {n} events: p50 {p50:.2} ms | p99 {p99:.2} ms | p99.9 {p999:.2} ms");
-    let (start, peak, done) = rss_with_a_slow_listener(15);
-    println!(
-        "  slow listener (5k events/s) under 20k events/s offered for 15 s: RSS {} MB at start, {} MB peak; {done} events committed",
-        start / 1_000_000,
-        peak / 1_000_000
-    );
+    if runs("wire") {
+        for channels in [1, 4] {
+            let n = events_per_run();
+            println!(
+                "  emulator -> bare socket reader, {channels} channel(s): {:>9.0} events/s",
+                wire(channels, n)
+            );
+        }
+    }
+    if runs("latency") {
+        let (p50, p99, p999, n) = latency(10_000.0, 10);
+        println!("  latency at 10k events/s (send -> line in the file), {n} events: p50 {p50:.2} ms | p99 {p99:.2} ms | p99.9 {p999:.2} ms");
+    }
+    if runs("rss") {
+        let (start, peak, done) = rss_with_a_slow_listener(15);
+        println!(
+            "  slow listener (500 events/s) under 20k events/s offered for 15 s: RSS {} MB at start, {} MB peak; {done} events committed",
+            start / 1_000_000,
+            peak / 1_000_000
+        );
+    }
 }

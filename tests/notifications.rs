@@ -874,3 +874,22 @@ fn a_config_that_needs_more_than_twenty_channels_is_refused_with_the_numbers() {
         "{err}"
     );
 }
+
+#[test]
+fn the_in_process_emulator_with_configured_traffic_feeds_a_notifications_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    // What `cxrelay demo` runs: no credentials, the emulator in-process,
+    // its traffic starting with the first channel.
+    let config = format!(
+        "{}[genesys]\nenvironment = \"emulator\"\n\n[emulator.notifications]\ntraffic = {{ rate = 200 }}\n\n{}{}",
+        preamble(tmp.path()),
+        source(5, ""),
+        listener(tmp.path())
+    );
+    let p = Proc::start(tmp.path(), &config);
+    wait_until("events written", Duration::from_secs(30), || read_ndjson_dir(&tmp.path().join("out")).len() >= 100);
+    let lines = read_ndjson_dir(&tmp.path().join("out"));
+    assert!(lines.iter().all(|l| l["topic"].as_str().unwrap().starts_with("v2.routing.queues.q")));
+    assert_eq!(p.get("/health/ready").status, 200);
+    assert!(p.terminate().success());
+}

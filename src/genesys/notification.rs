@@ -80,12 +80,22 @@ impl<'de> Deserialize<'de> for LatestParticipantTime {
             }
             fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
                 let mut latest: Option<i64> = None;
+                // Times in Genesys's usual form (`…T14:02:03.120Z`) order as
+                // strings: only the latest of those is parsed.
+                let mut latest_utc: Option<std::borrow::Cow<'de, str>> = None;
                 while let Some(Lenient(p)) = seq.next_element::<Lenient<Times<'de>>>()? {
-                    for t in [&p.connected_time, &p.end_time].into_iter().flatten() {
-                        if let Some(ms) = parse_iso_ms(t) {
+                    for t in [p.connected_time, p.end_time].into_iter().flatten() {
+                        if is_utc_millis(&t) {
+                            if latest_utc.as_deref().is_none_or(|l| *t > *l) {
+                                latest_utc = Some(t);
+                            }
+                        } else if let Some(ms) = parse_iso_ms(&t) {
                             latest = Some(latest.map_or(ms, |l| l.max(ms)));
                         }
                     }
+                }
+                if let Some(ms) = latest_utc.as_deref().and_then(parse_iso_ms) {
+                    latest = Some(latest.map_or(ms, |l| l.max(ms)));
                 }
                 Ok(LatestParticipantTime(latest))
             }
@@ -271,6 +281,18 @@ pub fn topic_id(topic: &str) -> Option<&str> {
     .filter(|s| !s.is_empty() && *s != "*")
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`: UTC with milliseconds, which orders as text.
+fn is_utc_millis(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 24
+        && b[23] == b'Z'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23) || c.is_ascii_digit())
+}
+
 /// Parses an ISO-8601 time into ms since the epoch.
 pub fn parse_iso_ms(s: &str) -> Option<i64> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -408,6 +430,9 @@ mod tests {
         // participant time.
         let conv = Frame::parse(r#"{"topicName":"v2.routing.queues.q1.conversations","eventBody":{"id":"c","participants":[{"connectedTime":"2024-05-01T14:00:00.000Z"},{"connectedTime":"2024-05-01T14:00:05.000Z","endTime":"2024-05-01T14:02:03.120Z","calls":[{"connectedTime":"2030-01-01T00:00:00Z"}]}]}}"#).unwrap();
         assert_eq!(conv.derived().event_time, Some(1714572123120));
+        // Other forms are parsed and compared as times.
+        let conv = Frame::parse(r#"{"topicName":"v2.routing.queues.q1.conversations","eventBody":{"participants":[{"connectedTime":"2024-05-01T14:00:00.000Z"},{"endTime":"2024-05-01T16:02:04+02:00"}]}}"#).unwrap();
+        assert_eq!(conv.derived().event_time, Some(1714572124000));
         // Bodies that are not objects are skipped, not refused.
         let odd = Frame::parse(r#"{"topicName":"v2.users.u1.presence","eventBody":[1,{"a":2}]}"#).unwrap();
         assert_eq!(odd.derived().key.as_deref(), Some("u1"));

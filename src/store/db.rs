@@ -113,7 +113,7 @@ impl std::fmt::Debug for StoreDb {
 
 /// redb's page cache (its default, 1 GiB, lets RSS grow with every byte
 /// journaled until it is reached).
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_BYTES: usize = 32 << 20;
 
 fn open_database(path: &Path) -> Result<Database, StoreError> {
     match Database::builder().set_cache_size(CACHE_BYTES).create(path) {

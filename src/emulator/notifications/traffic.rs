@@ -264,6 +264,54 @@ struct Life {
     ani: u64,
     /// Steps left, in time order: (step, topic, time).
     steps: std::collections::VecDeque<(Step, usize, i64)>,
+    /// Its ids, times and number already rendered (quoted), so that each of
+    /// its events is mostly copies.
+    text: LifeText,
+}
+
+/// Derived ids of a lifecycle, by their number in [`ID_KEYS`].
+const ID_KEYS: [u64; 9] = [1, 2, 3, 11, 12, 13, 30, 40, 41];
+
+struct LifeText {
+    ids: [Vec<u8>; ID_KEYS.len()],
+    times: [Vec<u8>; 5],
+    tel: Vec<u8>,
+}
+
+impl LifeText {
+    fn new(seed: u64, m: u64, t: &[i64; 5], ani: u64) -> LifeText {
+        let ids = ID_KEYS.map(|k| {
+            let mut v = Vec::with_capacity(38);
+            v.push(b'"');
+            push_uuid(&mut v, seed, &[LIFE, m, 100 + k]);
+            v.push(b'"');
+            v
+        });
+        let times = t.map(|ms| {
+            let mut v = Vec::with_capacity(26);
+            push_iso_ms(&mut v, ms);
+            v
+        });
+        LifeText {
+            ids,
+            times,
+            tel: format!("\"tel:+1555{ani:07}\"").into_bytes(),
+        }
+    }
+
+    fn id(&self, k: u64) -> &[u8] {
+        ID_KEYS
+            .iter()
+            .position(|x| *x == k)
+            .map_or(&b"null"[..], |i| &self.ids[i])
+    }
+
+    fn time(&self, t: &[i64; 5], ms: i64, out: &mut Vec<u8>) {
+        match t.iter().position(|x| *x == ms) {
+            Some(i) => out.extend_from_slice(&self.times[i]),
+            None => push_iso_ms(out, ms),
+        }
+    }
 }
 
 /// The interleaved stream of lifecycle events over a universe.
@@ -331,13 +379,16 @@ impl Lifecycles {
         push(Step::Queue(QueueState::Ended), queue.map(|q| q.1), t3);
         push(Step::Detail(5), detail(5), t4);
         push(Step::Presence("Available"), user.map(|x| x.1), t4);
+        let t = [t0, t1, t2, t3, t4];
+        let ani = self.r(m, 5) % 10_000_000;
         Life {
             m,
             conversation: conv.map_or_else(|| uuid(self.seed, &[LIFE, m]), |c| c.0.clone()),
             queue: queue.map_or_else(|| uuid(self.seed, &[LIFE, 0, m % 50]), |q| q.0.clone()),
             user: user.map_or_else(|| uuid(self.seed, &[LIFE, 1, m % 200]), |x| x.0.clone()),
-            t: [t0, t1, t2, t3, t4],
-            ani: self.r(m, 5) % 10_000_000,
+            text: LifeText::new(self.seed, m, &t, ani),
+            t,
+            ani,
             steps,
         }
     }
@@ -376,21 +427,16 @@ struct Renderer {
 }
 
 impl Renderer {
-    fn id(&self, out: &mut Vec<u8>, life: &Life, k: u64) {
-        push_uuid(out, self.seed, &[LIFE, life.m, 100 + k]);
-    }
-
     fn quoted_id(&self, out: &mut Vec<u8>, life: &Life, k: u64) {
-        out.push(b'"');
-        self.id(out, life, k);
-        out.push(b'"');
+        out.extend_from_slice(life.text.id(k));
     }
 
-    fn tel(&self, out: &mut Vec<u8>, number: u64) {
-        out.extend_from_slice(b"\"tel:+1555");
-        let digits = format!("{number:07}");
-        out.extend_from_slice(digits.as_bytes());
-        out.push(b'"');
+    fn tel(&self, out: &mut Vec<u8>, life: &Life) {
+        out.extend_from_slice(&life.text.tel);
+    }
+
+    fn time(&self, out: &mut Vec<u8>, life: &Life, ms: i64) {
+        life.text.time(&life.t, ms, out);
     }
 
     fn render(&self, index: u64, life: &Life, step: Step, topic: &str, at: i64, out: &mut Vec<u8>) {
@@ -445,9 +491,9 @@ impl Renderer {
         out.extend_from_slice(b",\"sessionId\":");
         self.quoted_id(out, life, 10 + participant);
         out.extend_from_slice(b",\"mediaType\":\"VOICE\",\"provider\":\"Edge\",\"direction\":\"INBOUND\",\"ani\":");
-        self.tel(out, life.ani);
+        self.tel(out, life);
         out.extend_from_slice(b",\"dnis\":\"tel:+18005550100\",\"addressFrom\":");
-        self.tel(out, life.ani);
+        self.tel(out, life);
         out.extend_from_slice(b",\"addressTo\":\"tel:+18005550100\",\"divisionId\":");
         self.quoted_id(out, life, 30);
         if phase != 0 && phase != 6 {
@@ -494,20 +540,20 @@ impl Renderer {
             out.extend_from_slice(b"null");
         }
         out.extend_from_slice(b",\"connectedTime\":");
-        push_iso_ms(out, connected);
+        self.time(out, life, connected);
         if let Some(e) = ended {
             out.extend_from_slice(b",\"disconnectedTime\":");
-            push_iso_ms(out, e);
+            self.time(out, life, e);
         }
         out.extend_from_slice(b",\"provider\":\"Edge\",\"self\":{\"nameRaw\":\"\",\"addressNormalized\":");
         if other_ani {
             out.extend_from_slice(b"\"tel:+18005550100\"");
         } else {
-            self.tel(out, life.ani);
+            self.tel(out, life);
         }
         out.extend_from_slice(b"},\"other\":{\"nameRaw\":\"\",\"addressNormalized\":");
         if other_ani {
-            self.tel(out, life.ani);
+            self.tel(out, life);
         } else {
             out.extend_from_slice(b"\"tel:+18005550100\"");
         }
@@ -522,17 +568,17 @@ impl Renderer {
         out.extend_from_slice(b",\"name\":\"\",\"participants\":[{\"id\":");
         self.quoted_id(out, life, 1);
         out.extend_from_slice(b",\"connectedTime\":");
-        push_iso_ms(out, t0);
+        self.time(out, life, t0);
         if let Some(e) = ended {
             out.extend_from_slice(b",\"endTime\":");
-            push_iso_ms(out, e);
+            self.time(out, life, e);
         }
         out.extend_from_slice(b",\"name\":\"Caller ");
         push_u64(out, life.m);
         out.extend_from_slice(b"\",\"purpose\":\"customer\",\"participantType\":\"External\",\"address\":");
-        self.tel(out, life.ani);
+        self.tel(out, life);
         out.extend_from_slice(b",\"ani\":");
-        self.tel(out, life.ani);
+        self.tel(out, life);
         out.extend_from_slice(b",\"aniName\":\"Caller ");
         push_u64(out, life.m);
         out.extend_from_slice(
@@ -544,10 +590,10 @@ impl Renderer {
         out.extend_from_slice(b"},{\"id\":");
         self.quoted_id(out, life, 2);
         out.extend_from_slice(b",\"connectedTime\":");
-        push_iso_ms(out, t1);
+        self.time(out, life, t1);
         if state != QueueState::Waiting {
             out.extend_from_slice(b",\"endTime\":");
-            push_iso_ms(out, t2);
+            self.time(out, life, t2);
         }
         out.extend_from_slice(b",\"name\":\"Support\",\"queueId\":");
         push_str(out, &life.queue);
@@ -562,10 +608,10 @@ impl Renderer {
             out.extend_from_slice(b",{\"id\":");
             self.quoted_id(out, life, 3);
             out.extend_from_slice(b",\"connectedTime\":");
-            push_iso_ms(out, t2);
+            self.time(out, life, t2);
             if let Some(e) = ended {
                 out.extend_from_slice(b",\"endTime\":");
-                push_iso_ms(out, e);
+                self.time(out, life, e);
             }
             out.extend_from_slice(b",\"userId\":");
             push_str(out, &life.user);
@@ -588,7 +634,7 @@ impl Renderer {
         out.extend_from_slice(b",\"systemPresence\":");
         push_str(out, presence);
         out.extend_from_slice(b"},\"message\":\"\",\"modifiedDate\":");
-        push_iso_ms(out, at);
+        self.time(out, life, at);
         out.push(b'}');
     }
 }

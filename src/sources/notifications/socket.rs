@@ -32,7 +32,7 @@ const PING: &str = r#"{"message":"ping"}"#;
 /// Submits in flight before the socket stops being read.
 const MAX_IN_FLIGHT: usize = 3;
 /// Events per submit at most.
-const MAX_BATCH: usize = 2000;
+const MAX_BATCH: usize = 500;
 /// Malformed frames waiting for the dead-letter table before the socket
 /// stops being read.
 const MAX_PENDING_DEAD_LETTERS: usize = 64;
