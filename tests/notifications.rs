@@ -887,9 +887,13 @@ fn the_in_process_emulator_with_configured_traffic_feeds_a_notifications_source(
         listener(tmp.path())
     );
     let p = Proc::start(tmp.path(), &config);
-    wait_until("events written", Duration::from_secs(30), || read_ndjson_dir(&tmp.path().join("out")).len() >= 100);
+    wait_until("events written", Duration::from_secs(30), || {
+        read_ndjson_dir(&tmp.path().join("out")).len() >= 100
+    });
     let lines = read_ndjson_dir(&tmp.path().join("out"));
-    assert!(lines.iter().all(|l| l["topic"].as_str().unwrap().starts_with("v2.routing.queues.q")));
+    assert!(lines
+        .iter()
+        .all(|l| l["topic"].as_str().unwrap().starts_with("v2.routing.queues.q")));
     assert_eq!(p.get("/health/ready").status, 200);
     assert!(p.terminate().success());
 }

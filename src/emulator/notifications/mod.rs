@@ -128,6 +128,9 @@ mod tests {
         assert_eq!(n.heartbeat_interval, Duration::from_secs(5));
         let t = n.traffic.as_ref().unwrap();
         assert_eq!((t.rate, t.payload_bytes, t.count), (Some(20.0), Some(1500), None));
-        assert!(toml::from_str::<NotificationSettings>("max_topic = 1").is_err(), "typos are refused");
+        assert!(
+            toml::from_str::<NotificationSettings>("max_topic = 1").is_err(),
+            "typos are refused"
+        );
     }
 }
