@@ -64,7 +64,9 @@ impl TransformSpec {
 
     /// Transforms one JSON payload.
     pub fn apply(&self, payload: &[u8]) -> Result<Vec<u8>, TransformError> {
-        let mut out = Vec::with_capacity(payload.len() + payload.len() / 4);
+        // Flattening repeats key prefixes: output is often twice the input.
+        let grow = if self.flatten { payload.len() } else { payload.len() / 4 };
+        let mut out = Vec::with_capacity(payload.len() + grow);
         rewrite::rewrite(self, payload, &mut out)?;
         Ok(out)
     }

@@ -22,20 +22,25 @@ type Result<T> = std::result::Result<T, TransformError>;
 
 /// Rewrites `input` under `spec` into `out`.
 pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    if let Err(e) = std::str::from_utf8(input) {
-        return Err(TransformError::NotJson(format!(
-            "invalid UTF-8 at byte {}",
-            e.valid_up_to()
-        )));
-    }
+    let text = match std::str::from_utf8(input) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(TransformError::NotJson(format!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )))
+        }
+    };
     let mut rw = Rewriter {
         spec,
         src: input,
+        text,
         pos: 0,
         depth: 0,
         out,
         path_raw: Vec::new(),
         path_name: String::new(),
+        full_name: String::new(),
         scratch: Vec::new(),
     };
     rw.ws();
@@ -62,6 +67,8 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
 struct Rewriter<'a> {
     spec: &'a TransformSpec,
     src: &'a [u8],
+    /// `src` as text (validated once), so strings are sliced, not rechecked.
+    text: &'a str,
     pos: usize,
     depth: usize,
     out: &'a mut Vec<u8>,
@@ -69,6 +76,8 @@ struct Rewriter<'a> {
     path_raw: Vec<u8>,
     /// The same prefix decoded, for the key rules.
     path_name: String,
+    /// A top-level member's full (flattened) name, reused between members.
+    full_name: String,
     scratch: Vec<u8>,
 }
 
@@ -163,6 +172,12 @@ impl<'a> Rewriter<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
+            // Most bytes are plain: pass them in a tight loop.
+            let rest = &self.src[self.pos..];
+            self.pos += rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(rest.len());
             match self.src.get(self.pos) {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => {
@@ -196,13 +211,18 @@ impl<'a> Rewriter<'a> {
 
     /// A scanned string's text, unescaped.
     fn text(&self, s: Str) -> Result<Cow<'a, str>> {
-        let raw = &self.src[s.start..s.end];
-        // The whole input was checked to be UTF-8.
-        let raw_str = std::str::from_utf8(raw).map_err(|_| self.error("invalid UTF-8"))?;
+        // Quotes are ASCII, so a string's bounds are character boundaries
+        // of the text validated up front.
+        let raw = self
+            .text
+            .get(s.start..s.end)
+            .ok_or_else(|| self.error("invalid UTF-8"))?;
         if !s.escaped {
-            return Ok(Cow::Borrowed(raw_str));
+            return Ok(Cow::Borrowed(raw));
         }
-        unescape(raw).map(Cow::Owned).map_err(|what| self.error(what))
+        unescape(raw.as_bytes())
+            .map(Cow::Owned)
+            .map_err(|what| self.error(what))
     }
 
     /// Scans a number; answers whether it is an integer.
@@ -393,7 +413,7 @@ impl<'a> Rewriter<'a> {
             }
             Some(b'-' | b'0'..=b'9') => {
                 let integer = self.number()?;
-                let text = std::str::from_utf8(&self.src[start..self.pos]).unwrap_or_default();
+                let text = self.text.get(start..self.pos).unwrap_or_default();
                 integer
                     .then(|| text.parse::<i64>().ok())
                     .flatten()
@@ -530,12 +550,16 @@ impl<'a> Rewriter<'a> {
             return r;
         }
         if top {
-            let full: Cow<'_, str> = if self.path_name.is_empty() {
-                Cow::Borrowed(&*name)
-            } else {
-                Cow::Owned(format!("{}{}", self.path_name, name))
-            };
-            return self.top_member(&full, Some(k), &name, first);
+            if self.path_name.is_empty() {
+                return self.top_member(&name, Some(k), &name, first);
+            }
+            let mut full = std::mem::take(&mut self.full_name);
+            full.clear();
+            full.push_str(&self.path_name);
+            full.push_str(&name);
+            let r = self.top_member(&full, Some(k), &name, first);
+            self.full_name = full;
+            return r;
         }
         self.key_separator(first);
         self.out.push(b'"');
