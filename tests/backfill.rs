@@ -163,3 +163,57 @@ fn a_gap_waiting_for_the_data_lake_survives_kill_9() {
     }
     assert!(p.terminate().success());
 }
+
+#[test]
+fn the_time_cxrelay_was_stopped_is_a_gap_and_is_backfilled() {
+    let e = emulator_for_backfill(Duration::ZERO);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let p = Proc::start(dir, &config(dir, &e));
+    wait_until("real-time events flowing", Duration::from_secs(30), || {
+        read_ndjson_dir(&dir.join("out")).iter().any(|l| l["source"] == "rt")
+    });
+    assert!(p.terminate().success());
+    let stopped_ms = cxrelay_actors::event::now_ms();
+    let last_heard = read_ndjson_dir(&dir.join("out"))
+        .iter()
+        .filter(|l| l["source"] == "rt")
+        .filter_map(|l| l["received_at"].as_i64())
+        .max()
+        .unwrap();
+    // The downtime a user would have during a deploy: the emulator goes on
+    // sending, and nobody is listening.
+    std::thread::sleep(Duration::from_millis(500));
+    let restarted_ms = cxrelay_actors::event::now_ms();
+    let p = Proc::start(dir, &config(dir, &e));
+    let channel = || component(&p.get("/status").json(), "rt/channel-0");
+    wait_until("the downtime recorded as a gap", Duration::from_secs(20), || {
+        channel()["detail"]["gaps"]["count"] == 1
+    });
+    let gap = channel()["detail"]["gaps"]["recent"][0].clone();
+    assert_eq!(gap["reason"], "cxrelay was not running", "{gap}");
+    let (from, to) = (gap["from_ms"].as_i64().unwrap(), gap["to_ms"].as_i64().unwrap());
+    assert!(
+        (last_heard..=stopped_ms).contains(&from),
+        "the gap starts at the last frame committed ({last_heard}..={stopped_ms}): {gap}"
+    );
+    assert!(to >= restarted_ms, "{gap}");
+    let window = Interval::new(from, to);
+    let timeline = Timeline::new(e.state().settings.seed, PER_HOUR);
+    let expected: Vec<String> = timeline.range(window).map(|n| timeline.conversation_id(n)).collect();
+    assert!(expected.len() >= 20, "{window} holds {} conversations", expected.len());
+    wait_until(
+        "the downtime's conversations backfilled",
+        Duration::from_secs(30),
+        || {
+            let seen = backfilled(dir);
+            expected.iter().all(|c| seen.contains_key(c))
+        },
+    );
+    let seen = backfilled(dir);
+    for c in &expected {
+        assert_eq!(seen.get(c), Some(&1), "conversation {c} of the downtime");
+    }
+    assert_eq!(seen.len(), expected.len(), "only the downtime's conversations");
+    assert!(p.terminate().success());
+}

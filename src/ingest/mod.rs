@@ -90,6 +90,14 @@ impl Ingest {
         }
     }
 
+    /// The checkpoint `source` committed last (none with the journal off).
+    pub fn checkpoint(&self, source: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        match &self.mode {
+            Mode::Direct(_) => Ok(None),
+            Mode::Journal { db, .. } => db.checkpoint(source),
+        }
+    }
+
     /// Whether new events can be accepted now.
     pub fn is_available(&self) -> bool {
         match &self.mode {

@@ -27,10 +27,12 @@ use super::channel_api::{self, ChannelInfo, TopicState};
 use super::control::{AddTopics, ChannelView, GetChannel, Rejected, RemoveTopics, RestartChannel, TopicChange};
 use super::counters::ChannelCounters;
 use super::gaps::{backfill_window, GapHandler, GapLog};
+use super::group_commit::ChannelCheckpoint;
 use super::reconnect::{reaction, Closed, NextAttempt, Reaction, Retries};
 use super::socket::{SocketCommand, SocketEvent, SocketSetup, SocketTask};
 use crate::genesys::{ApiClient, ApiError, GenesysOrg, GetToken, TokenError};
 use crate::ingest::Ingest;
+use crate::sources::checkpoint::JsonCheckpoint;
 use crate::store::PutDeadLetters;
 
 /// How often status and metrics are published.
@@ -39,6 +41,8 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const REJECTED_SHOWN: usize = 50;
 /// How long a shutdown waits for sockets to commit what they read.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The reason of a gap that spans a stop of cxrelay.
+const NOT_RUNNING: &str = "cxrelay was not running";
 
 /// Settings shared by a source's channels.
 #[derive(Debug, Clone)]
@@ -233,6 +237,20 @@ impl NotificationChannel {
             .iter()
             .map(|t| (t.clone(), TopicState::Pending))
             .collect();
+        let mut gaps = GapLog::default();
+        // Events sent while cxrelay was not running are lost like those of
+        // a dropped socket: the gap runs from the last frame a previous run
+        // committed to the first frame of this one.
+        match p.ingest.checkpoint(&p.slot.name) {
+            Ok(raw) => {
+                let saved = ChannelCheckpoint::decode(raw.as_deref());
+                if saved.last_frame_ms > 0 {
+                    gaps.open(saved.last_frame_ms, NOT_RUNNING.into());
+                }
+            }
+            Err(e) => tracing::warn!(component = %p.slot.name, error = %e,
+                "cannot read the channel's checkpoint; a gap while cxrelay was down goes unrecorded"),
+        }
         NotificationChannel {
             p,
             api: None,
@@ -245,7 +263,7 @@ impl NotificationChannel {
             phase: Phase::Starting,
             retries,
             next_retry: None,
-            gaps: GapLog::default(),
+            gaps,
             busy: false,
             renewal: None,
             reconnects: BTreeMap::new(),

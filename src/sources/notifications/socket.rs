@@ -210,7 +210,8 @@ impl SocketTask {
         );
         SocketTask {
             reassembly: Reassembly::new(setup.max_frame_bytes),
-            commit: GroupCommit::new(setup.ingest.clone(), MAX_IN_FLIGHT, MAX_BATCH),
+            commit: GroupCommit::new(setup.ingest.clone(), MAX_IN_FLIGHT, MAX_BATCH)
+                .with_checkpoint(setup.component.clone()),
             dead: DeadLetters {
                 to: setup.dead_letters.clone(),
                 pending: Vec::new(),
@@ -393,7 +394,9 @@ impl SocketTask {
                                         at_ms: now_ms(),
                                     });
                                 }
-                                last_frame_ms = Some(now_ms());
+                                let at = now_ms();
+                                last_frame_ms = Some(at);
+                                self.commit.saw_frame(at);
                                 ChannelCounters::add(&self.s.counters.frames, 1);
                                 if let Step::End(closed) = self.frame(&mut socket, f).await {
                                     break 'outer closed;
@@ -414,6 +417,7 @@ impl SocketTask {
                         break Closed::Abnormal("cannot send a ping".into());
                     }
                     ChannelCounters::add(&self.s.counters.pings, 1);
+                    self.commit.checkpoint_idle();
                 }
                 _ = check.tick() => {
                     if !retired && readable && last_frame.elapsed() >= silence {
