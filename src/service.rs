@@ -11,7 +11,7 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use cxrelay_actors::registry::{Component, ComponentState};
 use cxrelay_actors::router::{ListenerDirectory, RouterStats};
-use cxrelay_actors::supervision::{Child, ChildSpec, Shutdown, StopChildren, Supervise, Supervisor};
+use cxrelay_actors::supervision::{Child, ChildSpec, Shutdown, StillStopping, StopChildren, Supervise, Supervisor};
 use cxrelay_actors::{Deliver, Pattern, QueueStats, Registry, Router, Subscribe};
 use parking_lot::Mutex;
 
@@ -329,6 +329,20 @@ impl Service {
         }
         let _ = self.supervisor.send(StopChildren(Some(SOURCE.into()))).await;
         let mut clean = true;
+        // A source hands over what it read as it stops (a notification
+        // socket's last frames exist nowhere else): wait for each to go.
+        loop {
+            let stopping = self.supervisor.send(StillStopping).await.unwrap_or(0);
+            if stopping == 0 {
+                break;
+            }
+            if left().is_zero() {
+                clean = false;
+                tracing::warn!(sources = stopping, "sources did not stop before the shutdown timeout");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // Whatever sources handed over before they stopped gets committed
         // and routed before the queues drain.
         while self.ingest.outstanding() > 0 && !left().is_zero() && self.ingest.is_available() {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use cxrelay_actors::registry::{ComponentState, Registry};
 use cxrelay_actors::retry::BackoffPolicy;
-use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown, StopChild, Supervise, Supervisor};
+use cxrelay_actors::supervision::{
+    ChildSpec, RestartPolicy, Shutdown, StillStopping, StopChild, StopChildren, Supervise, Supervisor,
+};
 use parking_lot::Mutex;
 
 use common::wait_for;
@@ -128,4 +130,44 @@ async fn a_handler_panic_is_a_failure_and_the_child_is_rebuilt() {
     .await;
     assert_eq!(c.state(), ComponentState::Stopped);
     assert_eq!(starts.load(Ordering::SeqCst), 2);
+}
+
+/// A child that finishes its work before it goes when asked to stop.
+struct Slow {
+    finished: Arc<AtomicUsize>,
+}
+impl Actor for Slow {
+    type Context = Context<Self>;
+}
+impl Handler<Shutdown> for Slow {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        let finished = self.finished.clone();
+        ctx.run_later(Duration::from_millis(150), move |_, ctx| {
+            finished.fetch_add(1, Ordering::SeqCst);
+            ctx.stop();
+        });
+    }
+}
+
+#[actix::test]
+async fn children_stopped_on_purpose_are_counted_until_they_have_finished() {
+    let sup = Supervisor::new(Registry::new(), Duration::from_millis(5)).start();
+    let finished = Arc::new(AtomicUsize::new(0));
+    for name in ["a", "b"] {
+        let f = finished.clone();
+        sup.send(Supervise(ChildSpec::new(name, "source", move || {
+            Slow { finished: f.clone() }.start()
+        })))
+        .await
+        .unwrap();
+    }
+    assert_eq!(sup.send(StillStopping).await.unwrap(), 0);
+    assert_eq!(sup.send(StopChildren(Some("source".into()))).await.unwrap(), 2);
+    assert_eq!(sup.send(StillStopping).await.unwrap(), 2, "both still finishing");
+    wait_for("both finished", Duration::from_secs(5), || async {
+        sup.send(StillStopping).await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(finished.load(Ordering::SeqCst), 2, "none was cut short");
 }

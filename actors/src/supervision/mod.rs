@@ -10,4 +10,6 @@ mod intensity;
 mod supervisor;
 
 pub use intensity::RestartIntensity;
-pub use supervisor::{Child, ChildSpec, RestartPolicy, Shutdown, StopChild, StopChildren, Supervise, Supervisor};
+pub use supervisor::{
+    Child, ChildSpec, RestartPolicy, Shutdown, StillStopping, StopChild, StopChildren, Supervise, Supervisor,
+};

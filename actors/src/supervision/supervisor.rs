@@ -115,6 +115,12 @@ pub struct StopChild(pub String);
 #[rtype(result = "usize")]
 pub struct StopChildren(pub Option<String>);
 
+/// How many children stopped on purpose are still finishing (a child may
+/// take a while: a source commits what it read before it goes).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct StillStopping;
+
 enum Phase {
     Running { since: Instant },
     WaitingRestart,
@@ -136,6 +142,8 @@ pub struct Supervisor {
     registry: Registry,
     children: BTreeMap<String, Slot>,
     check_every: Duration,
+    /// Children stopped on purpose that may still be running.
+    stopping: Vec<Box<dyn Child>>,
 }
 
 impl Supervisor {
@@ -146,6 +154,7 @@ impl Supervisor {
             registry,
             children: BTreeMap::new(),
             check_every,
+            stopping: Vec::new(),
         }
     }
 
@@ -249,6 +258,7 @@ impl Handler<StopChild> for Supervisor {
         };
         if let Some(c) = slot.current.take() {
             c.stop();
+            self.stopping.push(c);
         }
         slot.phase = Phase::Stopped;
         slot.component.set_state(ComponentState::Stopped);
@@ -267,11 +277,21 @@ impl Handler<StopChildren> for Supervisor {
             }
             if let Some(c) = slot.current.take() {
                 c.stop();
+                self.stopping.push(c);
                 n += 1;
             }
             slot.phase = Phase::Stopped;
             slot.component.set_state(ComponentState::Stopped);
         }
         n
+    }
+}
+
+impl Handler<StillStopping> for Supervisor {
+    type Result = usize;
+
+    fn handle(&mut self, _: StillStopping, _: &mut Self::Context) -> usize {
+        self.stopping.retain(|c| c.is_alive());
+        self.stopping.len()
     }
 }
