@@ -5,14 +5,14 @@
 //! record written. Set CXRELAY_BENCH_DIR to put data and output on another
 //! filesystem (e.g. /dev/shm to measure the software, not the disk).
 
-use std::time::{Duration, Instant};
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-use actix::System;
-use cxrelay::config::Loaded;
+use std::time::Duration;
+
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::exports::{Container, ExportFormat, ExportSpec};
 use cxrelay::emulator::EmulatorSettings;
-use cxrelay::service::Service;
 
 /// Conversations in the analytics job (10,000 an hour for 10 hours).
 const CONVERSATIONS: u64 = 100_000;
@@ -75,28 +75,7 @@ batch = 2000
         data = dir.path().join("data").display(),
         out = dir.path().join("out").display(),
     );
-    System::new().block_on(async move {
-        let t = Instant::now();
-        let service = Service::start(Loaded::from_str(&config, "bench").unwrap())
-            .await
-            .unwrap();
-        let files = service.registry().get("files").unwrap();
-        loop {
-            let done = files
-                .snapshot()
-                .detail
-                .get("committed_events")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            if done >= expected {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let elapsed = t.elapsed();
-        service.shutdown().await;
-        elapsed
-    })
+    common::run_until_committed(&config, "files", expected)
 }
 
 fn main() {

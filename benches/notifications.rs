@@ -253,31 +253,11 @@ fn slow_target(delay: Duration) -> std::net::SocketAddr {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
             std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
                 let mut have = Vec::new();
                 loop {
-                    // One request: headers, then Content-Length bytes.
-                    let head_end = loop {
-                        if let Some(p) = have.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break p;
-                        }
-                        match conn.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => have.extend_from_slice(&buf[..n]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&have[..head_end]).to_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                        .unwrap_or(0);
-                    while have.len() < head_end + 4 + len {
-                        match conn.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => have.extend_from_slice(&buf[..n]),
-                        }
+                    if common::read_request(&mut conn, &mut have).is_none() {
+                        return;
                     }
-                    have.drain(..head_end + 4 + len);
                     std::thread::sleep(delay);
                     if conn
                         .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")

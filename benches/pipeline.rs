@@ -3,11 +3,10 @@
 //! 100k events/s. Set CXRELAY_BENCH_DIR to put data and output on another
 //! filesystem (e.g. /dev/shm to measure the software, not the disk).
 
-use std::time::{Duration, Instant};
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-use actix::System;
-use cxrelay::config::Loaded;
-use cxrelay::service::Service;
+use std::time::Duration;
 
 const EVENTS: u64 = 400_000;
 
@@ -39,28 +38,8 @@ batch = 2000
         data = dir.path().join("data").display(),
         out = dir.path().join("out").display(),
     );
-    System::new().block_on(async move {
-        let t = Instant::now();
-        let service = Service::start(Loaded::from_str(&config, "bench").unwrap())
-            .await
-            .unwrap();
-        let component = service.registry().get("files").unwrap();
-        loop {
-            let done = component
-                .snapshot()
-                .detail
-                .get("committed_events")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            if done >= EVENTS {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let elapsed = t.elapsed();
-        service.shutdown().await;
-        (EVENTS as f64 / elapsed.as_secs_f64(), elapsed)
-    })
+    let elapsed = common::run_until_committed(&config, "files", EVENTS);
+    (EVENTS as f64 / elapsed.as_secs_f64(), elapsed)
 }
 
 fn main() {

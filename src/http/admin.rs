@@ -181,13 +181,7 @@ pub async fn add_notification_topics(
     path: web::Path<String>,
     body: web::Json<TopicsBody>,
 ) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
-    match state.notifications.get(&path) {
-        Some(s) => HttpResponse::Ok().json(json!({ "topics": s.add_topics(body.into_inner().topics).await })),
-        None => no_notification_source(&path),
-    }
+    change_notification_topics(state, req, path, body, true).await
 }
 
 /// `DELETE /admin/notifications/{source}/topics` with `{"topics": [..]}`.
@@ -197,13 +191,29 @@ pub async fn remove_notification_topics(
     path: web::Path<String>,
     body: web::Json<TopicsBody>,
 ) -> HttpResponse {
+    change_notification_topics(state, req, path, body, false).await
+}
+
+async fn change_notification_topics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<TopicsBody>,
+    add: bool,
+) -> HttpResponse {
     if let Some(denied) = refused(&state, &req) {
         return denied;
     }
-    match state.notifications.get(&path) {
-        Some(s) => HttpResponse::Ok().json(json!({ "topics": s.remove_topics(body.into_inner().topics).await })),
-        None => no_notification_source(&path),
-    }
+    let Some(s) = state.notifications.get(&path) else {
+        return no_notification_source(&path);
+    };
+    let topics = body.into_inner().topics;
+    let changes = if add {
+        s.add_topics(topics).await
+    } else {
+        s.remove_topics(topics).await
+    };
+    HttpResponse::Ok().json(json!({ "topics": changes }))
 }
 
 /// `POST /admin/notifications/{source}/channels/{index}/restart`: starts a

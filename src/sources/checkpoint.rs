@@ -6,6 +6,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use cxrelay_actors::registry::{Component, ComponentState};
+
 use crate::store::{StoreDb, StoreError};
 
 /// A source's saved state.
@@ -37,6 +39,23 @@ pub trait JsonCheckpoint: Serialize + DeserializeOwned + Default {
         match db {
             Some(db) => Ok(Self::decode(db.checkpoint(source)?.as_deref())),
             None => Ok(Self::default()),
+        }
+    }
+
+    /// The checkpoint for a source starting up, or `None` after marking
+    /// `component` restarting when the store cannot be read: without its
+    /// checkpoint the source would deliver again what it delivered, so it
+    /// waits for the store instead.
+    fn load_for_start(db: Option<&StoreDb>, source: &str, component: &Component) -> Option<Self> {
+        match Self::load(db, source) {
+            Ok(c) => {
+                component.set_state(ComponentState::Running);
+                Some(c)
+            }
+            Err(e) => {
+                component.fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
+                None
+            }
         }
     }
 }

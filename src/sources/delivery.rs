@@ -19,6 +19,20 @@ use crate::store::{DeadLetter, PutDeadLetters};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped;
 
+/// Why a bulk source's run ends.
+pub(crate) enum RunEnd {
+    /// Needs an operator; the message says why.
+    Fatal(String),
+    /// The service is stopping.
+    Stopped,
+}
+
+impl From<Stopped> for RunEnd {
+    fn from(_: Stopped) -> Self {
+        RunEnd::Stopped
+    }
+}
+
 const RETRY: Duration = Duration::from_millis(500);
 
 /// A source's way out.
@@ -33,6 +47,18 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Commits `source`'s checkpoint `encoded` alone (no events) and waits
+    /// until it is durable.
+    pub async fn save_checkpoint(&self, source: &str, encoded: Vec<u8>) -> Result<(), Stopped> {
+        let entry = (source.to_string(), encoded);
+        self.submit(|| IngestBatch {
+            checkpoint: Some(entry.clone()),
+            ..IngestBatch::default()
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Submits the batch `make` builds (again after a store failure) and
     /// waits until it is durable. Waiting is the backpressure.
     pub async fn submit(&self, mut make: impl FnMut() -> IngestBatch) -> Result<Receipt, Stopped> {

@@ -322,6 +322,40 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
     })
 }
 
+/// Reads one HTTP/1.1 request (headers, then Content-Length bytes) from
+/// `conn`, keeping what follows it in `buf`; `None` when the peer is gone.
+pub fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + 4 + len {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = buf[head_end + 4..head_end + 4 + len].to_vec();
+    buf.drain(..head_end + 4 + len);
+    Some((head, body))
+}
+
 /// A tiny HTTP/1.1 server standing in for a sink's target: records NDJSON
 /// lines of every 2xx-answered POST, and can be told to fail.
 pub struct TargetServer {
@@ -350,36 +384,10 @@ impl TargetServer {
         });
         fn serve(mut conn: TcpStream, fail: &AtomicBool, lines: &Mutex<Vec<String>>, requests: &AtomicUsize) {
             let mut buf = Vec::new();
-            let mut chunk = [0u8; 65536];
             loop {
-                // Read one request: headers, then Content-Length bytes.
-                let head_end = loop {
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break p;
-                    }
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                let Some((_, body)) = read_request(&mut conn, &mut buf) else {
+                    return;
                 };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())
-                            .flatten()
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + 4 + len {
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let body = buf[head_end + 4..head_end + 4 + len].to_vec();
-                buf.drain(..head_end + 4 + len);
                 requests.fetch_add(1, Ordering::SeqCst);
                 let reply: &[u8] = if fail.load(Ordering::SeqCst) {
                     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nunavailable"
@@ -553,4 +561,31 @@ pub fn genesys_section(emulator: &cxrelay::emulator::EmulatorHandle, requests_pe
         "[genesys]\nenvironment = \"emulator\"\napi_url = \"{}\"\nrequests_per_minute = {requests_per_minute}\n\n",
         emulator.url()
     )
+}
+
+/// Runs the service in process on `config` until listener `listener` has
+/// committed `expected` events; the time from start to that commit.
+pub fn run_until_committed(config: &str, listener: &str, expected: u64) -> Duration {
+    let config = cxrelay::config::Loaded::from_str(config, "bench").unwrap();
+    let listener = listener.to_string();
+    actix::System::new().block_on(async move {
+        let t = Instant::now();
+        let service = cxrelay::service::Service::start(config).await.unwrap();
+        let component = service.registry().get(&listener).unwrap();
+        loop {
+            let done = component
+                .snapshot()
+                .detail
+                .get("committed_events")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            if done >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = t.elapsed();
+        service.shutdown().await;
+        elapsed
+    })
 }

@@ -22,25 +22,11 @@ use crate::genesys::interval::{iso_ms, Interval};
 use crate::genesys::ApiError;
 use crate::ingest::IngestBatch;
 use crate::sources::checkpoint::JsonCheckpoint;
-use crate::sources::delivery::{Delivery, Stopped};
+use crate::sources::delivery::{Delivery, RunEnd as Stop};
 
 /// Resubmissions of one window (stale cursors, gone jobs) before giving up:
 /// past this something is wrong beyond a transient fault.
 const MAX_RESUBMISSIONS: u32 = 20;
-
-/// Why the loop ends.
-enum Stop {
-    /// Needs an operator; the message says why.
-    Fatal(String),
-    /// The service is stopping.
-    Stopped,
-}
-
-impl From<Stopped> for Stop {
-    fn from(_: Stopped) -> Self {
-        Stop::Stopped
-    }
-}
 
 /// How paging a job ended.
 enum Paged {
@@ -348,14 +334,7 @@ impl JobRunner {
         if !self.checkpointing {
             return Ok(());
         }
-        let entry = (self.s.name.clone(), self.cp.encode());
-        self.out
-            .submit(|| IngestBatch {
-                checkpoint: Some(entry.clone()),
-                ..IngestBatch::default()
-            })
-            .await?;
-        Ok(())
+        Ok(self.out.save_checkpoint(&self.s.name, self.cp.encode()).await?)
     }
 
     /// Polls until the job settles: at once when resuming after a restart,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::Component;
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::Shutdown;
 
@@ -105,18 +105,11 @@ impl Actor for AnalyticsJob {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let checkpoint = match Checkpoint::load(self.db.as_deref(), &self.settings.name) {
-            Ok(c) => c,
-            Err(e) => {
-                // Without its checkpoint the source would deliver again
-                // what it delivered: better to wait for the store.
-                self.component()
-                    .fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
-                ctx.stop();
-                return;
-            }
+        let Some(checkpoint) = Checkpoint::load_for_start(self.db.as_deref(), &self.settings.name, self.component())
+        else {
+            ctx.stop();
+            return;
         };
-        self.component().set_state(ComponentState::Running);
         let runner = job_runner::JobRunner::new(
             self.settings.clone(),
             jobs_api::JobsApi::new(self.org.client()),

@@ -20,21 +20,10 @@ use super::ranged_body::RangedBody;
 use super::ExportSettings;
 use crate::ingest::IngestBatch;
 use crate::sources::checkpoint::JsonCheckpoint;
-use crate::sources::delivery::{Delivery, Stopped};
+use crate::sources::delivery::{Delivery, RunEnd as Stop};
 
 /// Chunks of body waiting for the parser.
 const CHUNKS_IN_FLIGHT: usize = 8;
-
-enum Stop {
-    Fatal(String),
-    Stopped,
-}
-
-impl From<Stopped> for Stop {
-    fn from(_: Stopped) -> Self {
-        Stop::Stopped
-    }
-}
 
 pub(super) struct ExportRunner {
     s: Arc<ExportSettings>,
@@ -193,14 +182,7 @@ impl ExportRunner {
         if !self.checkpointing {
             return Ok(());
         }
-        let entry = (self.s.name.clone(), self.cp.encode());
-        self.out
-            .submit(|| IngestBatch {
-                checkpoint: Some(entry.clone()),
-                ..IngestBatch::default()
-            })
-            .await?;
-        Ok(())
+        Ok(self.out.save_checkpoint(&self.s.name, self.cp.encode()).await?)
     }
 
     fn event(&self, r: &ExportRecord, received: i64) -> Event {

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::ComponentState;
 use cxrelay_actors::supervision::Shutdown;
 
 pub use batch_api::RecordingRef;
@@ -80,17 +79,12 @@ impl Actor for RecordingsSource {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let component = self.delivery.component.clone();
-        let checkpoint = match RecordingsCheckpoint::load(self.db.as_deref(), &self.settings.name) {
-            Ok(c) => c,
-            Err(e) => {
-                // Without its checkpoint the source would deliver again
-                // what it delivered: better to wait for the store.
-                component.fail(ComponentState::Restarting, format!("cannot read the checkpoint: {e}"));
-                ctx.stop();
-                return;
-            }
+        let Some(checkpoint) =
+            RecordingsCheckpoint::load_for_start(self.db.as_deref(), &self.settings.name, &component)
+        else {
+            ctx.stop();
+            return;
         };
-        component.set_state(ComponentState::Running);
         let runner = runner::RecordingsRunner::new(
             self.settings.clone(),
             self.org.clone(),

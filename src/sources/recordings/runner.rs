@@ -21,16 +21,6 @@ use crate::sources::delivery::{Delivery, Stopped};
 use crate::sources::export_download::download_url::{DownloadUrl, UrlError, UrlOrigin};
 use crate::sources::export_download::ranged_body::{BodySettings, RangedBody};
 
-enum Stop {
-    Stopped,
-}
-
-impl From<Stopped> for Stop {
-    fn from(_: Stopped) -> Self {
-        Stop::Stopped
-    }
-}
-
 /// How one recording ended.
 enum Outcome {
     /// In its file: path, bytes, SHA-256.
@@ -90,7 +80,7 @@ impl RecordingsRunner {
         for batch in todo.chunks(MAX_BATCH) {
             let results = match self.batch(&api, batch).await {
                 Ok(r) => r,
-                Err(Stop::Stopped) => return,
+                Err(Stopped) => return,
             };
             for r in batch {
                 let result = results.iter().find(|x| x.recording_id == r.recording_id);
@@ -124,7 +114,7 @@ impl RecordingsRunner {
         &mut self,
         api: &crate::genesys::ApiClient,
         batch: &[RecordingRef],
-    ) -> Result<Vec<BatchResult>, Stop> {
+    ) -> Result<Vec<BatchResult>, Stopped> {
         let mut delays = BackoffPolicy {
             initial: Duration::from_secs(1),
             multiplier: 2.0,
@@ -203,7 +193,12 @@ impl RecordingsRunner {
     }
 
     /// Commits the recording's event with the checkpoint that marks it done.
-    async fn announce(&mut self, r: &RecordingRef, outcome: Outcome, content_type: Option<String>) -> Result<(), Stop> {
+    async fn announce(
+        &mut self,
+        r: &RecordingRef,
+        outcome: Outcome,
+        content_type: Option<String>,
+    ) -> Result<(), Stopped> {
         let payload = match &outcome {
             Outcome::Downloaded(path, bytes, sha) => json!({
                 "conversationId": r.conversation_id, "recordingId": r.recording_id, "status": "downloaded",
