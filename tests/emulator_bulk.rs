@@ -10,7 +10,6 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine;
 use common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::exports::{Container, ExportFormat, ExportSpec};
@@ -36,27 +35,6 @@ fn quick() -> BulkSettings {
     }
 }
 
-fn token(addr: SocketAddr) -> String {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        cxrelay::emulator::DEFAULT_CLIENT_ID,
-        cxrelay::emulator::DEFAULT_CLIENT_SECRET
-    ));
-    let r = request(
-        addr,
-        "POST",
-        "/oauth/token",
-        &[
-            ("Authorization", &format!("Basic {basic}")),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        b"grant_type=client_credentials",
-    )
-    .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["access_token"].as_str().unwrap().to_string()
-}
-
 struct Api {
     addr: SocketAddr,
     bearer: String,
@@ -66,7 +44,7 @@ impl Api {
     fn new(e: &EmulatorHandle) -> Api {
         Api {
             addr: e.addr(),
-            bearer: format!("Bearer {}", token(e.addr())),
+            bearer: format!("Bearer {}", emulator_token(e)),
         }
     }
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Response {

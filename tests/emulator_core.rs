@@ -6,40 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine;
 use common::*;
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings};
-
-fn basic(id: &str, secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-    )
-}
-
-fn token_request(e: &EmulatorHandle, authorization: &str, body: &str) -> Response {
-    request(
-        e.addr(),
-        "POST",
-        "/oauth/token",
-        &[
-            ("Authorization", authorization),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        body.as_bytes(),
-    )
-    .unwrap()
-}
-
-fn token(e: &EmulatorHandle) -> String {
-    let r = token_request(
-        e,
-        &basic(&e.state().settings.client_id, &e.state().settings.client_secret),
-        "grant_type=client_credentials",
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["access_token"].as_str().unwrap().to_string()
-}
 
 fn api(e: &EmulatorHandle, token: &str, method: &str, path: &str) -> Response {
     let auth = format!("Bearer {token}");
@@ -64,7 +32,7 @@ fn client_credentials_issue_bearer_tokens_with_the_configured_lifetime() {
     });
     let r = token_request(
         &e,
-        &basic(
+        &basic_auth(
             cxrelay::emulator::DEFAULT_CLIENT_ID,
             cxrelay::emulator::DEFAULT_CLIENT_SECRET,
         ),
@@ -81,8 +49,8 @@ fn client_credentials_issue_bearer_tokens_with_the_configured_lifetime() {
 fn wrong_or_missing_credentials_are_invalid_client() {
     let e = emulator(EmulatorSettings::default());
     for auth in [
-        basic(cxrelay::emulator::DEFAULT_CLIENT_ID, "nope"),
-        basic("someone-else", cxrelay::emulator::DEFAULT_CLIENT_SECRET),
+        basic_auth(cxrelay::emulator::DEFAULT_CLIENT_ID, "nope"),
+        basic_auth("someone-else", cxrelay::emulator::DEFAULT_CLIENT_SECRET),
         "Basic !!!".to_string(),
         String::new(),
     ] {
@@ -93,7 +61,7 @@ fn wrong_or_missing_credentials_are_invalid_client() {
     }
     let r = token_request(
         &e,
-        &basic(
+        &basic_auth(
             cxrelay::emulator::DEFAULT_CLIENT_ID,
             cxrelay::emulator::DEFAULT_CLIENT_SECRET,
         ),
@@ -118,7 +86,7 @@ fn api_calls_need_a_live_bearer_token() {
         401,
         "credentials.expired",
     );
-    let t = token(&e);
+    let t = emulator_token(&e);
     let r = api(&e, &t, "GET", "/api/v2/organizations/me");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["state"], "active");
@@ -138,7 +106,7 @@ fn every_api_answer_carries_the_rate_limit_headers_and_the_limit_answers_429() {
         requests_per_minute: 3,
         ..Default::default()
     });
-    let t = token(&e);
+    let t = emulator_token(&e);
     for n in 1..=3 {
         let r = api(&e, &t, "GET", "/api/v2/organizations/me");
         assert_eq!(r.status, 200);
@@ -161,7 +129,7 @@ fn every_api_answer_carries_the_rate_limit_headers_and_the_limit_answers_429() {
 #[test]
 fn faults_are_armed_through_the_control_endpoint_and_spent_after_their_count() {
     let e = emulator(EmulatorSettings::default());
-    let t = token(&e);
+    let t = emulator_token(&e);
     let arm = |body: &str| {
         request(
             e.addr(),
@@ -205,7 +173,7 @@ fn faults_are_armed_through_the_control_endpoint_and_spent_after_their_count() {
     arm(r#"{"kind":"fail_token","status":500}"#);
     let r = token_request(
         &e,
-        &basic(
+        &basic_auth(
             cxrelay::emulator::DEFAULT_CLIENT_ID,
             cxrelay::emulator::DEFAULT_CLIENT_SECRET,
         ),
@@ -223,7 +191,7 @@ fn faults_are_armed_through_the_control_endpoint_and_spent_after_their_count() {
 #[test]
 fn unknown_paths_answer_404_with_the_error_body_and_the_log_records_everything() {
     let e = emulator(EmulatorSettings::default());
-    let t = token(&e);
+    let t = emulator_token(&e);
     assert_error_body(&api(&e, &t, "GET", "/api/v2/nothing/here"), 404, "not.found");
     let log = get(e.addr(), "/_emulator/requests").json();
     let paths: Vec<&str> = log["requests"]
@@ -250,7 +218,7 @@ status = 502
     .unwrap();
     let e = emulator(settings.emulator.unwrap());
     assert_eq!(e.state().settings.seed, 7);
-    let t = token(&e);
+    let t = emulator_token(&e);
     assert_eq!(api(&e, &t, "GET", "/api/v2/organizations/me").status, 200);
     wait_until("the scheduled fault", Duration::from_secs(5), || {
         !e.state().faults.armed().is_empty()

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use awc::ws::{Frame, Message};
-use base64::Engine;
-use common::emulator;
+use common::{emulator, emulator_token};
 use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
-use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
+use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
@@ -54,20 +53,10 @@ struct Api {
 impl Api {
     async fn new(e: &EmulatorHandle) -> Api {
         let http = awc::Client::default();
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode(format!("{DEFAULT_CLIENT_ID}:{DEFAULT_CLIENT_SECRET}"));
-        let mut res = http
-            .post(format!("{}/oauth/token", e.url()))
-            .insert_header(("authorization", format!("Basic {basic}")))
-            .insert_header(("content-type", "application/x-www-form-urlencoded"))
-            .send_body("grant_type=client_credentials")
-            .await
-            .unwrap();
-        let v: Value = res.json().await.unwrap();
         Api {
             http,
             base: e.url(),
-            token: v["access_token"].as_str().unwrap().to_string(),
+            token: emulator_token(e),
         }
     }
 

@@ -322,21 +322,26 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
     })
 }
 
-/// Reads one HTTP/1.1 request (headers, then Content-Length bytes) from
-/// `conn`, keeping what follows it in `buf`; `None` when the peer is gone.
-pub fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+/// Reads one HTTP/1.1 message (headers, then Content-Length bytes) from
+/// `conn`, keeping what follows it in `buf`; the message's bytes.
+pub fn read_message(conn: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
     let mut chunk = [0u8; 65536];
+    let mut fill = |conn: &mut dyn Read, buf: &mut Vec<u8>| -> std::io::Result<()> {
+        match conn.read(&mut chunk)? {
+            0 => Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed")),
+            n => {
+                buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+        }
+    };
     let head_end = loop {
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break p;
         }
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+        fill(conn, buf)?;
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len: usize = head
+    let len: usize = String::from_utf8_lossy(&buf[..head_end])
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
@@ -346,14 +351,20 @@ pub fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, 
         })
         .unwrap_or(0);
     while buf.len() < head_end + 4 + len {
-        match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+        fill(conn, buf)?;
     }
-    let body = buf[head_end + 4..head_end + 4 + len].to_vec();
-    buf.drain(..head_end + 4 + len);
-    Some((head, body))
+    Ok(buf.drain(..head_end + 4 + len).collect())
+}
+
+/// Reads one HTTP/1.1 request from `conn` (see [`read_message`]): its head
+/// and body; `None` when the peer is gone.
+pub fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let raw = read_message(conn, buf).ok()?;
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some((
+        String::from_utf8_lossy(&raw[..head_end]).to_string(),
+        raw[head_end + 4..].to_vec(),
+    ))
 }
 
 /// A tiny HTTP/1.1 server standing in for a sink's target: records NDJSON
@@ -516,35 +527,7 @@ impl KeepAlive {
         let mut out = req.into_bytes();
         out.extend_from_slice(body);
         s.write_all(&out)?;
-        let mut chunk = [0u8; 16384];
-        let head_end = loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p;
-            }
-            let n = s.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_string();
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())
-                    .flatten()
-            })
-            .unwrap_or(0);
-        while self.buf.len() < head_end + 4 + len {
-            let n = s.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-        let raw: Vec<u8> = self.buf.drain(..head_end + 4 + len).collect();
+        let raw = read_message(s, &mut self.buf)?;
         parse_response(&raw)
     }
 }
@@ -553,6 +536,42 @@ impl KeepAlive {
 /// stops when the handle is dropped.
 pub fn emulator(settings: cxrelay::emulator::EmulatorSettings) -> cxrelay::emulator::EmulatorHandle {
     cxrelay::emulator::start_in_thread(settings, "127.0.0.1:0").expect("starting the emulator")
+}
+
+/// An `Authorization: Basic` value for `id` and `secret`.
+pub fn basic_auth(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+/// `POST /oauth/token` at the emulator with `authorization` and `body`.
+pub fn token_request(e: &cxrelay::emulator::EmulatorHandle, authorization: &str, body: &str) -> Response {
+    request(
+        e.addr(),
+        "POST",
+        "/oauth/token",
+        &[
+            ("Authorization", authorization),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body.as_bytes(),
+    )
+    .unwrap()
+}
+
+/// A bearer token from the emulator for its configured client.
+pub fn emulator_token(e: &cxrelay::emulator::EmulatorHandle) -> String {
+    let settings = &e.state().settings;
+    let r = token_request(
+        e,
+        &basic_auth(&settings.client_id, &settings.client_secret),
+        "grant_type=client_credentials",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["access_token"].as_str().unwrap().to_string()
 }
 
 /// A `[genesys]` section pointing cxrelay at `emulator`.
