@@ -258,7 +258,7 @@ impl Handler<StopChild> for Supervisor {
         };
         if let Some(c) = slot.current.take() {
             c.stop();
-            self.stopping.push(c);
+            keep_until_stopped(&mut self.stopping, c);
         }
         slot.phase = Phase::Stopped;
         slot.component.set_state(ComponentState::Stopped);
@@ -277,7 +277,7 @@ impl Handler<StopChildren> for Supervisor {
             }
             if let Some(c) = slot.current.take() {
                 c.stop();
-                self.stopping.push(c);
+                keep_until_stopped(&mut self.stopping, c);
                 n += 1;
             }
             slot.phase = Phase::Stopped;
@@ -285,6 +285,13 @@ impl Handler<StopChildren> for Supervisor {
         }
         n
     }
+}
+
+/// Tracks a child stopped on purpose until it has gone; those that have are
+/// forgotten here too, so children stopped over months do not pile up.
+fn keep_until_stopped(stopping: &mut Vec<Box<dyn Child>>, child: Box<dyn Child>) {
+    stopping.retain(|c| c.is_alive());
+    stopping.push(child);
 }
 
 impl Handler<StillStopping> for Supervisor {
