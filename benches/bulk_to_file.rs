@@ -5,7 +5,7 @@
 //! record written. Set CXRELAY_BENCH_DIR to put data and output on another
 //! filesystem (e.g. /dev/shm to measure the software, not the disk).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use std::time::Duration;

@@ -12,7 +12,7 @@
 //! the figures are the software's); `CXRELAY_BENCH_EVENTS` the events per
 //! throughput run (default 400000).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use std::io::{Read, Write};

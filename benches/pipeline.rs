@@ -3,7 +3,7 @@
 //! 100k events/s. Set CXRELAY_BENCH_DIR to put data and output on another
 //! filesystem (e.g. /dev/shm to measure the software, not the disk).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use std::time::Duration;

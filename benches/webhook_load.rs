@@ -4,7 +4,7 @@
 //! 2 cores. CXRELAY_BENCH_DIR picks where data and output go (e.g.
 //! /dev/shm to leave the disk out of the figure).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,13 +1,11 @@
 //! Durability as a user sees it: kill -9, failing sinks, dead letters,
 //! lossy listeners, a full disk.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cxrelay::store::StoreDb;
 
 fn generator(rate: u64, count: Option<u64>, payload: usize) -> String {

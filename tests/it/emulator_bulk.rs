@@ -3,14 +3,12 @@
 //! synchronous query, availability, recording batch downloads and export
 //! files (formats, Range, signed URLs, cut transfers), over real HTTP.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::exports::{Container, ExportFormat, ExportSpec};
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};

@@ -3,13 +3,11 @@
 //! batch, events announcing each recording once durable, restarts that
 //! fetch only what is left.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};
 use sha2::{Digest, Sha256};

@@ -1,13 +1,11 @@
 //! Transforms: a poisoned record is isolated and dead-lettered while the
 //! rest of its batch goes through; masking leaves no clear text.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cxrelay::sources::webhook::{SignatureEncoding, Verifier};
 use cxrelay::transform::{TransformJob, TransformSpec, TransformWorker, Transformer};
 use cxrelay_actors::pool::{PoolConfig, Worker, WorkerPool};

@@ -2,12 +2,10 @@
 //! config.toml, the bundled emulator in-process, no credentials, events in
 //! data/out/ within seconds.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_demo_runs_the_shipped_config_against_the_emulator_and_writes_events() {

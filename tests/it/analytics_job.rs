@@ -4,14 +4,12 @@
 //! saved cursor, FAILED jobs, and rolling windows that never include now
 //! (with masking of the PII).
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::{max_in_window, EmulatorHandle, EmulatorSettings, Fault};
 use cxrelay::genesys::interval::Interval;

@@ -2,12 +2,10 @@
 //! tokens (refresh ahead of expiry, 401 handling, refusals, the breaker)
 //! and the shared request budget (rate, Retry-After).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use actix::prelude::*;
-use common::*;
 use cxrelay::config::Secret;
 use cxrelay::emulator::{max_in_window, EmulatorHandle, EmulatorSettings, Fault, LoggedRequest};
 use cxrelay::genesys::{

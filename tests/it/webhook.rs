@@ -1,14 +1,12 @@
 //! Webhook ingress as a sender sees it: signed pushes over HTTP, the
 //! documented status codes, exactly-once output, kill -9, a stalled sink.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cxrelay::sources::webhook::{SignatureEncoding, Verifier};
 
 const SECRET: &str = "whsec-test-123";

@@ -1,12 +1,10 @@
 //! The service as a user runs it: the binary, a config file, HTTP.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn generator_config(dir: &std::path::Path, count: Option<u64>, rate: u64) -> String {
     let count = count.map(|c| format!("count = {c}\n")).unwrap_or_default();

@@ -2,12 +2,10 @@
 //! while a socket was down, which Genesys never queues) are covered by an
 //! analytics details job once the data lake has them.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
 use cxrelay::emulator::records::Timeline;

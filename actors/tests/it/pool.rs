@@ -1,5 +1,3 @@
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cxrelay_actors::pool::{PoolConfig, Worker, WorkerPool};

@@ -4,13 +4,11 @@
 //! and resume after the last committed record; malformed records in dead
 //! letters; expired URLs asked for again.
 
-mod common;
-
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::exports::{Container, ExportFormat, ExportSpec};
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};

@@ -2,13 +2,11 @@
 //! the REST shapes (status codes, fields, headers), the limits, and the
 //! socket behaviours, over real HTTP and WebSocket on loopback.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{emulator, emulator_token};
 use actix_web::http::StatusCode;
 use awc::ws::{Frame, Message};
-use common::{emulator, emulator_token};
 use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};
 use futures_util::{SinkExt, StreamExt};
@@ -453,7 +451,7 @@ async fn events_for_a_channel_without_a_socket_are_missed() {
             ..TrafficRequest::default()
         },
     );
-    common::wait_until("traffic ran", Duration::from_secs(10), || !n.traffic.status().running);
+    crate::common::wait_until("traffic ran", Duration::from_secs(10), || !n.traffic.status().running);
     let r = n.record(&id).unwrap();
     assert_eq!((r.delivered_count, r.missed_count), (0, 100));
 }

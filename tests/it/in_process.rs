@@ -1,8 +1,6 @@
 //! The service embedded as a library: supervision, pruning and pools as a
 //! user sees them over HTTP.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +12,8 @@ use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown};
 use cxrelay_actors::{Deliver, Subscribe};
 
-async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> common::Response {
-    tokio::task::spawn_blocking(move || common::get(addr, path))
+async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> crate::common::Response {
+    tokio::task::spawn_blocking(move || crate::common::get(addr, path))
         .await
         .unwrap()
 }

@@ -1,5 +1,3 @@
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +7,7 @@ use cxrelay_actors::router::{ListListeners, PublishOutcome};
 use cxrelay_actors::{Deliver, Event, Publish, Router, Subscribe, Unsubscribe, WhenFull};
 use tokio::sync::watch;
 
-use common::wait_for;
+use crate::common::wait_for;
 
 /// A listener that holds each batch until its gate opens.
 struct Gated {

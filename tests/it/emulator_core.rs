@@ -2,11 +2,9 @@
 //! (genesys-api.md §1 and §6): OAuth client credentials, bearer checks,
 //! rate limiting with the real 429, error bodies, the control endpoint.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings};
 
 fn api(e: &EmulatorHandle, token: &str, method: &str, path: &str) -> Response {

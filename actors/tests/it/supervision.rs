@@ -1,5 +1,3 @@
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use cxrelay_actors::supervision::{
 };
 use parking_lot::Mutex;
 
-use common::wait_for;
+use crate::common::wait_for;
 
 struct Flaky {
     panic_on_start: bool,

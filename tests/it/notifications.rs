@@ -2,15 +2,13 @@
 //! sockets, with the cxrelay binary: what users see in the file sink,
 //! `/status`, `/health/ready`, `/metrics` and the admin API.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use cxrelay::emulator::notifications::RecordSnapshot;
 
-use common::*;
+use crate::common::*;
 use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};
 use serde_json::Value;

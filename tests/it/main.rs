@@ -1,0 +1,20 @@
+//! Black-box tests of cxrelay, compiled into one test binary: each module
+//! starts the binary or the service in-process, with the bundled emulator
+//! and real targets, and asserts on what a user would see.
+
+mod analytics_job;
+mod backfill;
+mod common;
+mod demo;
+mod durability;
+mod emulator_bulk;
+mod emulator_core;
+mod emulator_notifications;
+mod export_download;
+mod genesys_client;
+mod in_process;
+mod notifications;
+mod recordings;
+mod service_shell;
+mod transform;
+mod webhook;
