@@ -162,15 +162,12 @@ fn topology(c: &Config) -> String {
     let _ = writeln!(out, "sources:");
     for s in &c.source {
         let state = if s.enabled { "" } else { " [disabled]" };
-        let topics = s.topics.as_deref().unwrap_or_default().join(", ");
-        let _ = writeln!(out, "  {} ({}){state}: {topics}", s.name, s.kind.as_str());
+        let what = s.spec.builder().describe();
+        let _ = writeln!(out, "  {} ({}){state}: {what}", s.name, s.kind());
     }
     let _ = writeln!(out, "listeners:");
     for l in &c.listener {
-        let target = match &l.sink.path {
-            Some(p) => format!("{} {}", l.sink.kind.as_str(), p.display()),
-            None => l.sink.kind.as_str().to_string(),
-        };
+        let target = l.sink.spec.builder().describe();
         let _ = writeln!(
             out,
             "  {} <- [{}] -> {target} (mailbox {}, when_full {})",
@@ -190,12 +187,9 @@ fn run(path: &std::path::Path, demo: bool) -> ExitCode {
     if demo {
         // Whatever org the file names, the demo talks to the emulator.
         let g = loaded.config.genesys.get_or_insert_with(|| config::GenesysConfig {
-            environment: String::new(),
-            api_url: None,
-            login_url: None,
             client_id_env: "CXRELAY_DEMO_CLIENT_ID".into(),
             client_secret_env: "CXRELAY_DEMO_CLIENT_SECRET".into(),
-            requests_per_minute: 300,
+            ..config::GenesysConfig::for_environment("emulator")
         });
         g.environment = "emulator".into();
         g.api_url = None;
@@ -239,7 +233,7 @@ fn run(path: &std::path::Path, demo: bool) -> ExitCode {
 fn sink_paths(c: &Config) -> Vec<String> {
     c.listener
         .iter()
-        .filter_map(|l| l.sink.path.as_ref().map(|p| p.display().to_string()))
+        .filter_map(|l| l.sink.spec.builder().output_dir().map(|p| p.display().to_string()))
         .collect()
 }
 

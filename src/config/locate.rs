@@ -110,6 +110,38 @@ impl<'a> Locator<'a> {
         key_span
     }
 
+    /// The path of the innermost key whose value spans `offset` (where a
+    /// value error points, the key it belongs to).
+    pub fn key_at(&self, offset: usize) -> Option<KeyPath> {
+        fn walk(v: &toml::Spanned<DeValue<'_>>, offset: usize, path: KeyPath, best: &mut Option<KeyPath>) {
+            // A `[[table]]` element spans only its header: look inside
+            // every container, keep the innermost value that holds `offset`.
+            let span = v.span();
+            if span.start <= offset && offset < span.end.max(span.start + 1) {
+                *best = Some(path.clone());
+            }
+            match v.get_ref() {
+                DeValue::Table(t) => {
+                    for (k, v) in t.iter() {
+                        walk(v, offset, path.key(k.get_ref()), best);
+                    }
+                }
+                DeValue::Array(a) => {
+                    for (i, v) in a.iter().enumerate() {
+                        walk(v, offset, path.index(i), best);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let doc = self.doc.as_ref()?;
+        let mut best = None;
+        for (k, v) in doc.get_ref().iter() {
+            walk(v, offset, KeyPath::root().key(k.get_ref()), &mut best);
+        }
+        best
+    }
+
     /// Finds the key named `key` nearest at or after `from`. toml reports
     /// some errors (unknown keys in an array of tables, or in inline tables)
     /// at the enclosing table; this narrows them to the key itself.

@@ -1,16 +1,97 @@
 //! Configuration: the `config.toml` contract, loading with precise errors,
-//! and validation.
+//! and the checks that span components.
 //!
 //! Every key is known: an unknown or misspelt key is an error naming the
-//! file, line and key. Secrets are never in the file, only the names of the
-//! environment variables that hold them.
+//! file, line and key. Each source and sink kind owns its typed config (in
+//! its folder, registered in `sources::registry` / `sinks::registry`); this
+//! module holds the document, the sections that are not components, and
+//! what spans components: unique names, reserved paths, the shared channel
+//! budget, secrets and error locations. Secrets are never in the file,
+//! only the names of the environment variables that hold them.
 
+mod checks;
+pub mod duration;
+mod fields;
+mod kinds;
+mod listener;
 mod load;
 mod locate;
+mod problem;
 mod secret;
-mod types;
+mod secrets;
+mod sections;
 
-pub use load::{load, load_str, resolve_secrets, resolve_secrets_with, ConfigError, Loaded, Problem, Secrets};
+pub use duration::parse_duration;
+pub use fields::keys_of;
+pub(crate) use kinds::component_kinds;
+pub use listener::{ListenerConfig, ListenerKeys, ListenerTransform, OrderBy, SinkConfig};
+pub use load::{load, load_str, Loaded};
 pub use locate::KeyPath;
+pub use problem::{ConfigError, KeyProblem, KeyProblems, Named, Problem};
 pub use secret::Secret;
-pub use types::*;
+pub use secrets::{resolve_secrets, resolve_secrets_with, Secrets};
+pub use sections::{GenesysConfig, HttpConfig, LogFormat, ServiceConfig, TransformConfig};
+
+use serde::Deserialize;
+
+use crate::sources::SourceSpec;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Process-wide settings.
+    pub service: ServiceConfig,
+    /// The HTTP server (health, metrics, status, admin, webhooks).
+    pub http: HttpConfig,
+    /// The Genesys Cloud org (needed by the Genesys sources).
+    pub genesys: Option<GenesysConfig>,
+    /// The bundled emulator, used when `genesys.environment = "emulator"`
+    /// (and by `cxrelay emulator` / `cxrelay demo`).
+    pub emulator: Option<crate::emulator::EmulatorSettings>,
+    /// Sources, in file order.
+    pub source: Vec<SourceConfig>,
+    /// The transform worker pool.
+    pub transform: TransformConfig,
+    /// Listeners, in file order.
+    pub listener: Vec<ListenerConfig>,
+}
+
+/// The sections of the file other than `[[source]]` and `[[listener]]`
+/// (which the loader reads entry by entry, by kind).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Sections {
+    #[serde(default)]
+    service: ServiceConfig,
+    #[serde(default)]
+    http: HttpConfig,
+    genesys: Option<GenesysConfig>,
+    emulator: Option<crate::emulator::EmulatorSettings>,
+    #[serde(default)]
+    transform: TransformConfig,
+}
+
+/// One `[[source]]`: the keys every source has, and its kind's typed config.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Unique name.
+    pub name: String,
+    /// Set to false to keep a source in the file without running it.
+    pub enabled: bool,
+    /// The kind and its settings.
+    pub spec: SourceSpec,
+}
+
+impl SourceConfig {
+    /// The kind as written in configuration.
+    pub fn kind(&self) -> &'static str {
+        self.spec.kind()
+    }
+}
+
+/// The keys every `[[source]]` takes, whatever its kind.
+pub const SOURCE_COMMON_KEYS: &[&str] = &["name", "kind", "enabled"];
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod readme_tests;

@@ -1,11 +1,13 @@
-//! The HTTP server: health, metrics, status (and the routes later issues
-//! add: admin, webhook ingress).
+//! The HTTP server: health, metrics, status, the admin API, and the
+//! routes sources serve (webhook ingress).
 
 pub mod admin;
 mod health;
+mod ingress;
 mod metrics_export;
 mod status;
-pub mod webhook;
+
+pub use ingress::{Ingress, IngressRoutes};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,8 +35,8 @@ pub struct AppState {
     pub admin_token: Option<crate::config::Secret>,
     /// The store actor, when the journal is on.
     pub store: Option<actix::Addr<crate::store::Store>>,
-    /// Webhook sources (their routes are mounted at their paths).
-    pub webhooks: Vec<std::sync::Arc<crate::sources::webhook::WebhookSource>>,
+    /// Routes sources serve (webhooks), looked up by path.
+    pub ingress: IngressRoutes,
     /// Notifications sources (runtime control through the admin API).
     pub notifications: crate::sources::notifications::NotificationSources,
 }
@@ -42,19 +44,14 @@ pub struct AppState {
 /// Starts the server on `listen` with `workers` threads; returns the bound
 /// address and a handle to stop it.
 pub fn start(listen: &str, workers: usize, state: AppState) -> std::io::Result<(SocketAddr, ServerHandle)> {
-    let webhooks = state.webhooks.clone();
+    let ingress = web::Data::new(state.ingress.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
-        let mut app = App::new().app_data(data.clone());
-        for source in &webhooks {
-            let source = source.clone();
-            let path = source.path().to_string();
-            app = app.route(
-                &path,
-                web::post().to(move |req, payload| webhook::receive(source.clone(), req, payload)),
-            );
-        }
-        app.route("/health/live", web::get().to(health::live))
+        App::new()
+            .app_data(data.clone())
+            .app_data(ingress.clone())
+            .default_service(web::to(ingress::dispatch))
+            .route("/health/live", web::get().to(health::live))
             .route("/health/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics_export::metrics))
             .route("/status", web::get().to(status::status))

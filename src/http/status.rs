@@ -6,9 +6,7 @@ use super::AppState;
 /// `GET /status`: every component, its state, restarts, last error; every
 /// listener's queue; router counters.
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
-    for w in &state.webhooks {
-        w.publish_detail();
-    }
+    state.ingress.refresh_status();
     let listeners = state.listeners.list();
     HttpResponse::Ok().json(json!({
         "service": {

@@ -1,15 +1,21 @@
 //! Sinks: listener actors that write events somewhere and acknowledge them
-//! once the write is durable.
+//! once the write is durable. One folder per kind (its typed config and
+//! writer), registered in [`registry`].
 
+pub mod blackhole;
+pub mod builder;
 mod encode;
-mod file;
-mod http;
+pub mod file;
+pub mod http;
+pub mod registry;
 mod sink_actor;
-mod stdout;
+pub mod stdout;
 
+pub use builder::{SinkBuilder, SinkCommon, SinkContext, SinkHandles, SinkStarter};
 pub use encode::encode_ndjson;
 pub use file::FileWriter;
 pub use http::HttpWriter;
+pub use registry::SinkSpec;
 pub use sink_actor::{FlushNow, SinkActor, SinkOptions};
 pub use stdout::StdoutWriter;
 

@@ -203,7 +203,7 @@ fn unknown_paths_answer_404_with_the_error_body_and_the_log_records_everything()
 
 #[test]
 fn faults_scheduled_in_config_are_armed_on_time() {
-    let settings: cxrelay::config::Config = toml::from_str(
+    let settings = cxrelay::config::load_str(
         r#"
 [emulator]
 seed = 7
@@ -212,6 +212,7 @@ after = "300ms"
 kind = "error"
 status = 502
 "#,
+        "emulator.toml",
     )
     .unwrap();
     let e = emulator(settings.emulator.unwrap());

@@ -872,12 +872,14 @@ fn a_config_that_needs_more_than_twenty_channels_is_refused_with_the_numbers() {
     std::fs::write(tmp.path().join("config.toml"), &wrong).unwrap();
     let (code, _, err) = cxrelay_cmd(tmp.path(), &["check"], &[]);
     assert_eq!(code, 2);
+    // Each names the keys its own kind takes.
     assert!(
-        err.contains("`source[0].path`: does not apply to a `notifications` source"),
+        err.contains("`source[0].path`: unknown field `path`; a `notifications` source takes")
+            && err.contains("`max_channels`"),
         "{err}"
     );
     assert!(
-        err.contains("`source[1].retry_limit`: does not apply to a `generator` source"),
+        err.contains("`source[1].retry_limit`: unknown field `retry_limit`; a `generator` source takes"),
         "{err}"
     );
 }

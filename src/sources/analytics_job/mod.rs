@@ -13,6 +13,7 @@
 //! the job's error message.
 
 pub mod checkpoint;
+mod config;
 pub mod gap_queue;
 mod job_runner;
 pub mod jobs_api;
@@ -28,6 +29,7 @@ use cxrelay_actors::registry::Component;
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::Shutdown;
 
+pub use config::{check_topic, start_analytics_job, AnalyticsJobConfig};
 pub use checkpoint::Checkpoint;
 pub use gap_queue::GapQueue;
 pub use window::{Plan, Schedule};

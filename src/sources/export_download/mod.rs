@@ -10,6 +10,7 @@
 //! position.
 
 pub mod checkpoint;
+mod config;
 pub mod chunk_reader;
 pub mod download_url;
 mod export_runner;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use cxrelay_actors::supervision::Shutdown;
 
+pub use config::ExportConfig;
 pub use checkpoint::ExportCheckpoint;
 pub use download_url::UrlOrigin;
 pub use format::{Detected, ExportFormat};

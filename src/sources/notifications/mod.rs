@@ -15,6 +15,7 @@
 pub mod backfill;
 pub mod channel;
 pub mod channel_api;
+mod config;
 pub mod control;
 pub mod counters;
 pub mod frames;
@@ -36,22 +37,22 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 pub use backfill::Backfill;
+pub use config::NotificationsConfig;
 pub use channel::{ChannelParts, ChannelSettings, ChannelSlot, NotificationChannel};
 pub use control::{AddTopics, ChannelView, GetChannel, RemoveTopics, RestartChannel, TopicChange};
 pub use gaps::{GapHandler, RecordOnly};
 
-use crate::config::SourceConfig;
 use crate::genesys::GenesysOrg;
 use crate::ingest::Ingest;
 use crate::store::PutDeadLetters;
 
 /// The component kind of channels (the supervisor stops sources by kind at
 /// shutdown).
-const KIND: &str = "source";
+const KIND: &str = crate::sources::builder::SOURCE;
 /// How long an admin request waits for a channel actor.
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A `notifications` source's settings, from its `[[source]]` block.
+/// A `notifications` source's settings (see [`NotificationsConfig`]).
 #[derive(Debug, Clone)]
 pub struct NotificationsSettings {
     /// Shared by its channels.
@@ -62,44 +63,6 @@ pub struct NotificationsSettings {
     pub max_topics_per_channel: usize,
     /// Channels it may open.
     pub max_channels: usize,
-}
-
-impl NotificationsSettings {
-    /// From a validated `[[source]]` block.
-    pub fn from_config(s: &SourceConfig) -> Result<Self, plan::PlanError> {
-        let per_channel = s
-            .max_topics_per_channel
-            .unwrap_or(plan::MAX_TOPICS_PER_CHANNEL)
-            .clamp(1, plan::MAX_TOPICS_PER_CHANNEL);
-        let max_channels = s
-            .max_channels
-            .unwrap_or(plan::MAX_CHANNELS)
-            .clamp(1, plan::MAX_CHANNELS);
-        let topics = plan::expand(
-            &s.topics.clone().unwrap_or_default(),
-            &s.ids.clone().unwrap_or_default(),
-        )?;
-        let channels = plan::pack(topics, per_channel, max_channels)?;
-        let base = s.reconnect_base.unwrap_or(Duration::from_secs(1));
-        Ok(NotificationsSettings {
-            channel: ChannelSettings {
-                source: Arc::from(s.name.as_str()),
-                ping_interval: s.ping_interval.unwrap_or(Duration::from_secs(15)),
-                silence_timeout: s.silence_timeout.unwrap_or(Duration::from_secs(35)),
-                reconnect_base: base,
-                reconnect_cap: s.reconnect_cap.unwrap_or(Duration::from_secs(30)).max(base),
-                retry_limit: s.retry_limit.unwrap_or(20),
-                retry_reset_after: s.retry_reset_after.unwrap_or(Duration::from_secs(60)),
-                max_frame_bytes: s.max_frame_bytes.unwrap_or(1 << 20),
-                renew_before: s.renew_before.unwrap_or(Duration::from_secs(3600)),
-                connect_timeout: Duration::from_secs(10),
-                old_socket_grace: Duration::from_secs(90),
-            },
-            plan: channels,
-            max_topics_per_channel: per_channel,
-            max_channels,
-        })
-    }
 }
 
 /// What a source's channels are built with.
@@ -145,13 +108,13 @@ pub struct SourceView {
 impl NotificationsSource {
     /// Starts the source's channels under `supervisor`.
     pub async fn start(
-        s: &SourceConfig,
+        name: &str,
+        settings: NotificationsSettings,
         parts: SourceParts,
         component: Arc<Component>,
-    ) -> Result<Arc<NotificationsSource>, plan::PlanError> {
-        let settings = NotificationsSettings::from_config(s)?;
+    ) -> Arc<NotificationsSource> {
         let source = Arc::new(NotificationsSource {
-            name: s.name.clone(),
+            name: name.to_string(),
             parts,
             component,
             slots: RwLock::new(Vec::new()),
@@ -166,7 +129,7 @@ impl NotificationsSource {
         source.component.set_state(ComponentState::Running);
         tracing::info!(source = %source.name, channels = source.slots.read().len(),
             topics = source.settings.plan.iter().map(Vec::len).sum::<usize>(), "notifications source started");
-        Ok(source)
+        source
     }
 
     /// The source's name.

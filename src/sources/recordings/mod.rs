@@ -11,6 +11,7 @@
 //! half-written file.
 
 pub mod batch_api;
+mod config;
 pub mod checkpoint;
 pub mod recording_file;
 mod runner;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use cxrelay_actors::supervision::Shutdown;
 
+pub use config::RecordingsConfig;
 pub use batch_api::RecordingRef;
 pub use checkpoint::RecordingsCheckpoint;
 

@@ -6,8 +6,10 @@
 //! [`WebhookSource::receive`] on the HTTP worker threads: the hot path takes
 //! no actor hop besides the journal's group commit.
 
+mod config;
 mod envelope;
 mod ip_allow;
+mod route;
 pub mod signature;
 
 use std::io::Read;
@@ -20,6 +22,7 @@ use actix::Recipient;
 use cxrelay_actors::registry::{Component, ComponentState};
 use serde::Serialize;
 
+pub use config::WebhookConfig;
 pub use envelope::{parse_body, EnvelopeError, Pushed};
 pub use ip_allow::IpAllowList;
 pub use signature::{SignatureEncoding, Verifier};

@@ -1,10 +1,15 @@
+//! `kind = "http"`: NDJSON batches POSTed to a URL; a 2xx is the commit.
+
+mod config;
+pub use config::HttpSinkConfig;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use cxrelay_actors::Event;
 use futures_util::future::LocalBoxFuture;
 
-use super::{encode_ndjson, SinkError, SinkWriter};
+use crate::sinks::{encode_ndjson, SinkError, SinkWriter};
 use crate::config::Secret;
 
 /// POSTs each batch as one NDJSON body; a 2xx answer is the commit.

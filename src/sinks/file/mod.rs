@@ -1,3 +1,9 @@
+//! `kind = "file"`: NDJSON files in a directory, rotated by size, fsynced
+//! before acknowledging.
+
+mod config;
+pub use config::FileSinkConfig;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -7,7 +13,7 @@ use cxrelay_actors::event::now_ms;
 use cxrelay_actors::Event;
 use futures_util::future::LocalBoxFuture;
 
-use super::{encode_ndjson, SinkError, SinkWriter};
+use crate::sinks::{encode_ndjson, SinkError, SinkWriter};
 
 /// Writes NDJSON files into a directory, one event per line, rotating by
 /// size. A commit is flush + fsync, so acknowledged events survive a crash.

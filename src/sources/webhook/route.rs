@@ -1,15 +1,32 @@
-//! The HTTP side of webhook sources: `POST <path>`.
+//! The HTTP side of a webhook source: `POST <path>`.
 
 use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
-use crate::sources::webhook::{Outcome, WebhookSource};
+use super::{Outcome, WebhookSource};
+use crate::http::Ingress;
+
+impl Ingress for WebhookSource {
+    fn receive(self: Arc<Self>, req: HttpRequest, body: web::Payload) -> LocalBoxFuture<'static, HttpResponse> {
+        Box::pin(receive(self, req, body))
+    }
+    fn open(&self) {
+        WebhookSource::open(self);
+    }
+    fn close(&self) {
+        WebhookSource::close(self);
+    }
+    fn refresh_status(&self) {
+        self.publish_detail();
+    }
+}
 
 /// Handles one pushed request.
-pub async fn receive(source: Arc<WebhookSource>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn receive(source: Arc<WebhookSource>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let response = answer(&source, &req, payload).await;
     metrics::counter!(
         "cxrelay_webhook_requests_total",

@@ -1,10 +1,15 @@
+//! `kind = "stdout"`: NDJSON on standard output.
+
+mod config;
+pub use config::StdoutSinkConfig;
+
 use std::io::Write;
 use std::sync::Arc;
 
 use cxrelay_actors::Event;
 use futures_util::future::LocalBoxFuture;
 
-use super::{encode_ndjson, SinkError, SinkWriter};
+use crate::sinks::{encode_ndjson, SinkError, SinkWriter};
 
 /// Writes NDJSON to standard output; a flush is its commit.
 #[derive(Default)]

@@ -12,6 +12,9 @@ use cxrelay_actors::Event;
 
 use crate::ingest::{Ingest, IngestBatch};
 
+mod config;
+pub use config::GeneratorConfig;
+
 /// The checkpoint a generator saved: the number of the next event.
 pub fn parse_checkpoint(raw: Option<Vec<u8>>) -> u64 {
     raw.and_then(|b| String::from_utf8(b).ok())

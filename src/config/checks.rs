@@ -1,0 +1,136 @@
+//! The checks that span components or sections: addresses and limits of
+//! the sections, unique names, HTTP paths, sources that need `[genesys]`,
+//! the OAuth client's shared channel budget; and each component's own
+//! checks, keyed under its table.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::locate::KeyPath;
+use super::{Config, KeyProblem};
+use crate::sources::notifications::plan;
+
+/// Runs every check of a parsed config, reporting each problem with its
+/// key; `source_index[k]` is the position in the file of `c.source[k]`
+/// (entries that could not be read are left out), likewise for listeners.
+pub(super) fn check(
+    c: &Config,
+    source_index: &[usize],
+    listener_index: &[usize],
+    problem: &mut dyn FnMut(KeyPath, String),
+) {
+    let mut report = |path: KeyPath, message: &str| problem(path, message.to_string());
+    let root = KeyPath::root();
+    sections(c, &mut |key: &[&str], m: String| {
+        let path = key.iter().fold(root.clone(), |p, k| p.key(k));
+        report(path, &m)
+    });
+    let mut names: HashMap<&str, KeyPath> = HashMap::new();
+    let mut paths: HashMap<&str, KeyPath> = HashMap::new();
+    let mut channels = 0;
+    for (&i, s) in source_index.iter().zip(&c.source) {
+        let at = root.key("source").index(i);
+        unique(&mut names, &s.name, at.key("name"), &mut report);
+        let builder = s.spec.builder();
+        keyed(&at, builder.check(&s.name), &mut report);
+        if let Some(path) = builder.http_path() {
+            match paths.get(path) {
+                Some(first) => report(at.key("path"), &format!("path `{path}` is already used by `{first}`")),
+                None => {
+                    paths.insert(path, at.key("path"));
+                }
+            }
+        }
+        if !s.enabled {
+            continue;
+        }
+        if builder.needs_genesys() && c.genesys.is_none() {
+            report(
+                at.key("kind"),
+                &format!("a `{}` source like this one calls the Genesys API: add a `[genesys]` section", s.kind()),
+            );
+        }
+        // Every notifications source shares the OAuth client's channels.
+        let needed = builder.channels_needed();
+        channels += needed;
+        if needed > 0 && channels > plan::MAX_CHANNELS {
+            report(
+                at.key("topics"),
+                &format!(
+                    "the notifications sources up to this one need {channels} channels, but one OAuth client may have at most {} (a 21st evicts the oldest); subscribe to fewer topics",
+                    plan::MAX_CHANNELS
+                ),
+            );
+        }
+    }
+    for (&i, l) in listener_index.iter().zip(&c.listener) {
+        let at = root.key("listener").index(i);
+        unique(&mut names, &l.name, at.key("name"), &mut report);
+        keyed(&at, l.check(), &mut report);
+        keyed(&at.key("sink"), l.sink.common.check(), &mut report);
+        keyed(&at.key("sink"), l.sink.spec.builder().check(), &mut report);
+    }
+}
+
+/// The sections' own limits.
+fn sections(c: &Config, problem: &mut dyn FnMut(&[&str], String)) {
+    if c.http.listen.parse::<SocketAddr>().is_err() {
+        problem(
+            &["http", "listen"],
+            format!("`{}` is not an address like 127.0.0.1:8080", c.http.listen),
+        );
+    }
+    if c.http.workers == 0 {
+        problem(&["http", "workers"], "must be at least 1".into());
+    }
+    if c.transform.workers == 0 {
+        problem(&["transform", "workers"], "must be at least 1".into());
+    }
+    if c.transform.chunk_size == 0 {
+        problem(&["transform", "chunk_size"], "must be at least 1".into());
+    }
+    if let Some(g) = &c.genesys {
+        if g.environment.trim().is_empty() {
+            problem(
+                &["genesys", "environment"],
+                "must be a region domain or \"emulator\"".into(),
+            );
+        }
+        if g.requests_per_minute == 0 {
+            problem(&["genesys", "requests_per_minute"], "must be at least 1".into());
+        }
+        for (key, url) in [("api_url", &g.api_url), ("login_url", &g.login_url)] {
+            if let Some(u) = url.as_ref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+                problem(&["genesys", key], format!("`{u}` is not an http:// or https:// URL"));
+            }
+        }
+    }
+}
+
+fn unique<'c>(
+    names: &mut HashMap<&'c str, KeyPath>,
+    name: &'c str,
+    at: KeyPath,
+    report: &mut impl FnMut(KeyPath, &str),
+) {
+    if name.trim().is_empty() {
+        report(at, "must not be empty");
+    } else if let Some(first) = names.get(name) {
+        let first = first.to_string();
+        report(at, &format!("name `{name}` is already used by `{first}`"));
+    } else {
+        names.insert(name, at);
+    }
+}
+
+/// A component's problems, keyed under its table.
+fn keyed(base: &KeyPath, problems: Vec<KeyProblem>, report: &mut impl FnMut(KeyPath, &str)) {
+    for p in problems {
+        let path = p
+            .key
+            .split('.')
+            .filter(|k| !k.is_empty())
+            .fold(base.clone(), |path, k| path.key(k));
+        report(path, &p.message);
+    }
+}

@@ -1,0 +1,89 @@
+//! The Genesys org the sources call: hosts, the token provider, the shared
+//! request budget, and the bundled emulator when cxrelay runs it itself.
+
+use actix::prelude::*;
+use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::Registry;
+
+use super::StartError;
+use crate::config::{Config, Secret, Secrets};
+use crate::emulator::EmulatorHandle;
+use crate::genesys::{Credentials, GenesysOrg, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings};
+
+/// The org, and the emulator when cxrelay runs one in-process.
+pub(super) struct Genesys {
+    pub org: GenesysOrg,
+    pub emulator: Option<EmulatorHandle>,
+}
+
+/// Starts the token provider (and the in-process emulator, when the
+/// environment is `emulator` without an `api_url`) if a source needs the
+/// Genesys API.
+pub(super) async fn start_genesys(
+    config: &Config,
+    secrets: &Secrets,
+    registry: &Registry,
+    threads: &mut Vec<Arbiter>,
+) -> Result<Option<Genesys>, StartError> {
+    let Some(g) = &config.genesys else {
+        return Ok(None);
+    };
+    if !config
+        .source
+        .iter()
+        .any(|s| s.enabled && s.spec.builder().needs_genesys())
+    {
+        return Ok(None);
+    }
+    let refuse = |message: String| StartError::Genesys(message);
+    let mut emulator = None;
+    let hosts = if g.runs_emulator_in_process() {
+        let settings = config.emulator.clone().unwrap_or_default();
+        let e = crate::emulator::start_in_thread(settings, "127.0.0.1:0")
+            .map_err(|e| refuse(format!("cannot start the bundled emulator: {e}")))?;
+        let component = registry.register("emulator", "emulator", false);
+        component.set_state(ComponentState::Running);
+        component.set_detail("url", e.url());
+        tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
+        let hosts = Hosts::single(&e.url());
+        emulator = Some(e);
+        hosts
+    } else if g.is_emulator() {
+        Hosts::resolve(
+            "emulator",
+            g.api_url.as_deref(),
+            g.login_url.as_deref().or(g.api_url.as_deref()),
+        )
+    } else {
+        Hosts::resolve(&g.environment, g.api_url.as_deref(), g.login_url.as_deref())
+    };
+    let (client_id, client_secret) = match (&secrets.genesys, g.is_emulator()) {
+        (Some((id, secret)), _) => (id.expose().to_string(), secret.clone()),
+        (None, true) => {
+            let s = config.emulator.clone().unwrap_or_default();
+            (s.client_id, Secret::new(s.client_secret))
+        }
+        (None, false) => return Err(refuse("no OAuth client credentials".into())),
+    };
+    let component = registry.register("genesys-auth", "auth", true);
+    component.set_detail("login", hosts.login.clone());
+    let thread = Arbiter::new();
+    let tokens = {
+        let (hosts, component) = (hosts.clone(), component.clone());
+        let creds = Credentials {
+            client_id,
+            client_secret,
+        };
+        TokenProvider::start_in_arbiter(&thread.handle(), move |_| {
+            TokenProvider::new(hosts, creds, TokenSettings::default(), component)
+        })
+    };
+    threads.push(thread);
+    let org = GenesysOrg {
+        hosts,
+        tokens,
+        budget: RequestBudget::new(g.requests_per_minute),
+        retry: RetryPolicy::default(),
+    };
+    Ok(Some(Genesys { org, emulator }))
+}

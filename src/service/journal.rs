@@ -1,0 +1,73 @@
+//! The journal: the store, its writer and the store actor on their own
+//! thread, and the journaled ingest path.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use cxrelay_actors::{QueueStats, Registry, Router};
+
+use super::StartError;
+use crate::config::{Config, ListenerConfig};
+use crate::ingest::Ingest;
+use crate::store::{AppendQueue, DurableListener, JournalWriter, Store, StoreDb};
+
+/// The journal and its actors, when the journal is on.
+pub(super) struct Journal {
+    pub db: Arc<StoreDb>,
+    pub store: Addr<Store>,
+    pub routed_upto: Arc<AtomicU64>,
+}
+
+/// Opens the store, starts the journal writer and the store actor on their
+/// own thread, and returns the journaled ingest path.
+pub(super) async fn open_journal(
+    config: &Config,
+    registry: &Registry,
+    router: &Addr<Router>,
+    durable: &[(&ListenerConfig, Arc<QueueStats>)],
+    threads: &mut Vec<Arbiter>,
+) -> Result<(Ingest, Journal), StartError> {
+    let component = registry.register("store", "store", true);
+    let db = Arc::new(StoreDb::open(
+        &config.service.data_dir,
+        config.service.idempotency_window.as_millis() as i64,
+        config.service.idempotency_cache_keys,
+    )?);
+    component.set_detail("path", db.path().display().to_string());
+    let names: Vec<String> = durable.iter().map(|(l, _)| l.name.clone()).collect();
+    for gone in db.forget_listeners(&names)? {
+        tracing::warn!(listener = %gone, "listener is no longer configured; its position is forgotten");
+    }
+    let saved = db.acks()?;
+    let (queue, rx) = AppendQueue::new(config.service.journal_queue);
+    let routed_upto = Arc::new(AtomicU64::new(0));
+    let thread = Arbiter::new();
+    {
+        let (db, router, routed, c, q) = (
+            db.clone(),
+            router.clone(),
+            routed_upto.clone(),
+            component.clone(),
+            queue.clone(),
+        );
+        JournalWriter::start_in_arbiter(&thread.handle(), move |_| {
+            JournalWriter::new(db, router, routed, c, &q, rx)
+        });
+    }
+    let listeners: Vec<DurableListener> = durable
+        .iter()
+        .map(|(l, stats)| DurableListener {
+            name: l.name.clone(),
+            stats: stats.clone(),
+        })
+        .collect();
+    let store = {
+        let (db, routed, c, q) = (db.clone(), routed_upto.clone(), component.clone(), queue.clone());
+        Store::start_in_arbiter(&thread.handle(), move |_| {
+            Store::new(db, routed, listeners, &saved, c, q)
+        })
+    };
+    threads.push(thread);
+    Ok((Ingest::journaled(queue, db.clone()), Journal { db, store, routed_upto }))
+}

@@ -1,0 +1,218 @@
+//! `kind = "analytics_job"`: its keys, their defaults and checks, and how
+//! it is built (also as a notifications source's backfill job).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use cxrelay_actors::registry::Component;
+use cxrelay_actors::supervision::ChildSpec;
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::{AnalyticsJob, AnalyticsJobSettings, GapQueue, Schedule, DEFAULT_TOPIC};
+use crate::config::{duration, KeyProblem, KeyProblems, Named};
+use crate::genesys::interval::{parse_iso_ms, Interval};
+use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext, SOURCE};
+
+/// An analytics job's `[[source]]` keys.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsJobConfig {
+    /// The interval to fetch once, `start/end` in ISO-8601 (or `every`).
+    pub interval: Option<String>,
+    /// Rolling windows of this length instead of `interval`.
+    #[serde(default, with = "duration::option")]
+    pub every: Option<Duration>,
+    /// (Rolling) how far behind now a window must end.
+    #[serde(default = "default_lag", with = "duration")]
+    pub lag: Duration,
+    /// (Rolling) where the first window starts (default: the latest
+    /// complete window).
+    pub start: Option<String>,
+    /// Records per results page.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Result pages fetched and not yet committed, at most.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: usize,
+    /// First delay between job state polls (then x1.5 with jitter).
+    #[serde(default = "default_poll_interval", with = "duration")]
+    pub poll_interval: Duration,
+    /// Longest delay between job state polls.
+    #[serde(default = "default_poll_max_interval", with = "duration")]
+    pub poll_max_interval: Duration,
+    /// Submissions of a job that ends FAILED before the source is marked failed.
+    #[serde(default = "default_max_job_attempts")]
+    pub max_job_attempts: u32,
+    /// Topic of the events.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+}
+
+fn default_page_size() -> u32 {
+    1000
+}
+fn default_prefetch() -> usize {
+    2
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_poll_max_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_job_attempts() -> u32 {
+    3
+}
+fn default_topic() -> String {
+    DEFAULT_TOPIC.into()
+}
+fn default_lag() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Refuses a topic with wildcards, empty segments or spaces (a source
+/// publishes on one concrete topic).
+pub fn check_topic(p: &mut KeyProblems, key: &str, topic: &str) {
+    let bad = topic.split('.').any(|seg| seg.is_empty() || seg == "*" || seg == ">")
+        || topic.contains(char::is_whitespace);
+    if bad {
+        p.at(key, format!("`{topic}` is not a topic (dot-separated words, no wildcards)"));
+    }
+}
+
+impl TryFrom<Named<'_, AnalyticsJobConfig>> for AnalyticsJobSettings {
+    type Error = Vec<KeyProblem>;
+
+    fn try_from(n: Named<'_, AnalyticsJobConfig>) -> Result<Self, Self::Error> {
+        let c = n.config;
+        let mut p = KeyProblems::new();
+        let schedule = match (&c.interval, c.every) {
+            (None, None) => {
+                p.at(
+                    "interval",
+                    "an analytics_job source needs `interval` (\"start/end\" in ISO-8601) or `every` (rolling windows)",
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                p.at("every", "set `interval` or `every`, not both");
+                None
+            }
+            (Some(i), None) => match Interval::parse(i) {
+                Ok(i) => Some(Schedule::Fixed(i)),
+                Err(e) => {
+                    p.at("interval", e.to_string());
+                    None
+                }
+            },
+            (None, Some(every)) => {
+                p.check(every >= Duration::from_secs(1), "every", "must be at least 1s");
+                let start = match c.start.as_deref().map(parse_iso_ms).transpose() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        p.at("start", e.to_string());
+                        None
+                    }
+                };
+                Some(Schedule::Rolling {
+                    every,
+                    lag: c.lag,
+                    start,
+                })
+            }
+        };
+        if c.every.is_none() {
+            p.check(c.start.is_none(), "start", "applies only to rolling windows (`every`)");
+        }
+        p.check((1..=1000).contains(&c.page_size), "page_size", "must be between 1 and 1000");
+        p.check((1..=16).contains(&c.prefetch), "prefetch", "must be between 1 and 16");
+        p.check(!c.poll_interval.is_zero(), "poll_interval", "must be more than 0");
+        p.check(
+            c.poll_max_interval >= c.poll_interval,
+            "poll_max_interval",
+            "must not be less than `poll_interval`",
+        );
+        p.check(c.max_job_attempts > 0, "max_job_attempts", "must be at least 1");
+        check_topic(&mut p, "topic", &c.topic);
+        p.finish(|| AnalyticsJobSettings {
+            name: n.name.to_string(),
+            schedule: schedule.unwrap_or(Schedule::Gaps),
+            page_size: c.page_size,
+            prefetch: c.prefetch,
+            poll: AnalyticsJobSettings::poll_policy(c.poll_interval, c.poll_max_interval),
+            max_job_attempts: c.max_job_attempts,
+            topic: c.topic.clone(),
+            gaps: None,
+        })
+    }
+}
+
+impl AnalyticsJobSettings {
+    /// The backfill job of a notifications source: an analytics job whose
+    /// windows are the gaps handed to `queue`, with default paging.
+    pub fn backfill(name: String, topic: String, queue: GapQueue) -> Self {
+        AnalyticsJobSettings {
+            name,
+            schedule: Schedule::Gaps,
+            page_size: default_page_size(),
+            prefetch: default_prefetch(),
+            poll: AnalyticsJobSettings::poll_policy(default_poll_interval(), default_poll_max_interval()),
+            max_job_attempts: default_max_job_attempts(),
+            topic,
+            gaps: Some(queue),
+        }
+    }
+}
+
+/// Starts an analytics job source under supervision, on its own arbiter.
+pub async fn start_analytics_job(
+    settings: AnalyticsJobSettings,
+    cx: &SourceContext,
+    component: Arc<Component>,
+) -> Result<(), BuildError> {
+    component.set_detail("schedule", format!("{:?}", settings.schedule));
+    let org = cx.org()?;
+    let delivery = cx.delivery(component);
+    let db = cx.db.clone();
+    let thread = bulk_thread();
+    let spec = ChildSpec::new(settings.name.clone(), SOURCE, move || {
+        let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
+        AnalyticsJob::start_in_arbiter(&thread, move |_| AnalyticsJob::new(settings, org, delivery, db))
+    });
+    cx.supervise(spec).await;
+    Ok(())
+}
+
+impl SourceBuilder for AnalyticsJobConfig {
+    fn check(&self, name: &str) -> Vec<KeyProblem> {
+        AnalyticsJobSettings::try_from(Named { name, config: self })
+            .err()
+            .unwrap_or_default()
+    }
+
+    fn needs_genesys(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        let what = match (&self.interval, self.every) {
+            (Some(i), _) => format!("interval {i}"),
+            (None, Some(every)) => format!(
+                "rolling windows of {}, {} behind now",
+                humantime::format_duration(every),
+                humantime::format_duration(self.lag)
+            ),
+            (None, None) => "no interval".into(),
+        };
+        format!("conversation details, {what}, pages of {} -> {}", self.page_size, self.topic)
+    }
+
+    fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {
+        Box::pin(async move {
+            let settings = AnalyticsJobSettings::try_from(Named { name, config: self })?;
+            start_analytics_job(settings, cx, cx.component(name, "analytics_job")).await
+        })
+    }
+}

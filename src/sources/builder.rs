@@ -1,0 +1,139 @@
+//! What every source kind implements, and what it is built with.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use cxrelay_actors::registry::Component;
+use cxrelay_actors::supervision::{ChildSpec, Supervise, Supervisor};
+use cxrelay_actors::Registry;
+use futures_util::future::LocalBoxFuture;
+
+use crate::config::{KeyProblem, Secret, Secrets};
+use crate::genesys::GenesysOrg;
+use crate::http::IngressRoutes;
+use crate::ingest::Ingest;
+use crate::sources::delivery::Delivery;
+use crate::sources::notifications::NotificationSources;
+use crate::store::{PutDeadLetters, StoreDb};
+
+/// The component kind every source (and each of its channels) registers
+/// under; the supervisor stops sources by this kind at shutdown.
+pub const SOURCE: &str = "source";
+
+/// Why a source could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+impl BuildError {
+    /// An error with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        BuildError(message.into())
+    }
+}
+
+/// A config that the loader would have refused (a library user building
+/// one by hand): the problems, keyed.
+impl From<Vec<KeyProblem>> for BuildError {
+    fn from(problems: Vec<KeyProblem>) -> Self {
+        let text: Vec<String> = problems.iter().map(|p| format!("`{}`: {}", p.key, p.message)).collect();
+        BuildError(text.join("; "))
+    }
+}
+
+/// A source kind's config: checked when the file is loaded, described by
+/// `cxrelay check`, and built into running actors at start.
+pub trait SourceBuilder: std::fmt::Debug {
+    /// Problems of this table on its own (keys relative to it): what the
+    /// conversion into the source's runtime settings refuses.
+    fn check(&self, name: &str) -> Vec<KeyProblem>;
+
+    /// Whether the source calls the Genesys API (and so needs `[genesys]`).
+    fn needs_genesys(&self) -> bool;
+
+    /// The HTTP path the source serves, if any (unique, not reserved).
+    fn http_path(&self) -> Option<&str> {
+        None
+    }
+
+    /// Notification channels the source opens (the OAuth client's 20 are
+    /// shared by every source).
+    fn channels_needed(&self) -> usize {
+        0
+    }
+
+    /// The environment variables holding its secrets, by the key naming them.
+    fn secret_vars(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+
+    /// What it will do, in one line for `cxrelay check`.
+    fn describe(&self) -> String;
+
+    /// Starts the source: supervised actors, routes, whatever it runs on.
+    fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>>;
+}
+
+/// What a source is built with.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// Where it hands events in.
+    pub ingest: Ingest,
+    /// The store, for its checkpoint (none with the journal off).
+    pub db: Option<Arc<StoreDb>>,
+    /// Component health.
+    pub registry: Registry,
+    /// The Genesys org, when `[genesys]` is configured and a source needs it.
+    pub org: Option<GenesysOrg>,
+    /// Where input that cannot become events is kept.
+    pub dead_letters: Option<Recipient<PutDeadLetters>>,
+    /// Restarts the source's actors.
+    pub supervisor: Addr<Supervisor>,
+    /// The secrets the config names.
+    pub secrets: Arc<Secrets>,
+    /// Routes on the HTTP server.
+    pub ingress: IngressRoutes,
+    /// Running notifications sources (the admin API controls them).
+    pub notifications: NotificationSources,
+}
+
+impl SourceContext {
+    /// Registers the source's health entry (it gates readiness).
+    pub fn component(&self, name: &str, kind: &str) -> Arc<Component> {
+        let component = self.registry.register(name, SOURCE, true);
+        component.set_detail("kind", kind);
+        component
+    }
+
+    /// A bulk source's way out: ingest, dead letters, its health entry.
+    pub fn delivery(&self, component: Arc<Component>) -> Delivery {
+        Delivery {
+            ingest: self.ingest.clone(),
+            dead_letters: self.dead_letters.clone(),
+            component,
+        }
+    }
+
+    /// The org (the loader made sure a source that needs it has it).
+    pub fn org(&self) -> Result<GenesysOrg, BuildError> {
+        self.org
+            .clone()
+            .ok_or_else(|| BuildError::new("needs a `[genesys]` section"))
+    }
+
+    /// The secret of `component` named by its `key`.
+    pub fn secret(&self, component: &str, key: &str) -> Option<&Secret> {
+        self.secrets.component(component, key)
+    }
+
+    /// Puts a child under supervision (and starts it).
+    pub async fn supervise(&self, spec: ChildSpec) {
+        let _ = self.supervisor.send(Supervise(spec)).await;
+    }
+}
+
+/// The thread a bulk source runs on: page parsing and body reading stay off
+/// the supervisor's thread.
+pub fn bulk_thread() -> actix::dev::ArbiterHandle {
+    Arbiter::new().handle()
+}
