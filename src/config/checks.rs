@@ -10,6 +10,9 @@ use super::locate::KeyPath;
 use super::{Config, KeyProblem};
 use crate::sources::notifications::plan;
 
+/// Paths the HTTP server serves itself (a source may not take them).
+pub const RESERVED_PATHS: &[&str] = &["/", "/health", "/metrics", "/status", "/admin"];
+
 /// Runs every check of a parsed config, reporting each problem with its
 /// key; `source_index[k]` is the position in the file of `c.source[k]`
 /// (entries that could not be read are left out), likewise for listeners.
@@ -34,6 +37,12 @@ pub(super) fn check(
         let builder = s.spec.builder();
         keyed(&at, builder.check(&s.name), &mut report);
         if let Some(path) = builder.http_path() {
+            let reserved = RESERVED_PATHS
+                .iter()
+                .any(|r| path == *r || (*r != "/" && path.starts_with(&format!("{r}/"))));
+            if reserved {
+                report(at.key("path"), &format!("`{path}` is reserved by cxrelay"));
+            }
             match paths.get(path) {
                 Some(first) => report(at.key("path"), &format!("path `{path}` is already used by `{first}`")),
                 None => {
@@ -47,7 +56,10 @@ pub(super) fn check(
         if builder.needs_genesys() && c.genesys.is_none() {
             report(
                 at.key("kind"),
-                &format!("a `{}` source like this one calls the Genesys API: add a `[genesys]` section", s.kind()),
+                &format!(
+                    "a `{}` source like this one calls the Genesys API: add a `[genesys]` section",
+                    s.kind()
+                ),
             );
         }
         // Every notifications source shares the OAuth client's channels.
@@ -100,7 +112,10 @@ fn sections(c: &Config, problem: &mut dyn FnMut(&[&str], String)) {
             problem(&["genesys", "requests_per_minute"], "must be at least 1".into());
         }
         for (key, url) in [("api_url", &g.api_url), ("login_url", &g.login_url)] {
-            if let Some(u) = url.as_ref().filter(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            if let Some(u) = url
+                .as_ref()
+                .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+            {
                 problem(&["genesys", key], format!("`{u}` is not an http:// or https:// URL"));
             }
         }

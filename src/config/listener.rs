@@ -82,7 +82,11 @@ impl ListenerConfig {
     /// Problems of the listener's own keys (relative to its table).
     pub fn check(&self) -> Vec<super::KeyProblem> {
         let mut p = KeyProblems::new();
-        p.check(!self.topics.is_empty(), "topics", "a listener needs at least one topic pattern");
+        p.check(
+            !self.topics.is_empty(),
+            "topics",
+            "a listener needs at least one topic pattern",
+        );
         for t in &self.topics {
             if let Err(e) = cxrelay_actors::Pattern::parse(t) {
                 p.at("topics", e.to_string());
@@ -98,7 +102,10 @@ impl ListenerConfig {
                 );
             }
             if t.mask_key_env.is_some() && t.mask.is_empty() {
-                p.at("transform.mask_key_env", "set, but no field is masked (`mask` is empty)");
+                p.at(
+                    "transform.mask_key_env",
+                    "set, but no field is masked (`mask` is empty)",
+                );
             }
         }
         p.into_vec()

@@ -72,9 +72,12 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     };
     // Whatever could be read is checked too, so every problem of the file
     // is reported at once.
-    checks::check(&read.config, &read.source_index, &read.listener_index, &mut |path, message| {
-        r.at(&path, message)
-    });
+    checks::check(
+        &read.config,
+        &read.source_index,
+        &read.listener_index,
+        &mut |path, message| r.at(&path, message),
+    );
     if r.problems.is_empty() {
         Ok(read.config)
     } else {
@@ -98,8 +101,7 @@ pub(super) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn into_error(mut self, file: &str) -> ConfigError {
-        self.problems
-            .sort_by_key(|p| (p.line.unwrap_or(0), p.col.unwrap_or(0)));
+        self.problems.sort_by_key(|p| (p.line.unwrap_or(0), p.col.unwrap_or(0)));
         self.problems.dedup();
         ConfigError::Invalid {
             file: file.to_string(),
@@ -200,7 +202,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Deserializes `T` from a table, keeping every span.
-    fn read<T: for<'de> Deserialize<'de>>(&mut self, span: Range<usize>, table: DeTable<'_>, base: &KeyPath) -> Option<T> {
+    fn read<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        span: Range<usize>,
+        table: DeTable<'_>,
+        base: &KeyPath,
+    ) -> Option<T> {
         let de = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
         match T::deserialize(de) {
             Ok(v) => Some(v),
@@ -260,7 +267,11 @@ impl<'a> Reader<'a> {
     }
 
     /// The tables of an array of tables (`[[name]]`).
-    fn entries<'i>(&mut self, value: Option<Spanned<DeValue<'i>>>, name: &str) -> Vec<(usize, Range<usize>, DeTable<'i>)> {
+    fn entries<'i>(
+        &mut self,
+        value: Option<Spanned<DeValue<'i>>>,
+        name: &str,
+    ) -> Vec<(usize, Range<usize>, DeTable<'i>)> {
         let Some(value) = value else {
             return Vec::new();
         };
@@ -310,7 +321,10 @@ impl<'a> Reader<'a> {
         let kinds = list(SourceSpec::KINDS);
         let kind = self.take_str(&mut t, "kind", &path, &format!("one of {kinds}"))?;
         let Some(keys) = SourceSpec::keys_of(&kind) else {
-            self.at(&path.key("kind"), format!("unknown source kind `{kind}`; expected one of {kinds}"));
+            self.at(
+                &path.key("kind"),
+                format!("unknown source kind `{kind}`; expected one of {kinds}"),
+            );
             return None;
         };
         let mut allowed = super::SOURCE_COMMON_KEYS.to_vec();
@@ -353,13 +367,19 @@ impl<'a> Reader<'a> {
     fn sink(&mut self, path: &KeyPath, value: Spanned<DeValue<'_>>) -> Option<SinkConfig> {
         let span = value.span();
         let DeValue::Table(mut t) = value.into_inner() else {
-            self.at(path, "must be a table, e.g. `sink = { kind = \"file\", path = \"out\" }`");
+            self.at(
+                path,
+                "must be a table, e.g. `sink = { kind = \"file\", path = \"out\" }`",
+            );
             return None;
         };
         let kinds = list(SinkSpec::KINDS);
         let kind = self.take_str(&mut t, "kind", path, &format!("one of {kinds}"))?;
         let Some(keys) = SinkSpec::keys_of(&kind) else {
-            self.at(&path.key("kind"), format!("unknown sink kind `{kind}`; expected one of {kinds}"));
+            self.at(
+                &path.key("kind"),
+                format!("unknown sink kind `{kind}`; expected one of {kinds}"),
+            );
             return None;
         };
         let common_keys = keys_of::<SinkCommon>();

@@ -92,6 +92,6 @@ impl SourceConfig {
 /// The keys every `[[source]]` takes, whatever its kind.
 pub const SOURCE_COMMON_KEYS: &[&str] = &["name", "kind", "enabled"];
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod readme_tests;
+#[cfg(test)]
+mod tests;

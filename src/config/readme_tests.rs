@@ -44,7 +44,9 @@ fn documented_tables() -> Vec<Documented> {
                 continue;
             }
             let table = out.last_mut().expect("a table was started");
-            table.rows.push((code_spans(cells[0]), cells.get(1).unwrap_or(&"").to_string()));
+            table
+                .rows
+                .push((code_spans(cells[0]), cells.get(1).unwrap_or(&"").to_string()));
         } else {
             in_table = false;
         }
@@ -172,7 +174,11 @@ fn every_key_is_documented_with_the_default_the_code_has() {
     for t in &tables {
         let Some(e) = expected_for(&t.id) else {
             // The emulator's own tables, and tables that are not config.
-            assert!(t.id.starts_with("[emulator"), "README table under `{}` documents no known config table", t.id);
+            assert!(
+                t.id.starts_with("[emulator"),
+                "README table under `{}` documents no known config table",
+                t.id
+            );
             continue;
         };
         checked.insert(t.id.clone(), t.rows.len());
@@ -186,7 +192,10 @@ fn every_key_is_documented_with_the_default_the_code_has() {
             let literals: Vec<toml::Value> = code_spans(cell).iter().filter_map(|s| literal(s)).collect();
             for (n, key) in keys.iter().enumerate() {
                 if !e.keys.contains(&key.as_str()) {
-                    wrong.push(format!("`{}`: README documents `{key}`, which the code does not take", t.id));
+                    wrong.push(format!(
+                        "`{}`: README documents `{key}`, which the code does not take",
+                        t.id
+                    ));
                     continue;
                 }
                 let doc = match literals.len() {
@@ -217,14 +226,29 @@ fn every_key_is_documented_with_the_default_the_code_has() {
     }
     assert!(wrong.is_empty(), "README and code disagree:\n{}", wrong.join("\n"));
     // Every table the code has is documented.
-    for id in ["[service]", "[http]", "[genesys]", "[transform]", "[[source]]", "[[listener]]", "transform = { ... }", "sink = { kind = ..., ... }"] {
+    for id in [
+        "[service]",
+        "[http]",
+        "[genesys]",
+        "[transform]",
+        "[[source]]",
+        "[[listener]]",
+        "transform = { ... }",
+        "sink = { kind = ..., ... }",
+    ] {
         assert!(checked.contains_key(id), "README has no table for `{id}`");
     }
     for kind in SourceSpec::KINDS {
-        assert!(checked.contains_key(&format!("kind = \"{kind}\"")), "README has no table for the `{kind}` source");
+        assert!(
+            checked.contains_key(&format!("kind = \"{kind}\"")),
+            "README has no table for the `{kind}` source"
+        );
     }
     for kind in SinkSpec::KINDS {
-        assert!(checked.contains_key(&format!("sink.kind = \"{kind}\"")), "README has no table for the `{kind}` sink");
+        assert!(
+            checked.contains_key(&format!("sink.kind = \"{kind}\"")),
+            "README has no table for the `{kind}` sink"
+        );
     }
 }
 

@@ -37,8 +37,7 @@ impl Secrets {
 
     /// Sets a component's secret (for embedders building a config by hand).
     pub fn set(&mut self, component: &str, key: &str, secret: Secret) {
-        self.components
-            .insert((component.to_string(), key.to_string()), secret);
+        self.components.insert((component.to_string(), key.to_string()), secret);
     }
 }
 

@@ -57,7 +57,10 @@ fn a_typo_in_the_second_table_of_an_array_points_at_it() {
 fn a_typo_inside_an_inline_table() {
     let text = GOOD.replace("path = \"data/out\"", "pth = \"data/out\"");
     let p = problems(&text);
-    let pth = p.iter().find(|p| p.key.as_deref() == Some("listener[0].sink.pth")).unwrap();
+    let pth = p
+        .iter()
+        .find(|p| p.key.as_deref() == Some("listener[0].sink.pth"))
+        .unwrap();
     assert_eq!(pth.line, Some(13));
     assert!(pth.message.contains("unknown field `pth`"), "{p:?}");
 }
@@ -85,7 +88,10 @@ fn a_typo_in_a_sink_lists_the_keys_of_its_kind() {
     let p = problems(&text);
     let m = &p[0].message;
     assert!(m.contains("a `file` sink takes"), "{m}");
-    assert!(m.contains("`rotate_bytes`") && m.contains("`batch_events`") && !m.contains("`url`"), "{m}");
+    assert!(
+        m.contains("`rotate_bytes`") && m.contains("`batch_events`") && !m.contains("`url`"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -120,7 +126,11 @@ fn three_problems_of_different_kinds_are_reported_together() {
         .replace("name = \"out\"", "name = \"gen\"");
     let p = problems(&text);
     let keys: Vec<&str> = p.iter().filter_map(|p| p.key.as_deref()).collect();
-    assert_eq!(keys, ["service.shutdown_timeot", "source[0].rate", "listener[0].name"], "{p:?}");
+    assert_eq!(
+        keys,
+        ["service.shutdown_timeot", "source[0].rate", "listener[0].name"],
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -142,8 +152,7 @@ fn duplicate_names_and_keys_foreign_to_the_kind() {
 
 #[test]
 fn a_missing_secret_names_the_variable_and_the_key() {
-    let text =
-        format!("{GOOD}\n[genesys]\nenvironment = \"mypurecloud.ie\"\nclient_secret_env = \"MY_SECRET\"\n");
+    let text = format!("{GOOD}\n[genesys]\nenvironment = \"mypurecloud.ie\"\nclient_secret_env = \"MY_SECRET\"\n");
     let c = load_str(&text, "cfg.toml").unwrap();
     let env = |k: &str| (k == "GENESYS_CLIENT_ID").then(|| "id".to_string());
     let err = resolve_secrets_with(&c, &text, "cfg.toml", env)
@@ -173,9 +182,17 @@ topics = ["a.>"]
 sink = { kind = "http", url = "http://127.0.0.1:1/x", authorization_env = "AUTH" }
 "#;
     let c = load_str(text, "cfg.toml").unwrap();
-    let err = resolve_secrets_with(&c, text, "cfg.toml", |_| None).unwrap_err().to_string();
-    assert!(err.contains("cfg.toml:6:1: `source[0].secret_env`: environment variable `HOOK_SECRET`"), "{err}");
-    assert!(err.contains("`listener[0].sink.authorization_env`: environment variable `AUTH`"), "{err}");
+    let err = resolve_secrets_with(&c, text, "cfg.toml", |_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cfg.toml:6:1: `source[0].secret_env`: environment variable `HOOK_SECRET`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`listener[0].sink.authorization_env`: environment variable `AUTH`"),
+        "{err}"
+    );
     let s = resolve_secrets_with(&c, text, "cfg.toml", |k| Some(format!("{k}-value"))).unwrap();
     assert_eq!(s.component("hook", "secret_env").unwrap().expose(), "HOOK_SECRET-value");
     assert_eq!(s.under("out", "sink.")[0].0, "authorization_env");
@@ -213,11 +230,35 @@ fn unknown_kinds_list_the_known_ones() {
     assert!(err.contains("`generator`") && err.contains("`notifications`"), "{err}");
     let text = GOOD.replace("kind = \"file\"", "kind = \"fil\"");
     let err = load_str(&text, "cfg.toml").unwrap_err().to_string();
-    assert!(err.contains("unknown sink kind `fil`") && err.contains("`blackhole`"), "{err}");
+    assert!(
+        err.contains("unknown sink kind `fil`") && err.contains("`blackhole`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_syntax_error_is_located() {
-    let err = load_str("[service\ndata_dir = 1\n", "cfg.toml").unwrap_err().to_string();
+    let err = load_str("[service\ndata_dir = 1\n", "cfg.toml")
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("cfg.toml:1:"), "{err}");
+}
+
+#[test]
+fn a_source_may_not_take_a_path_the_server_serves() {
+    for (path, reserved) in [
+        ("/status", true),
+        ("/admin/x", true),
+        ("/", true),
+        ("/statusx", false),
+        ("/in", false),
+    ] {
+        let text = format!("[[source]]\nname = \"h\"\nkind = \"webhook\"\npath = \"{path}\"\nallow_unsigned = true\n");
+        let got = load_str(&text, "cfg.toml").err().map(|e| e.to_string());
+        assert_eq!(
+            got.as_deref().is_some_and(|e| e.contains("is reserved by cxrelay")),
+            reserved,
+            "{path}: {got:?}"
+        );
+    }
 }

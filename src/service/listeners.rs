@@ -113,12 +113,7 @@ pub(super) async fn start_listener(
         thread: thread.handle(),
         secrets: parts.secrets.under(&l.name, "sink."),
     };
-    let mut start = l
-        .sink
-        .spec
-        .builder()
-        .build(cx)
-        .map_err(|e| sink_error(e.to_string()))?;
+    let mut start = l.sink.spec.builder().build(cx).map_err(|e| sink_error(e.to_string()))?;
     let flush: Arc<Mutex<Option<Recipient<FlushNow>>>> = Arc::default();
     let latest = flush.clone();
     let (name, topics, capacity, when_full, batch) =

@@ -129,8 +129,7 @@ impl Service {
             .collect();
 
         let (ingest, journal) = if config.service.journal {
-            let (ingest, journal) =
-                journal::open_journal(&config, &registry, &router, &durable, &mut threads).await?;
+            let (ingest, journal) = journal::open_journal(&config, &registry, &router, &durable, &mut threads).await?;
             (ingest, Some(journal))
         } else {
             (Ingest::direct(router.clone()), None)

@@ -196,3 +196,47 @@ async fn a_worker_panic_shows_as_a_restart_in_status_and_the_pool_keeps_serving(
     assert_eq!(c["detail"]["stats"]["failed"], 1);
     svc.shutdown().await;
 }
+
+/// The blackhole sink (a kind added as one folder plus one registry line):
+/// every event is counted as committed and nothing is written.
+#[actix::test]
+async fn a_blackhole_sink_counts_every_event_and_keeps_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[service]
+data_dir = "{}"
+[http]
+listen = "127.0.0.1:0"
+[[source]]
+name = "gen"
+kind = "generator"
+topics = ["bench.{{key}}"]
+rate = 50000
+count = 2500
+[[listener]]
+name = "void"
+topics = ["bench.>"]
+sink = {{ kind = "blackhole", batch_events = 100 }}
+"#,
+        tmp.path().display()
+    );
+    let svc = Service::start(Loaded::from_str(&text, "test.toml").unwrap())
+        .await
+        .unwrap();
+    let addr = svc.http_addr();
+    eventually("2500 events committed by the blackhole", || async {
+        let status = http_get(addr, "/status").await.json();
+        crate::common::component(&status, "void")["detail"]["committed_events"] == 2500
+    })
+    .await;
+    let status = http_get(addr, "/status").await.json();
+    assert_eq!(crate::common::component(&status, "void")["detail"]["sink"], "blackhole");
+    // Nothing was written but the store.
+    let files: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(files, ["cxrelay.redb"], "{files:?}");
+    assert!(svc.shutdown().await);
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use cxrelay_actors::Event;
 use futures_util::future::LocalBoxFuture;
 
-use crate::sinks::{encode_ndjson, SinkError, SinkWriter};
 use crate::config::Secret;
+use crate::sinks::{encode_ndjson, SinkError, SinkWriter};
 
 /// POSTs each batch as one NDJSON body; a 2xx answer is the commit.
 pub struct HttpWriter {

@@ -75,10 +75,13 @@ fn default_lag() -> Duration {
 /// Refuses a topic with wildcards, empty segments or spaces (a source
 /// publishes on one concrete topic).
 pub fn check_topic(p: &mut KeyProblems, key: &str, topic: &str) {
-    let bad = topic.split('.').any(|seg| seg.is_empty() || seg == "*" || seg == ">")
-        || topic.contains(char::is_whitespace);
+    let bad =
+        topic.split('.').any(|seg| seg.is_empty() || seg == "*" || seg == ">") || topic.contains(char::is_whitespace);
     if bad {
-        p.at(key, format!("`{topic}` is not a topic (dot-separated words, no wildcards)"));
+        p.at(
+            key,
+            format!("`{topic}` is not a topic (dot-separated words, no wildcards)"),
+        );
     }
 }
 
@@ -126,7 +129,11 @@ impl TryFrom<Named<'_, AnalyticsJobConfig>> for AnalyticsJobSettings {
         if c.every.is_none() {
             p.check(c.start.is_none(), "start", "applies only to rolling windows (`every`)");
         }
-        p.check((1..=1000).contains(&c.page_size), "page_size", "must be between 1 and 1000");
+        p.check(
+            (1..=1000).contains(&c.page_size),
+            "page_size",
+            "must be between 1 and 1000",
+        );
         p.check((1..=16).contains(&c.prefetch), "prefetch", "must be between 1 and 16");
         p.check(!c.poll_interval.is_zero(), "poll_interval", "must be more than 0");
         p.check(
@@ -206,7 +213,10 @@ impl SourceBuilder for AnalyticsJobConfig {
             ),
             (None, None) => "no interval".into(),
         };
-        format!("conversation details, {what}, pages of {} -> {}", self.page_size, self.topic)
+        format!(
+            "conversation details, {what}, pages of {} -> {}",
+            self.page_size, self.topic
+        )
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {

@@ -29,8 +29,8 @@ use cxrelay_actors::registry::Component;
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::Shutdown;
 
-pub use config::{check_topic, start_analytics_job, AnalyticsJobConfig};
 pub use checkpoint::Checkpoint;
+pub use config::{check_topic, start_analytics_job, AnalyticsJobConfig};
 pub use gap_queue::GapQueue;
 pub use window::{Plan, Schedule};
 

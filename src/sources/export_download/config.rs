@@ -122,7 +122,9 @@ impl TryFrom<Named<'_, ExportConfig>> for ExportSettings {
 
 impl SourceBuilder for ExportConfig {
     fn check(&self, name: &str) -> Vec<KeyProblem> {
-        ExportSettings::try_from(Named { name, config: self }).err().unwrap_or_default()
+        ExportSettings::try_from(Named { name, config: self })
+            .err()
+            .unwrap_or_default()
     }
 
     /// Download ids and paths on the API host go through the API.

@@ -10,8 +10,8 @@
 //! position.
 
 pub mod checkpoint;
-mod config;
 pub mod chunk_reader;
+mod config;
 pub mod download_url;
 mod export_runner;
 pub mod format;
@@ -25,8 +25,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use cxrelay_actors::supervision::Shutdown;
 
-pub use config::ExportConfig;
 pub use checkpoint::ExportCheckpoint;
+pub use config::ExportConfig;
 pub use download_url::UrlOrigin;
 pub use format::{Detected, ExportFormat};
 

@@ -70,7 +70,9 @@ impl TryFrom<Named<'_, GeneratorConfig>> for GeneratorSettings {
 
 impl SourceBuilder for GeneratorConfig {
     fn check(&self, name: &str) -> Vec<KeyProblem> {
-        GeneratorSettings::try_from(Named { name, config: self }).err().unwrap_or_default()
+        GeneratorSettings::try_from(Named { name, config: self })
+            .err()
+            .unwrap_or_default()
     }
 
     fn needs_genesys(&self) -> bool {

@@ -112,7 +112,10 @@ impl TryFrom<Named<'_, NotificationsConfig>> for NotificationsSettings {
         p.check(
             (1..=plan::MAX_TOPICS_PER_CHANNEL).contains(&c.max_topics_per_channel),
             "max_topics_per_channel",
-            format!("must be 1 to {} (Genesys's limit per channel)", plan::MAX_TOPICS_PER_CHANNEL),
+            format!(
+                "must be 1 to {} (Genesys's limit per channel)",
+                plan::MAX_TOPICS_PER_CHANNEL
+            ),
         );
         p.check(
             (1..=plan::MAX_CHANNELS).contains(&c.max_channels),

@@ -37,8 +37,8 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
 pub use backfill::Backfill;
-pub use config::NotificationsConfig;
 pub use channel::{ChannelParts, ChannelSettings, ChannelSlot, NotificationChannel};
+pub use config::NotificationsConfig;
 pub use control::{AddTopics, ChannelView, GetChannel, RemoveTopics, RestartChannel, TopicChange};
 pub use gaps::{GapHandler, RecordOnly};
 

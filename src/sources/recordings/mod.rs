@@ -11,8 +11,8 @@
 //! half-written file.
 
 pub mod batch_api;
-mod config;
 pub mod checkpoint;
+mod config;
 pub mod recording_file;
 mod runner;
 
@@ -23,9 +23,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use cxrelay_actors::supervision::Shutdown;
 
-pub use config::RecordingsConfig;
 pub use batch_api::RecordingRef;
 pub use checkpoint::RecordingsCheckpoint;
+pub use config::RecordingsConfig;
 
 use crate::genesys::GenesysOrg;
 use crate::sources::checkpoint::JsonCheckpoint;

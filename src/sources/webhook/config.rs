@@ -10,9 +10,6 @@ use super::{IpAllowList, SignatureEncoding, Verifier, WebhookSettings, WebhookSo
 use crate::config::{duration, KeyProblem, KeyProblems, Named, Secret};
 use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 
-/// Paths cxrelay serves itself.
-const RESERVED: &[&str] = &["/health", "/metrics", "/status", "/admin"];
-
 /// A webhook's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -73,11 +70,6 @@ impl TryFrom<WithSecret<'_>> for WebhookSettings {
         let path = &c.path;
         if !path.starts_with('/') || path.contains(char::is_whitespace) {
             p.at("path", format!("`{path}` is not a path starting with `/`"));
-        } else if RESERVED
-            .iter()
-            .any(|r| path == r || path.starts_with(&format!("{r}/")))
-        {
-            p.at("path", format!("`{path}` is reserved by cxrelay"));
         }
         if c.secret_env.is_none() && !c.allow_unsigned {
             p.at(
@@ -142,7 +134,10 @@ impl SourceBuilder for WebhookConfig {
         } else {
             "UNSIGNED".to_string()
         };
-        format!("POST {} ({auth}, bodies up to {} bytes)", self.path, self.max_body_bytes)
+        format!(
+            "POST {} ({auth}, bodies up to {} bytes)",
+            self.path, self.max_body_bytes
+        )
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {
