@@ -205,11 +205,10 @@ fn every_key_is_documented_with_the_default_the_code_has() {
                 };
                 let required = e.required.contains(&key.as_str());
                 match (e.defaults.get(key), doc) {
-                    _ if required => {
-                        if !(cell.starts_with("required") || cell.starts_with("one of")) {
-                            wrong.push(format!("`{}`: `{key}` is required, README says `{cell}`", t.id));
-                        }
+                    _ if required && !(cell.starts_with("required") || cell.starts_with("one of")) => {
+                        wrong.push(format!("`{}`: `{key}` is required, README says `{cell}`", t.id));
                     }
+                    _ if required => {}
                     (Some(code), Some(doc)) if !same(code, doc) => {
                         wrong.push(format!("`{}`: `{key}` defaults to {code}, README says {doc}", t.id));
                     }
