@@ -49,6 +49,10 @@ pub enum TransformError {
     /// The payload is JSON but not an object.
     #[error("payload is a JSON {0}, not an object")]
     NotAnObject(&'static str),
+    /// The transformed record would be out of proportion to its input (a
+    /// deeply nested record flattened repeats every key path per leaf).
+    #[error("transformed record too large: {0}")]
+    TooLarge(String),
 }
 
 impl TransformSpec {
@@ -182,6 +186,53 @@ mod tests {
         };
         let bytes = spec.apply(br#"{"a":1,"b":{"x":[1]},"e":2}"#).unwrap();
         assert_eq!(bytes, br#"{"a":1,"c.d":{"x":[1]}}"#);
+    }
+
+    /// Nested keys of a record whose leaves would each repeat a long path.
+    fn nested(depth: usize, key_bytes: usize, leaves: usize) -> String {
+        let key = "k".repeat(key_bytes);
+        let leaves: Vec<String> = (0..leaves).map(|i| format!("\"{i}\":1")).collect();
+        format!(
+            "{}{{{}}}{}",
+            format!("{{\"{key}\":").repeat(depth),
+            leaves.join(","),
+            "}".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn flatten_refuses_keys_longer_than_the_cap() {
+        let spec = TransformSpec {
+            flatten: true,
+            ..Default::default()
+        };
+        // 100 nested 100-byte keys: 10 KB of path per leaf.
+        let record = nested(100, 100, 2000);
+        let e = spec.apply(record.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&e, TransformError::TooLarge(m) if m.contains("flattened key")),
+            "{e:?}"
+        );
+        // Paths up to the cap are fine.
+        let ok = nested(9, 100, 3);
+        assert!(spec.apply(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn flatten_output_is_bounded_by_a_multiple_of_the_input() {
+        let spec = TransformSpec {
+            flatten: true,
+            ..Default::default()
+        };
+        // Paths under the key cap, but ~1000 bytes repeated for each of
+        // 20,000 tiny leaves: ~150x the input if nothing stopped it.
+        let record = nested(9, 100, 20_000);
+        let e = spec.apply(record.as_bytes()).unwrap_err();
+        assert!(matches!(&e, TransformError::TooLarge(m) if m.contains("16x")), "{e:?}");
+        // A small record always fits, whatever its growth.
+        let small = nested(9, 100, 40);
+        let out = spec.apply(small.as_bytes()).unwrap();
+        assert!(out.len() > 10 * small.len());
     }
 
     #[test]

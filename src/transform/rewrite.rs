@@ -17,6 +17,13 @@ use super::{TransformError, TransformSpec};
 
 /// Deepest nesting accepted (serde_json's default limit).
 const MAX_DEPTH: usize = 128;
+/// Longest flattened key accepted, in bytes as written.
+pub const MAX_FLAT_KEY: usize = 1024;
+/// A record's output may be at most this many times its input (masking
+/// tiny values with 71-byte digests is the largest honest growth)...
+pub const MAX_GROWTH: usize = 16;
+/// ...plus this much, so small records always fit.
+pub const GROWTH_SLACK: usize = 64 << 10;
 
 type Result<T> = std::result::Result<T, TransformError>;
 
@@ -31,8 +38,10 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
             )))
         }
     };
+    let out_limit = out.len() + input.len().saturating_mul(MAX_GROWTH) + GROWTH_SLACK;
     let mut rw = Rewriter {
         spec,
+        out_limit,
         src: input,
         text,
         pos: 0,
@@ -66,6 +75,9 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
 
 struct Rewriter<'a> {
     spec: &'a TransformSpec,
+    /// `out` may not grow past this length: the work a hostile record can
+    /// cause is bounded by its size.
+    out_limit: usize,
     src: &'a [u8],
     /// `src` as text (validated once), so strings are sliced, not rechecked.
     text: &'a str,
@@ -540,6 +552,11 @@ impl<'a> Rewriter<'a> {
             .is_some_and(|m| m.applies(&name) && self.peek() != Some(b'n'));
         if !masked && self.peek() == Some(b'{') && !self.object_is_empty() {
             let (raw_len, name_len) = (self.path_raw.len(), self.path_name.len());
+            if raw_len + (k.end - k.start) >= MAX_FLAT_KEY {
+                return Err(TransformError::TooLarge(format!(
+                    "a flattened key would be longer than {MAX_FLAT_KEY} bytes"
+                )));
+            }
             self.path_raw.extend_from_slice(&self.src[k.start..k.end]);
             self.path_raw.push(b'.');
             self.path_name.push_str(&name);
@@ -561,7 +578,7 @@ impl<'a> Rewriter<'a> {
             self.full_name = full;
             return r;
         }
-        self.key_separator(first);
+        self.key_separator(first)?;
         self.out.push(b'"');
         self.out.extend_from_slice(&self.path_raw);
         self.copy(k.start, k.end);
@@ -569,11 +586,20 @@ impl<'a> Rewriter<'a> {
         self.value(Some(&name))
     }
 
-    fn key_separator(&mut self, first: &mut bool) {
+    /// Starts a member; refuses to grow the output past its limit (checked
+    /// once per member: a member adds at most a key path and its value).
+    fn key_separator(&mut self, first: &mut bool) -> Result<()> {
+        if self.out.len() > self.out_limit {
+            return Err(TransformError::TooLarge(format!(
+                "output would exceed {MAX_GROWTH}x the input plus {} KiB",
+                GROWTH_SLACK >> 10
+            )));
+        }
         if !*first {
             self.out.push(b',');
         }
         *first = false;
+        Ok(())
     }
 
     /// A top-level member (after flattening): rename, drop and select
@@ -587,7 +613,7 @@ impl<'a> Rewriter<'a> {
         if !kept {
             return self.skip_value();
         }
-        self.key_separator(first);
+        self.key_separator(first)?;
         match (renamed, raw_key) {
             (None, Some(k)) => {
                 self.out.push(b'"');

@@ -368,12 +368,15 @@ pub fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, 
 }
 
 /// A tiny HTTP/1.1 server standing in for a sink's target: records NDJSON
-/// lines of every 2xx-answered POST, and can be told to fail.
+/// lines of every 2xx-answered POST, and can be told to fail (503) or to
+/// redirect (302 to `/landing`, which answers any method 200 and is counted).
 pub struct TargetServer {
     pub addr: SocketAddr,
     pub fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub redirect: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub landings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TargetServer {
@@ -383,24 +386,39 @@ impl TargetServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let fail = Arc::new(AtomicBool::new(false));
+        let redirect = Arc::new(AtomicBool::new(false));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (f, l, r) = (fail.clone(), lines.clone(), requests.clone());
+        let landings = Arc::new(AtomicUsize::new(0));
+        let modes = (fail.clone(), redirect.clone());
+        let (l, r, g) = (lines.clone(), requests.clone(), landings.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (f, l, r) = (f.clone(), l.clone(), r.clone());
-                std::thread::spawn(move || serve(conn, &f, &l, &r));
+                let (m, l, r, g) = (modes.clone(), l.clone(), r.clone(), g.clone());
+                std::thread::spawn(move || serve(conn, &m.0, &m.1, &l, &r, &g));
             }
         });
-        fn serve(mut conn: TcpStream, fail: &AtomicBool, lines: &Mutex<Vec<String>>, requests: &AtomicUsize) {
+        fn serve(
+            mut conn: TcpStream,
+            fail: &AtomicBool,
+            redirect: &AtomicBool,
+            lines: &Mutex<Vec<String>>,
+            requests: &AtomicUsize,
+            landings: &AtomicUsize,
+        ) {
             let mut buf = Vec::new();
             loop {
-                let Some((_, body)) = read_request(&mut conn, &mut buf) else {
+                let Some((head, body)) = read_request(&mut conn, &mut buf) else {
                     return;
                 };
                 requests.fetch_add(1, Ordering::SeqCst);
-                let reply: &[u8] = if fail.load(Ordering::SeqCst) {
+                let reply: &[u8] = if head.split(' ').nth(1) == Some("/landing") {
+                    landings.fetch_add(1, Ordering::SeqCst);
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nlanding"
+                } else if redirect.load(Ordering::SeqCst) {
+                    b"HTTP/1.1 302 Found\r\nLocation: /landing\r\nContent-Length: 0\r\n\r\n"
+                } else if fail.load(Ordering::SeqCst) {
                     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 11\r\n\r\nunavailable"
                 } else {
                     let text = String::from_utf8_lossy(&body).to_string();
@@ -415,13 +433,19 @@ impl TargetServer {
         TargetServer {
             addr,
             fail,
+            redirect,
             lines,
             requests,
+            landings,
         }
     }
 
     pub fn set_failing(&self, failing: bool) {
         self.fail.store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_redirecting(&self, redirecting: bool) {
+        self.redirect.store(redirecting, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Distinct event ids received, and the total number of lines.

@@ -97,6 +97,39 @@ fn http_listener(target: &TargetServer, extra: &str, when_full: &str, mailbox: u
     )
 }
 
+/// A POST answered 302 is a failed commit: awc would follow it with a GET
+/// whose 2xx would acknowledge a batch nobody received.
+#[test]
+fn an_http_sink_answered_with_a_redirect_keeps_its_batch_until_the_target_takes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = TargetServer::start();
+    target.set_redirecting(true);
+    let listener = http_listener(&target, "", "block", 1000).replace("/ingest", "/ingest?token=hunter2");
+    let config = format!("{}{}{listener}", preamble(dir), generator(2000, Some(300), 50));
+    let p = Proc::start(dir, &config);
+    wait_until("the sink reports the redirect", Duration::from_secs(30), || {
+        component(&p.get("/status").json(), "web")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 302"))
+    });
+    let status = p.get("/status").json();
+    assert_eq!(component(&status, "web")["detail"]["committed_events"], 0, "{status}");
+    assert_eq!(
+        target.landings.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+    assert!(target.ids().0.is_empty());
+    // The URL's query may carry a credential: status never shows it.
+    assert!(!status.to_string().contains("hunter2"), "{status}");
+    target.set_redirecting(false);
+    wait_until("all 300 delivered", Duration::from_secs(30), || {
+        target.ids().0.len() == 300
+    });
+    assert!(p.terminate().success());
+}
+
 #[test]
 fn a_failing_sink_holds_events_in_the_journal_with_flat_memory_then_delivers_them() {
     let tmp = tempfile::tempdir().unwrap();

@@ -46,8 +46,7 @@ impl SinkBuilder for HttpSinkConfig {
     }
 
     fn describe(&self) -> String {
-        // The query string may carry a credential.
-        format!("http {}", self.url.split('?').next().unwrap_or_default())
+        format!("http {}", crate::urls::redacted(&self.url))
     }
 
     fn build(&self, cx: SinkContext) -> Result<SinkStarter, SinkError> {

@@ -25,7 +25,9 @@ impl HttpWriter {
     /// sent as the `Authorization` header. Must be built on the thread that
     /// uses it (the HTTP client is per thread).
     pub fn new(url: String, timeout: Duration, authorization: Option<Secret>) -> Self {
-        let client = awc::Client::builder().timeout(timeout).finish();
+        // A redirect is a failed commit: awc would turn the POST into a GET
+        // whose 2xx would acknowledge a batch nobody received.
+        let client = awc::Client::builder().timeout(timeout).disable_redirects().finish();
         HttpWriter {
             client,
             url,
@@ -49,7 +51,7 @@ impl SinkWriter for HttpWriter {
             req = req.insert_header(("authorization", auth.expose()));
         }
         self.sent_batches += 1;
-        let url = self.url.clone();
+        let url = crate::urls::redacted(&self.url);
         Box::pin(async move {
             let mut res = req.send_body(body).await.map_err(|e| SinkError::Transport {
                 url: url.clone(),
@@ -74,6 +76,6 @@ impl SinkWriter for HttpWriter {
     }
 
     fn describe(&self) -> serde_json::Value {
-        serde_json::json!({"url": self.url, "batches_sent": self.sent_batches})
+        serde_json::json!({"url": crate::urls::redacted(&self.url), "batches_sent": self.sent_batches})
     }
 }

@@ -115,7 +115,9 @@ impl DownloadUrl {
     /// Whether `url` is on the API host (and so takes the bearer token; a
     /// presigned URL elsewhere must not get it).
     pub fn on_api_host(&self, url: &str) -> bool {
-        self.api_base.as_deref().is_some_and(|b| url.starts_with(b))
+        self.api_base
+            .as_deref()
+            .is_some_and(|b| crate::urls::same_origin(url, b))
     }
 
     fn absolute(&self, url: &str) -> Result<String, UrlError> {
