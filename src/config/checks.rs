@@ -53,6 +53,15 @@ pub(super) fn check(
         if !s.enabled {
             continue;
         }
+        if builder.acknowledges_upstream() && !c.service.journal {
+            report(
+                at.key("kind"),
+                &format!(
+                    "a `{}` source acknowledges what it receives, which must mean committed: it needs `[service] journal = true`",
+                    s.kind()
+                ),
+            );
+        }
         if builder.needs_genesys() && c.genesys.is_none() {
             report(
                 at.key("kind"),
@@ -94,6 +103,9 @@ fn sections(c: &Config, problem: &mut dyn FnMut(&[&str], String)) {
     }
     if c.http.workers == 0 {
         problem(&["http", "workers"], "must be at least 1".into());
+    }
+    if c.http.max_connections == 0 {
+        problem(&["http", "max_connections"], "must be at least 1".into());
     }
     if c.transform.workers == 0 {
         problem(&["transform", "workers"], "must be at least 1".into());

@@ -71,6 +71,9 @@ pub struct HttpConfig {
     pub admin_token_env: Option<String>,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Open connections accepted per worker; more wait in the kernel's
+    /// backlog (each can hold a request body in memory).
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -79,6 +82,7 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             admin_token_env: Some("CXRELAY_ADMIN_TOKEN".into()),
             workers: 1,
+            max_connections: 1024,
         }
     }
 }

@@ -41,9 +41,9 @@ pub struct AppState {
     pub notifications: crate::sources::notifications::NotificationSources,
 }
 
-/// Starts the server on `listen` with `workers` threads; returns the bound
-/// address and a handle to stop it.
-pub fn start(listen: &str, workers: usize, state: AppState) -> std::io::Result<(SocketAddr, ServerHandle)> {
+/// Starts the server as `[http]` says; returns the bound address and a
+/// handle to stop it.
+pub fn start(http: &crate::config::HttpConfig, state: AppState) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let ingress = web::Data::new(state.ingress.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -78,9 +78,10 @@ pub fn start(listen: &str, workers: usize, state: AppState) -> std::io::Result<(
     })
     // Signals are the service's to handle, in order (see service.rs).
     .disable_signals()
-    .workers(workers)
+    .workers(http.workers)
+    .max_connections(http.max_connections)
     .shutdown_timeout(5)
-    .bind(listen)?;
+    .bind(&http.listen)?;
     let addr = server
         .addrs()
         .first()

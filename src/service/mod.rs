@@ -149,11 +149,10 @@ impl Service {
             ingress: ingress.clone(),
             notifications: notifications.clone(),
         };
-        let (http_addr, http) =
-            http::start(&config.http.listen, config.http.workers, state).map_err(|source| StartError::Listen {
-                listen: config.http.listen.clone(),
-                source,
-            })?;
+        let (http_addr, http) = http::start(&config.http, state).map_err(|source| StartError::Listen {
+            listen: config.http.listen.clone(),
+            source,
+        })?;
         tracing::info!(addr = %http_addr, admin = secrets.admin_token.is_some(), "http server listening on {http_addr}");
 
         let parts = ListenerParts {

@@ -62,6 +62,12 @@ pub trait SourceBuilder: std::fmt::Debug {
         0
     }
 
+    /// Whether the source acknowledges upstream (a 202 to a sender) and so
+    /// needs the journal to make that acknowledgement mean "committed".
+    fn acknowledges_upstream(&self) -> bool {
+        false
+    }
+
     /// The environment variables holding its secrets, by the key naming them.
     fn secret_vars(&self) -> Vec<(&'static str, &str)> {
         Vec::new()

@@ -489,3 +489,89 @@ fn order_by_time_writes_each_conversation_in_event_time_order() {
     }
     assert!(p.terminate().success());
 }
+
+/// 100 connections that declare 500 KB, send 400 KB and go silent, beside
+/// normal signed traffic: the normal requests keep a p99 under 50 ms, memory
+/// stays bounded, and each slow body is cut off at `body_timeout` (408).
+#[test]
+fn slow_bodies_cost_bounded_memory_and_time_and_normal_traffic_keeps_its_latency() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = webhook_config(dir, "body_timeout = \"3s\"\n", &file_listener(dir))
+        .replace("max_body_bytes = 16384", "max_body_bytes = 600000");
+    let p = Proc::start_with(dir, &config, &env());
+    wait_until("ready", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    let rss_start = rss_bytes(p.pid());
+    // A signature of the right form (not the right value): it passes the
+    // check made before the body is read.
+    let fake = verifier().sign(b"some other body");
+    let head = format!(
+        "POST /ingest/eventbridge HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\nX-Hub-Signature-256: {fake}\r\n\r\n"
+    );
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&vec![b' '; 400_000]).unwrap();
+        slow.push(s);
+    }
+    // Normal traffic meanwhile.
+    let mut conn = KeepAlive::new(p.addr);
+    let mut latencies = Vec::new();
+    let mut rss_max = rss_bytes(p.pid());
+    for i in 0..300u64 {
+        let pl = signed(bare(i).into_bytes(), false);
+        let headers: Vec<(&str, &str)> = pl.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let t = Instant::now();
+        let r = conn.send("POST", "/ingest/eventbridge", &headers, &pl.body).unwrap();
+        latencies.push(t.elapsed());
+        assert_eq!(r.status, 202, "{}", r.text());
+        if i % 25 == 0 {
+            rss_max = rss_max.max(rss_bytes(p.pid()));
+        }
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!("slow-body attack: normal p99 {p99:?}; rss {rss_start} -> max {rss_max}");
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    assert!(rss_max < 100 << 20, "rss {rss_max}");
+    // Each slow body is answered 408 once its time is up.
+    let mut timed_out = 0;
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = [0u8; 64];
+        let n = s.read(&mut answer).unwrap_or(0);
+        if String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 408") {
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, 100);
+    let status = p.get("/status").json();
+    assert_eq!(component(&status, "hook")["detail"]["counters"]["body_timeouts"], 100);
+    // Without a signature header nothing of the body is read: 401 at once.
+    let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+    s.write_all(b"POST /ingest/eventbridge HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = [0u8; 64];
+    let n = s.read(&mut answer).unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 401"));
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn a_webhook_source_without_the_journal_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = webhook_config(dir, "", &file_listener(dir)).replace("[service]\n", "[service]\njournal = false\n");
+    std::fs::write(dir.join("config.toml"), config.replace("journal = true\n", "")).unwrap();
+    let (code, _, err) = cxrelay_cmd(dir, &["check"], &env());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`source[0].kind`") && err.contains("needs `[service] journal = true`"),
+        "{err}"
+    );
+}

@@ -38,6 +38,12 @@ pub struct WebhookConfig {
     /// Longest wait for the journal before answering 503.
     #[serde(default = "default_ack_timeout", with = "duration")]
     pub ack_timeout: Duration,
+    /// Longest time a body may take to arrive (408 after it).
+    #[serde(default = "default_body_timeout", with = "duration")]
+    pub body_timeout: Duration,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
 }
 
 fn default_signature_header() -> String {
@@ -51,6 +57,12 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_ack_timeout() -> Duration {
     Duration::from_secs(5)
+}
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_concurrent_requests() -> usize {
+    256
 }
 
 /// A webhook config with the secret its `secret_env` names.
@@ -78,6 +90,12 @@ impl TryFrom<WithSecret<'_>> for WebhookSettings {
             );
         }
         p.check(c.max_body_bytes > 0, "max_body_bytes", "must be at least 1");
+        p.check(!c.body_timeout.is_zero(), "body_timeout", "must be more than 0");
+        p.check(
+            c.max_concurrent_requests > 0,
+            "max_concurrent_requests",
+            "must be at least 1",
+        );
         let allow = match IpAllowList::parse(c.allow_ips.as_deref().unwrap_or_default()) {
             Ok(a) => Some(a),
             Err(e) => {
@@ -101,6 +119,8 @@ impl TryFrom<WithSecret<'_>> for WebhookSettings {
             max_body_bytes: c.max_body_bytes,
             allow: allow.unwrap_or_default(),
             ack_timeout: c.ack_timeout,
+            body_timeout: c.body_timeout,
+            max_concurrent_requests: c.max_concurrent_requests,
         })
     }
 }
@@ -122,6 +142,11 @@ impl SourceBuilder for WebhookConfig {
 
     fn http_path(&self) -> Option<&str> {
         Some(&self.path)
+    }
+
+    /// A 202 tells the sender it may forget the event.
+    fn acknowledges_upstream(&self) -> bool {
+        true
     }
 
     fn secret_vars(&self) -> Vec<(&'static str, &str)> {

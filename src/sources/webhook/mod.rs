@@ -47,6 +47,11 @@ pub struct WebhookSettings {
     pub allow: IpAllowList,
     /// Longest wait for the journal before answering 503.
     pub ack_timeout: Duration,
+    /// Longest time a request's body may take to arrive (408 after it).
+    pub body_timeout: Duration,
+    /// Requests handled at once; more are answered 503 with Retry-After
+    /// (bodies held in memory are bounded by this times `max_body_bytes`).
+    pub max_concurrent_requests: usize,
 }
 
 /// Counters of a webhook source.
@@ -68,6 +73,10 @@ pub struct WebhookCounters {
     pub malformed: AtomicU64,
     /// Requests answered 503 (store unavailable or saturated).
     pub unavailable: AtomicU64,
+    /// Requests answered 503 because `max_concurrent_requests` were in hand.
+    pub busy: AtomicU64,
+    /// Bodies that did not arrive within `body_timeout` (408).
+    pub body_timeouts: AtomicU64,
 }
 
 /// What the route answers.
@@ -108,6 +117,8 @@ pub struct WebhookSource {
     /// again from the start of shutdown: events accepted then could reach
     /// no listener.
     open: AtomicBool,
+    /// One permit per request in hand.
+    slots: tokio::sync::Semaphore,
 }
 
 impl WebhookSource {
@@ -129,6 +140,7 @@ impl WebhookSource {
         } else {
             component.set_state(ComponentState::Running);
         }
+        let slots = tokio::sync::Semaphore::new(settings.max_concurrent_requests);
         Arc::new(WebhookSource {
             settings,
             ingest,
@@ -136,6 +148,7 @@ impl WebhookSource {
             component,
             counters: WebhookCounters::default(),
             open: AtomicBool::new(false),
+            slots,
         })
     }
 
@@ -192,6 +205,36 @@ impl WebhookSource {
     pub fn refused_too_large(&self) -> Outcome {
         self.count(&self.counters.too_large, 1);
         Outcome::TooLarge
+    }
+
+    /// A slot for one request, or `None` (answer 503) when
+    /// `max_concurrent_requests` are already in hand.
+    pub fn try_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let permit = self.slots.try_acquire().ok();
+        if permit.is_none() {
+            self.count(&self.counters.busy, 1);
+        }
+        permit
+    }
+
+    /// Whether a request's signature header could be valid, before its
+    /// body is read (always, for an unsigned source).
+    pub fn signature_well_formed(&self, header: Option<&[u8]>) -> bool {
+        let ok = self.settings.verifier.as_ref().is_none_or(|v| v.well_formed(header));
+        if !ok {
+            self.count(&self.counters.bad_signature, 1);
+        }
+        ok
+    }
+
+    /// Longest time a body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        self.settings.body_timeout
+    }
+
+    /// Records a body that did not arrive in time.
+    pub fn body_timed_out(&self) {
+        self.count(&self.counters.body_timeouts, 1);
     }
 
     /// Handles one request body (raw bytes as received) with its signature

@@ -41,6 +41,12 @@ async fn answer(source: &WebhookSource, req: &HttpRequest, payload: web::Payload
     if !source.admits(req.peer_addr().map(|a| a.ip())) {
         return HttpResponse::Forbidden().json(json!({"error": "forbidden"}));
     }
+    // Bodies in memory are bounded by the slots times `max_body_bytes`.
+    let Some(_slot) = source.try_slot() else {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .json(json!({"error": "busy", "retry_after": 1}));
+    };
     let max = source.max_body_bytes();
     let declared = req
         .headers()
@@ -62,14 +68,47 @@ async fn answer(source: &WebhookSource, req: &HttpRequest, payload: web::Payload
             return HttpResponse::UnsupportedMediaType().json(json!({"error": "unsupported_content_encoding"}));
         }
     };
-    // The raw bytes as sent: the signature covers exactly these.
-    let raw = match payload.to_bytes_limited(max).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => return HttpResponse::BadRequest().json(json!({"error": "body_read_failed"})),
-        Err(_) => return respond(source.refused_too_large(), max),
-    };
+    // A caller without a signature of the right form is refused before
+    // its body costs anything.
     let signature = req.headers().get(source.signature_header()).map(|v| v.as_bytes());
+    if !source.signature_well_formed(signature) {
+        return respond(Outcome::Unauthorized, max);
+    }
+    // The raw bytes as sent: the signature covers exactly these. A body
+    // that trickles in is cut off at `body_timeout`.
+    let raw = match tokio::time::timeout(source.body_timeout(), read_body(payload, declared, max)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::Read)) => return HttpResponse::BadRequest().json(json!({"error": "body_read_failed"})),
+        Ok(Err(BodyError::TooLarge)) => return respond(source.refused_too_large(), max),
+        Err(_) => {
+            source.body_timed_out();
+            return HttpResponse::RequestTimeout()
+                .insert_header((header::CONNECTION, "close"))
+                .json(json!({"error": "body_timeout"}));
+        }
+    };
     respond(source.receive(signature, gzip, &raw).await, max)
+}
+
+enum BodyError {
+    Read,
+    TooLarge,
+}
+
+/// Reads the body into one buffer sized by its declared length: pages a
+/// slow sender has not filled yet are reserved, not resident, and the
+/// buffer never doubles past what arrives.
+async fn read_body(mut payload: web::Payload, declared: Option<usize>, max: usize) -> Result<Vec<u8>, BodyError> {
+    use futures_util::StreamExt;
+    let mut body = Vec::with_capacity(declared.unwrap_or(8 << 10).min(max));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Read)?;
+        if body.len() + chunk.len() > max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn respond(outcome: Outcome, max: usize) -> HttpResponse {

@@ -50,20 +50,28 @@ impl Verifier {
         format!("{}{encoded}", self.prefix)
     }
 
-    /// Whether `header` is a valid signature of `body`. Malformed headers are
-    /// simply invalid; the answer never says why.
-    pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> bool {
-        let Some(value) = header.and_then(|h| std::str::from_utf8(h).ok()) else {
-            return false;
-        };
-        let Some(encoded) = value.trim().strip_prefix(self.prefix.as_str()) else {
-            return false;
-        };
+    /// The MAC a header carries, when it has the configured form (prefix,
+    /// encoding, a SHA-256's length).
+    fn decode(&self, header: Option<&[u8]>) -> Option<Vec<u8>> {
+        let value = header.and_then(|h| std::str::from_utf8(h).ok())?;
+        let encoded = value.trim().strip_prefix(self.prefix.as_str())?;
         let given = match self.encoding {
             SignatureEncoding::Base64 => base64::engine::general_purpose::STANDARD.decode(encoded).ok(),
             SignatureEncoding::Hex => hex::decode(encoded).ok(),
-        };
-        let Some(given) = given else {
+        }?;
+        (given.len() == 32).then_some(given)
+    }
+
+    /// Whether `header` could be a signature at all: checked before the
+    /// body is read, so a caller without one costs no body buffering.
+    pub fn well_formed(&self, header: Option<&[u8]>) -> bool {
+        self.decode(header).is_some()
+    }
+
+    /// Whether `header` is a valid signature of `body`. Malformed headers are
+    /// simply invalid; the answer never says why.
+    pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> bool {
+        let Some(given) = self.decode(header) else {
             return false;
         };
         let mut mac = self.mac.clone();
