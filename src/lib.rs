@@ -17,3 +17,4 @@ pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod transform;
+pub mod wire;

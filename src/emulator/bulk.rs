@@ -12,7 +12,6 @@ use super::analytics::JobBook;
 use super::exports::{ExportCatalog, ExportSpec, UrlSigner};
 use super::recordings::RecordingBook;
 use super::records::Timeline;
-use super::settings::duration;
 
 /// `[emulator.bulk]`: how the bulk APIs behave.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,31 +24,31 @@ pub struct BulkSettings {
     pub conversations_per_hour: f64,
     /// How far the data lake lags real time (`dataAvailabilityDate` is
     /// now minus this); jobs only see conversations before it.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub data_lag: Duration,
     /// How long a submitted job stays QUEUED...
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub job_queued: Duration,
     /// ...then PENDING, before it is FULFILLED.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub job_pending: Duration,
     /// How long a FULFILLED job's results are kept before it is EXPIRED.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub job_ttl: Duration,
     /// How long a results cursor stays valid after it is handed out.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub cursor_ttl: Duration,
     /// Largest `pageSize` of job results.
     pub max_page_size: u32,
     /// Largest `paging.pageSize` of the synchronous query.
     pub max_query_page_size: u32,
     /// How long a recording batch request stays InProgress.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub recording_delay: Duration,
     /// Size of each downloadable recording.
     pub recording_bytes: u64,
     /// Lifetime of download URLs (recordings and exports).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub download_ttl: Duration,
     /// Export files served under `/downloads/exports/<id>`.
     pub exports: Vec<ExportSpec>,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::faults::ScheduledFault;
 
@@ -20,12 +20,12 @@ pub struct EmulatorSettings {
     /// Its secret.
     pub client_secret: String,
     /// Lifetime of issued tokens (Genesys: 5 min to 48 h, default 24 h).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub token_lifetime: Duration,
     /// Requests per minute per OAuth client before 429 (0: no limit).
     pub requests_per_minute: u32,
     /// Artificial delay added to every API answer.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub latency: Duration,
     /// Faults armed at given times after start.
     pub faults: Vec<ScheduledFault>,
@@ -57,16 +57,3 @@ impl Default for EmulatorSettings {
 pub const DEFAULT_CLIENT_ID: &str = "cxrelay-emulator";
 /// Its secret (the emulator is a local test double: this is not a secret).
 pub const DEFAULT_CLIENT_SECRET: &str = "cxrelay-emulator-secret";
-
-/// Deserialises a humantime duration ("200ms", "30s", "5m").
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    crate::config::parse_duration(&s).map_err(serde::de::Error::custom)
-}
-
-/// Like [`duration`], optional.
-pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let s = Option::<String>::deserialize(d)?;
-    s.map(|s| crate::config::parse_duration(&s).map_err(serde::de::Error::custom))
-        .transpose()
-}

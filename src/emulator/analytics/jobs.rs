@@ -19,7 +19,7 @@ use crate::emulator::error_body::error;
 use crate::emulator::faults::Fault;
 use crate::emulator::ids::uuid;
 use crate::emulator::state::EmulatorState;
-use crate::genesys::interval::{iso_ms, Interval};
+use crate::wire::{iso_ms, Interval};
 
 const JOB: u64 = 0x004a_4f42;
 /// Jobs remembered; the oldest are forgotten past this.

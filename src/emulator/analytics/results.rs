@@ -16,7 +16,7 @@ use crate::emulator::error_body::error;
 use crate::emulator::faults::Fault;
 use crate::emulator::ids::derive;
 use crate::emulator::state::EmulatorState;
-use crate::genesys::interval::iso_ms;
+use crate::wire::iso_ms;
 
 const CURSOR: u64 = 0x43_5552;
 

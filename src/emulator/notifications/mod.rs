@@ -37,10 +37,10 @@ pub struct NotificationSettings {
     /// channels first (Genesys: 20).
     pub max_channels: usize,
     /// How long a channel lives unless its subscriptions are PUT again.
-    #[serde(deserialize_with = "super::settings::duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub channel_lifetime: Duration,
     /// Time between `WebSocket Heartbeat` frames.
-    #[serde(deserialize_with = "super::settings::duration")]
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
     pub heartbeat_interval: Duration,
     /// Topic patterns (`*` one segment, `>` the rest) this org may not
     /// subscribe to: they come back `Rejected` (missing permissions).
