@@ -17,108 +17,18 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 
 pub use layout::{Crc, Framing, Gzip, Payload, Zip};
 pub use ranged::{Content, Download};
 pub use signed_url::{UrlRefusal, UrlSigner};
 
+pub use crate::emulator::settings::bulk::{parse_byte_size, Container, ExportFormat, ExportSpec};
+
 use crate::emulator::error_body::error;
 use crate::emulator::ids::derive;
 use crate::emulator::state::EmulatorState;
-
-/// Record framing of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ExportFormat {
-    /// One record per line.
-    #[default]
-    Ndjson,
-    /// One JSON array.
-    Json,
-}
-
-/// What an export's records come wrapped in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Container {
-    /// Nothing.
-    #[default]
-    None,
-    /// One stored ZIP entry.
-    Zip,
-    /// gzip.
-    Gzip,
-}
-
-/// One `[[emulator.bulk.exports]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportSpec {
-    /// Its id (the URL path segment).
-    pub id: String,
-    /// Record framing.
-    #[serde(default)]
-    pub format: ExportFormat,
-    /// Container.
-    #[serde(default)]
-    pub container: Container,
-    /// Number of records...
-    pub records: Option<u64>,
-    /// ...or the approximate size of the records (e.g. `"2GB"`, `"512MiB"`).
-    #[serde(default, deserialize_with = "byte_size")]
-    pub bytes: Option<u64>,
-    /// Size of each record (at least 768).
-    #[serde(default = "default_record_bytes")]
-    pub record_bytes: u64,
-    /// Every n-th record is malformed (0: none).
-    #[serde(default)]
-    pub malformed_every: u64,
-    /// Name of the entry inside a ZIP (default `<id>.ndjson` or `<id>.json`).
-    pub entry_name: Option<String>,
-}
-
-fn default_record_bytes() -> u64 {
-    1024
-}
-
-/// Parses `"2GB"`, `"512MiB"`, `"1000"` or an integer.
-pub fn parse_byte_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a size like \"2GB\""))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` (use B, KB, MB, GB, KiB, MiB, GiB)"
-            ))
-        }
-    };
-    Ok((value * mult) as u64)
-}
-
-fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        N(u64),
-        S(String),
-    }
-    match Option::<Size>::deserialize(d)? {
-        None => Ok(None),
-        Some(Size::N(n)) => Ok(Some(n)),
-        Some(Size::S(s)) => parse_byte_size(&s).map(Some).map_err(serde::de::Error::custom),
-    }
-}
 
 /// One servable export.
 pub struct ExportFile {
@@ -329,14 +239,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_byte_size("2GB").unwrap(), 2_000_000_000);
-        assert_eq!(parse_byte_size("512MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_byte_size("1.5 kb").unwrap(), 1500);
-        assert!(parse_byte_size("2 parsecs").is_err());
-    }
 
     #[test]
     fn refused_exports_say_why() {

@@ -26,13 +26,14 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpResponse};
 use cxrelay_actors::event::now_ms;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use super::channel_socket::Outgoing;
 use super::channels::Routing;
 use super::frames::{push_iso_ms, push_str, push_u64, push_uuid};
 use crate::emulator::ids::{derive, uuid};
+use crate::emulator::settings::notifications::TrafficRequest;
 use crate::emulator::state::EmulatorState;
 
 /// Namespaces of derived values.
@@ -42,38 +43,6 @@ const LIFE: u64 = 0x11FE;
 const BATCH: usize = 256;
 /// Lifecycles in flight at once unless the request says otherwise.
 const DEFAULT_IN_FLIGHT: usize = 8;
-
-/// A traffic run as asked for (`POST /_emulator/traffic`, or the
-/// `[emulator.notifications.traffic]` section).
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TrafficRequest {
-    /// Events per second, over all channels (absent or 0: as fast as the
-    /// sockets take them).
-    #[serde(default)]
-    pub rate: Option<f64>,
-    /// Stop after this many events (absent: run until stopped).
-    #[serde(default)]
-    pub count: Option<u64>,
-    /// Only this channel's topics, sent to it alone.
-    #[serde(default)]
-    pub channel: Option<String>,
-    /// Pad every event body to about this many bytes.
-    #[serde(default)]
-    pub payload_bytes: Option<usize>,
-    /// Only these topics (default: every subscribed topic).
-    #[serde(default)]
-    pub topics: Option<Vec<String>>,
-    /// Time of the first lifecycle, ms since the epoch (default: now).
-    #[serde(default)]
-    pub start_ms: Option<i64>,
-    /// Lifecycles interleaved at once (default 8).
-    #[serde(default)]
-    pub in_flight: Option<usize>,
-}
-
-/// The traffic section of the emulator's settings.
-pub type TrafficSettings = TrafficRequest;
 
 #[derive(Debug, Default)]
 struct Progress {

@@ -1,5 +1,12 @@
 //! How the bundled emulator behaves: the `[emulator]` config section, also
-//! read by `cxrelay emulator`.
+//! read by `cxrelay emulator`. Every settings type lives under here, below
+//! everything that acts on them.
+//!
+//! - [`bulk`]: `[emulator.bulk]` (analytics jobs, recordings, exports).
+//! - [`notifications`]: `[emulator.notifications]` (channels, traffic).
+
+pub mod bulk;
+pub mod notifications;
 
 use std::time::Duration;
 
@@ -31,10 +38,10 @@ pub struct EmulatorSettings {
     pub faults: Vec<ScheduledFault>,
     /// Analytics jobs, recordings and export files (`[emulator.bulk]`).
     #[serde(default)]
-    pub bulk: super::bulk::BulkSettings,
+    pub bulk: bulk::BulkSettings,
     /// The notifications API: limits, heartbeats, traffic.
     #[serde(default)]
-    pub notifications: super::notifications::NotificationSettings,
+    pub notifications: notifications::NotificationSettings,
 }
 
 impl Default for EmulatorSettings {
