@@ -1,15 +1,15 @@
-//! The emulator's bulk side: analytics details jobs and queries,
-//! recording batch downloads and export files. Its settings are the
-//! `[emulator.bulk]` section; its state is one field of the emulator's
-//! world.
+//! The state of the emulator's bulk side (analytics details jobs and
+//! queries, recording batch downloads, export files): one field of the
+//! emulator's world. Its settings are the `[emulator.bulk]` section
+//! ([`BulkSettings`]); its endpoints are in [`crate::emulator::analytics`],
+//! [`crate::emulator::recordings`] and [`crate::emulator::exports`].
 
-use actix_web::web;
-
-use super::analytics::JobBook;
-use super::exports::{ExportCatalog, UrlSigner};
-use super::recordings::RecordingBook;
-use super::records::Timeline;
-pub use super::settings::bulk::BulkSettings;
+use crate::emulator::analytics::job_book::JobBook;
+use crate::emulator::downloads::UrlSigner;
+use crate::emulator::exports::catalog::ExportCatalog;
+use crate::emulator::recordings::recording_book::RecordingBook;
+use crate::emulator::records::Timeline;
+pub use crate::emulator::settings::bulk::BulkSettings;
 
 /// The bulk side's state.
 #[derive(Debug)]
@@ -37,11 +37,4 @@ impl BulkState {
             urls: UrlSigner::new(seed, settings.download_ttl),
         }
     }
-}
-
-/// Registers the bulk routes (before any catch-all).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    super::analytics::routes(cfg);
-    super::recordings::routes(cfg);
-    super::exports::routes(cfg);
 }

@@ -10,6 +10,7 @@
 pub mod analytics;
 pub mod bulk;
 pub mod control;
+pub mod downloads;
 pub mod error_body;
 pub mod exports;
 pub mod faults;
@@ -25,6 +26,7 @@ pub mod request_log;
 pub mod server;
 pub mod settings;
 pub mod state;
+pub mod tokens;
 
 pub use faults::{Fault, FaultBook, ScheduledFault};
 pub use request_log::{max_in_window, LoggedRequest};

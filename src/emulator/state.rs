@@ -6,10 +6,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::faults::{Fault, FaultBook};
-use super::oauth::Tokens;
 use super::rate_limit::RateLimiter;
 use super::request_log::RequestLog;
 use super::settings::EmulatorSettings;
+use super::tokens::Tokens;
 
 /// Everything the emulator knows.
 #[derive(Debug)]

@@ -11,7 +11,8 @@ use base64::Engine;
 use cxrelay_actors::event::now_ms;
 use serde::Deserialize;
 
-use super::jobs::{not_found, JobState, ServedPage};
+use super::job_book::{JobState, ServedPage};
+use super::jobs::not_found;
 use crate::emulator::error_body::error;
 use crate::emulator::faults::Fault;
 use crate::emulator::ids::derive;
@@ -86,7 +87,7 @@ pub async fn results(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>
             &format!("pageSize must be at most {}", settings.max_page_size),
         );
     }
-    state.bulk.jobs.absorb_faults(&state);
+    state.bulk.jobs.absorb_faults(&state.faults);
     let Some(job) = state.bulk.jobs.get(&id) else {
         return not_found(&id);
     };
