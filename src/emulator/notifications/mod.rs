@@ -2,25 +2,32 @@
 //! their subscriptions over REST, one WebSocket per channel, and the
 //! traffic that flows on it.
 //!
-//! - [`channels`]: the channel table and the REST endpoints (limits, expiry,
-//!   eviction of the oldest channel, per-topic rejections).
+//! - [`channel_table`]: the channels, their subscriptions and sockets
+//!   (limits, expiry, eviction of the oldest channel, per-topic
+//!   rejections), and [`channel_record`]: what was sent on each.
+//! - [`channels`]: the REST endpoints over the table.
 //! - [`channel_socket`]: the WebSocket endpoint (heartbeats, ping/pong,
-//!   socket faults).
+//!   socket faults); [`socket_messages`]: what it is handed.
 //! - [`traffic`]: the deterministic event generator and its control
-//!   endpoint, with a record of what was sent on each channel.
+//!   endpoint.
 //!
 //! Per-topic rejections are answered as Genesys does for topics an OAuth
 //! client lacks permission for: the request succeeds, and each topic in the
 //! answer carries `"state":"Permitted"` or `"state":"Rejected"` with a
 //! `"rejectionReason"`. Rejected topics are not subscribed.
 
+pub mod channel_record;
 pub mod channel_socket;
+pub mod channel_table;
 pub mod channels;
 mod frames;
+pub mod socket_messages;
 pub mod traffic;
 
 use actix_web::web;
-pub use channels::{ChannelRecord, Notifications, RecordSnapshot};
+
+pub use channel_record::{ChannelRecord, CloseRecord, RecordSnapshot};
+pub use channel_table::Notifications;
 pub use traffic::{TrafficControl, TrafficStatus};
 
 pub use crate::emulator::settings::notifications::{NotificationSettings, TrafficRequest, TrafficSettings};
@@ -48,11 +55,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::delete().to(channels::delete_subscriptions),
         )
         .route("/channels/{id}", web::get().to(channel_socket::connect))
-        .route("/_emulator/traffic", web::post().to(traffic::start))
-        .route("/_emulator/traffic", web::get().to(traffic::status))
-        .route("/_emulator/traffic", web::delete().to(traffic::stop))
+        .route("/_emulator/traffic", web::post().to(traffic::endpoints::start))
+        .route("/_emulator/traffic", web::get().to(traffic::endpoints::status))
+        .route("/_emulator/traffic", web::delete().to(traffic::endpoints::stop))
         .route(
             "/_emulator/traffic/channels/{id}",
-            web::get().to(traffic::channel_record),
+            web::get().to(traffic::endpoints::channel_record),
         );
 }

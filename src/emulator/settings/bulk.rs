@@ -160,35 +160,6 @@ fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::settings::EmulatorSettings;
-
-    #[test]
-    fn the_bulk_section_reads_from_toml() {
-        let s: EmulatorSettings = toml::from_str(
-            r#"
-seed = 7
-[bulk]
-conversations_per_hour = 10000
-cursor_ttl = "30s"
-[[bulk.exports]]
-id = "history"
-format = "json"
-container = "zip"
-bytes = "1GB"
-[[faults]]
-kind = "cut_download"
-after_bytes = 1000
-"#,
-        )
-        .unwrap();
-        assert_eq!(s.bulk.cursor_ttl, Duration::from_secs(30));
-        assert_eq!(s.bulk.exports[0].bytes, Some(1_000_000_000));
-        assert_eq!(
-            (s.bulk.exports[0].format, s.bulk.exports[0].container),
-            (ExportFormat::Json, Container::Zip)
-        );
-        assert!(toml::from_str::<EmulatorSettings>("[bulk]\ncursor_tl = \"1s\"\n").is_err());
-    }
 
     #[test]
     fn sizes() {

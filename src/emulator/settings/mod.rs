@@ -64,3 +64,62 @@ impl Default for EmulatorSettings {
 pub const DEFAULT_CLIENT_ID: &str = "cxrelay-emulator";
 /// Its secret (the emulator is a local test double: this is not a secret).
 pub const DEFAULT_CLIENT_SECRET: &str = "cxrelay-emulator-secret";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bulk_section_reads_from_toml() {
+        let s: EmulatorSettings = toml::from_str(
+            r#"
+seed = 7
+[bulk]
+conversations_per_hour = 10000
+cursor_ttl = "30s"
+[[bulk.exports]]
+id = "history"
+format = "json"
+container = "zip"
+bytes = "1GB"
+[[faults]]
+kind = "cut_download"
+after_bytes = 1000
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.bulk.cursor_ttl, Duration::from_secs(30));
+        assert_eq!(s.bulk.exports[0].bytes, Some(1_000_000_000));
+        assert_eq!(
+            (s.bulk.exports[0].format, s.bulk.exports[0].container),
+            (bulk::ExportFormat::Json, bulk::Container::Zip)
+        );
+        assert!(toml::from_str::<EmulatorSettings>("[bulk]\ncursor_tl = \"1s\"\n").is_err());
+    }
+
+    #[test]
+    fn the_notifications_section_reads_from_toml() {
+        let s: EmulatorSettings = toml::from_str(
+            r#"
+            seed = 3
+            [notifications]
+            max_topics = 10
+            channel_lifetime = "2h"
+            heartbeat_interval = "5s"
+            denied_topics = ["v2.analytics.>"]
+            traffic = { rate = 20, payload_bytes = 1500 }
+            "#,
+        )
+        .unwrap();
+        let n = &s.notifications;
+        assert_eq!((n.max_topics, n.max_channels), (10, 20));
+        assert_eq!(n.channel_lifetime, Duration::from_secs(7200));
+        assert_eq!(n.heartbeat_interval, Duration::from_secs(5));
+        let t = n.traffic.as_ref().unwrap();
+        assert_eq!((t.rate, t.payload_bytes, t.count), (Some(20.0), Some(1500), None));
+        assert!(
+            toml::from_str::<notifications::NotificationSettings>("max_topic = 1").is_err(),
+            "typos are refused"
+        );
+    }
+}

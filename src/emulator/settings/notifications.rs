@@ -82,34 +82,3 @@ pub struct TrafficRequest {
 
 /// The traffic section of the emulator's settings.
 pub type TrafficSettings = TrafficRequest;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_section_reads_from_toml() {
-        let s: crate::emulator::settings::EmulatorSettings = toml::from_str(
-            r#"
-            seed = 3
-            [notifications]
-            max_topics = 10
-            channel_lifetime = "2h"
-            heartbeat_interval = "5s"
-            denied_topics = ["v2.analytics.>"]
-            traffic = { rate = 20, payload_bytes = 1500 }
-            "#,
-        )
-        .unwrap();
-        let n = &s.notifications;
-        assert_eq!((n.max_topics, n.max_channels), (10, 20));
-        assert_eq!(n.channel_lifetime, Duration::from_secs(7200));
-        assert_eq!(n.heartbeat_interval, Duration::from_secs(5));
-        let t = n.traffic.as_ref().unwrap();
-        assert_eq!((t.rate, t.payload_bytes, t.count), (Some(20.0), Some(1500), None));
-        assert!(
-            toml::from_str::<NotificationSettings>("max_topic = 1").is_err(),
-            "typos are refused"
-        );
-    }
-}
