@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod dlq;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod genesys;
 pub mod http;
