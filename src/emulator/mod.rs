@@ -31,6 +31,8 @@ pub mod exports;
 pub mod faults;
 pub mod gate;
 pub mod ids;
+#[cfg(test)]
+mod layering;
 pub mod notifications;
 pub mod oauth;
 pub mod organization;
