@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod dlq;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod genesys;
 pub mod http;
@@ -18,3 +19,4 @@ pub mod store;
 pub mod telemetry;
 pub mod transform;
 pub mod urls;
+pub mod wire;

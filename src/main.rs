@@ -85,8 +85,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config, false),
+        #[cfg(feature = "emulator")]
         Command::Demo => run(&cli.config, true),
+        #[cfg(feature = "emulator")]
         Command::Emulator { listen, seed } => emulator(&cli.config, &listen, seed),
+        #[cfg(not(feature = "emulator"))]
+        Command::Demo | Command::Emulator { .. } => {
+            eprintln!("error: this cxrelay was built without the emulator feature");
+            ExitCode::from(2)
+        }
         Command::Check => check(&cli.config),
         Command::Dlq { command, url, json } => dlq(&cli.config, command, url.as_deref(), json),
     }
@@ -207,8 +214,11 @@ fn run(path: &std::path::Path, demo: bool) -> ExitCode {
     let result = system.block_on(async move {
         let service = Service::start(loaded).await?;
         if demo {
-            let url = service.emulator().map(|e| e.url()).unwrap_or_default();
-            eprintln!("cxrelay demo: bundled Genesys Cloud emulator at {url}");
+            #[cfg(feature = "emulator")]
+            {
+                let url = service.emulator().map(|e| e.url()).unwrap_or_default();
+                eprintln!("cxrelay demo: bundled Genesys Cloud emulator at {url}");
+            }
             eprintln!("cxrelay demo: status at http://{}/status", service.http_addr());
             for p in &outputs {
                 eprintln!("cxrelay demo: events are written to {p}");
@@ -237,6 +247,7 @@ fn sink_paths(c: &Config) -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "emulator")]
 fn emulator(path: &std::path::Path, listen: &str, seed: Option<u64>) -> ExitCode {
     let mut settings = if path.exists() {
         match load_or_report(path) {

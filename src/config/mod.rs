@@ -10,7 +10,6 @@
 //! only the names of the environment variables that hold them.
 
 mod checks;
-pub mod duration;
 mod fields;
 mod kinds;
 mod listener;
@@ -21,7 +20,8 @@ mod secret;
 mod secrets;
 mod sections;
 
-pub use duration::parse_duration;
+pub use crate::wire::duration;
+pub use crate::wire::duration::parse_duration;
 pub use fields::keys_of;
 pub(crate) use kinds::component_kinds;
 pub use listener::{ListenerConfig, ListenerKeys, ListenerTransform, OrderBy, SinkConfig};
@@ -36,6 +36,15 @@ use serde::Deserialize;
 
 use crate::sources::SourceSpec;
 
+/// The `[emulator]` section's settings.
+#[cfg(feature = "emulator")]
+pub use crate::emulator::EmulatorSettings;
+
+/// Without the emulator a file may keep its `[emulator]` section (the
+/// shipped config has one); it is read and not used.
+#[cfg(not(feature = "emulator"))]
+pub type EmulatorSettings = toml::Table;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
@@ -47,7 +56,7 @@ pub struct Config {
     pub genesys: Option<GenesysConfig>,
     /// The bundled emulator, used when `genesys.environment = "emulator"`
     /// (and by `cxrelay emulator` / `cxrelay demo`).
-    pub emulator: Option<crate::emulator::EmulatorSettings>,
+    pub emulator: Option<EmulatorSettings>,
     /// Sources, in file order.
     pub source: Vec<SourceConfig>,
     /// The transform worker pool.
@@ -66,7 +75,7 @@ struct Sections {
     #[serde(default)]
     http: HttpConfig,
     genesys: Option<GenesysConfig>,
-    emulator: Option<crate::emulator::EmulatorSettings>,
+    emulator: Option<EmulatorSettings>,
     #[serde(default)]
     transform: TransformConfig,
 }

@@ -215,10 +215,10 @@ impl Fault {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScheduledFault {
     /// Delay from start.
-    #[serde(default, deserialize_with = "super::settings::opt_duration")]
+    #[serde(default, deserialize_with = "crate::wire::duration::option::deserialize")]
     pub after: Option<Duration>,
     /// Armed again at this interval.
-    #[serde(default, deserialize_with = "super::settings::opt_duration")]
+    #[serde(default, deserialize_with = "crate::wire::duration::option::deserialize")]
     pub every: Option<Duration>,
     /// The fault.
     #[serde(flatten)]

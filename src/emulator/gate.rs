@@ -14,8 +14,8 @@ use actix_web::web;
 use super::error_body::{code_for, error, too_many_requests};
 use super::faults::{path_matches, Fault};
 use super::ids::random_uuid;
-use super::oauth::Refusal;
 use super::state::EmulatorState;
+use super::tokens::Refusal;
 
 /// Paths under the API (bearer token, rate limit).
 fn is_api(path: &str) -> bool {

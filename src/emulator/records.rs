@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use super::ids::{derive, uuid};
-use crate::genesys::interval::{iso_ms, Interval};
+use crate::wire::{iso_ms, Interval};
 
 /// Where the timeline starts (2020-01-01T00:00:00Z): nothing happened before.
 pub const EPOCH_MS: i64 = 1_577_836_800_000;
@@ -237,7 +237,7 @@ pub fn conversation(seed: u64, n: u64, start: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::genesys::interval::parse_iso_ms;
+    use crate::wire::parse_iso_ms;
 
     #[test]
     fn records_are_realistic_json_of_about_two_and_a_half_kilobytes() {

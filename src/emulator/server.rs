@@ -8,10 +8,10 @@ use std::thread::JoinHandle;
 use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
 
-use super::faults::ScheduledFault;
+use super::faults::{Fault, ScheduledFault};
 use super::settings::EmulatorSettings;
 use super::state::EmulatorState;
-use super::{control, gate, oauth, organization};
+use super::{analytics, control, error_body, exports, gate, notifications, oauth, organization, recordings};
 
 /// A running emulator.
 pub struct EmulatorHandle {
@@ -39,7 +39,7 @@ impl EmulatorHandle {
     }
 
     /// Applies a fault now (as `POST /_emulator/faults` does).
-    pub fn inject(&self, fault: super::faults::Fault) {
+    pub fn inject(&self, fault: Fault) {
         self.state.apply(fault);
     }
 
@@ -70,18 +70,20 @@ fn app_config(state: Arc<EmulatorState>) -> impl Fn(&mut web::ServiceConfig) + C
         cfg.app_data(web::Data::new(state.clone()))
             .route("/oauth/token", web::post().to(oauth::token))
             .route("/api/v2/organizations/me", web::get().to(organization::me))
-            .configure(super::bulk::routes)
+            .configure(analytics::routes)
+            .configure(recordings::routes)
+            .configure(exports::routes)
             .route("/_emulator/faults", web::post().to(control::arm))
             .route("/_emulator/faults", web::get().to(control::armed))
             .route("/_emulator/faults", web::delete().to(control::clear))
             .route("/_emulator/requests", web::get().to(control::requests))
-            .configure(super::notifications::routes);
+            .configure(notifications::routes);
     }
 }
 
 /// Unknown paths answer like the platform does.
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
-    super::error_body::error(
+    error_body::error(
         404,
         "not.found",
         &format!("The requested resource {} was not found.", req.path()),

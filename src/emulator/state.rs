@@ -5,11 +5,13 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::bulk::BulkState;
 use super::faults::{Fault, FaultBook};
-use super::oauth::Tokens;
+use super::notifications::channel_table::Notifications;
 use super::rate_limit::RateLimiter;
 use super::request_log::RequestLog;
 use super::settings::EmulatorSettings;
+use super::tokens::Tokens;
 
 /// Everything the emulator knows.
 #[derive(Debug)]
@@ -27,9 +29,9 @@ pub struct EmulatorState {
     /// What was asked.
     pub log: RequestLog,
     /// Analytics jobs, recording batches and export files.
-    pub bulk: super::bulk::BulkState,
+    pub bulk: BulkState,
     /// Notification channels, their sockets and traffic.
-    pub notifications: super::notifications::Notifications,
+    pub notifications: Notifications,
     base_url: OnceLock<String>,
 }
 
@@ -39,8 +41,8 @@ impl EmulatorState {
         let started = Instant::now();
         Arc::new(EmulatorState {
             limiter: RateLimiter::new(settings.requests_per_minute),
-            bulk: super::bulk::BulkState::new(settings.seed, &settings.bulk),
-            notifications: super::notifications::Notifications::new(&settings.notifications, settings.seed),
+            bulk: BulkState::new(settings.seed, &settings.bulk),
+            notifications: Notifications::new(&settings.notifications, settings.seed),
             settings,
             started,
             tokens: Tokens::default(),

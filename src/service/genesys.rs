@@ -2,18 +2,44 @@
 //! request budget, and the bundled emulator when cxrelay runs it itself.
 
 use actix::prelude::*;
+#[cfg(feature = "emulator")]
 use cxrelay_actors::registry::ComponentState;
 use cxrelay_actors::Registry;
 
 use super::StartError;
-use crate::config::{Config, Secret, Secrets};
+#[cfg(feature = "emulator")]
+use crate::config::Secret;
+use crate::config::{Config, Secrets};
+#[cfg(feature = "emulator")]
 use crate::emulator::EmulatorHandle;
 use crate::genesys::{Credentials, GenesysOrg, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings};
 
 /// The org, and the emulator when cxrelay runs one in-process.
+#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
 pub(super) struct Genesys {
     pub org: GenesysOrg,
+    #[cfg(feature = "emulator")]
     pub emulator: Option<EmulatorHandle>,
+}
+
+/// Starts the bundled emulator in-process; answers where it listens.
+#[cfg(feature = "emulator")]
+fn start_emulator(config: &Config, registry: &Registry) -> Result<(Hosts, EmulatorHandle), StartError> {
+    let settings = config.emulator.clone().unwrap_or_default();
+    let e = crate::emulator::start_in_thread(settings, "127.0.0.1:0")
+        .map_err(|e| StartError::Genesys(format!("cannot start the bundled emulator: {e}")))?;
+    let component = registry.register("emulator", "emulator", false);
+    component.set_state(ComponentState::Running);
+    component.set_detail("url", e.url());
+    tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
+    Ok((Hosts::single(&e.url()), e))
+}
+
+/// The emulator's OAuth client, used when no credentials are configured.
+#[cfg(feature = "emulator")]
+fn emulator_client(config: &Config) -> (String, Secret) {
+    let s = config.emulator.clone().unwrap_or_default();
+    (s.client_id, Secret::new(s.client_secret))
 }
 
 /// Starts the token provider (and the in-process emulator, when the
@@ -36,18 +62,19 @@ pub(super) async fn start_genesys(
         return Ok(None);
     }
     let refuse = |message: String| StartError::Genesys(message);
+    #[cfg(feature = "emulator")]
     let mut emulator = None;
     let hosts = if g.runs_emulator_in_process() {
-        let settings = config.emulator.clone().unwrap_or_default();
-        let e = crate::emulator::start_in_thread(settings, "127.0.0.1:0")
-            .map_err(|e| refuse(format!("cannot start the bundled emulator: {e}")))?;
-        let component = registry.register("emulator", "emulator", false);
-        component.set_state(ComponentState::Running);
-        component.set_detail("url", e.url());
-        tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
-        let hosts = Hosts::single(&e.url());
-        emulator = Some(e);
-        hosts
+        #[cfg(feature = "emulator")]
+        {
+            let (hosts, e) = start_emulator(config, registry)?;
+            emulator = Some(e);
+            hosts
+        }
+        #[cfg(not(feature = "emulator"))]
+        return Err(refuse(
+            "this cxrelay was built without the emulator feature: set `api_url` to an emulator running elsewhere (`cxrelay emulator`)".into(),
+        ));
     } else if g.is_emulator() {
         Hosts::resolve(
             "emulator",
@@ -59,11 +86,9 @@ pub(super) async fn start_genesys(
     };
     let (client_id, client_secret) = match (&secrets.genesys, g.is_emulator()) {
         (Some((id, secret)), _) => (id.expose().to_string(), secret.clone()),
-        (None, true) => {
-            let s = config.emulator.clone().unwrap_or_default();
-            (s.client_id, Secret::new(s.client_secret))
-        }
-        (None, false) => return Err(refuse("no OAuth client credentials".into())),
+        #[cfg(feature = "emulator")]
+        (None, true) => emulator_client(config),
+        _ => return Err(refuse("no OAuth client credentials".into())),
     };
     let component = registry.register("genesys-auth", "auth", true);
     component.set_detail("login", hosts.login.clone());
@@ -85,5 +110,9 @@ pub(super) async fn start_genesys(
         budget: RequestBudget::new(g.requests_per_minute),
         retry: RetryPolicy::default(),
     };
-    Ok(Some(Genesys { org, emulator }))
+    Ok(Some(Genesys {
+        org,
+        #[cfg(feature = "emulator")]
+        emulator,
+    }))
 }

@@ -21,6 +21,7 @@ use cxrelay_actors::supervision::{ChildSpec, Supervise, Supervisor};
 use cxrelay_actors::{Pattern, QueueStats, Registry, Router};
 
 use crate::config::{Config, ListenerConfig, Loaded, Secrets};
+#[cfg(feature = "emulator")]
 use crate::emulator::EmulatorHandle;
 use crate::http::{self, AppState, IngressRoutes};
 use crate::ingest::Ingest;
@@ -87,6 +88,8 @@ pub struct Service {
     http: ServerHandle,
     http_addr: SocketAddr,
     threads: Vec<Arbiter>,
+    /// Kept for the emulator it may run (stopped last).
+    #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
     genesys: Option<Genesys>,
 }
 
@@ -233,6 +236,7 @@ impl Service {
 
     /// The address of the emulator cxrelay runs in-process, if it runs one
     /// (`genesys.environment = "emulator"` without `api_url`).
+    #[cfg(feature = "emulator")]
     pub fn emulator(&self) -> Option<&EmulatorHandle> {
         self.genesys.as_ref().and_then(|g| g.emulator.as_ref())
     }

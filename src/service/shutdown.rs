@@ -72,6 +72,7 @@ impl Service {
             }
         }
         self.http.stop(true).await;
+        #[cfg(feature = "emulator")]
         if let Some(e) = self.genesys.and_then(|g| g.emulator) {
             e.stop().await;
         }

@@ -558,6 +558,7 @@ impl KeepAlive {
 
 /// The bundled emulator on its own thread, on a free loopback port; it
 /// stops when the handle is dropped.
+#[cfg(feature = "emulator")]
 pub fn emulator(settings: cxrelay::emulator::EmulatorSettings) -> cxrelay::emulator::EmulatorHandle {
     cxrelay::emulator::start_in_thread(settings, "127.0.0.1:0").expect("starting the emulator")
 }
@@ -572,6 +573,7 @@ pub fn basic_auth(id: &str, secret: &str) -> String {
 }
 
 /// `POST /oauth/token` at the emulator with `authorization` and `body`.
+#[cfg(feature = "emulator")]
 pub fn token_request(e: &cxrelay::emulator::EmulatorHandle, authorization: &str, body: &str) -> Response {
     request(
         e.addr(),
@@ -587,6 +589,7 @@ pub fn token_request(e: &cxrelay::emulator::EmulatorHandle, authorization: &str,
 }
 
 /// A bearer token from the emulator for its configured client.
+#[cfg(feature = "emulator")]
 pub fn emulator_token(e: &cxrelay::emulator::EmulatorHandle) -> String {
     let settings = &e.state().settings;
     let r = token_request(
@@ -599,6 +602,7 @@ pub fn emulator_token(e: &cxrelay::emulator::EmulatorHandle) -> String {
 }
 
 /// A `[genesys]` section pointing cxrelay at `emulator`.
+#[cfg(feature = "emulator")]
 pub fn genesys_section(emulator: &cxrelay::emulator::EmulatorHandle, requests_per_minute: u32) -> String {
     format!(
         "[genesys]\nenvironment = \"emulator\"\napi_url = \"{}\"\nrequests_per_minute = {requests_per_minute}\n\n",

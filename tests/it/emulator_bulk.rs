@@ -12,7 +12,7 @@ use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::exports::{Container, ExportFormat, ExportSpec};
 use cxrelay::emulator::{EmulatorHandle, EmulatorSettings, Fault};
-use cxrelay::genesys::interval::parse_iso_ms;
+use cxrelay::wire::parse_iso_ms;
 use serde_json::{json, Value};
 
 fn settings(bulk: BulkSettings) -> EmulatorSettings {

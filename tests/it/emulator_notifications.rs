@@ -414,6 +414,13 @@ async fn traffic_flows_on_subscribed_topics_and_is_recorded() {
         })
         .await;
         assert!(topics.iter().any(|t| v["topicName"] == *t), "{v}");
+        // The client finds the partition key of every emulated event.
+        let frame = v.to_string();
+        let key = cxrelay::genesys::notification::Frame::parse(&frame)
+            .unwrap()
+            .derived()
+            .key;
+        assert!(key.is_some(), "{v}");
         ids.push(v["metadata"]["CorrelationId"].as_str().unwrap().to_string());
     }
     let record = n.record(&id).unwrap();

@@ -2,13 +2,14 @@
 //! with cursor-paged results, the synchronous query, and data
 //! availability. Records come from [`crate::emulator::records`].
 
+pub mod job_book;
 pub mod jobs;
 pub mod query;
 pub mod results;
 
 use actix_web::web;
 
-pub use jobs::{Job, JobBook, JobState, ServedPage};
+pub use job_book::{Job, JobBook, JobState, ServedPage};
 pub use results::{decode_cursor, encode_cursor, CursorPosition};
 
 const BASE: &str = "/api/v2/analytics/conversations/details";

@@ -11,12 +11,13 @@ use base64::Engine;
 use cxrelay_actors::event::now_ms;
 use serde::Deserialize;
 
-use super::jobs::{not_found, JobState, ServedPage};
+use super::job_book::{JobState, ServedPage};
+use super::jobs::not_found;
 use crate::emulator::error_body::error;
 use crate::emulator::faults::Fault;
 use crate::emulator::ids::derive;
 use crate::emulator::state::EmulatorState;
-use crate::genesys::interval::iso_ms;
+use crate::wire::iso_ms;
 
 const CURSOR: u64 = 0x43_5552;
 
@@ -86,7 +87,7 @@ pub async fn results(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>
             &format!("pageSize must be at most {}", settings.max_page_size),
         );
     }
-    state.bulk.jobs.absorb_faults(&state);
+    state.bulk.jobs.absorb_faults(&state.faults);
     let Some(job) = state.bulk.jobs.get(&id) else {
         return not_found(&id);
     };

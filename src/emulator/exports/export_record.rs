@@ -3,10 +3,18 @@
 
 use std::fmt::Write as _;
 
-use super::layout::Framing;
 use crate::emulator::ids::{derive, uuid};
 use crate::emulator::records::EPOCH_MS;
-use crate::genesys::interval::iso_ms;
+use crate::wire::iso_ms;
+
+/// How records are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One record per line.
+    Ndjson,
+    /// One JSON array of records.
+    JsonArray,
+}
 
 /// Smallest record size: room for every field and some padding.
 pub const MIN_RECORD_BYTES: u64 = 768;

@@ -11,8 +11,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::export_record;
-use super::ranged::Content;
+use super::export_record::{self, Framing};
+use crate::emulator::downloads::Content;
 
 /// Largest stored deflate block.
 const BLOCK: u64 = 65_535;
@@ -22,15 +22,6 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// DOS time and date of every ZIP entry (2024-05-01 00:00:00).
 const DOS_TIME: u16 = 0;
 const DOS_DATE: u16 = ((2024 - 1980) << 9) | (5 << 5) | 1;
-
-/// How records are framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// One record per line.
-    Ndjson,
-    /// One JSON array of records.
-    JsonArray,
-}
 
 /// The records of a file, laid out.
 #[derive(Debug, Clone)]

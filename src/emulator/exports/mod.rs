@@ -6,271 +6,34 @@
 //! signed URL (`?issueRedirect=false`: as JSON `{"url"}`; by default as a
 //! 303 redirect); `GET|HEAD /downloads/exports/{id}?expires=&signature=`
 //! serves the file. Expired or revoked URLs answer 403.
+//!
+//! - [`catalog`]: the configured files, laid out once at start.
+//! - [`layout`]: byte layouts (payload, ZIP, gzip) that produce any range.
+//! - [`export_record`]: the fixed-size records inside.
+//!
+//! Serving (`Range`, signed URLs) is shared with recordings:
+//! [`crate::emulator::downloads`].
 
+pub mod catalog;
 pub mod export_record;
 pub mod layout;
-pub mod ranged;
-pub mod signed_url;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 
-pub use layout::{Crc, Framing, Gzip, Payload, Zip};
-pub use ranged::{Content, Download};
-pub use signed_url::{UrlRefusal, UrlSigner};
+pub use catalog::{ExportCatalog, ExportFile};
+pub use export_record::Framing;
+pub use layout::{Crc, Gzip, Payload, Zip};
 
+pub use crate::emulator::settings::bulk::{parse_byte_size, Container, ExportFormat, ExportSpec};
+
+use crate::emulator::downloads::{respond, Download};
 use crate::emulator::error_body::error;
-use crate::emulator::ids::derive;
 use crate::emulator::state::EmulatorState;
-
-/// Record framing of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ExportFormat {
-    /// One record per line.
-    #[default]
-    Ndjson,
-    /// One JSON array.
-    Json,
-}
-
-/// What an export's records come wrapped in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Container {
-    /// Nothing.
-    #[default]
-    None,
-    /// One stored ZIP entry.
-    Zip,
-    /// gzip.
-    Gzip,
-}
-
-/// One `[[emulator.bulk.exports]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportSpec {
-    /// Its id (the URL path segment).
-    pub id: String,
-    /// Record framing.
-    #[serde(default)]
-    pub format: ExportFormat,
-    /// Container.
-    #[serde(default)]
-    pub container: Container,
-    /// Number of records...
-    pub records: Option<u64>,
-    /// ...or the approximate size of the records (e.g. `"2GB"`, `"512MiB"`).
-    #[serde(default, deserialize_with = "byte_size")]
-    pub bytes: Option<u64>,
-    /// Size of each record (at least 768).
-    #[serde(default = "default_record_bytes")]
-    pub record_bytes: u64,
-    /// Every n-th record is malformed (0: none).
-    #[serde(default)]
-    pub malformed_every: u64,
-    /// Name of the entry inside a ZIP (default `<id>.ndjson` or `<id>.json`).
-    pub entry_name: Option<String>,
-}
-
-fn default_record_bytes() -> u64 {
-    1024
-}
-
-/// Parses `"2GB"`, `"512MiB"`, `"1000"` or an integer.
-pub fn parse_byte_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a size like \"2GB\""))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` (use B, KB, MB, GB, KiB, MiB, GiB)"
-            ))
-        }
-    };
-    Ok((value * mult) as u64)
-}
-
-fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        N(u64),
-        S(String),
-    }
-    match Option::<Size>::deserialize(d)? {
-        None => Ok(None),
-        Some(Size::N(n)) => Ok(Some(n)),
-        Some(Size::S(s)) => parse_byte_size(&s).map(Some).map_err(serde::de::Error::custom),
-    }
-}
-
-/// One servable export.
-pub struct ExportFile {
-    /// How it was configured.
-    pub spec: ExportSpec,
-    /// Its payload.
-    pub payload: Payload,
-    content: Arc<dyn Content>,
-    etag: String,
-}
-
-impl std::fmt::Debug for ExportFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExportFile").field("spec", &self.spec).finish()
-    }
-}
-
-impl ExportFile {
-    fn build(seed: u64, no: u64, spec: &ExportSpec) -> Result<ExportFile, String> {
-        if spec.id.is_empty() || spec.id.contains(['/', '?', '#']) {
-            return Err(format!("export id `{}` must be a non-empty URL path segment", spec.id));
-        }
-        if spec.record_bytes < export_record::MIN_RECORD_BYTES {
-            return Err(format!(
-                "record_bytes must be at least {}",
-                export_record::MIN_RECORD_BYTES
-            ));
-        }
-        let framing = match spec.format {
-            ExportFormat::Ndjson => Framing::Ndjson,
-            ExportFormat::Json => Framing::JsonArray,
-        };
-        let per_record = spec.record_bytes + u64::from(framing == Framing::JsonArray);
-        let records = match (spec.records, spec.bytes) {
-            (Some(n), None) => n,
-            (None, Some(b)) => b.div_ceil(per_record),
-            (None, None) => 1000,
-            (Some(_), Some(_)) => return Err("set `records` or `bytes`, not both".into()),
-        };
-        let payload = Payload {
-            seed,
-            export_no: no,
-            framing,
-            records,
-            record_bytes: spec.record_bytes,
-            malformed_every: spec.malformed_every,
-        };
-        let content: Arc<dyn Content> = match spec.container {
-            Container::None => Arc::new(payload.clone()),
-            Container::Gzip => Arc::new(Gzip {
-                crc: Crc::start(payload.clone()),
-            }),
-            Container::Zip => {
-                if payload.len() > layout::ZIP_MAX {
-                    return Err("a ZIP export must stay under 4 GiB (ZIP64 is not emulated)".into());
-                }
-                let ext = if framing == Framing::Ndjson { "ndjson" } else { "json" };
-                let name = spec.entry_name.clone().unwrap_or_else(|| format!("{}.{ext}", spec.id));
-                Arc::new(Zip::new(Crc::start(payload.clone()), name))
-            }
-        };
-        let etag = format!(
-            "\"{:016x}\"",
-            derive(
-                seed,
-                &[
-                    0x4554,
-                    no,
-                    records,
-                    spec.record_bytes,
-                    spec.malformed_every,
-                    spec.container as u64,
-                    framing as u64
-                ]
-            )
-        );
-        Ok(ExportFile {
-            spec: spec.clone(),
-            payload,
-            content,
-            etag,
-        })
-    }
-
-    /// Size of the file as served.
-    pub fn len(&self) -> u64 {
-        self.content.len()
-    }
-
-    /// True when the file is empty (never: there is always framing).
-    pub fn is_empty(&self) -> bool {
-        self.content.is_empty()
-    }
-
-    /// Its ETag.
-    pub fn etag(&self) -> &str {
-        &self.etag
-    }
-
-    fn content_type(&self) -> &'static str {
-        match (self.spec.container, self.spec.format) {
-            (Container::Zip, _) => "application/zip",
-            (Container::Gzip, _) => "application/gzip",
-            (Container::None, ExportFormat::Ndjson) => "application/x-ndjson",
-            (Container::None, ExportFormat::Json) => "application/json",
-        }
-    }
-}
-
-/// Every configured export.
-#[derive(Debug, Default)]
-pub struct ExportCatalog {
-    files: HashMap<String, Arc<ExportFile>>,
-    refused: HashMap<String, String>,
-}
-
-impl ExportCatalog {
-    /// Lays out `specs` (and starts computing the CRCs of archives).
-    /// Exports that cannot be served are logged and answer 404 with why.
-    pub fn new(seed: u64, specs: &[ExportSpec]) -> Self {
-        let mut c = ExportCatalog::default();
-        for (no, spec) in specs.iter().enumerate() {
-            if c.files.contains_key(&spec.id) {
-                c.refused
-                    .insert(spec.id.clone(), "the id is used by another export".into());
-                continue;
-            }
-            match ExportFile::build(seed, no as u64, spec) {
-                Ok(f) => {
-                    c.files.insert(spec.id.clone(), Arc::new(f));
-                }
-                Err(why) => {
-                    tracing::error!(export = %spec.id, "emulator: export not served: {why}");
-                    c.refused.insert(spec.id.clone(), why);
-                }
-            }
-        }
-        c
-    }
-
-    /// The export `id`.
-    pub fn get(&self, id: &str) -> Option<Arc<ExportFile>> {
-        self.files.get(id).cloned()
-    }
-
-    fn not_found(&self, id: &str) -> HttpResponse {
-        match self.refused.get(id) {
-            Some(why) => error(404, "not.found", &format!("Export {id} is not served: {why}")),
-            None => error(404, "not.found", &format!("Download {id} was not found")),
-        }
-    }
-}
 
 /// The path an export is served at.
 pub fn export_path(id: &str) -> String {
@@ -292,7 +55,10 @@ pub async fn issue_url(state: web::Data<Arc<EmulatorState>>, id: web::Path<Strin
         .ok()
         .and_then(|q| q.issue_redirect)
         .unwrap_or(true);
-    let url = state.bulk.urls.issue(&state, state.base_url(), &export_path(&id));
+    let url = state
+        .bulk
+        .urls
+        .issue(&state.faults, state.base_url(), &export_path(&id));
     if redirect {
         HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish()
     } else {
@@ -305,12 +71,12 @@ pub async fn download(state: web::Data<Arc<EmulatorState>>, id: web::Path<String
     let Some(file) = state.bulk.exports.get(&id) else {
         return state.bulk.exports.not_found(&id);
     };
-    if let Err(why) = state.bulk.urls.check(&state, req.path(), req.query_string()) {
+    if let Err(why) = state.bulk.urls.check(&state.faults, req.path(), req.query_string()) {
         return error(403, "missing.permissions", why.message());
     }
-    ranged::respond(
+    respond(
         &req,
-        &state,
+        &state.faults,
         Download {
             content: file.content.clone(),
             content_type: file.content_type(),
@@ -324,42 +90,4 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v2/downloads/{downloadId}", web::get().to(issue_url))
         .route("/downloads/exports/{id}", web::get().to(download))
         .route("/downloads/exports/{id}", web::head().to(download));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_byte_size("2GB").unwrap(), 2_000_000_000);
-        assert_eq!(parse_byte_size("512MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_byte_size("1.5 kb").unwrap(), 1500);
-        assert!(parse_byte_size("2 parsecs").is_err());
-    }
-
-    #[test]
-    fn refused_exports_say_why() {
-        let spec = |id: &str, container: Container, bytes: u64| ExportSpec {
-            id: id.into(),
-            format: ExportFormat::Ndjson,
-            container,
-            records: None,
-            bytes: Some(bytes),
-            record_bytes: 1024,
-            malformed_every: 0,
-            entry_name: None,
-        };
-        let c = ExportCatalog::new(
-            1,
-            &[
-                spec("ok", Container::None, 10_000),
-                spec("huge", Container::Zip, 5_000_000_000),
-                spec("ok", Container::None, 1),
-            ],
-        );
-        assert!(c.get("ok").is_some());
-        assert!(c.refused["huge"].contains("4 GiB"));
-        assert_eq!(c.get("ok").unwrap().payload.records, 10, "the first `ok` wins");
-    }
 }

@@ -14,8 +14,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, Session};
 use tokio::sync::mpsc;
 
-use super::channels::ChannelRecord;
+use super::channel_record::ChannelRecord;
 use super::frames::{malformed, socket_closing, HEARTBEAT, PONG};
+use super::socket_messages::{Outgoing, SocketOrder};
 use crate::emulator::error_body::error;
 use crate::emulator::ids::random_uuid;
 use crate::emulator::state::EmulatorState;
@@ -28,37 +29,6 @@ const REPLACED_GRACE: Duration = Duration::from_secs(5);
 const HOUSEKEEPING: Duration = Duration::from_millis(20);
 /// Malformed frames sent per housekeeping tick when no traffic flows.
 const IDLE_MALFORMED: u32 = 64;
-
-/// Traffic events for one socket: `(index in the run, frame)`.
-pub(super) struct Outgoing {
-    /// The traffic run.
-    pub run: u64,
-    /// The events.
-    pub events: Vec<(u64, String)>,
-}
-
-/// What the table or a fault tells a socket to do.
-#[derive(Debug, Clone)]
-pub(super) enum SocketOrder {
-    /// Close with this code.
-    Close(u16),
-    /// End without a close frame.
-    Drop,
-    /// Send nothing more (no events, heartbeats or pongs).
-    Silence,
-    /// Announce maintenance, close after the grace.
-    Closing(Duration),
-    /// The channel expired or was expired by a fault: close with 1008.
-    Expired,
-    /// The channel was evicted (client over its channel limit): 1008.
-    Evicted,
-    /// Another socket connected to the channel.
-    Replaced,
-    /// Interleave this many malformed frames.
-    Malformed(u32),
-    /// Send this many events fragmented.
-    Fragment(u32),
-}
 
 enum End {
     Close(u16, String),

@@ -4,86 +4,29 @@
 //! deterministic audio bytes with `Range` and answer 403 once expired
 //! (or revoked by the `expire_downloads` fault).
 
-use std::collections::{HashMap, VecDeque};
+pub mod recording_book;
+
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error_body::error;
-use super::exports::ranged::{respond, Content, Download};
-use super::ids::{derive, uuid};
-use super::state::EmulatorState;
+use self::recording_book::Item;
+pub use self::recording_book::RecordingBook;
+use crate::emulator::downloads::{respond, Content, Download};
+use crate::emulator::error_body::error;
+use crate::emulator::ids::{derive, derive_str};
+use crate::emulator::state::EmulatorState;
 
-const BATCH: u64 = 0x0042_4154;
 const AUDIO: u64 = 0x0041_5544;
 /// Largest batch, as on the platform.
 pub const MAX_BATCH: usize = 100;
-const MAX_BATCHES: usize = 10_000;
-
-#[derive(Debug, Clone, Deserialize)]
-struct Item {
-    #[serde(rename = "conversationId")]
-    conversation_id: String,
-    #[serde(rename = "recordingId")]
-    recording_id: String,
-}
 
 #[derive(Deserialize)]
 struct BatchRequest {
     #[serde(rename = "batchDownloadRequestList")]
     list: Option<Vec<Item>>,
-}
-
-#[derive(Debug, Clone)]
-struct Batch {
-    items: Vec<Item>,
-    submitted: Instant,
-}
-
-/// Batch requests submitted, bounded.
-#[derive(Debug)]
-pub struct RecordingBook {
-    seed: u64,
-    inner: Mutex<(u64, HashMap<String, Batch>, VecDeque<String>)>,
-}
-
-impl RecordingBook {
-    /// An empty book.
-    pub fn new(seed: u64) -> Self {
-        RecordingBook {
-            seed,
-            inner: Mutex::new((0, HashMap::new(), VecDeque::new())),
-        }
-    }
-
-    fn add(&self, items: Vec<Item>) -> String {
-        let mut g = self.inner.lock();
-        let no = g.0;
-        g.0 += 1;
-        let id = uuid(self.seed, &[BATCH, no]);
-        g.1.insert(
-            id.clone(),
-            Batch {
-                items,
-                submitted: Instant::now(),
-            },
-        );
-        g.2.push_back(id.clone());
-        while g.2.len() > MAX_BATCHES {
-            if let Some(old) = g.2.pop_front() {
-                g.1.remove(&old);
-            }
-        }
-        id
-    }
-
-    fn get(&self, id: &str) -> Option<Batch> {
-        self.inner.lock().1.get(id).cloned()
-    }
 }
 
 /// One recording's audio: an Ogg signature, then deterministic bytes. The
@@ -113,7 +56,7 @@ impl Content for Audio {
 
 /// A recording's identity as a number.
 fn recording_key(conversation_id: &str, recording_id: &str) -> u64 {
-    super::ids::derive_str(0, &format!("{conversation_id}/{recording_id}"))
+    derive_str(0, &format!("{conversation_id}/{recording_id}"))
 }
 
 fn recording_path(batch: &str, index: usize) -> String {
@@ -170,7 +113,10 @@ pub async fn status(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>)
                 json!({"conversationId": item.conversation_id, "recordingId": item.recording_id,
                        "errorMsg": "Recording not found"})
             } else {
-                let url = state.bulk.urls.issue(&state, state.base_url(), &recording_path(&id, i));
+                let url = state
+                    .bulk
+                    .urls
+                    .issue(&state.faults, state.base_url(), &recording_path(&id, i));
                 json!({"conversationId": item.conversation_id, "recordingId": item.recording_id,
                        "resultUrl": url, "contentType": "audio/ogg", "errorMsg": null})
             }
@@ -192,7 +138,7 @@ pub async fn download(
     let Some(batch) = state.bulk.recordings.get(&batch_id).filter(|b| index < b.items.len()) else {
         return error(404, "not.found", "No such recording download");
     };
-    if let Err(why) = state.bulk.urls.check(&state, req.path(), req.query_string()) {
+    if let Err(why) = state.bulk.urls.check(&state.faults, req.path(), req.query_string()) {
         return error(403, "missing.permissions", why.message());
     }
     let item = &batch.items[index];
@@ -204,7 +150,7 @@ pub async fn download(
     let etag = format!("\"{:016x}\"", derive(audio.seed, &[AUDIO, audio.recording, audio.len]));
     respond(
         &req,
-        &state,
+        &state.faults,
         Download {
             content: Arc::new(audio),
             content_type: "audio/ogg",

@@ -1,5 +1,5 @@
-//! Durations in configuration: humantime text (`"200ms"`, `"30s"`, `"5m"`)
-//! both ways, so a config struct can be read and its defaults written back.
+//! Human durations in configuration: `"200ms"`, `"30s"`, `"5m"`, `"24h"`
+//! (humantime syntax), and serde helpers for fields that hold them.
 
 use std::time::Duration;
 
@@ -11,18 +11,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration `{s}`: {e} (use e.g. \"200ms\", \"30s\", \"5m\")"))
 }
 
-/// `#[serde(with = "duration")]` for a `Duration` field.
+/// Deserialises a humantime duration (`#[serde(deserialize_with = ...)]`).
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
-/// Writes a duration the way it is read.
+/// Writes a duration the way it is read (`#[serde(with = "duration")]`
+/// reads and writes).
 pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
-/// `#[serde(default, with = "duration::option")]` for an `Option<Duration>` field.
+/// The same for an optional field (`#[serde(default, with = "duration::option")]`).
 pub mod option {
     use super::*;
 
@@ -39,5 +40,17 @@ pub mod option {
             Some(d) => super::serialize(d, s),
             None => s.serialize_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").unwrap_err().contains("`soon`"));
     }
 }

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use cxrelay_actors::event::now_ms;
 
-use crate::emulator::faults::Fault;
+use crate::emulator::faults::{Fault, FaultBook};
 use crate::emulator::ids::derive;
-use crate::emulator::state::EmulatorState;
 
 const SIGNATURE: u64 = 0x0053_4947;
 
@@ -69,20 +68,16 @@ impl UrlSigner {
 
     /// Applies an armed `expire_downloads` fault (before URLs are issued or
     /// checked, so that only URLs issued before it are revoked).
-    pub fn absorb_faults(&self, state: &EmulatorState) {
-        if !state
-            .faults
-            .take_all(|f| matches!(f, Fault::ExpireDownloads))
-            .is_empty()
-        {
+    pub fn absorb_faults(&self, faults: &FaultBook) {
+        if !faults.take_all(|f| matches!(f, Fault::ExpireDownloads)).is_empty() {
             tracing::info!("emulator: every download URL issued so far is revoked");
             self.epoch.fetch_add(1, Ordering::AcqRel);
         }
     }
 
     /// A URL for `path` under `base`, valid from now for the TTL.
-    pub fn issue(&self, state: &EmulatorState, base: &str, path: &str) -> String {
-        self.absorb_faults(state);
+    pub fn issue(&self, faults: &FaultBook, base: &str, path: &str) -> String {
+        self.absorb_faults(faults);
         let expires = now_ms() + self.ttl.as_millis() as i64;
         let epoch = self.epoch.load(Ordering::Acquire);
         format!(
@@ -92,8 +87,8 @@ impl UrlSigner {
     }
 
     /// Checks a request for `path` with query `query`.
-    pub fn check(&self, state: &EmulatorState, path: &str, query: &str) -> Result<(), UrlRefusal> {
-        self.absorb_faults(state);
+    pub fn check(&self, faults: &FaultBook, path: &str, query: &str) -> Result<(), UrlRefusal> {
+        self.absorb_faults(faults);
         let mut expires = None;
         let mut epoch = None;
         let mut signature = None;

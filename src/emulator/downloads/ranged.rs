@@ -13,8 +13,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::emulator::faults::{path_matches, Fault};
-use crate::emulator::state::EmulatorState;
+use crate::emulator::faults::{path_matches, Fault, FaultBook};
 
 /// Bytes generated per body chunk.
 const CHUNK: usize = 64 * 1024;
@@ -127,8 +126,9 @@ impl Stream for Body {
     }
 }
 
-/// Answers a GET or HEAD for `d`.
-pub fn respond(req: &HttpRequest, state: &EmulatorState, d: Download) -> HttpResponse {
+/// Answers a GET or HEAD for `d` (a `cut_download` fault armed in
+/// `faults` for this path cuts the body short).
+pub fn respond(req: &HttpRequest, faults: &FaultBook, d: Download) -> HttpResponse {
     let len = d.content.len();
     let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
     let if_range_ok = req
@@ -163,10 +163,7 @@ pub fn respond(req: &HttpRequest, state: &EmulatorState, d: Download) -> HttpRes
         return res.streaming(futures_util::stream::empty::<Result<Bytes, std::io::Error>>());
     }
     let path = req.path();
-    let cut = match state
-        .faults
-        .take(|f| matches!(f, Fault::CutDownload { path: p, .. } if path_matches(p, path)))
-    {
+    let cut = match faults.take(|f| matches!(f, Fault::CutDownload { path: p, .. } if path_matches(p, path))) {
         Some(Fault::CutDownload { after_bytes, .. }) => {
             tracing::info!(path, after_bytes, "emulator: this download will be cut");
             Some(first + after_bytes)
