@@ -161,6 +161,10 @@ impl Router {
     /// prune it.
     fn gone(&mut self, id: ListenerId) {
         match self.listeners.get_mut(&id) {
+            // The pump's send failed to an actor that has since been
+            // replaced (or that refused the batch because it was): the
+            // current one is alive, and the pump sends to it.
+            Some(e) if e.keep_when_gone && e.alive() => {}
             Some(e) if e.keep_when_gone && !e.orphaned => {
                 e.orphaned = true;
                 tracing::warn!(listener = %e.name, id, "listener actor is gone; its queue waits for a replacement");
