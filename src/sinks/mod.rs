@@ -3,14 +3,18 @@
 
 mod encode;
 mod file;
+mod held;
 mod http;
 mod sink_actor;
 mod stdout;
+#[cfg(test)]
+mod tests;
 
 pub use encode::encode_ndjson;
 pub use file::FileWriter;
+pub use held::HeldEvents;
 pub use http::HttpWriter;
-pub use sink_actor::{FlushNow, SinkActor, SinkOptions};
+pub use sink_actor::{FlushNow, SinkActor, SinkOptions, Taken};
 pub use stdout::StdoutWriter;
 
 use std::sync::Arc;
