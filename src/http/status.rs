@@ -3,7 +3,8 @@ use serde_json::json;
 
 use super::AppState;
 
-/// `GET /status`: every component, its state, restarts, last error; every
+/// `GET /status`: every component, its state, restarts, last error and
+/// last stop (a typed reason: panicked, stuck, failed, exited, stopped); every
 /// listener's queue; router counters.
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     state.ingress.refresh_status();

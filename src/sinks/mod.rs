@@ -6,17 +6,21 @@ pub mod blackhole;
 pub mod builder;
 mod encode;
 pub mod file;
+mod held;
 pub mod http;
 pub mod registry;
 mod sink_actor;
 pub mod stdout;
+#[cfg(test)]
+mod tests;
 
 pub use builder::{SinkBuilder, SinkCommon, SinkContext, SinkHandles, SinkStarter};
 pub use encode::encode_ndjson;
 pub use file::FileWriter;
+pub use held::HeldEvents;
 pub use http::HttpWriter;
 pub use registry::SinkSpec;
-pub use sink_actor::{FlushNow, SinkActor, SinkOptions};
+pub use sink_actor::{FlushNow, SinkActor, SinkOptions, Taken};
 pub use stdout::StdoutWriter;
 
 use std::sync::Arc;

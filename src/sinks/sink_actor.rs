@@ -1,9 +1,10 @@
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentState, Progress, StopReason};
 use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use cxrelay_actors::router::AckHandle;
 use cxrelay_actors::supervision::Shutdown;
@@ -11,6 +12,7 @@ use cxrelay_actors::{Deliver, Event};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 
+use super::held::{Claim, HeldEvents};
 use super::{SinkError, SinkWriter};
 use crate::store::{DeadLetter, PutDeadLetters};
 use crate::transform::{Transformed, Transformer};
@@ -33,6 +35,11 @@ pub struct SinkOptions {
     pub order_by_time: bool,
     /// The listener's transforms, run on the worker pool before writing.
     pub transformer: Option<Transformer>,
+    /// A sink holding events that finishes no write attempt for this long
+    /// is stuck: its supervisor replaces it. Longer than any write may
+    /// legitimately take (the HTTP timeout, a slow fsync) plus the longest
+    /// retry delay, since a finished attempt, failed or not, is progress.
+    pub stuck_after: Duration,
 }
 
 impl Default for SinkOptions {
@@ -51,6 +58,7 @@ impl Default for SinkOptions {
             dead_letters: None,
             order_by_time: false,
             transformer: None,
+            stuck_after: Duration::from_secs(120),
         }
     }
 }
@@ -71,6 +79,12 @@ type Factory<W> = Box<dyn FnMut() -> Result<W, SinkError>>;
 ///
 /// A panic in the writer is caught: the writer is rebuilt from its factory
 /// and the batch retried, so a sink bug never costs the listener its queue.
+///
+/// The sink reports progress for stuck detection (a finished attempt is a
+/// unit of work; it is busy while it holds events), and records what it
+/// holds in its component's [`HeldEvents`]: an instance replaced because
+/// its write hung hands those events to its successor, and stops without
+/// acknowledging anything if it ever wakes.
 pub struct SinkActor<W: SinkWriter> {
     opts: SinkOptions,
     factory: Factory<W>,
@@ -90,6 +104,14 @@ pub struct SinkActor<W: SinkWriter> {
     /// commit would be started twice and the batch written twice.
     committing: bool,
     component: Arc<Component>,
+    /// This instance's progress report (fresh for every instance).
+    progress: Arc<Progress>,
+    /// This instance's ownership of the listener's held events.
+    claim: Claim,
+    /// The events taken over from the previous instance, by address. If
+    /// that instance was stopped inside its `Deliver` handler, the router
+    /// sends that batch again, and the events are already pending here.
+    taken_over: HashSet<usize>,
     committed_events: u64,
     commits: u64,
     failures: u64,
@@ -104,25 +126,61 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
+/// An event's identity for the life of its allocation (a resent batch
+/// holds the same `Arc`s).
+fn address(e: &Arc<Event>) -> usize {
+    Arc::as_ptr(e) as usize
+}
+
+/// Why a commit attempt did not succeed.
+enum AttemptError {
+    /// The writer reported an error.
+    Failed(String),
+    /// The writer panicked (its message): it must be rebuilt.
+    Panicked(String),
+}
+
+impl AttemptError {
+    fn into_message(self) -> String {
+        match self {
+            AttemptError::Failed(e) => e,
+            AttemptError::Panicked(m) => format!("sink panicked: {m}"),
+        }
+    }
+}
+
 impl<W: SinkWriter> SinkActor<W> {
     /// A sink reporting as `component`, building its writer with `factory`.
+    /// It takes over the events an earlier instance of the same component
+    /// held and had not acknowledged, and writes them first.
     pub fn new(
         opts: SinkOptions,
         component: Arc<Component>,
         factory: impl FnMut() -> Result<W, SinkError> + 'static,
     ) -> Self {
+        let progress = component.report_progress(opts.stuck_after);
+        let taken = component.carried::<HeldEvents>().claim();
+        if !taken.events.is_empty() {
+            tracing::warn!(listener = %component.name(), events = taken.events.len(),
+                "taking over events the previous sink instance held unacknowledged");
+        }
+        progress.set_busy(!taken.events.is_empty());
+        let taken_over = taken.events.iter().map(address).collect();
         SinkActor {
             backoff: opts.retry.schedule(),
             opts,
             factory: Box::new(factory),
             writer: None,
-            pending: Vec::new(),
+            pending_since: (!taken.events.is_empty()).then(Instant::now),
+            pending: taken.events,
             prepared: None,
-            pending_since: None,
-            ack: None,
+            ack: taken.ack,
             attempts: 0,
             committing: false,
             component,
+            progress,
+            claim: taken.claim,
+            taken_over,
             committed_events: 0,
             commits: 0,
             failures: 0,
@@ -132,8 +190,8 @@ impl<W: SinkWriter> SinkActor<W> {
     }
 
     /// Starts writing the pending batch; a panic anywhere in the writer is
-    /// turned into an error and the writer is rebuilt next time.
-    fn begin_commit(&mut self) -> LocalBoxFuture<'static, Result<(), String>> {
+    /// turned into an error (the writer is then rebuilt next time).
+    fn begin_commit(&mut self) -> LocalBoxFuture<'static, Result<(), AttemptError>> {
         let started = catch_unwind(AssertUnwindSafe(|| -> Result<_, SinkError> {
             if self.writer.is_none() {
                 self.writer = Some(Box::new((self.factory)()?));
@@ -143,22 +201,55 @@ impl<W: SinkWriter> SinkActor<W> {
         }));
         let fut = match started {
             Ok(Ok(fut)) => fut,
-            Ok(Err(e)) => return Box::pin(std::future::ready(Err(e.to_string()))),
-            Err(p) => {
-                self.writer = None;
-                self.component.count_restart();
-                return Box::pin(std::future::ready(Err(format!("sink panicked: {}", panic_text(p)))));
-            }
+            Ok(Err(e)) => return Box::pin(std::future::ready(Err(AttemptError::Failed(e.to_string())))),
+            Err(p) => return Box::pin(std::future::ready(Err(AttemptError::Panicked(panic_text(p))))),
         };
         Box::pin(AssertUnwindSafe(fut).catch_unwind().map(|r| match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(p) => Err(format!("sink panicked: {}", panic_text(p))),
+            Ok(Err(e)) => Err(AttemptError::Failed(e.to_string())),
+            Err(p) => Err(AttemptError::Panicked(panic_text(p))),
         }))
     }
 
+    /// Waits for `fut` unless this instance is retired first (`None`): an
+    /// instance its supervisor gave up on drops a hung write (and the
+    /// connection or file under it) instead of holding it for ever.
+    fn unless_retired<T: 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + 'static,
+    ) -> impl std::future::Future<Output = Option<T>> + 'static {
+        let progress = self.progress.clone();
+        async move {
+            tokio::select! {
+                biased;
+                out = fut => Some(out),
+                () = progress.retired() => None,
+            }
+        }
+    }
+
+    /// Whether a newer instance has taken this one's place (after its
+    /// supervisor found it stuck, or because one was built anyway).
+    fn superseded(&self) -> bool {
+        self.progress.is_retired() || !self.claim.is_current()
+    }
+
+    /// Stops a superseded instance. It writes and acknowledges nothing
+    /// more, and leaves the component's state alone: the events it held are
+    /// its successor's now.
+    fn bow_out(&mut self, ctx: &mut Context<Self>) {
+        tracing::warn!(listener = %self.component.name(), events = self.pending.len(),
+            "sink instance replaced; stopping and leaving its events to the new one");
+        ctx.stop();
+    }
+
     /// The batch is durable: acknowledge it and start a new one.
-    fn committed(&mut self) {
+    fn committed(&mut self, ctx: &mut Context<Self>) {
+        // Releasing first: if a newer instance owns the events, it writes
+        // and acknowledges them, and this one must not.
+        if !self.claim.release(self.pending.len()) {
+            return self.bow_out(ctx);
+        }
         if let Some(ack) = &self.ack {
             ack.ack_batch(&self.pending);
         }
@@ -169,6 +260,8 @@ impl<W: SinkWriter> SinkActor<W> {
         self.pending_since = None;
         self.backoff.reset();
         self.attempts = 0;
+        self.progress.advance();
+        self.progress.set_busy(false);
         if self.component.state() != ComponentState::Running {
             self.component.set_state(ComponentState::Running);
             self.component.clear_error();
@@ -196,9 +289,12 @@ impl<W: SinkWriter> SinkActor<W> {
         };
         let batch = self.pending.clone();
         ctx.wait(
-            async move { t.run(&batch).await }
+            self.unless_retired(async move { t.run(&batch).await })
                 .into_actor(self)
-                .map(|t, this, ctx| this.transformed(t, ctx)),
+                .map(|t, this, ctx| match t {
+                    Some(t) if !this.superseded() => this.transformed(t, ctx),
+                    _ => this.bow_out(ctx),
+                }),
         );
     }
 
@@ -249,6 +345,8 @@ impl<W: SinkWriter> SinkActor<W> {
                         this.attempt(ctx);
                     } else {
                         let delay = this.backoff.next_delay();
+                        // A finished attempt: the actor is turning, not stuck.
+                        this.progress.advance();
                         this.component.fail(
                             ComponentState::Degraded,
                             "cannot keep refused records in dead letters; retrying",
@@ -264,17 +362,34 @@ impl<W: SinkWriter> SinkActor<W> {
     }
 
     fn attempt(&mut self, ctx: &mut Context<Self>) {
-        let fut = self.begin_commit();
+        if self.superseded() {
+            return self.bow_out(ctx);
+        }
+        let write = self.begin_commit();
+        let fut = self.unless_retired(write);
         ctx.wait(fut.into_actor(self).map(|res, this, ctx| match res {
-            Ok(()) => {
+            None => this.bow_out(ctx),
+            Some(Ok(())) => {
                 this.committing = false;
-                this.committed();
+                this.committed(ctx);
             }
-            Err(e) => this.failed(e, ctx),
+            Some(Err(AttemptError::Panicked(message))) => {
+                // The writer's state may be half-updated: never reuse it.
+                this.writer = None;
+                this.component.restarted(StopReason::Panicked {
+                    message: message.clone(),
+                });
+                this.failed(AttemptError::Panicked(message).into_message(), ctx);
+            }
+            Some(Err(e)) => this.failed(e.into_message(), ctx),
         }));
     }
 
     fn failed(&mut self, error: String, ctx: &mut Context<Self>) {
+        // A finished attempt, even a failed one, is progress: a sink that
+        // keeps failing is degraded and retrying, not stuck, and replacing
+        // it would not help.
+        self.progress.advance();
         self.failures += 1;
         self.attempts += 1;
         if let (Some(max), Some(store)) = (self.opts.max_retries, self.opts.dead_letters.clone()) {
@@ -311,10 +426,11 @@ impl<W: SinkWriter> SinkActor<W> {
                 .send(PutDeadLetters(letters))
                 .into_actor(self)
                 .map(move |res, this, ctx| match res {
+                    _ if this.superseded() => this.bow_out(ctx),
                     Ok(Ok(_)) => {
                         this.dead_lettered += n as u64;
                         this.committing = false;
-                        this.committed();
+                        this.committed(ctx);
                         this.component.set_state(ComponentState::Degraded);
                         this.component
                             .record_error(format!("{n} events moved to dead letters: {error}"));
@@ -351,6 +467,9 @@ impl<W: SinkWriter> Actor for SinkActor<W> {
         self.component.set_state(ComponentState::Running);
         let tick = (self.opts.batch_interval / 2).max(Duration::from_millis(5));
         ctx.run_interval(tick, |this, ctx| {
+            if this.superseded() {
+                return this.bow_out(ctx);
+            }
             if this
                 .pending_since
                 .is_some_and(|t| t.elapsed() >= this.opts.batch_interval)
@@ -362,18 +481,55 @@ impl<W: SinkWriter> Actor for SinkActor<W> {
     }
 }
 
-impl<W: SinkWriter> Handler<Deliver> for SinkActor<W> {
-    type Result = ();
+/// A sink's answer to a batch. A replaced instance refuses it: the router's
+/// send then fails and the router hands the batch to the replacement,
+/// instead of counting it delivered to an instance that will not write it.
+pub enum Taken {
+    /// Taken: the sink holds the events.
+    Yes,
+    /// Refused: the sink has been replaced.
+    Refused,
+}
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+impl<W: SinkWriter> actix::dev::MessageResponse<SinkActor<W>, Deliver> for Taken {
+    fn handle(self, _: &mut Context<SinkActor<W>>, tx: Option<actix::dev::OneshotSender<()>>) {
+        if let (Taken::Yes, Some(tx)) = (self, tx) {
+            // The router may have stopped waiting; nothing to do then.
+            let _ = tx.send(());
+        }
+        // Refused: dropping `tx` fails the router's send.
+    }
+}
+
+impl<W: SinkWriter> Handler<Deliver> for SinkActor<W> {
+    type Result = Taken;
+
+    fn handle(&mut self, mut msg: Deliver, ctx: &mut Self::Context) -> Taken {
+        if !self.taken_over.is_empty() {
+            // Only the first batch can be a resend: the router sends the
+            // one it was handing over before any other.
+            let taken_over = std::mem::take(&mut self.taken_over);
+            msg.events.retain(|e| !taken_over.contains(&address(e)));
+        }
+        // A replaced instance may still find a batch in its mailbox (its
+        // thread was blocked, then freed): it must not take it.
+        if self.progress.is_retired() || !self.claim.hold(&msg.events, &msg.ack) {
+            self.bow_out(ctx);
+            return Taken::Refused;
+        }
         self.ack = Some(msg.ack);
+        if msg.events.is_empty() {
+            return Taken::Yes;
+        }
         if self.pending.is_empty() {
             self.pending_since = Some(Instant::now());
         }
         self.pending.extend(msg.events);
+        self.progress.set_busy(true);
         if self.pending.len() >= self.opts.batch_events {
             self.commit(ctx);
         }
+        Taken::Yes
     }
 }
 

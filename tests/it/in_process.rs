@@ -8,6 +8,7 @@ use actix::prelude::*;
 use cxrelay::config::Loaded;
 use cxrelay::service::Service;
 use cxrelay_actors::pool::{PoolConfig, Worker, WorkerPool};
+use cxrelay_actors::registry::Progress;
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown};
 use cxrelay_actors::{Deliver, Subscribe};
@@ -193,6 +194,8 @@ async fn a_worker_panic_shows_as_a_restart_in_status_and_the_pool_keeps_serving(
         .clone();
     assert_eq!(c["restarts"], 2, "{c}");
     assert!(c["last_error"].as_str().unwrap().contains("poisoned record"));
+    assert_eq!(c["last_stop"]["reason"], "panicked", "{c}");
+    assert!(c["last_stop"]["message"].as_str().unwrap().contains("poisoned record"));
     assert_eq!(c["detail"]["stats"]["failed"], 1);
     svc.shutdown().await;
 }
@@ -239,4 +242,95 @@ sink = {{ kind = "blackhole", batch_events = 100 }}
         .collect();
     assert_eq!(files, ["cxrelay.redb"], "{files:?}");
     assert!(svc.shutdown().await);
+}
+
+/// Takes a job and, the first time, never finishes it: busy, no progress.
+/// Later instances finish every job at once.
+struct Stalls {
+    progress: Arc<Progress>,
+    hang: bool,
+}
+impl Actor for Stalls {
+    type Context = Context<Self>;
+}
+impl Handler<Shutdown> for Stalls {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Job;
+impl Handler<Job> for Stalls {
+    type Result = ();
+    fn handle(&mut self, _: Job, ctx: &mut Self::Context) {
+        self.progress.set_busy(true);
+        if self.hang {
+            // The mailbox stays closed while this waits (`Shutdown` too).
+            ctx.wait(actix::fut::wrap_future(std::future::pending::<()>()));
+            return;
+        }
+        self.progress.advance();
+        self.progress.set_busy(false);
+    }
+}
+
+#[actix::test]
+async fn an_actor_holding_work_without_progress_is_restarted_and_status_says_stuck() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = start(tmp.path()).await;
+    let addr = svc.http_addr();
+    let registry = svc.registry().clone();
+    let instances: Arc<parking_lot::Mutex<Vec<Addr<Stalls>>>> = Arc::default();
+    let list = instances.clone();
+    svc.supervise(
+        ChildSpec::new("stalling", "listener", move || {
+            // This instance's handle: the supervisor began a new instance
+            // just before calling the factory.
+            let progress = registry
+                .register("stalling", "listener", true)
+                .report_progress(Duration::from_millis(400));
+            let mut list = list.lock();
+            let addr = Stalls {
+                progress,
+                hang: list.is_empty(),
+            }
+            .start();
+            list.push(addr.clone());
+            addr
+        })
+        .policy(RestartPolicy {
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(10),
+                multiplier: 2.0,
+                max: Duration::from_millis(100),
+                randomization: 0.0,
+                full_jitter: false,
+            },
+            ..RestartPolicy::default()
+        }),
+    )
+    .await;
+    let first = instances.lock()[0].clone();
+    first.do_send(Job);
+    eventually("restarted as stuck", || async {
+        let status = http_get(addr, "/status").await.json();
+        let c = crate::common::component(&status, "stalling");
+        c["last_stop"]["reason"] == "stuck" && c["state"] == "running"
+    })
+    .await;
+    let status = http_get(addr, "/status").await.json();
+    let c = crate::common::component(&status, "stalling");
+    assert_eq!(c["restarts"], 1, "{c}");
+    assert!(c["last_stop"]["silent_for_ms"].as_u64().unwrap() >= 400, "{c}");
+    assert!(c["last_error"].as_str().unwrap().starts_with("stuck"), "{c}");
+    // The stuck instance never read its `Shutdown`: it is left behind and
+    // status counts it; the replacement does its work.
+    assert_eq!(c["detail"]["abandoned_instances"], 1, "{c}");
+    assert!(first.connected());
+    let second = instances.lock()[1].clone();
+    second.send(Job).await.unwrap();
+    assert_eq!(http_get(addr, "/health/ready").await.status, 200);
+    svc.shutdown().await;
 }

@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 
 use super::worker::{Run, Worker, WorkerActor};
 use super::{BatchFailed, PoolStats, Task};
+use crate::registry::StopReason;
 
 pub(super) struct SlotConfig {
     pub pool: String,
@@ -31,22 +32,23 @@ pub(super) async fn run<W: Worker>(
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
-            let reason = match worker.send(Run::<W>(task.job.clone())).await {
+            let (reason, stop) = match worker.send(Run::<W>(task.job.clone())).await {
                 Ok(Ok(output)) => {
                     if attempts > 1 {
                         stats.retried_ok.fetch_add(1, Ordering::Relaxed);
                     }
                     break Ok(output);
                 }
-                Ok(Err(panic)) => panic,
-                Err(e) => format!("worker actor died: {e}"),
+                Ok(Err(panic)) => (panic.clone(), StopReason::Panicked { message: panic }),
+                Err(e) => (format!("worker actor died: {e}"), StopReason::Exited),
             };
             stats.panics.fetch_add(1, Ordering::Relaxed);
             stats.replaced.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(pool = %cfg.pool, worker = cfg.index, attempt = attempts, %reason,
                 "worker panicked on a batch; replacing it");
             if let Some(c) = &cfg.component {
-                c.count_restart();
+                c.restarted(stop);
+                // The typed reason has the message; the error says which worker.
                 c.record_error(format!("worker {} panicked: {reason}", cfg.index));
             }
             // The old worker's state may be half-updated: never reuse it.

@@ -19,6 +19,12 @@ pub type ListenerId = u64;
 pub struct AckHandle(pub(crate) Arc<QueueStats>);
 
 impl AckHandle {
+    /// Acknowledges into `stats` (for listeners driven without a router,
+    /// such as tests).
+    pub fn new(stats: Arc<QueueStats>) -> Self {
+        AckHandle(stats)
+    }
+
     /// Acknowledges everything up to `seq`.
     pub fn ack_upto(&self, seq: u64) {
         self.0.ack(seq);

@@ -37,13 +37,21 @@ pub(super) async fn pump(
                     } else {
                         batch.take().unwrap_or_default()
                     };
-                    r.send(Deliver {
+                    let send = r.send(Deliver {
                         listener: id,
                         events,
                         ack: ack.clone(),
-                    })
-                    .await
-                    .is_ok()
+                    });
+                    if !keep_when_gone {
+                        send.await.is_ok()
+                    } else {
+                        match until_replaced(send, &mut recipient).await {
+                            Some(outcome) => outcome.is_ok(),
+                            // A stuck actor never answers: its replacement
+                            // gets the batch instead.
+                            None => continue,
+                        }
+                    }
                 }
                 _ => false,
             };
@@ -67,5 +75,20 @@ pub(super) async fn pump(
                 return;
             }
         }
+    }
+}
+
+/// Waits for `send`, unless a replacement actor is announced first (then
+/// `None`). The end of the listener (the sender dropped) does not count:
+/// the send still decides.
+async fn until_replaced<F: std::future::Future>(
+    send: F,
+    recipient: &mut watch::Receiver<Option<Recipient<Deliver>>>,
+) -> Option<F::Output> {
+    tokio::select! {
+        // An answer that is already there wins: the batch was handled.
+        biased;
+        outcome = send => Some(outcome),
+        Ok(()) = recipient.changed() => None,
     }
 }

@@ -161,6 +161,10 @@ impl Router {
     /// prune it.
     fn gone(&mut self, id: ListenerId) {
         match self.listeners.get_mut(&id) {
+            // The pump's send failed to an actor that has since been
+            // replaced (or that refused the batch because it was): the
+            // current one is alive, and the pump sends to it.
+            Some(e) if e.keep_when_gone && e.alive() => {}
             Some(e) if e.keep_when_gone && !e.orphaned => {
                 e.orphaned = true;
                 tracing::warn!(listener = %e.name, id, "listener actor is gone; its queue waits for a replacement");
@@ -226,13 +230,21 @@ impl Handler<Subscribe> for Router {
             .map(|p| Pattern::parse(p))
             .collect::<Result<Vec<_>, _>>()?;
         if msg.keep_when_gone {
-            let waiting = self
+            // The same name again is a replacement, even while the old actor
+            // is still alive: a supervisor replaces an actor it found stuck
+            // without waiting for it to go. A second queue would get every
+            // event twice and, with `block`, the stuck one's full queue
+            // would hold the router up.
+            let existing = self
                 .listeners
                 .iter_mut()
-                .find(|(_, e)| e.name == msg.name && e.keep_when_gone && (e.orphaned || !e.alive()));
-            if let Some((id, e)) = waiting {
+                .find(|(_, e)| e.name == msg.name && e.keep_when_gone);
+            if let Some((id, e)) = existing {
                 // A replacement actor takes over the queue and the batch that
                 // was in flight.
+                if !e.orphaned && e.alive() {
+                    tracing::warn!(listener = %e.name, id, "listener actor replaced while still running");
+                }
                 e.orphaned = false;
                 e.recipient.send_replace(Some(msg.recipient));
                 tracing::info!(listener = %e.name, id, "listener actor replaced; queue handed over");

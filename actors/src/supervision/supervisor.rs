@@ -1,12 +1,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
+// tokio's clock, not std's: tests pause and advance it.
+use tokio::time::Instant;
 
 use super::intensity::RestartIntensity;
-use crate::registry::{Component, ComponentState, Registry};
+use super::stuck::{ProgressWatch, StuckCheck};
+use crate::registry::{Component, ComponentState, Registry, StopReason};
 use crate::retry::{Backoff, BackoffPolicy};
 
 /// Asks a supervised actor to stop on purpose.
@@ -63,12 +66,17 @@ impl Default for RestartPolicy {
 type Factory = Box<dyn FnMut() -> Box<dyn Child> + Send>;
 
 /// What to supervise: a name for status, and how to start it.
+///
+/// The factory should start each instance on an arbiter that is not
+/// blocked: an instance given up on as stuck is left where it is, and if it
+/// blocks its thread, a replacement started on that thread never runs.
 pub struct ChildSpec {
     name: String,
     kind: String,
     gates_readiness: bool,
     start: Factory,
     policy: RestartPolicy,
+    stuck: StuckCheck,
 }
 
 impl ChildSpec {
@@ -84,12 +92,21 @@ impl ChildSpec {
             gates_readiness: true,
             start: Box::new(move || Box::new(start()) as Box<dyn Child>),
             policy: RestartPolicy::default(),
+            stuck: StuckCheck::default(),
         }
     }
 
     /// Sets the restart policy.
     pub fn policy(mut self, policy: RestartPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// When the child counts as stuck (default: as its component reports).
+    /// A stuck child is stopped, left behind if it does not stop, and
+    /// restarted like one that failed.
+    pub fn stuck_check(mut self, stuck: StuckCheck) -> Self {
+        self.stuck = stuck;
         self
     }
 
@@ -135,15 +152,27 @@ struct Slot {
     intensity: RestartIntensity,
     backoff: Backoff,
     component: Arc<Component>,
+    watch: ProgressWatch,
 }
 
-/// Watches children and restarts those that die.
+/// An instance given up on as stuck that had not stopped yet.
+struct Abandoned {
+    name: String,
+    child: Box<dyn Child>,
+    since: Instant,
+}
+
+/// Watches children and restarts those that die or get stuck.
 pub struct Supervisor {
     registry: Registry,
     children: BTreeMap<String, Slot>,
     check_every: Duration,
     /// Children stopped on purpose that may still be running.
     stopping: Vec<Box<dyn Child>>,
+    /// Stuck instances that were asked to stop and may never do so (one
+    /// blocked inside a handler never reads its mailbox). Kept apart from
+    /// `stopping` so that a shutdown does not wait for them.
+    abandoned: Vec<Abandoned>,
 }
 
 impl Supervisor {
@@ -155,30 +184,95 @@ impl Supervisor {
             children: BTreeMap::new(),
             check_every,
             stopping: Vec::new(),
+            abandoned: Vec::new(),
         }
     }
 
     fn start_child(slot: &mut Slot) {
+        // Before the factory runs: the new instance picks up a fresh
+        // progress handle, and the one it replaces is retired.
+        slot.component.begin_instance();
+        let now = Instant::now();
+        slot.watch = ProgressWatch::new(now);
         slot.current = Some((slot.spec.start)());
-        slot.phase = Phase::Running { since: Instant::now() };
+        slot.phase = Phase::Running { since: now };
         slot.component.set_state(ComponentState::Running);
+    }
+
+    /// Why a running child has to be restarted, if it does: it is gone, or
+    /// it is alive but stuck.
+    fn failure(slot: &mut Slot, now: Instant) -> Option<StopReason> {
+        let alive = slot.current.as_ref().is_some_and(|c| c.is_alive());
+        if !alive {
+            return Some(slot.component.take_reported_stop().unwrap_or(StopReason::Exited));
+        }
+        let progress = slot.component.progress_handle();
+        let limit = slot.spec.stuck.threshold(progress.declared_stuck_after());
+        let silent = slot.watch.observe(progress.sample(), now, limit)?;
+        Some(StopReason::Stuck {
+            silent_for_ms: u64::try_from(silent.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Asks a stuck instance to stop and stops waiting for it: a handler
+    /// blocked on its thread never reads `Shutdown`, so the restart cannot
+    /// depend on it. Retiring its progress handle lets an instance that is
+    /// only waiting on a future (its thread free) cancel that wait and go.
+    fn abandon(&mut self, name: &str, child: Box<dyn Child>, component: &Component, now: Instant) {
+        child.stop();
+        component.retire_instance();
+        self.abandoned.push(Abandoned {
+            name: name.to_string(),
+            child,
+            since: now,
+        });
+        self.publish_abandoned(name, component);
+    }
+
+    fn publish_abandoned(&self, name: &str, component: &Component) {
+        match self.abandoned.iter().filter(|a| a.name == name).count() {
+            0 => component.remove_detail("abandoned_instances"),
+            n => component.set_detail("abandoned_instances", n),
+        }
+    }
+
+    /// Forgets abandoned instances that have finally stopped.
+    fn sweep_abandoned(&mut self, now: Instant) {
+        let (gone, left): (Vec<_>, Vec<_>) = std::mem::take(&mut self.abandoned)
+            .into_iter()
+            .partition(|a| !a.child.is_alive());
+        self.abandoned = left;
+        for a in gone {
+            tracing::info!(component = %a.name, after = ?now.saturating_duration_since(a.since),
+                "an instance given up on as stuck has stopped");
+            if let Some(slot) = self.children.get(&a.name) {
+                self.publish_abandoned(&a.name, &slot.component);
+            }
+        }
     }
 
     fn check(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
+        self.sweep_abandoned(now);
         let mut to_restart = Vec::new();
+        let mut to_abandon = Vec::new();
         for (name, slot) in self.children.iter_mut() {
             let Phase::Running { since } = slot.phase else {
                 continue;
             };
-            if slot.current.as_ref().is_some_and(|c| c.is_alive()) {
+            let Some(reason) = Self::failure(slot, now) else {
                 continue;
+            };
+            let child = slot.current.take();
+            if let (StopReason::Stuck { .. }, Some(c)) = (&reason, child) {
+                // Still running: it has to be stopped, or left behind.
+                to_abandon.push((name.clone(), c, slot.component.clone()));
             }
-            slot.current = None;
+            slot.component.record_stop(reason.clone());
             if now.duration_since(since) >= slot.spec.policy.reset_after {
                 slot.backoff.reset();
             }
-            if !slot.intensity.allow_restart(now) {
+            if !slot.intensity.allow_restart(now.into_std()) {
                 let why = format!(
                     "failed {} times within {:?}; not restarting",
                     slot.spec.policy.max_restarts + 1,
@@ -190,11 +284,14 @@ impl Supervisor {
                 continue;
             }
             let delay = slot.backoff.next_delay();
-            tracing::warn!(component = %name, ?delay, "actor stopped unexpectedly; restarting");
-            slot.component
-                .fail(ComponentState::Restarting, "stopped unexpectedly (panic or stop)");
+            tracing::warn!(component = %name, ?delay, %reason, "restarting");
+            slot.component.set_state(ComponentState::Restarting);
             slot.phase = Phase::WaitingRestart;
             to_restart.push((name.clone(), delay));
+        }
+        for (name, child, component) in to_abandon {
+            tracing::error!(component = %name, "stuck: asked to stop and left behind; a new instance replaces it");
+            self.abandon(&name, child, &component, now);
         }
         for (name, delay) in to_restart {
             ctx.run_later(delay, move |this, _| {
@@ -239,6 +336,7 @@ impl Handler<Supervise> for Supervisor {
             current: None,
             phase: Phase::Stopped,
             component,
+            watch: ProgressWatch::new(Instant::now()),
         };
         Self::start_child(&mut slot);
         if let Some(old) = self.children.insert(slot.spec.name.clone(), slot) {
@@ -261,6 +359,7 @@ impl Handler<StopChild> for Supervisor {
             keep_until_stopped(&mut self.stopping, c);
         }
         slot.phase = Phase::Stopped;
+        slot.component.record_stop(StopReason::Stopped);
         slot.component.set_state(ComponentState::Stopped);
         true
     }
@@ -281,6 +380,7 @@ impl Handler<StopChildren> for Supervisor {
                 n += 1;
             }
             slot.phase = Phase::Stopped;
+            slot.component.record_stop(StopReason::Stopped);
             slot.component.set_state(ComponentState::Stopped);
         }
         n

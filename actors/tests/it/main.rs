@@ -3,4 +3,5 @@
 mod common;
 mod pool;
 mod router;
+mod stuck;
 mod supervision;

@@ -364,3 +364,75 @@ async fn a_kept_listener_hands_its_queue_and_in_flight_batch_to_a_replacement() 
     );
     assert_eq!(second.stats.snapshot().dropped(), 0);
 }
+
+#[actix::test]
+async fn a_kept_listener_replaced_while_its_actor_is_stuck_hands_over_queue_and_waiting_batch() {
+    /// Takes the first batch, then hangs: its mailbox is never read again.
+    struct Hangs(Arc<parking_lot::Mutex<Vec<u64>>>);
+    impl Actor for Hangs {
+        type Context = Context<Self>;
+    }
+    impl Handler<Deliver> for Hangs {
+        type Result = ();
+        fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+            self.0.lock().extend(msg.events.iter().map(|e| e.seq));
+            ctx.wait(actix::fut::wrap_future(std::future::pending::<()>()));
+        }
+    }
+    struct Recorder(Arc<parking_lot::Mutex<Vec<u64>>>);
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+    impl Handler<Deliver> for Recorder {
+        type Result = ();
+        fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
+            self.0.lock().extend(msg.events.iter().map(|e| e.seq));
+        }
+    }
+    let router = Router::new().start();
+    let sub = |r: Recipient<Deliver>| {
+        Subscribe::new("durable", vec![">".into()], r)
+            .capacity(100)
+            .batch_max(10)
+            .keep_when_gone(true)
+    };
+    let taken = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let stuck = Hangs(taken.clone()).start();
+    let first = router.send(sub(stuck.clone().recipient())).await.unwrap().unwrap();
+    let payload = bytes::Bytes::from_static(b"1");
+    router
+        .send(Publish {
+            events: batch(0, 50, &payload),
+        })
+        .await
+        .unwrap();
+    // The first batch is taken; the second waits in the stuck mailbox.
+    wait_for("first batch taken", Duration::from_secs(5), || async {
+        taken.lock().len() == 10
+    })
+    .await;
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let second = router
+        .send(sub(Recorder(seen.clone()).start().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stuck.connected(), "the old actor is still there");
+    assert_eq!(second.id, first.id, "same listener, same queue");
+    router
+        .send(Publish {
+            events: batch(50, 50, &payload),
+        })
+        .await
+        .unwrap();
+    wait_for("the rest seen", Duration::from_secs(5), || async {
+        seen.lock().len() == 90
+    })
+    .await;
+    assert_eq!(
+        *seen.lock(),
+        (11..=100).collect::<Vec<u64>>(),
+        "from the waiting batch on, in order"
+    );
+    assert_eq!(router.send(ListListeners).await.unwrap().len(), 1, "no second queue");
+}

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{ComponentState, Registry};
+use cxrelay_actors::registry::{Component, ComponentState, Registry, StopReason};
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{
     ChildSpec, RestartPolicy, Shutdown, StillStopping, StopChild, StopChildren, Supervise, Supervisor,
@@ -119,6 +119,8 @@ async fn a_handler_panic_is_a_failure_and_the_child_is_rebuilt() {
     let c = registry.get("worker").unwrap();
     assert_eq!(c.snapshot().restarts, 1);
     assert_eq!(c.state(), ComponentState::Running);
+    // actix swallows an uncaught panic: the supervisor only sees it gone.
+    assert_eq!(c.last_stop().map(|s| s.reason), Some(StopReason::Exited));
     assert!(current.lock().as_ref().unwrap().connected());
     // Stopping on purpose is not a failure.
     assert!(sup.send(StopChild("worker".into())).await.unwrap());
@@ -127,7 +129,53 @@ async fn a_handler_panic_is_a_failure_and_the_child_is_rebuilt() {
     })
     .await;
     assert_eq!(c.state(), ComponentState::Stopped);
+    assert_eq!(c.last_stop().map(|s| s.reason), Some(StopReason::Stopped));
     assert_eq!(starts.load(Ordering::SeqCst), 2);
+}
+
+/// Stops itself on an error it reports first.
+struct GivesUp(Arc<Component>);
+impl Actor for GivesUp {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.0.report_stop(StopReason::Failed {
+            error: "credentials revoked".into(),
+        });
+        ctx.stop();
+    }
+}
+impl Handler<Shutdown> for GivesUp {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+#[actix::test]
+async fn a_child_that_says_why_it_stops_is_recorded_with_that_reason() {
+    let registry = Registry::new();
+    let sup = Supervisor::new(registry.clone(), Duration::from_millis(2)).start();
+    let r = registry.clone();
+    sup.send(Supervise(
+        ChildSpec::new("quitter", "source", move || {
+            GivesUp(r.register("quitter", "source", true)).start()
+        })
+        .policy(policy(1)),
+    ))
+    .await
+    .unwrap();
+    let c = registry.get("quitter").unwrap();
+    wait_for("given up", Duration::from_secs(5), || async {
+        c.state() == ComponentState::Failed
+    })
+    .await;
+    assert_eq!(
+        c.last_stop().map(|s| s.reason),
+        Some(StopReason::Failed {
+            error: "credentials revoked".into()
+        })
+    );
+    assert_eq!(c.snapshot().restarts, 1);
 }
 
 /// A child that finishes its work before it goes when asked to stop.

@@ -3,14 +3,22 @@
 //! Components write their own entry; HTTP handlers read all of them without
 //! messaging any actor, so a stuck actor can never hide the status page.
 
+mod carried;
+mod progress;
+mod stop_reason;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::event::now_ms;
+use carried::Carried;
+pub use progress::{Progress, ProgressSample};
+pub use stop_reason::{LastStop, StopReason};
 
 /// Lifecycle state of a component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +60,9 @@ pub struct Component {
     gates_readiness: bool,
     inner: Mutex<ComponentInner>,
     restarts: AtomicU64,
+    /// The running instance's progress (replaced at each restart).
+    instance: Mutex<Arc<Progress>>,
+    carried: Carried,
 }
 
 #[derive(Debug)]
@@ -59,6 +70,9 @@ struct ComponentInner {
     state: ComponentState,
     since_ms: i64,
     last_error: Option<String>,
+    last_stop: Option<LastStop>,
+    /// Why the running instance says it is stopping, for its supervisor.
+    reported_stop: Option<StopReason>,
     detail: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -77,6 +91,8 @@ pub struct ComponentSnapshot {
     pub restarts: u64,
     /// Most recent error message.
     pub last_error: Option<String>,
+    /// Why it (or a part it restarts itself) last stopped, and when.
+    pub last_stop: Option<LastStop>,
     /// Whether this component's state gates readiness.
     pub gates_readiness: bool,
     /// Component-specific details.
@@ -128,6 +144,85 @@ impl Component {
         self.restarts.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Records why the component (or a part of it that it restarts itself,
+    /// such as a writer or a worker) stopped; unless it stopped on purpose,
+    /// the text also becomes the last error. The state is left to the
+    /// caller.
+    pub fn record_stop(&self, reason: StopReason) {
+        let mut inner = self.inner.lock();
+        if reason != StopReason::Stopped {
+            inner.last_error = Some(reason.to_string());
+        }
+        inner.last_stop = Some(LastStop {
+            reason,
+            at_ms: now_ms(),
+        });
+    }
+
+    /// Records a stop and counts the restart that follows it; answers the
+    /// restart count.
+    pub fn restarted(&self, reason: StopReason) -> u64 {
+        self.record_stop(reason);
+        self.count_restart()
+    }
+
+    /// The running instance says why it is about to stop (before it calls
+    /// `ctx.stop()`); its supervisor records that instead of
+    /// [`StopReason::Exited`] when it finds the instance gone.
+    pub fn report_stop(&self, reason: StopReason) {
+        self.inner.lock().reported_stop = Some(reason);
+    }
+
+    /// What the current instance reported with [`Component::report_stop`].
+    pub(crate) fn take_reported_stop(&self) -> Option<StopReason> {
+        self.inner.lock().reported_stop.take()
+    }
+
+    /// The last recorded stop.
+    pub fn last_stop(&self) -> Option<LastStop> {
+        self.inner.lock().last_stop.clone()
+    }
+
+    /// The running instance reports progress: answers its handle, and asks
+    /// a supervisor left at [`crate::supervision::StuckCheck::AsReported`]
+    /// to treat `stuck_after` without progress while busy as stuck.
+    /// Call it once per instance (when it is built or started), then use
+    /// the handle on the hot path.
+    pub fn report_progress(&self, stuck_after: Duration) -> Arc<Progress> {
+        let p = self.progress_handle();
+        p.declare(stuck_after);
+        p
+    }
+
+    /// The running instance's progress handle.
+    pub fn progress_handle(&self) -> Arc<Progress> {
+        self.instance.lock().clone()
+    }
+
+    /// A new instance is about to start: the previous one is retired, the
+    /// new one gets a fresh progress handle and no reported stop. Called by
+    /// whatever (re)starts the component, before it builds the instance.
+    pub fn begin_instance(&self) -> Arc<Progress> {
+        let fresh = Arc::new(Progress::default());
+        let old = std::mem::replace(&mut *self.instance.lock(), fresh.clone());
+        old.retire();
+        self.inner.lock().reported_stop = None;
+        fresh
+    }
+
+    /// Gives up on the running instance (it is stuck): it sees
+    /// [`Progress::retired`] resolve and should let go of what it holds.
+    pub fn retire_instance(&self) {
+        self.instance.lock().retire();
+    }
+
+    /// State that outlives one instance of the component: every instance
+    /// asking for a `T` gets the same value, so a replacement can take over
+    /// what the instance before it held (a sink's unacknowledged batch).
+    pub fn carried<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        self.carried.get_or_default()
+    }
+
     /// Sets one detail field shown in status.
     pub fn set_detail(&self, key: &str, value: impl Into<serde_json::Value>) {
         self.inner.lock().detail.insert(key.to_string(), value.into());
@@ -148,6 +243,7 @@ impl Component {
             since_ms: inner.since_ms,
             restarts: self.restarts.load(Ordering::Relaxed),
             last_error: inner.last_error.clone(),
+            last_stop: inner.last_stop.clone(),
             gates_readiness: self.gates_readiness,
             detail: inner.detail.clone(),
         }
@@ -181,8 +277,12 @@ impl Registry {
                         state: ComponentState::Starting,
                         since_ms: now_ms(),
                         last_error: None,
+                        last_stop: None,
+                        reported_stop: None,
                         detail: serde_json::Map::new(),
                     }),
+                    instance: Mutex::new(Arc::new(Progress::default())),
+                    carried: Carried::default(),
                 })
             })
             .clone()
@@ -243,5 +343,52 @@ mod tests {
         let nr = r.not_ready();
         assert_eq!(nr[0].0, "a");
         assert!(nr[0].1.contains("failed: gave up"));
+    }
+
+    #[test]
+    fn each_instance_reports_through_its_own_handle_and_the_old_one_is_retired() {
+        let c = Registry::new().register("sink", "listener", true);
+        let first = c.report_progress(Duration::from_secs(5));
+        first.set_busy(true);
+        assert!(Arc::ptr_eq(&first, &c.progress_handle()));
+        c.report_stop(StopReason::Failed { error: "x".into() });
+        let second = c.begin_instance();
+        assert!(first.is_retired() && !second.is_retired());
+        assert_eq!(c.take_reported_stop(), None, "a new instance has reported nothing");
+        // The old instance's writes no longer reach the supervisor.
+        first.set_busy(false);
+        first.advance();
+        assert_eq!(c.progress_handle().sample(), ProgressSample { done: 0, busy: false });
+        assert_eq!(second.declared_stuck_after(), None, "declared per instance");
+    }
+
+    #[test]
+    fn stops_are_recorded_typed_with_the_restart_count() {
+        let r = Registry::new();
+        let c = r.register("pool", "pool", false);
+        assert_eq!(c.restarted(StopReason::Panicked { message: "boom".into() }), 1);
+        let snap = &r.snapshot()[0];
+        assert_eq!(snap.restarts, 1);
+        assert_eq!(
+            snap.last_stop.as_ref().map(|s| &s.reason),
+            Some(&StopReason::Panicked { message: "boom".into() })
+        );
+        assert_eq!(snap.last_error.as_deref(), Some("panicked: boom"));
+        c.record_stop(StopReason::Stopped);
+        assert_eq!(
+            c.snapshot().last_error.as_deref(),
+            Some("panicked: boom"),
+            "not an error"
+        );
+        assert_eq!(c.last_stop().map(|s| s.reason), Some(StopReason::Stopped));
+    }
+
+    #[test]
+    fn carried_values_are_shared_by_type() {
+        let c = Registry::new().register("sink", "listener", true);
+        let a = c.carried::<Mutex<Vec<u32>>>();
+        a.lock().push(1);
+        assert_eq!(*c.carried::<Mutex<Vec<u32>>>().lock(), vec![1]);
+        assert!(c.carried::<Mutex<Vec<u64>>>().lock().is_empty());
     }
 }

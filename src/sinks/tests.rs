@@ -1,0 +1,353 @@
+//! The sink actor under supervision, wired as the service wires a `block`
+//! listener (router, kept queue, shared counters, one arbiter thread):
+//! hung writes, dying instances and writer panics.
+//!
+//! Real time with short intervals: the sink times its batches with std's
+//! clock, which tokio's paused clock does not move.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use cxrelay_actors::queue::QueueStats;
+use cxrelay_actors::registry::{Component, ComponentState, Registry, StopReason};
+use cxrelay_actors::retry::BackoffPolicy;
+use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown, Supervise, Supervisor};
+use cxrelay_actors::{Event, Publish, Router, Subscribe};
+use futures_util::future::LocalBoxFuture;
+use parking_lot::Mutex;
+
+use super::{SinkActor, SinkError, SinkOptions, SinkWriter};
+
+/// What the next writer built does on every commit.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Write,
+    /// Never resolves.
+    Hang,
+    /// Blocks its thread until the harness's gate opens, then writes.
+    BlockThread,
+    /// Panics while starting the commit.
+    PanicNow,
+    /// Panics inside the commit's future.
+    PanicLater,
+}
+
+struct TestWriter {
+    mode: Mode,
+    out: Arc<Mutex<Vec<u64>>>,
+    gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl SinkWriter for TestWriter {
+    fn commit(&mut self, events: &[Arc<Event>]) -> LocalBoxFuture<'static, Result<(), SinkError>> {
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        let out = self.out.clone();
+        match self.mode {
+            Mode::Write => Box::pin(async move {
+                out.lock().extend(seqs);
+                Ok(())
+            }),
+            Mode::Hang => Box::pin(std::future::pending()),
+            Mode::BlockThread => {
+                // Blocking on purpose: this is the thread-blocked case.
+                let _ = self.gate.lock().recv();
+                Box::pin(async move {
+                    out.lock().extend(seqs);
+                    Ok(())
+                })
+            }
+            Mode::PanicNow => panic!("writer bug"),
+            Mode::PanicLater => Box::pin(async { panic!("writer bug in flight") }),
+        }
+    }
+}
+
+/// How a test sets its listener up.
+struct Setup {
+    /// What each writer built does, in order (then `Write`).
+    modes: Vec<Mode>,
+    batch_interval: Duration,
+    stuck_after: Duration,
+    /// Each instance on a thread of its own (else all on one, as the
+    /// service does).
+    thread_per_instance: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            modes: Vec::new(),
+            batch_interval: Duration::from_millis(20),
+            stuck_after: Duration::from_millis(300),
+            thread_per_instance: false,
+        }
+    }
+}
+
+struct Harness {
+    router: Addr<Router>,
+    component: Arc<Component>,
+    stats: Arc<QueueStats>,
+    written: Arc<Mutex<Vec<u64>>>,
+    instances: Arc<Mutex<Vec<Addr<SinkActor<TestWriter>>>>>,
+    /// Opens a `BlockThread` writer's gate.
+    open_gate: std::sync::mpsc::Sender<()>,
+    _threads: Arc<Mutex<Vec<Arbiter>>>,
+}
+
+impl Harness {
+    /// A supervised `block` listener "files" set up as `setup` says.
+    async fn start(setup: Setup) -> Harness {
+        let Setup {
+            modes,
+            batch_interval,
+            stuck_after,
+            thread_per_instance,
+        } = setup;
+        let registry = Registry::new();
+        let router = Router::new().start();
+        let supervisor = Supervisor::new(registry.clone(), Duration::from_millis(20)).start();
+        let component = registry.register("files", "listener", true);
+        let stats = QueueStats::new(100);
+        let written: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let modes = Arc::new(Mutex::new(VecDeque::from(modes)));
+        let instances: Arc<Mutex<Vec<Addr<SinkActor<TestWriter>>>>> = Arc::default();
+        let threads = Arc::new(Mutex::new(vec![Arbiter::new()]));
+        let (open_gate, gate) = std::sync::mpsc::channel();
+        let gate = Arc::new(Mutex::new(gate));
+        let opts = SinkOptions {
+            batch_events: 10,
+            batch_interval,
+            stuck_after,
+            retry: BackoffPolicy {
+                initial: Duration::from_millis(10),
+                multiplier: 1.0,
+                max: Duration::from_millis(10),
+                randomization: 0.0,
+                full_jitter: false,
+            },
+            ..SinkOptions::default()
+        };
+        let (arbiters, c, r, s, w, list) = (
+            threads.clone(),
+            component.clone(),
+            router.clone(),
+            stats.clone(),
+            written.clone(),
+            instances.clone(),
+        );
+        let spec = ChildSpec::new("files", "listener", move || {
+            let (opts, c, w, modes, gate) = (opts.clone(), c.clone(), w.clone(), modes.clone(), gate.clone());
+            let handle = {
+                let mut arbiters = arbiters.lock();
+                if thread_per_instance && !list.lock().is_empty() {
+                    arbiters.push(Arbiter::new());
+                }
+                arbiters.last().expect("one at least").handle()
+            };
+            let addr = SinkActor::start_in_arbiter(&handle, move |_| {
+                SinkActor::new(opts, c, move || {
+                    let mode = modes.lock().pop_front().unwrap_or(Mode::Write);
+                    Ok(TestWriter {
+                        mode,
+                        out: w.clone(),
+                        gate: gate.clone(),
+                    })
+                })
+            });
+            r.do_send(
+                Subscribe::new("files", vec!["calls.>".into()], addr.clone().recipient())
+                    .capacity(100)
+                    .batch_max(10)
+                    .keep_when_gone(true)
+                    .with_stats(s.clone()),
+            );
+            list.lock().push(addr.clone());
+            addr
+        })
+        .policy(RestartPolicy {
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(10),
+                multiplier: 1.0,
+                max: Duration::from_millis(10),
+                randomization: 0.0,
+                full_jitter: false,
+            },
+            ..RestartPolicy::default()
+        });
+        supervisor.send(Supervise(spec)).await.expect("supervisor runs");
+        Harness {
+            router,
+            component,
+            stats,
+            written,
+            instances,
+            open_gate,
+            _threads: threads,
+        }
+    }
+
+    async fn publish(&self, seqs: std::ops::RangeInclusive<u64>) {
+        let events = seqs
+            .map(|i| Arc::new(Event::builder("test", "calls.x").id(format!("e{i}")).seq(i).build()))
+            .collect();
+        self.router.send(Publish { events }).await.expect("router runs");
+    }
+
+    fn instance(&self, i: usize) -> Option<Addr<SinkActor<TestWriter>>> {
+        self.instances.lock().get(i).cloned()
+    }
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[actix::test]
+async fn a_sink_whose_write_hangs_is_replaced_and_the_new_one_writes_everything_once_in_order() {
+    let h = Harness::start(Setup {
+        modes: vec![Mode::Hang],
+        ..Setup::default()
+    })
+    .await;
+    h.publish(1..=100).await;
+    wait_until("everything written", || h.written.lock().len() >= 100).await;
+    // The hung writer wrote nothing; its batch was taken over, then the
+    // batch waiting in its mailbox, then the queue.
+    assert_eq!(*h.written.lock(), (1..=100).collect::<Vec<u64>>());
+    wait_until("everything acknowledged", || h.stats.acked_seq() == 100).await;
+    let snap = h.component.snapshot();
+    assert_eq!((snap.state, snap.restarts), (ComponentState::Running, 1));
+    match snap.last_stop.map(|s| s.reason) {
+        Some(StopReason::Stuck { silent_for_ms }) => assert!(silent_for_ms >= 300, "{silent_for_ms}"),
+        other => panic!("expected stuck, got {other:?}"),
+    }
+    // Retired, the old instance dropped its hung write and stopped; its
+    // thread was never blocked.
+    let old = h.instance(0).expect("first instance");
+    wait_until("old instance gone", || !old.connected()).await;
+    wait_until("nothing left behind", || {
+        h.component.snapshot().detail.get("abandoned_instances").is_none()
+    })
+    .await;
+}
+
+#[actix::test]
+async fn a_sink_stopped_while_holding_events_hands_them_to_its_replacement() {
+    // A long batch interval: the first instance holds what it takes.
+    let h = Harness::start(Setup {
+        batch_interval: Duration::from_secs(3600),
+        stuck_after: Duration::from_secs(3600),
+        ..Setup::default()
+    })
+    .await;
+    h.publish(1..=5).await;
+    let first = h.instance(0).expect("first instance");
+    wait_until("events held", || h.component.progress_handle().sample().busy).await;
+    first.send(Shutdown).await.expect("first instance runs");
+    wait_until("replaced", || h.instance(1).is_some()).await;
+    // Ten more fill a batch: the replacement writes what its predecessor
+    // held first, in the same batch, so acknowledging it covers both.
+    h.publish(6..=15).await;
+    wait_until("written", || h.written.lock().len() >= 15).await;
+    assert_eq!(*h.written.lock(), (1..=15).collect::<Vec<u64>>());
+    assert_eq!(h.stats.acked_seq(), 15);
+    assert_eq!(h.component.last_stop().map(|s| s.reason), Some(StopReason::Exited));
+}
+
+#[actix::test]
+async fn writer_panics_are_recorded_as_panicked_and_the_batch_is_written_by_a_fresh_writer() {
+    // Stuck detection off in effect: with RUST_BACKTRACE set, printing a
+    // panic's first backtrace can hold the thread for a second.
+    let h = Harness::start(Setup {
+        modes: vec![Mode::PanicNow, Mode::PanicLater],
+        stuck_after: Duration::from_secs(3600),
+        ..Setup::default()
+    })
+    .await;
+    h.publish(1..=10).await;
+    wait_until("written", || h.written.lock().len() >= 10).await;
+    assert_eq!(*h.written.lock(), (1..=10).collect::<Vec<u64>>());
+    let snap = h.component.snapshot();
+    assert_eq!(snap.restarts, 2, "each panicked writer counts as a restart");
+    assert_eq!(
+        snap.last_stop.map(|s| s.reason),
+        Some(StopReason::Panicked {
+            message: "writer bug in flight".into()
+        })
+    );
+    assert_eq!(h.instances.lock().len(), 1, "the actor itself kept running");
+}
+
+#[actix::test]
+async fn a_sink_blocking_its_thread_is_replaced_elsewhere_and_fenced_out_when_it_wakes() {
+    let h = Harness::start(Setup {
+        modes: vec![Mode::BlockThread],
+        thread_per_instance: true,
+        ..Setup::default()
+    })
+    .await;
+    // A full batch: the first instance writes inside its `Deliver` handler
+    // and blocks there, so the router is still waiting to hear it took the
+    // batch.
+    h.publish(1..=10).await;
+    wait_until("replaced", || h.instance(1).is_some()).await;
+    wait_until("written by the replacement", || h.written.lock().len() >= 10).await;
+    assert_eq!(
+        *h.written.lock(),
+        (1..=10).collect::<Vec<u64>>(),
+        "the batch taken over and the batch sent again are one batch"
+    );
+    wait_until("acknowledged", || h.stats.acked_seq() == 10).await;
+    let old = h.instance(0).expect("first instance");
+    assert!(old.connected(), "blocked, it cannot stop");
+    assert_eq!(h.component.snapshot().detail["abandoned_instances"], 1);
+    // Unblocked, its write lands (at least once), and it stops without
+    // acknowledging or reporting anything.
+    h.open_gate.send(()).expect("the writer waits");
+    wait_until("old instance gone", || !old.connected()).await;
+    wait_until("nothing left behind", || {
+        h.component.snapshot().detail.get("abandoned_instances").is_none()
+    })
+    .await;
+    let snap = h.component.snapshot();
+    assert_eq!((snap.state, snap.restarts), (ComponentState::Running, 1));
+    h.publish(11..=20).await;
+    wait_until("more written", || h.written.lock().contains(&20)).await;
+    assert_eq!(h.stats.acked_seq(), 20);
+}
+
+#[actix::test]
+async fn an_instance_built_after_another_fences_it_out_and_the_old_one_refuses_batches() {
+    let component = Registry::new().register("files", "listener", true);
+    let written: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let gate = Arc::new(Mutex::new(std::sync::mpsc::channel::<()>().1));
+    let start = || {
+        let (out, gate) = (written.clone(), gate.clone());
+        SinkActor::new(SinkOptions::default(), component.clone(), move || {
+            Ok(TestWriter {
+                mode: Mode::Write,
+                out: out.clone(),
+                gate: gate.clone(),
+            })
+        })
+        .start()
+    };
+    let old = start();
+    let new = start();
+    let deliver = || cxrelay_actors::Deliver {
+        listener: 1,
+        events: vec![Arc::new(Event::builder("test", "calls.x").seq(1).build())],
+        ack: cxrelay_actors::router::AckHandle::new(QueueStats::new(10)),
+    };
+    // A failed send is what makes the router hand the batch on.
+    assert!(old.send(deliver()).await.is_err(), "the old instance refuses");
+    wait_until("old instance stopped", || !old.connected()).await;
+    assert!(new.send(deliver()).await.is_ok(), "the new one takes it");
+}
