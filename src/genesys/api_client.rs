@@ -10,7 +10,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
 use awc::http::Method;
 use cxrelay_actors::retry::BackoffPolicy;
 use governor::clock::DefaultClock;
@@ -20,7 +19,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, GenesysError};
-use super::token_provider::{GetToken, TokenProvider, TokenRejected};
+use super::token_provider::{GetToken, TokenRejected, Tokens};
 use crate::config::Secret;
 
 /// The request budget shared by every client of one OAuth client: a steady
@@ -74,9 +73,10 @@ impl RequestBudget {
         }
     }
 
-    /// Closes the gate for `d` (a 429's `Retry-After`).
+    /// Closes the gate for `d` (a 429's `Retry-After`, already capped).
     pub fn close_for(&self, d: Duration) {
-        let until = Instant::now() + d;
+        let now = Instant::now();
+        let until = now.checked_add(d.min(MAX_RETRY_AFTER)).unwrap_or(now);
         let mut g = self.closed_until.lock();
         if g.is_none_or(|t| t < until) {
             *g = Some(until);
@@ -86,6 +86,17 @@ impl RequestBudget {
 
 /// Fraction of the configured rate actually used.
 pub const BUDGET_MARGIN: f64 = 0.98;
+
+/// Longest `Retry-After` honoured: Genesys asks for seconds to a minute; a
+/// larger value is a broken answer and must not close the shared budget
+/// for hours (or overflow the clock).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// A `Retry-After` in seconds, capped at [`MAX_RETRY_AFTER`].
+fn retry_after(header: Option<&[u8]>) -> Option<Duration> {
+    let secs = std::str::from_utf8(header?).ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
 
 /// Retry settings of API calls.
 #[derive(Debug, Clone)]
@@ -120,7 +131,7 @@ impl Default for RetryPolicy {
 struct Inner {
     http: awc::Client,
     api: String,
-    tokens: Addr<TokenProvider>,
+    tokens: Tokens,
     budget: Arc<RequestBudget>,
     policy: RetryPolicy,
 }
@@ -159,7 +170,7 @@ enum Attempt {
 
 impl ApiClient {
     /// A client of the API at `api` (base URL).
-    pub fn new(api: &str, tokens: Addr<TokenProvider>, budget: Arc<RequestBudget>, policy: RetryPolicy) -> Self {
+    pub fn new(api: &str, tokens: Tokens, budget: Arc<RequestBudget>, policy: RetryPolicy) -> Self {
         ApiClient {
             inner: Rc::new(Inner {
                 http: awc::Client::builder().timeout(policy.timeout).finish(),
@@ -261,12 +272,7 @@ impl ApiClient {
             Err(e) => return Attempt::Retry(transport(e.to_string()), None),
         };
         let status = res.status().as_u16();
-        let retry_after = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = retry_after(res.headers().get("retry-after").map(|v| v.as_bytes()));
         // awc's timeout covers the response head only; a body that stalls
         // must not hang the caller.
         let body = match tokio::time::timeout(inner.policy.timeout, res.body().limit(inner.policy.max_body)).await {
@@ -295,5 +301,24 @@ impl ApiClient {
             408 | 500..=599 => Attempt::Retry(err, None),
             _ => Attempt::Done(Err(err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_capped_and_never_overflows_the_clock() {
+        assert_eq!(retry_after(Some(b" 42 ")), Some(Duration::from_secs(42)));
+        assert_eq!(retry_after(Some(b"18446744073709551615")), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(Some(b"soon")), None);
+        let budget = RequestBudget::new(300);
+        budget.close_for(Duration::MAX);
+        let until = budget.closed().expect("closed");
+        assert!(
+            until <= Instant::now() + MAX_RETRY_AFTER,
+            "closed for more than the cap"
+        );
     }
 }

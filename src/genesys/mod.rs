@@ -13,4 +13,4 @@ pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
 pub use error::{ApiError, GenesysError, TokenError};
 pub use hosts::Hosts;
 pub use org::GenesysOrg;
-pub use token_provider::{AccessToken, Credentials, GetToken, TokenProvider, TokenSettings};
+pub use token_provider::{AccessToken, Credentials, GetToken, TokenProvider, TokenSettings, Tokens};

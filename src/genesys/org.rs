@@ -3,11 +3,9 @@
 
 use std::sync::Arc;
 
-use actix::Addr;
-
 use super::api_client::{ApiClient, RequestBudget, RetryPolicy};
 use super::hosts::Hosts;
-use super::token_provider::TokenProvider;
+use super::token_provider::Tokens;
 
 /// What a source needs to call the org. `Send` and cheap to clone; build
 /// the (thread-bound) [`ApiClient`] with [`GenesysOrg::client`] on the
@@ -17,7 +15,7 @@ pub struct GenesysOrg {
     /// API and login base URLs.
     pub hosts: Hosts,
     /// The OAuth client's token provider.
-    pub tokens: Addr<TokenProvider>,
+    pub tokens: Tokens,
     /// The request budget shared by every source of this org.
     pub budget: Arc<RequestBudget>,
     /// Retry settings of API calls.

@@ -77,6 +77,38 @@ impl AccessToken {
     }
 }
 
+/// Longest token lifetime believed (Genesys allows 5 min to 48 h): a
+/// larger `expires_in` is a broken answer, and `Instant + u64::MAX s`
+/// would overflow.
+const MAX_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+
+/// The token provider's address, stable across its restarts: the
+/// supervisor replaces the actor behind it.
+#[derive(Clone)]
+pub struct Tokens(Arc<parking_lot::RwLock<Addr<TokenProvider>>>);
+
+impl Tokens {
+    /// A handle on `addr`.
+    pub fn new(addr: Addr<TokenProvider>) -> Self {
+        Tokens(Arc::new(parking_lot::RwLock::new(addr)))
+    }
+
+    /// Points the handle at a restarted provider.
+    pub fn replace(&self, addr: Addr<TokenProvider>) {
+        *self.0.write() = addr;
+    }
+
+    /// Sends `msg` to the current provider.
+    pub fn send<M>(&self, msg: M) -> actix::dev::Request<TokenProvider, M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        TokenProvider: Handler<M>,
+    {
+        self.0.read().send(msg)
+    }
+}
+
 /// Asks for a usable token.
 #[derive(Message)]
 #[rtype(result = "Result<AccessToken, TokenError>")]
@@ -170,10 +202,11 @@ impl TokenProvider {
         self.refreshing = false;
         match res {
             Ok((value, expires_in)) => {
-                let lifetime = Duration::from_secs(expires_in.max(1));
+                let lifetime = Duration::from_secs(expires_in.max(1)).min(MAX_LIFETIME);
+                let now = Instant::now();
                 let token = AccessToken {
                     value: Secret::new(value),
-                    expires_at: Instant::now() + lifetime,
+                    expires_at: now.checked_add(lifetime).unwrap_or(now),
                 };
                 self.current = Some(token.clone());
                 self.failures = 0;

@@ -12,7 +12,10 @@ use crate::config::Secret;
 use crate::config::{Config, Secrets};
 #[cfg(feature = "emulator")]
 use crate::emulator::EmulatorHandle;
-use crate::genesys::{Credentials, GenesysOrg, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings};
+use crate::genesys::{
+    Credentials, GenesysOrg, Hosts, RequestBudget, RetryPolicy, TokenProvider, TokenSettings, Tokens,
+};
+use cxrelay_actors::supervision::{ChildSpec, Supervise, Supervisor};
 
 /// The org, and the emulator when cxrelay runs one in-process.
 #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
@@ -49,6 +52,7 @@ pub(super) async fn start_genesys(
     config: &Config,
     secrets: &Secrets,
     registry: &Registry,
+    supervisor: &Addr<Supervisor>,
     threads: &mut Vec<Arbiter>,
 ) -> Result<Option<Genesys>, StartError> {
     let Some(g) = &config.genesys else {
@@ -93,16 +97,34 @@ pub(super) async fn start_genesys(
     let component = registry.register("genesys-auth", "auth", true);
     component.set_detail("login", hosts.login.clone());
     let thread = Arbiter::new();
-    let tokens = {
-        let (hosts, component) = (hosts.clone(), component.clone());
-        let creds = Credentials {
-            client_id,
-            client_secret,
-        };
-        TokenProvider::start_in_arbiter(&thread.handle(), move |_| {
-            TokenProvider::new(hosts, creds, TokenSettings::default(), component)
-        })
+    let creds = Credentials {
+        client_id,
+        client_secret,
     };
+    let start = {
+        let (hosts, component, thread) = (hosts.clone(), component.clone(), thread.handle());
+        move || {
+            let (hosts, creds, component) = (hosts.clone(), creds.clone(), component.clone());
+            TokenProvider::start_in_arbiter(&thread, move |_| {
+                TokenProvider::new(hosts, creds, TokenSettings::default(), component)
+            })
+        }
+    };
+    // Every call of every source goes through it: supervised, and behind a
+    // handle that follows it across restarts.
+    let first = start();
+    let tokens = Tokens::new(first.clone());
+    let mut first = Some(first);
+    let handle = tokens.clone();
+    let spec = ChildSpec::new("genesys-auth", "auth", move || match first.take() {
+        Some(addr) => addr,
+        None => {
+            let addr = start();
+            handle.replace(addr.clone());
+            addr
+        }
+    });
+    let _ = supervisor.send(Supervise(spec)).await;
     threads.push(thread);
     let org = GenesysOrg {
         hosts,

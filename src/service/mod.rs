@@ -191,7 +191,7 @@ impl Service {
                 .fetch_max(j.db.next_seq().saturating_sub(1), Ordering::AcqRel);
         }
 
-        let genesys = genesys::start_genesys(&config, &secrets, &registry, &mut threads).await?;
+        let genesys = genesys::start_genesys(&config, &secrets, &registry, &supervisor, &mut threads).await?;
         let cx = SourceContext {
             ingest: ingest.clone(),
             db: journal.as_ref().map(|j| j.db.clone()),

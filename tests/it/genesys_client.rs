@@ -10,7 +10,7 @@ use cxrelay::config::Secret;
 use cxrelay::emulator::{max_in_window, EmulatorHandle, EmulatorSettings, Fault, LoggedRequest};
 use cxrelay::genesys::{
     ApiClient, ApiError, Credentials, GetToken, Hosts, RequestBudget, RetryPolicy, TokenError, TokenProvider,
-    TokenSettings,
+    TokenSettings, Tokens,
 };
 use cxrelay_actors::{ComponentState, Registry};
 use futures_util::future::join_all;
@@ -36,7 +36,12 @@ fn good_provider(e: &EmulatorHandle, registry: &Registry) -> Addr<TokenProvider>
 }
 
 fn client(e: &EmulatorHandle, tokens: Addr<TokenProvider>, per_minute: u32) -> ApiClient {
-    ApiClient::new(&e.url(), tokens, RequestBudget::new(per_minute), RetryPolicy::default())
+    ApiClient::new(
+        &e.url(),
+        Tokens::new(tokens),
+        RequestBudget::new(per_minute),
+        RetryPolicy::default(),
+    )
 }
 
 fn requests(e: &EmulatorHandle, path: &str) -> Vec<LoggedRequest> {
@@ -263,4 +268,44 @@ async fn errors_carry_the_genesys_body_and_context_id() {
         requests(&e, ORG).iter().map(|r| r.status).collect::<Vec<_>>(),
         [503, 503, 200]
     );
+}
+
+/// A login host that answers every token request with `body`.
+fn fake_login(body: &'static str) -> std::net::SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = Vec::new();
+            while read_request(&mut conn, &mut buf).is_some() {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if conn.write_all(reply.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[actix::test]
+async fn a_token_lifetime_of_u64_max_is_clamped_not_a_panic() {
+    let addr = fake_login(r#"{"access_token":"t","token_type":"bearer","expires_in":18446744073709551615}"#);
+    let creds = Credentials {
+        client_id: "id".into(),
+        client_secret: Secret::new("secret"),
+    };
+    let component = Registry::new().register("genesys-auth", "auth", true);
+    let hosts = Hosts::single(&format!("http://{addr}"));
+    let tokens = TokenProvider::new(hosts, creds, TokenSettings::default(), component).start();
+    let t = tokens.send(GetToken).await.unwrap().unwrap();
+    assert_eq!(t.value.expose(), "t");
+    assert!(t.expires_at <= std::time::Instant::now() + Duration::from_secs(48 * 3600));
+    // Still serving (a panic would have stopped it).
+    assert!(tokens.send(GetToken).await.unwrap().is_ok());
 }

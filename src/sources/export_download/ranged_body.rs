@@ -11,7 +11,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
 use awc::error::PayloadError;
 use bytes::{Buf, Bytes};
 use cxrelay_actors::registry::Component;
@@ -19,7 +18,8 @@ use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use futures_util::{Stream, StreamExt};
 
 use super::download_url::DownloadUrl;
-use crate::genesys::{GetToken, TokenProvider};
+use crate::genesys::token_provider::Tokens;
+use crate::genesys::GetToken;
 
 /// Why a download cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,7 +82,7 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
 pub struct RangedBody {
     http: awc::Client,
     url: DownloadUrl,
-    tokens: Option<Addr<TokenProvider>>,
+    tokens: Option<Tokens>,
     s: BodySettings,
     component: Arc<Component>,
     pos: u64,
@@ -100,13 +100,7 @@ pub struct RangedBody {
 
 impl RangedBody {
     /// A reader of `url`, starting at byte `pos` of the file.
-    pub fn new(
-        url: DownloadUrl,
-        tokens: Option<Addr<TokenProvider>>,
-        s: BodySettings,
-        component: Arc<Component>,
-        pos: u64,
-    ) -> Self {
+    pub fn new(url: DownloadUrl, tokens: Option<Tokens>, s: BodySettings, component: Arc<Component>, pos: u64) -> Self {
         RangedBody {
             http: awc::Client::builder().timeout(s.connect_timeout).finish(),
             backoff: s.backoff.schedule(),
