@@ -253,7 +253,7 @@ impl Emitter {
         let mut line = Vec::with_capacity(4096);
         loop {
             line.clear();
-            let n = r.read_until(b'\n', &mut line)?;
+            let (n, oversized) = read_line_bounded(&mut r, &mut line, MAX_RECORD_BYTES)?;
             if n == 0 {
                 return Ok(());
             }
@@ -263,8 +263,17 @@ impl Emitter {
             if text.is_empty() {
                 continue;
             }
+            let span = start.map(|s| (s, s + n as u64));
             if self.index >= self.s.skip_before {
-                self.record(text, start.map(|s| (s, s + n as u64)));
+                if oversized {
+                    self.dead_letter(
+                        format!("record longer than {MAX_RECORD_BYTES} bytes ({n} bytes): skipped to the next line"),
+                        text,
+                        span,
+                    );
+                } else {
+                    self.record(text, span);
+                }
             }
             self.index += 1;
             self.batch.resume_at = self.offset;
@@ -326,19 +335,24 @@ impl Emitter {
                 } else {
                     e.to_string()
                 };
-                let position = match span {
-                    Some((a, b)) => format!("record {} (bytes {a}-{b})", self.index),
-                    None => format!("{}record {}", self.where_, self.index),
-                };
-                self.batch.dead_letters.push(DeadLetter::for_raw(
-                    &self.s.source,
-                    &format!("export:{}", self.s.source),
-                    &why,
-                    text,
-                    Some(position),
-                ));
+                self.dead_letter(why, text, span);
             }
         }
+    }
+
+    /// Keeps a record that cannot become an event, with its position.
+    fn dead_letter(&mut self, why: String, text: &[u8], span: Option<(u64, u64)>) {
+        let position = match span {
+            Some((a, b)) => format!("record {} (bytes {a}-{b})", self.index),
+            None => format!("{}record {}", self.where_, self.index),
+        };
+        self.batch.dead_letters.push(DeadLetter::for_raw(
+            &self.s.source,
+            &format!("export:{}", self.s.source),
+            &why,
+            text,
+            Some(position),
+        ));
     }
 
     fn maybe_flush(&mut self) -> Result<(), Gone> {
@@ -363,6 +377,33 @@ impl Emitter {
         }
         self.batch_bytes = 0;
         self.out.blocking_send(Parsed::Batch(batch)).map_err(|_| Gone)
+    }
+}
+
+/// Reads one line (newline included) into `line`, keeping at most `max`
+/// bytes of it: a longer line is consumed to its end without being held.
+/// Answers the bytes consumed and whether the line was longer than `max`.
+fn read_line_bounded<R: BufRead>(r: &mut R, line: &mut Vec<u8>, max: usize) -> std::io::Result<(usize, bool)> {
+    let (mut consumed, mut oversized) = (0, false);
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((consumed, oversized));
+        }
+        let (take, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = max.saturating_sub(line.len());
+        if take > room {
+            oversized = true;
+        }
+        line.extend_from_slice(&buf[..take.min(room)]);
+        r.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, oversized));
+        }
     }
 }
 
@@ -509,7 +550,9 @@ mod tests {
         let (ctx, crx) = mpsc::channel(4);
         let (otx, mut orx) = mpsc::channel(2);
         let t = spawn(s, crx, otx).unwrap();
-        let chunks: Vec<Bytes> = bytes.chunks(7).map(Bytes::copy_from_slice).collect();
+        // Small chunks find split-boundary bugs; big inputs go in 64 KiB ones.
+        let size = if bytes.len() > 1 << 20 { 64 << 10 } else { 7 };
+        let chunks: Vec<Bytes> = bytes.chunks(size).map(Bytes::copy_from_slice).collect();
         let feeder = std::thread::spawn(move || {
             for c in chunks {
                 if ctx.blocking_send(c).is_err() {
@@ -533,6 +576,27 @@ mod tests {
         feeder.join().unwrap();
         t.join().unwrap();
         (records, letters, batches, end)
+    }
+
+    #[test]
+    fn an_ndjson_line_longer_than_the_record_limit_is_dead_lettered_and_never_held() {
+        let mut file = b"{\"conversationId\":\"a\"}\n{\"conversationId\":\"big\",\"pad\":\"".to_vec();
+        file.extend(std::iter::repeat_n(b'x', MAX_RECORD_BYTES + 1000));
+        file.extend_from_slice(b"\"}\n{\"conversationId\":\"c\"}\n");
+        let mut r = std::io::BufReader::new(&file[..]);
+        let mut line = Vec::new();
+        assert_eq!(read_line_bounded(&mut r, &mut line, MAX_RECORD_BYTES).unwrap().1, false);
+        line.clear();
+        let (n, oversized) = read_line_bounded(&mut r, &mut line, MAX_RECORD_BYTES).unwrap();
+        assert!(oversized && n > MAX_RECORD_BYTES);
+        assert_eq!(line.len(), MAX_RECORD_BYTES, "the line is not held past the limit");
+        let (records, letters, _, _) = parse(settings(), &file);
+        let keys: Vec<String> = records.iter().filter_map(|r| r.key.clone()).collect();
+        assert_eq!(keys, ["a", "c"], "the records after it are delivered");
+        assert_eq!(letters.len(), 1);
+        assert!(letters[0].error.contains("record longer than"), "{}", letters[0].error);
+        let position = letters[0].position.clone().unwrap_or_default();
+        assert!(position.starts_with("record 1 (bytes 23-"), "{position}");
     }
 
     const NDJSON: &[u8] = b"{\"conversationId\":\"a\",\"conversationStart\":\"2024-05-01T00:00:00Z\"}\n\n{\"conversationId\":\"b\",\"nested\":{\"conversationId\":\"no\"}}\r\n{oops\n[1]\n{\"conversationId\":7,\"conversationStart\":1714521600000}";
