@@ -585,7 +585,7 @@ mod tests {
         file.extend_from_slice(b"\"}\n{\"conversationId\":\"c\"}\n");
         let mut r = std::io::BufReader::new(&file[..]);
         let mut line = Vec::new();
-        assert_eq!(read_line_bounded(&mut r, &mut line, MAX_RECORD_BYTES).unwrap().1, false);
+        assert!(!read_line_bounded(&mut r, &mut line, MAX_RECORD_BYTES).unwrap().1);
         line.clear();
         let (n, oversized) = read_line_bounded(&mut r, &mut line, MAX_RECORD_BYTES).unwrap();
         assert!(oversized && n > MAX_RECORD_BYTES);
