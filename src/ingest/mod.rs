@@ -19,7 +19,9 @@ pub struct IngestBatch {
     /// The events, in source order.
     pub events: Vec<Event>,
     /// Idempotency keys, one per event (empty: none). An event whose key
-    /// was seen within the window is dropped as a duplicate.
+    /// was seen within the window is dropped as a duplicate. Keys are
+    /// scoped to the event's source: one source's keys never match
+    /// another's.
     pub keys: Vec<Option<String>>,
     /// The source's checkpoint, committed atomically with the events.
     pub checkpoint: Option<(String, Vec<u8>)>,
@@ -33,6 +35,13 @@ impl IngestBatch {
             ..Default::default()
         }
     }
+}
+
+/// `key` of `source` as stored: a sender cannot pre-empt another source's
+/// events by choosing ids that collide with its keys.
+pub fn scoped_key(source: &str, key: &str) -> String {
+    // The source's length first: no name and key pair can spell another's.
+    format!("{}:{source}:{key}", source.len())
 }
 
 /// What happened to a submitted batch.
@@ -106,12 +115,14 @@ impl Ingest {
         }
     }
 
-    /// Whether `key` was accepted recently (a fast, in-memory answer; the
-    /// commit re-checks against the store).
-    pub fn seen_recently(&self, key: &str) -> bool {
+    /// Whether `source`'s `key` was accepted recently (a fast, in-memory
+    /// answer; the commit re-checks against the store).
+    pub fn seen_recently(&self, source: &str, key: &str) -> bool {
         match &self.mode {
             Mode::Direct(_) => false,
-            Mode::Journal { db, .. } => db.idempotency.seen(key, cxrelay_actors::event::now_ms()),
+            Mode::Journal { db, .. } => db
+                .idempotency
+                .seen(&scoped_key(source, key), cxrelay_actors::event::now_ms()),
         }
     }
 
@@ -138,10 +149,16 @@ impl Ingest {
                         db.last_error().unwrap_or_else(|| "store unavailable".into()),
                     ));
                 }
+                let keys = batch
+                    .keys
+                    .into_iter()
+                    .zip(&batch.events)
+                    .map(|(k, e)| k.map(|k| scoped_key(&e.source, &k)))
+                    .collect();
                 let (reply, rx) = oneshot::channel();
                 let append = Append {
                     events: batch.events,
-                    keys: batch.keys,
+                    keys,
                     checkpoint: batch.checkpoint,
                     ..Append::default()
                 };
@@ -153,5 +170,18 @@ impl Ingest {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_scoped_to_their_source() {
+        assert_ne!(scoped_key("hook", "c1"), scoped_key("details", "c1"));
+        // No source name and key pair can spell another's.
+        assert_ne!(scoped_key("a:b", "c"), scoped_key("a", "b:c"));
+        assert_eq!(scoped_key("hook", "c1"), "4:hook:c1");
     }
 }

@@ -39,8 +39,9 @@ impl EnvelopeError {
 pub struct Pushed {
     /// Events, in body order.
     pub events: Vec<Event>,
-    /// One idempotency key per event.
-    pub keys: Vec<String>,
+    /// One idempotency key per event; none for an event that carries no
+    /// stable identity (a guessed key could drop a different event).
+    pub keys: Vec<Option<String>>,
 }
 
 /// The outer fields of an element: EventBridge, or a bare notification.
@@ -99,15 +100,18 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
             .and_then(|m| m.correlation_id.as_deref())
             .map(str::to_string);
         // Key precedence: EventBridge id, then the correlation id, then
-        // what identifies the event by content.
-        let key = bridge_id.clone().or(correlation.clone()).unwrap_or_else(|| {
-            format!(
-                "{}|{topic}|{}",
-                derived.key.as_deref().unwrap_or(""),
-                event_time.map(|t| t.to_string()).unwrap_or_default()
-            )
-        });
-        let id = bridge_id.or(correlation).unwrap_or_else(|| key.clone());
+        // what identifies the event by content: its entity, topic and time,
+        // all three known (without one, later events of the entity would
+        // collide with it: no key, no deduplication).
+        let content = match (derived.key.as_deref(), event_time) {
+            (Some(entity), Some(t)) => Some(format!("{entity}|{topic}|{t}")),
+            _ => None,
+        };
+        let key = bridge_id.clone().or(correlation.clone()).or(content);
+        let id = bridge_id
+            .or(correlation)
+            .or_else(|| key.clone())
+            .unwrap_or_else(|| format!("{source}-{}", uuid_like()));
         events.push(
             Event::builder(source.clone(), topic)
                 .id(id)
@@ -119,6 +123,17 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
         keys.push(key);
     }
     Ok(Pushed { events, keys })
+}
+
+/// An id for an event that carries none: unique within this process run.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{:x}-{}",
+        cxrelay_actors::event::now_ms(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[cfg(test)]
@@ -145,14 +160,14 @@ mod tests {
                 Some(1714572123000)
             )
         );
-        assert_eq!(p.keys, vec!["corr-1"]);
+        assert_eq!(p.keys, vec![Some("corr-1".to_string())]);
         assert_eq!(e.json().unwrap()["eventBody"]["conversationId"], "c1");
     }
 
     #[test]
     fn an_eventbridge_envelope_keys_on_its_id_and_keeps_the_detail() {
         let p = parse_body(bridge("eb-1").as_bytes(), "hook").unwrap();
-        assert_eq!(p.keys, vec!["eb-1"]);
+        assert_eq!(p.keys, vec![Some("eb-1".to_string())]);
         assert_eq!(p.events[0].id, "eb-1");
         assert_eq!(p.events[0].json().unwrap()["metadata"]["CorrelationId"], "corr-1");
     }
@@ -161,14 +176,28 @@ mod tests {
     fn arrays_of_either() {
         let body = format!("[{BARE},{}]", bridge("eb-2"));
         let p = parse_body(body.as_bytes(), "hook").unwrap();
-        assert_eq!(p.keys, vec!["corr-1", "eb-2"]);
+        assert_eq!(p.keys, vec![Some("corr-1".to_string()), Some("eb-2".to_string())]);
+    }
+
+    #[test]
+    fn an_event_without_id_or_time_has_no_key_rather_than_a_colliding_one() {
+        // The conversation and topic alone would match every later event of
+        // that conversation on that topic: those would be dropped for 24 h.
+        let body = r#"{"topicName":"v2.detail.events.conversation.c9.acd.end","eventBody":{"conversationId":"c9"}}"#;
+        let a = parse_body(body.as_bytes(), "hook").unwrap();
+        let b = parse_body(body.as_bytes(), "hook").unwrap();
+        assert_eq!(a.keys, vec![None]);
+        assert_ne!(a.events[0].id, b.events[0].id, "each gets its own id");
     }
 
     #[test]
     fn without_ids_the_key_is_conversation_topic_and_time() {
         let body = r#"{"topicName":"v2.detail.events.conversation.c9.acd.end","eventBody":{"eventTime":5,"conversationId":"c9"}}"#;
         let p = parse_body(body.as_bytes(), "hook").unwrap();
-        assert_eq!(p.keys, vec!["c9|v2.detail.events.conversation.c9.acd.end|5"]);
+        assert_eq!(
+            p.keys,
+            vec![Some("c9|v2.detail.events.conversation.c9.acd.end|5".to_string())]
+        );
     }
 
     #[test]

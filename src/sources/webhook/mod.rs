@@ -272,7 +272,9 @@ impl WebhookSource {
         };
         let n = pushed.events.len();
         // The hot duplicate case (a sender retrying) needs no commit.
-        if pushed.keys.iter().all(|k| self.ingest.seen_recently(k)) {
+        let source = &self.settings.name;
+        let seen = |k: &Option<String>| k.as_deref().is_some_and(|k| self.ingest.seen_recently(source, k));
+        if pushed.keys.iter().all(seen) {
             self.count(&self.counters.duplicate_events, n as u64);
             self.count(&self.counters.accepted_requests, 1);
             return Outcome::Accepted {
@@ -282,7 +284,7 @@ impl WebhookSource {
         }
         let batch = IngestBatch {
             events: pushed.events,
-            keys: pushed.keys.into_iter().map(Some).collect(),
+            keys: pushed.keys,
             checkpoint: None,
         };
         match tokio::time::timeout(self.settings.ack_timeout, self.ingest.submit(batch)).await {
