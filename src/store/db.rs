@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cxrelay_actors::Event;
 use parking_lot::RwLock;
@@ -123,6 +124,20 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
     }
 }
 
+/// The journal holds payloads as received (unmasked): only the user
+/// cxrelay runs as may read the data directory and the store.
+fn restrict(data_dir: &Path, file: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| StoreError::Redb {
+            what: "restricting permissions",
+            source: Box::new(redb::Error::Io(e)),
+        })
+    };
+    set(data_dir, 0o700)?;
+    set(file, 0o600)
+}
+
 impl StoreDb {
     /// Opens (or creates) the store in `data_dir`.
     pub fn open(
@@ -136,6 +151,7 @@ impl StoreDb {
         })?;
         let path = data_dir.join(FILE_NAME);
         let db = open_database(&path)?;
+        restrict(data_dir, &path)?;
         let next = Self::prepare(&db)?;
         Ok(StoreDb {
             path,
@@ -216,13 +232,16 @@ impl StoreDb {
         }
         let db = self.handle()?;
         let probe = (|| {
+            // A commit reported failed may still have reached the disk:
+            // positions continue after whatever the journal holds.
+            let on_disk = Self::prepare(&db)?;
+            let next = self.next_seq.fetch_max(on_disk, Ordering::AcqRel).max(on_disk);
             let mut txn = db.begin_write().map_err(ctx("begin"))?;
             txn.set_durability(Durability::Immediate)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             {
                 let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
-                meta.insert("next_seq", self.next_seq.load(Ordering::Acquire))
-                    .map_err(ctx("write meta"))?;
+                meta.insert("next_seq", next).map_err(ctx("write meta"))?;
             }
             txn.commit().map_err(ctx("commit"))
         })();
@@ -467,6 +486,22 @@ impl StoreDb {
             .map(|v| v.value().to_vec()))
     }
 
+    /// Forgets expired keys in transactions of 10,000 until none is left or
+    /// `budget` is spent; answers how many. Called every round, so expiry
+    /// keeps up with sustained keyed ingest.
+    pub fn expire_idempotency_within(&self, now_ms: i64, budget: Duration) -> Result<usize, StoreError> {
+        const CHUNK: usize = 10_000;
+        let started = Instant::now();
+        let mut total = 0;
+        loop {
+            let n = self.expire_idempotency(now_ms, CHUNK)?;
+            total += n;
+            if n < CHUNK || started.elapsed() >= budget {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Forgets idempotency keys that expired before `now_ms` (at most
     /// `limit` per call, to keep each transaction short).
     pub fn expire_idempotency(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError> {
@@ -681,6 +716,48 @@ mod tests {
             ..Append::default()
         }];
         assert_eq!(db.append(&mut later, 120_000).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn the_data_dir_and_the_store_are_private_to_their_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let db = open(&data);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(db.path()), 0o600);
+    }
+
+    #[test]
+    fn recovery_continues_after_what_the_journal_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let mut batch = vec![Append {
+            events: (0..3).map(ev).collect(),
+            ..Append::default()
+        }];
+        db.append(&mut batch, 0).unwrap();
+        assert_eq!(db.next_seq(), 4);
+        // As if a commit had reached the disk while being reported failed:
+        // memory is behind what is on disk.
+        db.next_seq.store(2, Ordering::Release);
+        db.recover().unwrap();
+        assert_eq!(db.next_seq(), 4, "a later append must not reuse positions 2 and 3");
+    }
+
+    #[test]
+    fn expiry_keeps_up_with_more_than_one_chunk_of_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let mut batch = vec![Append {
+            events: (0..25_000).map(ev).collect(),
+            keys: (0..25_000).map(|i| Some(format!("k{i}"))).collect(),
+            ..Append::default()
+        }];
+        db.append(&mut batch, 0).unwrap();
+        let n = db.expire_idempotency_within(120_000, Duration::from_secs(30)).unwrap();
+        assert_eq!(n, 25_000, "one round forgets every expired key");
     }
 
     #[test]

@@ -37,7 +37,11 @@ const TICK: Duration = Duration::from_millis(100);
 /// How often a broken store is reopened.
 const RECOVER_EVERY: Duration = Duration::from_millis(500);
 /// How often expired idempotency keys are removed.
-const EXPIRE_EVERY: Duration = Duration::from_secs(10);
+/// Time the store thread may spend expiring keys per round: enough to keep
+/// up with any ingest rate the journal sustains, short enough not to stall
+/// commits behind it.
+const EXPIRE_BUDGET: Duration = Duration::from_millis(100);
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
 /// The store's housekeeping actor.
 pub struct Store {
@@ -147,7 +151,9 @@ impl Store {
         }
         if self.last_expire.elapsed() >= EXPIRE_EVERY {
             self.last_expire = Instant::now();
-            let _ = self.db.expire_idempotency(cxrelay_actors::event::now_ms(), 10_000);
+            let _ = self
+                .db
+                .expire_idempotency_within(cxrelay_actors::event::now_ms(), EXPIRE_BUDGET);
         }
         if self.component.state() == ComponentState::Paused && self.db.is_available() {
             self.component.set_state(ComponentState::Running);
