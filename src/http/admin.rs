@@ -1,6 +1,9 @@
 //! The admin API (`/admin/*`), behind a bearer token. Disabled when no
 //! token is configured.
 
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -8,6 +11,56 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::store::store_actor::{ListDeadLetters, PurgeDeadLetters, ReplayDeadLetters};
+
+/// Largest admin request body (JSON, decoded).
+const MAX_BODY: usize = 64 << 10;
+
+/// The admin API's routes. The token is checked before anything else of
+/// the request is looked at: no extractor (query, JSON, gzip decoding) runs
+/// for a caller without it.
+pub fn scope() -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::scope("/admin")
+        .wrap(from_fn(authenticate))
+        .app_data(web::JsonConfig::default().limit(MAX_BODY))
+        .route("/dead-letters", web::get().to(list_dead_letters))
+        .route("/dead-letters/replay", web::post().to(replay_dead_letters))
+        .route("/dead-letters/purge", web::post().to(purge_dead_letters))
+        .route("/notifications", web::get().to(notification_sources))
+        .route("/notifications/{source}/channels", web::get().to(notification_channels))
+        .route(
+            "/notifications/{source}/topics",
+            web::post().to(add_notification_topics),
+        )
+        .route(
+            "/notifications/{source}/topics",
+            web::delete().to(remove_notification_topics),
+        )
+        .route(
+            "/notifications/{source}/channels/{index}/restart",
+            web::post().to(restart_notification_channel),
+        )
+}
+
+async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let denied = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| refused(state, req.request()));
+    match denied {
+        Some(response) => Ok(req.into_response(response)),
+        None => Ok(next.call(req).await?.map_into_boxed_body()),
+    }
+}
 
 /// The refusal for a request without the admin token, or `None` when it
 /// carries it. The comparison takes the same time wherever the tokens differ.
@@ -50,10 +103,7 @@ fn default_limit() -> usize {
 }
 
 /// `GET /admin/dead-letters?after=&limit=`
-pub async fn list_dead_letters(state: web::Data<AppState>, req: HttpRequest, q: web::Query<ListQuery>) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
+pub async fn list_dead_letters(state: web::Data<AppState>, q: web::Query<ListQuery>) -> HttpResponse {
     let Some(store) = &state.store else {
         return no_store();
     };
@@ -81,14 +131,7 @@ pub struct ReplayBody {
 }
 
 /// `POST /admin/dead-letters/replay` with `{"ids": [..]}` or `{"all": true}`.
-pub async fn replay_dead_letters(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Json<ReplayBody>,
-) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
+pub async fn replay_dead_letters(state: web::Data<AppState>, body: web::Json<ReplayBody>) -> HttpResponse {
     let Some(store) = &state.store else {
         return no_store();
     };
@@ -112,14 +155,7 @@ pub struct PurgeBody {
 }
 
 /// `POST /admin/dead-letters/purge` with `{"before_ms": ...}`.
-pub async fn purge_dead_letters(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Json<PurgeBody>,
-) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
+pub async fn purge_dead_letters(state: web::Data<AppState>, body: web::Json<PurgeBody>) -> HttpResponse {
     let Some(store) = &state.store else {
         return no_store();
     };
@@ -140,10 +176,7 @@ fn no_notification_source(name: &str) -> HttpResponse {
 }
 
 /// `GET /admin/notifications`: every notifications source and its channels.
-pub async fn notification_sources(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
+pub async fn notification_sources(state: web::Data<AppState>) -> HttpResponse {
     let mut sources = Vec::new();
     for s in state.notifications.all() {
         sources.push(s.view().await);
@@ -152,14 +185,7 @@ pub async fn notification_sources(state: web::Data<AppState>, req: HttpRequest) 
 }
 
 /// `GET /admin/notifications/{source}/channels`: its channels and their state.
-pub async fn notification_channels(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
+pub async fn notification_channels(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     match state.notifications.get(&path) {
         Some(s) => HttpResponse::Ok().json(s.view().await),
         None => no_notification_source(&path),
@@ -177,33 +203,27 @@ pub struct TopicsBody {
 /// subscribes them without restarting any channel.
 pub async fn add_notification_topics(
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<TopicsBody>,
 ) -> HttpResponse {
-    change_notification_topics(state, req, path, body, true).await
+    change_notification_topics(state, path, body, true).await
 }
 
 /// `DELETE /admin/notifications/{source}/topics` with `{"topics": [..]}`.
 pub async fn remove_notification_topics(
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<TopicsBody>,
 ) -> HttpResponse {
-    change_notification_topics(state, req, path, body, false).await
+    change_notification_topics(state, path, body, false).await
 }
 
 async fn change_notification_topics(
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<TopicsBody>,
     add: bool,
 ) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
     let Some(s) = state.notifications.get(&path) else {
         return no_notification_source(&path);
     };
@@ -220,12 +240,8 @@ async fn change_notification_topics(
 /// failed channel again.
 pub async fn restart_notification_channel(
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<(String, usize)>,
 ) -> HttpResponse {
-    if let Some(denied) = refused(&state, &req) {
-        return denied;
-    }
     let (name, index) = path.into_inner();
     let Some(s) = state.notifications.get(&name) else {
         return no_notification_source(&name);

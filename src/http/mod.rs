@@ -55,26 +55,7 @@ pub fn start(http: &crate::config::HttpConfig, state: AppState) -> std::io::Resu
             .route("/health/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics_export::metrics))
             .route("/status", web::get().to(status::status))
-            .route("/admin/dead-letters", web::get().to(admin::list_dead_letters))
-            .route("/admin/dead-letters/replay", web::post().to(admin::replay_dead_letters))
-            .route("/admin/dead-letters/purge", web::post().to(admin::purge_dead_letters))
-            .route("/admin/notifications", web::get().to(admin::notification_sources))
-            .route(
-                "/admin/notifications/{source}/channels",
-                web::get().to(admin::notification_channels),
-            )
-            .route(
-                "/admin/notifications/{source}/topics",
-                web::post().to(admin::add_notification_topics),
-            )
-            .route(
-                "/admin/notifications/{source}/topics",
-                web::delete().to(admin::remove_notification_topics),
-            )
-            .route(
-                "/admin/notifications/{source}/channels/{index}/restart",
-                web::post().to(admin::restart_notification_channel),
-            )
+            .service(admin::scope())
     })
     // Signals are the service's to handle, in order (see service.rs).
     .disable_signals()

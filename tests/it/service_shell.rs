@@ -171,3 +171,46 @@ fn check_prints_the_topology_of_the_shipped_config() {
     );
     assert!(stdout.contains("listeners:") && stdout.contains("OK"), "{stdout}");
 }
+
+/// The admin token is checked before a request is looked at: a caller
+/// without it learns nothing of the schema and makes cxrelay decode nothing.
+#[test]
+fn admin_requests_are_authenticated_before_any_extractor_runs() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let p = Proc::start_with(dir, &preamble(dir), &[("CXRELAY_ADMIN_TOKEN", "adm1n")]);
+    // A malformed query would be a 400 naming the field if parsed first.
+    let r = p.get("/admin/dead-letters?limit=lots");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(!r.text().contains("limit"), "{}", r.text());
+    // 100 KB of gzip that decodes to 100 MB: refused unread.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 100 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    let rss_before = rss_bytes(p.pid());
+    for _ in 0..3 {
+        let r = request(
+            p.addr,
+            "POST",
+            "/admin/dead-letters/replay",
+            &[("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+            &bomb,
+        )
+        .unwrap();
+        assert_eq!(r.status, 401);
+    }
+    let rss_after = rss_bytes(p.pid());
+    assert!(rss_after < rss_before + (8 << 20), "rss {rss_before} -> {rss_after}");
+    // With the token the API answers.
+    let r = request(
+        p.addr,
+        "GET",
+        "/admin/dead-letters",
+        &[("Authorization", "Bearer adm1n")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(p.terminate().success());
+}
