@@ -9,7 +9,7 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::Config;
-use crate::store::db::replay_appends;
+use crate::store::dead_letter_table::ReplayPages;
 use crate::store::store_actor::ReplayReport;
 use crate::store::{DeadLetter, StoreDb, StoreError};
 
@@ -79,30 +79,23 @@ fn format_ms(ms: i64) -> String {
 }
 
 /// Runs a command on the store file in `data_dir`.
+/// Dead letters replayed per commit (memory holds one page).
+const REPLAY_PAGE: usize = 1000;
+
 pub fn run_offline(data_dir: &Path, cmd: &DlqCommand) -> Result<DlqOutput, DlqError> {
     let db = StoreDb::open(data_dir, 0, 1)?;
     Ok(match cmd {
         DlqCommand::List { after, limit } => DlqOutput::Listed(db.dead_letters(*after, *limit)?),
         DlqCommand::Replay(ids) => {
-            let letters = match ids {
-                None => db.dead_letters(0, usize::MAX)?,
-                Some(ids) => ids
-                    .iter()
-                    .filter_map(|id| db.dead_letter(*id).transpose())
-                    .collect::<Result<_, _>>()?,
-            };
-            let mut refused: Vec<(u64, String)> = ids
-                .iter()
-                .flatten()
-                .filter(|id| !letters.iter().any(|l: &DeadLetter| l.id == **id))
-                .map(|id| (*id, "no such dead letter".to_string()))
-                .collect();
-            let (mut appends, not_replayable) = replay_appends(letters);
-            refused.extend(not_replayable);
-            let replayed = appends.iter().map(|a| a.events.len()).sum();
-            // Journaled with their listener as target: delivered when
-            // cxrelay next starts.
-            db.append(&mut appends, cxrelay_actors::event::now_ms())?;
+            // Journaled with their listener as target, a page at a time:
+            // delivered when cxrelay next starts.
+            let mut pages = ReplayPages::new(ids.clone(), REPLAY_PAGE);
+            let (mut replayed, mut refused) = (0, Vec::new());
+            while let Some((mut appends, not)) = pages.next_page(&db)? {
+                refused.extend(not);
+                replayed += appends.iter().map(|a| a.events.len()).sum::<usize>();
+                db.append(&mut appends, cxrelay_actors::event::now_ms())?;
+            }
             DlqOutput::Replayed(ReplayReport { replayed, refused })
         }
         DlqCommand::Purge(before) => DlqOutput::Purged(db.purge_dead_letters(*before)?),

@@ -32,6 +32,9 @@ pub struct ServiceConfig {
     pub idempotency_cache_keys: usize,
     /// Appends waiting for the journal before sources wait.
     pub journal_queue: usize,
+    /// Dead letters kept per component (source or listener); more are
+    /// refused, counted and logged.
+    pub dead_letters_per_component: u64,
 }
 
 impl Default for ServiceConfig {
@@ -45,6 +48,7 @@ impl Default for ServiceConfig {
             idempotency_window: Duration::from_secs(24 * 3600),
             idempotency_cache_keys: 1_000_000,
             journal_queue: 1024,
+            dead_letters_per_component: 100_000,
         }
     }
 }

@@ -34,6 +34,7 @@ pub(super) async fn open_journal(
         config.service.idempotency_window.as_millis() as i64,
         config.service.idempotency_cache_keys,
     )?);
+    db.set_dead_letter_cap(config.service.dead_letters_per_component);
     component.set_detail("path", db.path().display().to_string());
     let names: Vec<String> = durable.iter().map(|(l, _)| l.name.clone()).collect();
     for gone in db.forget_listeners(&names)? {

@@ -14,7 +14,6 @@ use parking_lot::RwLock;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::codec;
-use super::dead_letters::DeadLetter;
 use super::idempotency::IdempotencyCache;
 
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
@@ -22,8 +21,8 @@ const ACKS: TableDefinition<&str, u64> = TableDefinition::new("acks");
 const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
 const IDEMPOTENCY: TableDefinition<&str, i64> = TableDefinition::new("idempotency");
 const IDEMPOTENCY_BY_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("idempotency_by_expiry");
-const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Most events in one journal entry.
 const CHUNK_EVENTS: u32 = 256;
@@ -51,7 +50,7 @@ pub enum StoreError {
     Locked(PathBuf),
 }
 
-fn ctx<E: Into<redb::Error>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+pub(super) fn ctx<E: Into<redb::Error>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::Redb {
         what,
         source: Box::new(e.into()),
@@ -104,6 +103,8 @@ pub struct StoreDb {
     /// Recently seen idempotency keys (the table is the authority).
     pub idempotency: IdempotencyCache,
     last_error: parking_lot::Mutex<Option<String>>,
+    /// Dead letters kept per component; more are refused and counted.
+    dead_letter_cap: AtomicU64,
 }
 
 impl std::fmt::Debug for StoreDb {
@@ -161,7 +162,18 @@ impl StoreDb {
             idempotency_window_ms,
             idempotency: IdempotencyCache::new(idempotency_cache_keys),
             last_error: parking_lot::Mutex::new(None),
+            dead_letter_cap: AtomicU64::new(super::dead_letter_table::DEFAULT_DEAD_LETTER_CAP),
         })
+    }
+
+    /// Sets how many dead letters each component may keep.
+    pub fn set_dead_letter_cap(&self, cap: u64) {
+        self.dead_letter_cap.store(cap, Ordering::Relaxed);
+    }
+
+    /// How many dead letters each component may keep.
+    pub fn dead_letter_cap(&self) -> u64 {
+        self.dead_letter_cap.load(Ordering::Relaxed)
     }
 
     /// Creates missing tables; answers the next journal position.
@@ -173,6 +185,7 @@ impl StoreDb {
             txn.open_table(IDEMPOTENCY).map_err(ctx("open idempotency"))?;
             txn.open_table(IDEMPOTENCY_BY_EXPIRY).map_err(ctx("open idempotency"))?;
             txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+            super::dead_letter_table::count_existing(&txn)?;
             let journal = txn.open_table(JOURNAL).map_err(ctx("open journal"))?;
             let meta = txn.open_table(META).map_err(ctx("open meta"))?;
             let from_meta = meta.get("next_seq").map_err(ctx("read meta"))?.map(|v| v.value());
@@ -203,7 +216,7 @@ impl StoreDb {
         self.idempotency_window_ms
     }
 
-    fn handle(&self) -> Result<Arc<Database>, StoreError> {
+    pub(super) fn handle(&self) -> Result<Arc<Database>, StoreError> {
         self.db
             .read()
             .clone()
@@ -212,7 +225,7 @@ impl StoreDb {
 
     /// Records a write failure: writes are refused until [`StoreDb::recover`]
     /// succeeds.
-    fn fail(&self, e: StoreError) -> StoreError {
+    pub(super) fn fail(&self, e: StoreError) -> StoreError {
         let msg = e.to_string();
         if self.available.swap(false, Ordering::AcqRel) {
             tracing::error!(error = %msg, "store write failed; refusing new events until it is writable again");
@@ -278,7 +291,6 @@ impl StoreDb {
                 let mut idem = txn.open_table(IDEMPOTENCY).map_err(ctx("open idempotency"))?;
                 let mut idem_exp = txn.open_table(IDEMPOTENCY_BY_EXPIRY).map_err(ctx("open idempotency"))?;
                 let mut ckpt = txn.open_table(CHECKPOINTS).map_err(ctx("open checkpoints"))?;
-                let mut dead = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
                 let mut seen_here: HashSet<String> = HashSet::new();
                 let mut chunk = codec::ChunkWriter::default();
                 for a in batch.iter_mut() {
@@ -319,13 +331,14 @@ impl StoreDb {
                         ckpt.insert(source.as_str(), value.as_slice())
                             .map_err(ctx("write checkpoint"))?;
                     }
-                    for id in &a.delete_dead_letters {
-                        dead.remove(*id).map_err(ctx("remove dead letter"))?;
-                    }
                     dups.push(d);
                 }
                 let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
                 meta.insert("next_seq", next).map_err(ctx("write meta"))?;
+            }
+            // Replayed dead letters leave the table with their events' commit.
+            for id in batch.iter().flat_map(|a| &a.delete_dead_letters) {
+                super::dead_letter_table::remove_in(&txn, *id)?;
             }
             txn.commit().map_err(ctx("commit"))?;
             Ok(dups)
@@ -536,118 +549,12 @@ impl StoreDb {
         txn.commit().map_err(ctx("commit")).map_err(|e| self.fail(e))?;
         Ok(n)
     }
-
-    /// Stores dead letters durably; answers their ids.
-    pub fn put_dead_letters(&self, letters: &[DeadLetter]) -> Result<Vec<u64>, StoreError> {
-        if !self.is_available() {
-            return Err(StoreError::Unavailable(self.last_error().unwrap_or_default()));
-        }
-        let db = self.handle()?;
-        let result = (|| -> Result<Vec<u64>, StoreError> {
-            let mut txn = db.begin_write().map_err(ctx("begin"))?;
-            txn.set_durability(Durability::Immediate)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            let mut ids = Vec::with_capacity(letters.len());
-            {
-                let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
-                let mut next = meta
-                    .get("next_dead_letter")
-                    .map_err(ctx("read meta"))?
-                    .map_or(1, |v| v.value());
-                let mut t = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
-                for l in letters {
-                    let mut l = l.clone();
-                    l.id = next;
-                    let json = serde_json::to_vec(&l).unwrap_or_default();
-                    t.insert(next, json.as_slice()).map_err(ctx("write dead letter"))?;
-                    ids.push(next);
-                    next += 1;
-                }
-                meta.insert("next_dead_letter", next).map_err(ctx("write meta"))?;
-            }
-            txn.commit().map_err(ctx("commit"))?;
-            Ok(ids)
-        })();
-        result.map_err(|e| self.fail(e))
-    }
-
-    /// Dead letters with id above `after`, oldest first, at most `limit`.
-    pub fn dead_letters(&self, after: u64, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        let db = self.handle()?;
-        let r = db.begin_read().map_err(ctx("begin read"))?;
-        let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
-        let mut out = Vec::new();
-        for row in t.range(after.saturating_add(1)..).map_err(ctx("read dead letters"))? {
-            let (_, v) = row.map_err(ctx("read dead letters"))?;
-            if let Ok(l) = serde_json::from_slice::<DeadLetter>(v.value()) {
-                out.push(l);
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// One dead letter by id.
-    pub fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
-        let db = self.handle()?;
-        let r = db.begin_read().map_err(ctx("begin read"))?;
-        let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
-        Ok(t.get(id)
-            .map_err(ctx("read dead letters"))?
-            .and_then(|v| serde_json::from_slice(v.value()).ok()))
-    }
-
-    /// Removes dead letters recorded before `before_ms`; answers how many.
-    pub fn purge_dead_letters(&self, before_ms: i64) -> Result<usize, StoreError> {
-        let db = self.handle()?;
-        let txn = db.begin_write().map_err(ctx("begin"))?;
-        let mut n = 0;
-        {
-            let mut t = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
-            t.retain(|_, v| {
-                let old = serde_json::from_slice::<DeadLetter>(v).is_ok_and(|l| l.at_ms < before_ms);
-                if old {
-                    n += 1;
-                }
-                !old
-            })
-            .map_err(ctx("purge dead letters"))?;
-        }
-        txn.commit().map_err(ctx("commit"))?;
-        Ok(n)
-    }
-}
-
-/// The appends that send dead letters back: one per target listener, each
-/// removing its dead letters in the same transaction. Dead letters that do
-/// not hold a whole event are reported as not replayable.
-pub fn replay_appends(letters: Vec<DeadLetter>) -> (Vec<Append>, Vec<(u64, String)>) {
-    let mut by_target: std::collections::BTreeMap<Option<String>, Append> = Default::default();
-    let mut refused = Vec::new();
-    for l in letters {
-        match l.to_event() {
-            Some(ev) => {
-                let a = by_target.entry(l.listener.clone()).or_insert_with(|| Append {
-                    target: l.listener.clone(),
-                    ..Append::default()
-                });
-                a.events.push(ev);
-                a.delete_dead_letters.push(l.id);
-            }
-            None => refused.push((
-                l.id,
-                "not replayable: it does not hold a whole event (see its payload)".to_string(),
-            )),
-        }
-    }
-    (by_target.into_values().collect(), refused)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DeadLetter;
 
     fn ev(i: u64) -> Event {
         Event::builder("src", "a.b")
@@ -794,10 +701,10 @@ mod tests {
                 DeadLetter::for_raw("hook", "webhook", "bad JSON", b"{nope", None),
             ])
             .unwrap();
-        assert_eq!(ids, vec![1, 2]);
+        assert_eq!(ids, vec![Some(1), Some(2)]);
         let listed = db.dead_letters(0, 10).unwrap();
         assert_eq!(listed[0].error, "HTTP 500");
-        let (mut appends, refused) = replay_appends(listed);
+        let (mut appends, refused) = crate::store::dead_letter_table::replay_appends(listed);
         assert_eq!(refused.len(), 1);
         db.append(&mut appends, 0).unwrap();
         assert_eq!(db.dead_letters(0, 10).unwrap().len(), 1);

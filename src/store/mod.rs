@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod db;
+pub mod dead_letter_table;
 pub mod dead_letters;
 pub mod idempotency;
 pub mod journal_writer;

@@ -13,7 +13,11 @@ use cxrelay_actors::QueueStats;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::db::{replay_appends, StoreDb};
+use super::db::StoreDb;
+use super::dead_letter_table::ReplayPages;
+
+/// Dead letters sent back per page (memory holds one page).
+const REPLAY_PAGE: usize = 1000;
 use super::dead_letters::DeadLetter;
 use super::journal_writer::{AppendQueue, AppendRequest};
 
@@ -191,7 +195,8 @@ impl Actor for Store {
     }
 }
 
-/// Stores dead letters durably; answers their ids.
+/// Stores dead letters durably; answers the ids of those kept (a
+/// component over its cap has the rest refused, counted and logged).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<u64>, String>")]
 pub struct PutDeadLetters(pub Vec<DeadLetter>);
@@ -200,8 +205,17 @@ impl Handler<PutDeadLetters> for Store {
     type Result = Result<Vec<u64>, String>;
     fn handle(&mut self, msg: PutDeadLetters, _: &mut Self::Context) -> Self::Result {
         let ids = self.db.put_dead_letters(&msg.0).map_err(|e| e.to_string())?;
-        metrics::counter!("cxrelay_dead_letters_total").increment(ids.len() as u64);
-        Ok(ids)
+        for (letter, id) in msg.0.iter().zip(&ids) {
+            if id.is_none() {
+                metrics::counter!("cxrelay_dead_letters_dropped_total", "component" => letter.component.clone())
+                    .increment(1);
+                tracing::warn!(component = %letter.component, cap = self.db.dead_letter_cap(),
+                    "dead letter dropped: the component keeps as many as it may");
+            }
+        }
+        let kept: Vec<u64> = ids.into_iter().flatten().collect();
+        metrics::counter!("cxrelay_dead_letters_total").increment(kept.len() as u64);
+        Ok(kept)
     }
 }
 
@@ -243,38 +257,24 @@ pub struct ReplayDeadLetters {
 impl Handler<ReplayDeadLetters> for Store {
     type Result = ResponseFuture<Result<ReplayReport, String>>;
     fn handle(&mut self, msg: ReplayDeadLetters, _: &mut Self::Context) -> Self::Result {
-        let letters = match &msg.ids {
-            None => self.db.dead_letters(0, usize::MAX),
-            Some(ids) => ids
-                .iter()
-                .filter_map(|id| self.db.dead_letter(*id).transpose())
-                .collect(),
-        };
-        let appends = self.appends.clone();
-        let missing: Vec<u64> = match (&msg.ids, &letters) {
-            (Some(ids), Ok(found)) => ids
-                .iter()
-                .filter(|id| !found.iter().any(|l| l.id == **id))
-                .copied()
-                .collect(),
-            _ => Vec::new(),
-        };
+        let (db, appends) = (self.db.clone(), self.appends.clone());
         Box::pin(async move {
-            let letters = letters.map_err(|e| e.to_string())?;
-            let (batches, mut refused) = replay_appends(letters);
-            refused.extend(missing.into_iter().map(|id| (id, "no such dead letter".to_string())));
-            let mut replayed = 0;
-            for append in batches {
-                let (reply, rx) = oneshot::channel();
-                let n = append.events.len();
-                appends
-                    .send(AppendRequest { append, reply })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                rx.await
-                    .map_err(|_| "cxrelay is shutting down".to_string())?
-                    .map_err(|e| e.to_string())?;
-                replayed += n;
+            let mut pages = ReplayPages::new(msg.ids, REPLAY_PAGE);
+            let (mut replayed, mut refused) = (0, Vec::new());
+            while let Some((batches, not)) = pages.next_page(&db).map_err(|e| e.to_string())? {
+                refused.extend(not);
+                for append in batches {
+                    let (reply, rx) = oneshot::channel();
+                    let n = append.events.len();
+                    appends
+                        .send(AppendRequest { append, reply })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    rx.await
+                        .map_err(|_| "cxrelay is shutting down".to_string())?
+                        .map_err(|e| e.to_string())?;
+                    replayed += n;
+                }
             }
             Ok(ReplayReport { replayed, refused })
         })
