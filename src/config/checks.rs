@@ -104,6 +104,9 @@ fn sections(c: &Config, problem: &mut dyn FnMut(&[&str], String)) {
     if c.http.workers == 0 {
         problem(&["http", "workers"], "must be at least 1".into());
     }
+    if c.service.max_journal_bytes == 0 {
+        problem(&["service", "max_journal_bytes"], "must be at least 1".into());
+    }
     if c.http.max_connections == 0 {
         problem(&["http", "max_connections"], "must be at least 1".into());
     }

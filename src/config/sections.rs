@@ -35,6 +35,9 @@ pub struct ServiceConfig {
     /// Dead letters kept per component (source or listener); more are
     /// refused, counted and logged.
     pub dead_letters_per_component: u64,
+    /// The journal's bound: past it, intake is refused (webhooks 503,
+    /// bulk sources pause) until listeners acknowledge.
+    pub max_journal_bytes: u64,
 }
 
 impl Default for ServiceConfig {
@@ -49,6 +52,7 @@ impl Default for ServiceConfig {
             idempotency_cache_keys: 1_000_000,
             journal_queue: 1024,
             dead_letters_per_component: 100_000,
+            max_journal_bytes: 1 << 30,
         }
     }
 }

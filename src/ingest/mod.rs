@@ -107,11 +107,12 @@ impl Ingest {
         }
     }
 
-    /// Whether new events can be accepted now.
+    /// Whether new events can be accepted now (the store writes, and the
+    /// journal is under its bound).
     pub fn is_available(&self) -> bool {
         match &self.mode {
             Mode::Direct(_) => true,
-            Mode::Journal { db, .. } => db.is_available(),
+            Mode::Journal { db, .. } => db.is_available() && !db.journal_full(),
         }
     }
 
@@ -148,6 +149,12 @@ impl Ingest {
                     return Err(IngestError::StoreUnavailable(
                         db.last_error().unwrap_or_else(|| "store unavailable".into()),
                     ));
+                }
+                if db.journal_full() {
+                    return Err(IngestError::StoreUnavailable(format!(
+                        "the journal is at its bound ({} bytes): listeners are not keeping up",
+                        db.max_journal_bytes()
+                    )));
                 }
                 let keys = batch
                     .keys

@@ -35,6 +35,7 @@ pub(super) async fn open_journal(
         config.service.idempotency_cache_keys,
     )?);
     db.set_dead_letter_cap(config.service.dead_letters_per_component);
+    db.set_max_journal_bytes(config.service.max_journal_bytes);
     component.set_detail("path", db.path().display().to_string());
     let names: Vec<String> = durable.iter().map(|(l, _)| l.name.clone()).collect();
     for gone in db.forget_listeners(&names)? {

@@ -87,6 +87,10 @@ pub struct JournalEntry {
 pub struct JournalStats {
     /// Entries held.
     pub entries: u64,
+    /// Bytes held.
+    pub bytes: u64,
+    /// When the oldest event held was received (ms since the epoch).
+    pub oldest_received_ms: Option<i64>,
     /// Next position to be assigned.
     pub next_seq: u64,
     /// Dead letters held.
@@ -105,6 +109,10 @@ pub struct StoreDb {
     last_error: parking_lot::Mutex<Option<String>>,
     /// Dead letters kept per component; more are refused and counted.
     dead_letter_cap: AtomicU64,
+    /// Bytes the journal table holds (entries not yet truncated).
+    journal_bytes: AtomicU64,
+    /// The journal's bound: appends are refused at or past it.
+    max_journal_bytes: AtomicU64,
 }
 
 impl std::fmt::Debug for StoreDb {
@@ -154,6 +162,7 @@ impl StoreDb {
         let db = open_database(&path)?;
         restrict(data_dir, &path)?;
         let next = Self::prepare(&db)?;
+        let journal_bytes = Self::measure_journal(&db)?;
         Ok(StoreDb {
             path,
             db: RwLock::new(Some(Arc::new(db))),
@@ -163,7 +172,30 @@ impl StoreDb {
             idempotency: IdempotencyCache::new(idempotency_cache_keys),
             last_error: parking_lot::Mutex::new(None),
             dead_letter_cap: AtomicU64::new(super::dead_letter_table::DEFAULT_DEAD_LETTER_CAP),
+            journal_bytes: AtomicU64::new(journal_bytes),
+            max_journal_bytes: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Sets the journal's bound in bytes.
+    pub fn set_max_journal_bytes(&self, max: u64) {
+        self.max_journal_bytes.store(max.max(1), Ordering::Relaxed);
+    }
+
+    /// The journal's bound in bytes.
+    pub fn max_journal_bytes(&self) -> u64 {
+        self.max_journal_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the journal holds now.
+    pub fn journal_bytes(&self) -> u64 {
+        self.journal_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the journal is at its bound (appends are refused until
+    /// listeners acknowledge and it is truncated).
+    pub fn journal_full(&self) -> bool {
+        self.journal_bytes() >= self.max_journal_bytes()
     }
 
     /// Sets how many dead letters each component may keep.
@@ -174,6 +206,19 @@ impl StoreDb {
     /// How many dead letters each component may keep.
     pub fn dead_letter_cap(&self) -> u64 {
         self.dead_letter_cap.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the journal table holds (read once at open: the journal holds
+    /// what listeners have not acknowledged, bounded by their queues).
+    fn measure_journal(db: &Database) -> Result<u64, StoreError> {
+        let r = db.begin_read().map_err(ctx("begin read"))?;
+        let j = r.open_table(JOURNAL).map_err(ctx("open journal"))?;
+        let mut bytes = 0u64;
+        for row in j.iter().map_err(ctx("read journal"))? {
+            let (_, v) = row.map_err(ctx("read journal"))?;
+            bytes += v.value().len() as u64;
+        }
+        Ok(bytes)
     }
 
     /// Creates missing tables; answers the next journal position.
@@ -281,6 +326,7 @@ impl StoreDb {
         let mut next = self.next_seq.load(Ordering::Acquire);
         let expires = now_ms + self.idempotency_window_ms;
         let mut new_keys: Vec<String> = Vec::new();
+        let mut written = 0u64;
         let result = (|| -> Result<Vec<usize>, StoreError> {
             let mut txn = db.begin_write().map_err(ctx("begin"))?;
             txn.set_durability(Durability::Immediate)
@@ -319,12 +365,14 @@ impl StoreDb {
                         chunk.push(ev, a.target.as_deref());
                         if chunk.count() >= CHUNK_EVENTS {
                             journal.insert(next, chunk.bytes()).map_err(ctx("write journal"))?;
+                            written += chunk.bytes().len() as u64;
                             chunk.clear();
                         }
                         next += 1;
                     }
                     if chunk.count() > 0 {
                         journal.insert(next - 1, chunk.bytes()).map_err(ctx("write journal"))?;
+                        written += chunk.bytes().len() as u64;
                         chunk.clear();
                     }
                     if let Some((source, value)) = &a.checkpoint {
@@ -346,6 +394,7 @@ impl StoreDb {
         match result {
             Ok(dups) => {
                 self.next_seq.store(next, Ordering::Release);
+                self.journal_bytes.fetch_add(written, Ordering::Relaxed);
                 for k in &new_keys {
                     self.idempotency.remember(k, expires);
                 }
@@ -389,6 +438,7 @@ impl StoreDb {
             return Err(StoreError::Unavailable(self.last_error().unwrap_or_default()));
         }
         let db = self.handle()?;
+        let mut freed = 0u64;
         let result = (|| -> Result<u64, StoreError> {
             let mut txn = db.begin_write().map_err(ctx("begin"))?;
             txn.set_durability(Durability::None)
@@ -402,14 +452,22 @@ impl StoreDb {
                 let mut j = txn.open_table(JOURNAL).map_err(ctx("open journal"))?;
                 let before = j.len().map_err(ctx("count journal"))?;
                 if truncate_upto > 0 {
-                    j.retain_in(..=truncate_upto, |_, _| false)
-                        .map_err(ctx("truncate journal"))?;
+                    j.retain_in(..=truncate_upto, |_, v| {
+                        freed += v.len() as u64;
+                        false
+                    })
+                    .map_err(ctx("truncate journal"))?;
                 }
                 removed = before - j.len().map_err(ctx("count journal"))?;
             }
             txn.commit().map_err(ctx("commit"))?;
             Ok(removed)
         })();
+        if result.is_ok() {
+            let _ = self
+                .journal_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(freed)));
+        }
         result.map_err(|e| self.fail(e))
     }
 
@@ -472,11 +530,12 @@ impl StoreDb {
         let d = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
         // Positions are consecutive: the events held run from the first
         // entry's first event to the last entry's key.
+        let mut oldest_received_ms = None;
         let first = j.first().map_err(ctx("read journal"))?.map(|(k, v)| {
-            let first_in_entry = codec::decode_entry(k.value(), v.value())
-                .first()
-                .and_then(|e| e.as_ref().ok().map(|(ev, _)| ev.seq));
-            first_in_entry.unwrap_or(k.value())
+            let decoded = codec::decode_entry(k.value(), v.value());
+            let first_in_entry = decoded.first().and_then(|e| e.as_ref().ok().map(|(ev, _)| ev));
+            oldest_received_ms = first_in_entry.map(|ev| ev.received_at);
+            first_in_entry.map(|ev| ev.seq).unwrap_or(k.value())
         });
         let last = j.last().map_err(ctx("read journal"))?.map(|(k, _)| k.value());
         Ok(JournalStats {
@@ -484,6 +543,8 @@ impl StoreDb {
                 (Some(f), Some(l)) => l + 1 - f.min(l),
                 _ => 0,
             },
+            bytes: self.journal_bytes(),
+            oldest_received_ms,
             next_seq: self.next_seq(),
             dead_letters: d.len().map_err(ctx("count dead letters"))?,
         })

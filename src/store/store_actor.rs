@@ -159,11 +159,52 @@ impl Store {
                 .db
                 .expire_idempotency_within(cxrelay_actors::event::now_ms(), EXPIRE_BUDGET);
         }
-        if self.component.state() == ComponentState::Paused && self.db.is_available() {
-            self.component.set_state(ComponentState::Running);
-            self.component.clear_error();
-        }
+        self.publish_backlog();
         self.publish_detail();
+    }
+
+    /// The journal's backlog against its bound: metrics, status, and the
+    /// store's readiness (degraded from 80% of the bound, not ready at it:
+    /// intake is then refused until listeners catch up).
+    fn publish_backlog(&mut self) {
+        let (bytes, max) = (self.db.journal_bytes(), self.db.max_journal_bytes());
+        let stats = self.db.stats().ok();
+        let oldest_age_s = stats
+            .as_ref()
+            .and_then(|s| s.oldest_received_ms)
+            .map_or(0.0, |t| (cxrelay_actors::event::now_ms() - t).max(0) as f64 / 1000.0);
+        metrics::gauge!("cxrelay_journal_backlog_bytes").set(bytes as f64);
+        metrics::gauge!("cxrelay_journal_backlog_events").set(stats.as_ref().map_or(0, |s| s.entries) as f64);
+        metrics::gauge!("cxrelay_journal_oldest_age_seconds").set(oldest_age_s);
+        metrics::gauge!("cxrelay_journal_bound_bytes").set(max as f64);
+        self.component.set_detail("journal_bytes", bytes);
+        self.component.set_detail("max_journal_bytes", max);
+        self.component.set_detail("journal_oldest_age_s", oldest_age_s);
+        let state = if bytes >= max {
+            ComponentState::Paused
+        } else if bytes.saturating_mul(5) >= max.saturating_mul(4) {
+            ComponentState::Degraded
+        } else {
+            ComponentState::Running
+        };
+        if state == ComponentState::Running {
+            if self.component.state() != ComponentState::Running {
+                self.component.set_state(ComponentState::Running);
+                self.component.clear_error();
+            }
+        } else {
+            self.component.fail(
+                state,
+                format!(
+                    "the journal holds {bytes} of its {max} bytes: listeners are not keeping up{}",
+                    if state == ComponentState::Paused {
+                        "; intake is refused until they do"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
     }
 
     fn publish_detail(&self) {

@@ -575,3 +575,71 @@ fn a_webhook_source_without_the_journal_is_refused() {
         "{err}"
     );
 }
+
+/// A sink down while ten times the journal's bound is offered: the bound
+/// holds (intake is refused with 503 + Retry-After, readiness says why),
+/// nothing answered 202 is lost, and it all drains once the sink is back.
+#[test]
+fn a_sink_down_keeps_the_journal_within_its_bound_and_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = TargetServer::start();
+    target.set_failing(true);
+    let bound = 64 * 1024;
+    let listener = format!(
+        "[[listener]]\nname = \"web\"\ntopics = [\"v2.>\"]\nsink = {{ kind = \"http\", url = \"http://{}/in\", batch_events = 50, batch_interval = \"10ms\" }}\nmailbox = 2000\nbatch = 50\nwhen_full = \"block\"\n",
+        target.addr
+    );
+    let config = webhook_config(dir, "ack_timeout = \"1s\"\n", &listener)
+        .replace("[service]\n", &format!("[service]\nmax_journal_bytes = {bound}\n"));
+    let p = Proc::start_with(dir, &config, &env());
+    wait_until("ready", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    let mut conn = KeepAlive::new(p.addr);
+    let mut acked = HashSet::new();
+    let (mut refused, mut offered_bytes) = (0, 0);
+    let mut i = 0u64;
+    // Offer ten times the bound.
+    while offered_bytes < 10 * bound {
+        let pl = signed(bare(i).into_bytes(), false);
+        offered_bytes += pl.body.len();
+        let headers: Vec<(&str, &str)> = pl.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = conn.send("POST", "/ingest/eventbridge", &headers, &pl.body).unwrap();
+        match r.status {
+            202 => {
+                acked.insert(format!("evt-{i}"));
+            }
+            503 => {
+                assert!(r.header("retry-after").is_some());
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+        i += 1;
+    }
+    // Readiness says why within one store round.
+    wait_until("readiness reports the bound", Duration::from_secs(10), || {
+        let ready = p.get("/health/ready");
+        ready.status == 503 && ready.text().contains("journal")
+    });
+    let status = p.get("/status").json();
+    let store = component(&status, "store");
+    let held = store["detail"]["journal_bytes"].as_u64().unwrap();
+    eprintln!(
+        "sink down: offered {offered_bytes} bytes, {} acknowledged, {refused} refused; journal holds {held} of {bound}",
+        acked.len()
+    );
+    assert!(refused > 0, "intake must be refused at the bound");
+    // One group commit may cross the bound; none may start past it.
+    assert!(held < (bound + 16 * 1024) as u64, "journal {held} bytes, bound {bound}");
+    target.set_failing(false);
+    wait_until("every acknowledged event delivered", Duration::from_secs(60), || {
+        let ids = target.ids().0;
+        acked.iter().all(|id| ids.contains(id))
+    });
+    wait_until("ready again", Duration::from_secs(30), || {
+        p.get("/health/ready").status == 200
+    });
+    assert!(p.terminate().success());
+}
