@@ -184,3 +184,31 @@ fn a_restart_fetches_only_what_is_left_and_continues_a_half_written_file() {
     assert!(read_ndjson_dir(&dir.join("out")).iter().any(|l| l["id"] == "r1"));
     assert!(p.terminate().success());
 }
+
+/// A local write failure (here: the recording's directory cannot be
+/// created) is transient: the recording is tried again, never announced as
+/// unavailable, and lands once the cause is gone.
+#[test]
+fn a_local_write_failure_is_retried_not_reported_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let e = emulator_for_recordings();
+    // The conversation's directory name is taken by a file.
+    std::fs::create_dir_all(dir.join("recordings")).unwrap();
+    let blocker = dir.join("recordings").join("conv-local");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let p = Proc::start(dir, &config(dir, &e, &["conv-local/rec-1"]));
+    wait_until("the failure is reported and retried", Duration::from_secs(30), || {
+        let c = component(&p.get("/status").json(), "recs");
+        c["state"] == "degraded" && c["detail"]["local_failures"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(
+        announced(dir).is_empty(),
+        "nothing announced while it cannot be written"
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    wait_until("downloaded once the cause is gone", Duration::from_secs(60), || {
+        announced(dir).get("rec-1").is_some_and(|v| v["status"] == "downloaded")
+    });
+    assert!(p.terminate().success());
+}

@@ -27,6 +27,9 @@ enum Outcome {
     Downloaded(String, u64, String),
     /// The platform cannot provide it (reported, not retried).
     Unavailable(String),
+    /// Writing it here failed (disk full, permissions, fsync): transient,
+    /// never reported as unavailable; the download is tried again.
+    Local(String),
 }
 
 pub(super) struct RecordingsRunner {
@@ -38,6 +41,7 @@ pub(super) struct RecordingsRunner {
     downloaded: u64,
     unavailable: u64,
     bytes: u64,
+    local_failures: u64,
 }
 
 impl RecordingsRunner {
@@ -57,6 +61,7 @@ impl RecordingsRunner {
             downloaded: 0,
             unavailable: 0,
             bytes: 0,
+            local_failures: 0,
         }
     }
 
@@ -89,7 +94,7 @@ impl RecordingsRunner {
                         result_url: Some(url),
                         content_type,
                         ..
-                    }) => self.download(&api, r, url, content_type.as_deref()).await,
+                    }) => self.download_retrying(&api, r, url, content_type.as_deref()).await,
                     Some(BatchResult { error_msg, .. }) => {
                         Outcome::Unavailable(error_msg.clone().unwrap_or_else(|| "no result URL".into()))
                     }
@@ -144,6 +149,47 @@ impl RecordingsRunner {
         }
     }
 
+    /// Downloads, waiting out local I/O failures with backoff: the
+    /// `.part` file keeps what was written and the transfer resumes there.
+    async fn download_retrying(
+        &mut self,
+        api: &crate::genesys::ApiClient,
+        r: &RecordingRef,
+        url: &str,
+        content_type: Option<&str>,
+    ) -> Outcome {
+        let mut delays = BackoffPolicy {
+            initial: std::time::Duration::from_secs(1),
+            multiplier: 2.0,
+            max: std::time::Duration::from_secs(60),
+            randomization: 0.2,
+            full_jitter: false,
+        }
+        .schedule();
+        loop {
+            match self.download(api, r, url, content_type).await {
+                Outcome::Local(why) => {
+                    let delay = delays.next_delay();
+                    tracing::warn!(source = %self.s.name, recording = %r, error = %why, ?delay,
+                        "writing a recording failed here; trying again");
+                    self.out
+                        .component
+                        .fail(ComponentState::Degraded, format!("{r}: {why} (retrying)"));
+                    self.local_failures += 1;
+                    self.detail("local_failures", self.local_failures);
+                    tokio::time::sleep(delay).await;
+                }
+                done => {
+                    if self.out.component.state() == ComponentState::Degraded {
+                        self.out.component.set_state(ComponentState::Running);
+                        self.out.component.clear_error();
+                    }
+                    return done;
+                }
+            }
+        }
+    }
+
     async fn download(
         &mut self,
         api: &crate::genesys::ApiClient,
@@ -156,7 +202,7 @@ impl RecordingsRunner {
         let path = final_path(&self.s.output, r, content_type);
         let mut part = match PartFile::open(path) {
             Ok(p) => p,
-            Err(e) => return Outcome::Unavailable(e),
+            Err(e) => return Outcome::Local(e),
         };
         let renewal = DownloadUrl::new(
             UrlOrigin::Recording(r.clone()),
@@ -175,7 +221,7 @@ impl RecordingsRunner {
             match body.next().await {
                 Ok(Some(chunk)) => {
                     if let Err(e) = part.write(&chunk) {
-                        return Outcome::Unavailable(e);
+                        return Outcome::Local(e);
                     }
                 }
                 Ok(None) => break,
@@ -188,7 +234,7 @@ impl RecordingsRunner {
         let len = part.len();
         match part.finish() {
             Ok((path, sha)) => Outcome::Downloaded(path.display().to_string(), len, sha),
-            Err(e) => Outcome::Unavailable(e),
+            Err(e) => Outcome::Local(e),
         }
     }
 
@@ -204,7 +250,7 @@ impl RecordingsRunner {
                 "conversationId": r.conversation_id, "recordingId": r.recording_id, "status": "downloaded",
                 "contentType": content_type, "bytes": bytes, "sha256": sha, "path": path,
             }),
-            Outcome::Unavailable(why) => json!({
+            Outcome::Unavailable(why) | Outcome::Local(why) => json!({
                 "conversationId": r.conversation_id, "recordingId": r.recording_id, "status": "unavailable",
                 "error": UrlError::Unavailable(why.clone()).to_string(),
             }),
@@ -235,7 +281,7 @@ impl RecordingsRunner {
                 metrics::counter!("cxrelay_recordings_downloaded_total", "source" => self.s.name.clone()).increment(1);
                 metrics::counter!("cxrelay_recordings_bytes_total", "source" => self.s.name.clone()).increment(bytes);
             }
-            Outcome::Unavailable(why) => {
+            Outcome::Unavailable(why) | Outcome::Local(why) => {
                 self.unavailable += 1;
                 tracing::warn!(source = %self.s.name, recording = %r, error = %why, "recording unavailable");
                 self.out.component.record_error(format!("{r}: {why}"));
