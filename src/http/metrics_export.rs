@@ -28,7 +28,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     }
     for c in state.registry.snapshot() {
         counter!("cxrelay_component_restarts_total", "component" => c.name.clone()).absolute(c.restarts);
-        gauge!("cxrelay_component_ready", "component" => c.name.clone(), "kind" => c.kind.clone())
+        gauge!("cxrelay_component_ready", "component" => c.name.clone(), "kind" => c.kind.as_str())
             .set(if c.state.is_ready() { 1.0 } else { 0.0 });
     }
     gauge!("cxrelay_uptime_seconds").set(state.started.elapsed().as_secs_f64());

@@ -4,7 +4,7 @@
 use actix::prelude::*;
 #[cfg(feature = "emulator")]
 use cxrelay_actors::registry::ComponentState;
-use cxrelay_actors::Registry;
+use cxrelay_actors::{ComponentKind, Registry};
 
 use super::StartError;
 #[cfg(feature = "emulator")]
@@ -28,7 +28,7 @@ fn start_emulator(config: &Config, registry: &Registry) -> Result<(Hosts, Emulat
     let settings = config.emulator.clone().unwrap_or_default();
     let e = crate::emulator::start_in_thread(settings, "127.0.0.1:0")
         .map_err(|e| StartError::Genesys(format!("cannot start the bundled emulator: {e}")))?;
-    let component = registry.register("emulator", "emulator", false);
+    let component = registry.register("emulator", ComponentKind::Emulator, false);
     component.set_state(ComponentState::Running);
     component.set_detail("url", e.url());
     tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
@@ -90,7 +90,7 @@ pub(super) async fn start_genesys(
         (None, true) => emulator_client(config),
         _ => return Err(refuse("no OAuth client credentials".into())),
     };
-    let component = registry.register("genesys-auth", "auth", true);
+    let component = registry.register("genesys-auth", ComponentKind::Auth, true);
     component.set_detail("login", hosts.login.clone());
     let thread = Arbiter::new();
     let tokens = {

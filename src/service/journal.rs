@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use cxrelay_actors::{QueueStats, Registry, Router};
+use cxrelay_actors::{ComponentKind, QueueStats, Registry, Router};
 
 use super::StartError;
 use crate::config::{Config, ListenerConfig};
@@ -28,7 +28,7 @@ pub(super) async fn open_journal(
     durable: &[(&ListenerConfig, Arc<QueueStats>)],
     threads: &mut Vec<Arbiter>,
 ) -> Result<(Ingest, Journal), StartError> {
-    let component = registry.register("store", "store", true);
+    let component = registry.register("store", ComponentKind::Store, true);
     let db = Arc::new(StoreDb::open(
         &config.service.data_dir,
         config.service.idempotency_window.as_millis() as i64,

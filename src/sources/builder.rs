@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::Component;
+use cxrelay_actors::registry::{Component, ComponentKind};
 use cxrelay_actors::supervision::{ChildSpec, Supervise, Supervisor};
 use cxrelay_actors::Registry;
 use futures_util::future::LocalBoxFuture;
@@ -15,10 +15,6 @@ use crate::ingest::Ingest;
 use crate::sources::delivery::Delivery;
 use crate::sources::notifications::NotificationSources;
 use crate::store::{PutDeadLetters, StoreDb};
-
-/// The component kind every source (and each of its channels) registers
-/// under; the supervisor stops sources by this kind at shutdown.
-pub const SOURCE: &str = "source";
 
 /// Why a source could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -104,9 +100,10 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
-    /// Registers the source's health entry (it gates readiness).
+    /// Registers the source's health entry (it gates readiness; the
+    /// supervisor stops sources by their component kind at shutdown).
     pub fn component(&self, name: &str, kind: &str) -> Arc<Component> {
-        let component = self.registry.register(name, SOURCE, true);
+        let component = self.registry.register(name, ComponentKind::Source, true);
         component.set_detail("kind", kind);
         component
     }

@@ -11,7 +11,7 @@ use cxrelay_actors::pool::{PoolConfig, Worker, WorkerPool};
 use cxrelay_actors::registry::Progress;
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown};
-use cxrelay_actors::{Deliver, Subscribe};
+use cxrelay_actors::{ComponentKind, Deliver, Subscribe};
 
 async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> crate::common::Response {
     tokio::task::spawn_blocking(move || crate::common::get(addr, path))
@@ -62,7 +62,7 @@ async fn a_component_that_fails_forever_turns_readiness_503_naming_it() {
     let addr = svc.http_addr();
     assert_eq!(http_get(addr, "/health/ready").await.status, 200);
     svc.supervise(
-        ChildSpec::new("flaky-source", "source", || AlwaysFails.start()).policy(RestartPolicy {
+        ChildSpec::new("flaky-source", ComponentKind::Source, || AlwaysFails.start()).policy(RestartPolicy {
             max_restarts: 3,
             within: Duration::from_secs(60),
             backoff: BackoffPolicy {
@@ -168,7 +168,7 @@ async fn a_worker_panic_shows_as_a_restart_in_status_and_the_pool_keeps_serving(
     let tmp = tempfile::tempdir().unwrap();
     let svc = start(tmp.path()).await;
     let addr = svc.http_addr();
-    let component = svc.registry().register("transform-pool", "pool", false);
+    let component = svc.registry().register("transform-pool", ComponentKind::Pool, false);
     let pool = WorkerPool::start(
         PoolConfig {
             name: "transform-pool".into(),
@@ -285,11 +285,11 @@ async fn an_actor_holding_work_without_progress_is_restarted_and_status_says_stu
     let instances: Arc<parking_lot::Mutex<Vec<Addr<Stalls>>>> = Arc::default();
     let list = instances.clone();
     svc.supervise(
-        ChildSpec::new("stalling", "listener", move || {
+        ChildSpec::new("stalling", ComponentKind::Listener, move || {
             // This instance's handle: the supervisor began a new instance
             // just before calling the factory.
             let progress = registry
-                .register("stalling", "listener", true)
+                .register("stalling", ComponentKind::Listener, true)
                 .report_progress(Duration::from_millis(400));
             let mut list = list.lock();
             let addr = Stalls {

@@ -4,6 +4,7 @@
 //! messaging any actor, so a stuck actor can never hide the status page.
 
 mod carried;
+mod kind;
 mod progress;
 mod stop_reason;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 use crate::event::now_ms;
 use carried::Carried;
+pub use kind::ComponentKind;
 pub use progress::{Progress, ProgressSample};
 pub use stop_reason::{LastStop, StopReason};
 
@@ -56,7 +58,7 @@ impl ComponentState {
 #[derive(Debug)]
 pub struct Component {
     name: String,
-    kind: String,
+    kind: ComponentKind,
     gates_readiness: bool,
     inner: Mutex<ComponentInner>,
     restarts: AtomicU64,
@@ -81,8 +83,8 @@ struct ComponentInner {
 pub struct ComponentSnapshot {
     /// Component name.
     pub name: String,
-    /// What kind of component it is (source, sink, store, ...).
-    pub kind: String,
+    /// What kind of component it is (source, listener, store, ...).
+    pub kind: ComponentKind,
     /// Current state.
     pub state: ComponentState,
     /// Since when (ms since the epoch).
@@ -103,6 +105,11 @@ impl Component {
     /// The component's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The component's kind.
+    pub fn kind(&self) -> ComponentKind {
+        self.kind
     }
 
     /// Sets the state (and clears the error when it becomes healthy).
@@ -238,7 +245,7 @@ impl Component {
         let inner = self.inner.lock();
         ComponentSnapshot {
             name: self.name.clone(),
-            kind: self.kind.clone(),
+            kind: self.kind,
             state: inner.state,
             since_ms: inner.since_ms,
             restarts: self.restarts.load(Ordering::Relaxed),
@@ -264,13 +271,13 @@ impl Registry {
 
     /// Registers (or returns the existing) component `name`. Components that
     /// gate readiness make `/health/ready` fail while they are not ready.
-    pub fn register(&self, name: &str, kind: &str, gates_readiness: bool) -> Arc<Component> {
+    pub fn register(&self, name: &str, kind: ComponentKind, gates_readiness: bool) -> Arc<Component> {
         self.components
             .entry(name.to_string())
             .or_insert_with(|| {
                 Arc::new(Component {
                     name: name.to_string(),
-                    kind: kind.to_string(),
+                    kind,
                     gates_readiness,
                     restarts: AtomicU64::new(0),
                     inner: Mutex::new(ComponentInner {
@@ -333,8 +340,8 @@ mod tests {
     #[test]
     fn readiness_follows_gating_components_only() {
         let r = Registry::new();
-        let a = r.register("a", "source", true);
-        let b = r.register("b", "sink", false);
+        let a = r.register("a", ComponentKind::Source, true);
+        let b = r.register("b", ComponentKind::Listener, false);
         assert_eq!(r.not_ready().len(), 1);
         a.set_state(ComponentState::Running);
         b.fail(ComponentState::Failed, "x");
@@ -347,7 +354,7 @@ mod tests {
 
     #[test]
     fn each_instance_reports_through_its_own_handle_and_the_old_one_is_retired() {
-        let c = Registry::new().register("sink", "listener", true);
+        let c = Registry::new().register("sink", ComponentKind::Listener, true);
         let first = c.report_progress(Duration::from_secs(5));
         first.set_busy(true);
         assert!(Arc::ptr_eq(&first, &c.progress_handle()));
@@ -365,7 +372,7 @@ mod tests {
     #[test]
     fn stops_are_recorded_typed_with_the_restart_count() {
         let r = Registry::new();
-        let c = r.register("pool", "pool", false);
+        let c = r.register("pool", ComponentKind::Pool, false);
         assert_eq!(c.restarted(StopReason::Panicked { message: "boom".into() }), 1);
         let snap = &r.snapshot()[0];
         assert_eq!(snap.restarts, 1);
@@ -385,7 +392,7 @@ mod tests {
 
     #[test]
     fn carried_values_are_shared_by_type() {
-        let c = Registry::new().register("sink", "listener", true);
+        let c = Registry::new().register("sink", ComponentKind::Listener, true);
         let a = c.carried::<Mutex<Vec<u32>>>();
         a.lock().push(1);
         assert_eq!(*c.carried::<Mutex<Vec<u32>>>().lock(), vec![1]);

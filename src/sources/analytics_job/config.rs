@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::Component;
+use cxrelay_actors::registry::{Component, ComponentKind};
 use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{AnalyticsJob, AnalyticsJobSettings, GapQueue, Schedule, DEFAULT_TOPIC};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::genesys::interval::{parse_iso_ms, Interval};
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext, SOURCE};
+use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
 
 /// An analytics job's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -184,7 +184,7 @@ pub async fn start_analytics_job(
     let delivery = cx.delivery(component);
     let db = cx.db.clone();
     let thread = bulk_thread();
-    let spec = ChildSpec::new(settings.name.clone(), SOURCE, move || {
+    let spec = ChildSpec::new(settings.name.clone(), ComponentKind::Source, move || {
         let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
         AnalyticsJob::start_in_arbiter(&thread, move |_| AnalyticsJob::new(settings, org, delivery, db))
     });

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use actix::prelude::*;
+use cxrelay_actors::registry::ComponentKind;
 use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ExportDownload, ExportFormat, ExportSettings, UrlOrigin};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::check_topic;
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext, SOURCE};
+use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
 
 /// An export's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -153,7 +154,7 @@ impl SourceBuilder for ExportConfig {
             let delivery = cx.delivery(component);
             let db = cx.db.clone();
             let thread = bulk_thread();
-            let spec = ChildSpec::new(name.to_string(), SOURCE, move || {
+            let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
                 let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
                 ExportDownload::start_in_arbiter(&thread, move |_| ExportDownload::new(settings, org, delivery, db))
             });

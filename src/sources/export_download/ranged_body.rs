@@ -381,7 +381,7 @@ mod tests {
                 max_failures: 1,
                 backoff: BackoffPolicy::default(),
             },
-            registry.register("export", "source", true),
+            registry.register("export", cxrelay_actors::ComponentKind::Source, true),
             0,
         );
         b.validate(Some(100), Some("\"a\"".into())).unwrap();

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentKind, ComponentState};
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Supervise, Supervisor};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -46,9 +46,6 @@ use crate::genesys::GenesysOrg;
 use crate::ingest::Ingest;
 use crate::store::PutDeadLetters;
 
-/// The component kind of channels (the supervisor stops sources by kind at
-/// shutdown).
-const KIND: &str = crate::sources::builder::SOURCE;
 /// How long an admin request waits for a channel actor.
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -163,7 +160,9 @@ impl NotificationsSource {
         });
         self.arbiters.lock().push(arbiter);
         self.slots.write().push(slot.clone());
-        let component = self.parts.registry.register(&slot.name, KIND, true);
+        // Each channel is a source of its own to the supervisor, which stops
+        // sources by kind at shutdown.
+        let component = self.parts.registry.register(&slot.name, ComponentKind::Source, true);
         let parts = ChannelParts {
             settings: Arc::new(self.settings.channel.clone()),
             slot: slot.clone(),
@@ -173,7 +172,7 @@ impl NotificationsSource {
             gaps: self.parts.gaps.clone(),
             component,
         };
-        let spec = ChildSpec::new(slot.name.clone(), KIND, move || {
+        let spec = ChildSpec::new(slot.name.clone(), ComponentKind::Source, move || {
             let parts = parts.clone();
             NotificationChannel::start_in_arbiter(&parts.slot.arbiter.clone(), move |_| NotificationChannel::new(parts))
         })
