@@ -22,6 +22,14 @@ pub(super) struct Genesys {
     pub emulator: Option<EmulatorHandle>,
 }
 
+/// The in-process emulator's `/status` details.
+#[cfg(feature = "emulator")]
+#[derive(serde::Serialize)]
+struct EmulatorStatus {
+    /// Where it listens.
+    url: String,
+}
+
 /// Starts the bundled emulator in-process; answers where it listens.
 #[cfg(feature = "emulator")]
 fn start_emulator(config: &Config, registry: &Registry) -> Result<(Hosts, EmulatorHandle), StartError> {
@@ -30,7 +38,7 @@ fn start_emulator(config: &Config, registry: &Registry) -> Result<(Hosts, Emulat
         .map_err(|e| StartError::Genesys(format!("cannot start the bundled emulator: {e}")))?;
     let component = registry.register("emulator", ComponentKind::Emulator, false);
     component.set_state(ComponentState::Running);
-    component.set_detail("url", e.url());
+    component.set_status(&EmulatorStatus { url: e.url() });
     tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
     Ok((Hosts::single(&e.url()), e))
 }
@@ -90,8 +98,8 @@ pub(super) async fn start_genesys(
         (None, true) => emulator_client(config),
         _ => return Err(refuse("no OAuth client credentials".into())),
     };
+    // The token provider shows where it logs in.
     let component = registry.register("genesys-auth", ComponentKind::Auth, true);
-    component.set_detail("login", hosts.login.clone());
     let thread = Arbiter::new();
     let tokens = {
         let (hosts, component) = (hosts.clone(), component.clone());

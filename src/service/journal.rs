@@ -34,7 +34,6 @@ pub(super) async fn open_journal(
         config.service.idempotency_window.as_millis() as i64,
         config.service.idempotency_cache_keys,
     )?);
-    component.set_detail("path", db.path().display().to_string());
     let names: Vec<String> = durable.iter().map(|(l, _)| l.name.clone()).collect();
     for gone in db.forget_listeners(&names)? {
         tracing::warn!(listener = %gone, "listener is no longer configured; its position is forgotten");

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use super::StartError;
 use crate::config::{Config, ListenerConfig, ListenerTransform, OrderBy, Secret, Secrets};
+use crate::sinks::telemetry::ListenerStatus;
 use crate::sinks::{FlushNow, SinkContext, SinkOptions};
 use crate::store::PutDeadLetters;
 use crate::transform::{Masker, TransformSpec, TransformWorker, Transformer};
@@ -83,8 +84,10 @@ pub(super) async fn start_listener(
     // Listeners register under their own kind: the supervisor stops them by
     // it at shutdown, after the sources.
     let component = parts.registry.register(&l.name, ComponentKind::Listener, true);
-    component.set_detail("sink", l.sink.kind());
-    component.set_detail("when_full", l.when_full.as_str());
+    component.set_status(&ListenerStatus {
+        sink: l.sink.kind(),
+        when_full: l.when_full.as_str(),
+    });
     let transformer = match (&l.transform, &parts.pool) {
         (Some(t), Some(pool)) => Some(Transformer::new(
             pool.clone(),

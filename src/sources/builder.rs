@@ -14,6 +14,7 @@ use crate::http::IngressRoutes;
 use crate::ingest::Ingest;
 use crate::sources::delivery::Delivery;
 use crate::sources::notifications::NotificationSources;
+use crate::sources::telemetry::SourceKindStatus;
 use crate::store::{PutDeadLetters, StoreDb};
 
 /// Why a source could not be started.
@@ -101,10 +102,11 @@ pub struct SourceContext {
 
 impl SourceContext {
     /// Registers the source's health entry (it gates readiness; the
-    /// supervisor stops sources by their component kind at shutdown).
-    pub fn component(&self, name: &str, kind: &str) -> Arc<Component> {
+    /// supervisor stops sources by their component kind at shutdown), with
+    /// its `[[source]]` kind in its status.
+    pub fn component(&self, name: &str, kind: &'static str) -> Arc<Component> {
         let component = self.registry.register(name, ComponentKind::Source, true);
-        component.set_detail("kind", kind);
+        component.set_status(&SourceKindStatus { kind });
         component
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use actix::Recipient;
 use cxrelay_actors::registry::{Component, ComponentState};
 
+use super::telemetry::{DeadLettersDropped, DeadLettersKept};
 use crate::ingest::{Ingest, IngestBatch, IngestError, Receipt};
 use crate::store::{DeadLetter, PutDeadLetters};
 
@@ -102,17 +103,24 @@ impl Delivery {
             return Ok(0);
         }
         let n = letters.len();
-        let source = self.component.name().to_string();
-        metrics::counter!("cxrelay_source_dead_letters_total", "source" => source.clone()).increment(n as u64);
+        let source = self.component.name();
+        let first = &letters[0];
         let Some(store) = &self.dead_letters else {
-            tracing::error!(%source, records = n, first = %letters[0].error,
-                "records could not become events and the journal is off: they are dropped");
-            metrics::counter!("cxrelay_source_dropped_total", "source" => source, "reason" => "no_dead_letter_store")
-                .increment(n as u64);
+            DeadLettersDropped {
+                source,
+                records: n,
+                first_error: &first.error,
+            }
+            .emit();
             return Ok(0);
         };
-        tracing::warn!(%source, records = n, first = %letters[0].error, position = ?letters[0].position,
-            "records go to dead letters");
+        DeadLettersKept {
+            source,
+            records: n,
+            first_error: &first.error,
+            first_position: first.position.as_deref(),
+        }
+        .emit();
         loop {
             match store.send(PutDeadLetters(letters.clone())).await {
                 Ok(Ok(_)) => return Ok(n),

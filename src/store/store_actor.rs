@@ -13,9 +13,10 @@ use cxrelay_actors::QueueStats;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::db::{replay_appends, StoreDb};
+use super::db::{replay_appends, JournalStats, StoreDb};
 use super::dead_letters::DeadLetter;
 use super::journal_writer::{AppendQueue, AppendRequest};
+use super::telemetry::{DeadLettersStored, StoreStatus};
 
 /// A listener whose acknowledgements hold the journal back.
 #[derive(Debug, Clone)]
@@ -49,6 +50,10 @@ pub struct Store {
     last_recover: Option<Instant>,
     last_expire: Instant,
     truncated: u64,
+    /// The journal's counters at the last look that succeeded.
+    stats: Option<JournalStats>,
+    /// The store's file, as shown.
+    path: String,
 }
 
 impl Store {
@@ -70,6 +75,7 @@ impl Store {
             })
             .collect();
         Store {
+            path: db.path().display().to_string(),
             db,
             routed_upto,
             listeners,
@@ -78,6 +84,7 @@ impl Store {
             last_recover: None,
             last_expire: Instant::now(),
             truncated: 0,
+            stats: None,
         }
     }
 
@@ -156,23 +163,25 @@ impl Store {
         self.publish_detail();
     }
 
-    fn publish_detail(&self) {
+    fn publish_detail(&mut self) {
+        // A failed look leaves the last good counters shown.
         if let Ok(s) = self.db.stats() {
-            self.component.set_detail("journal_entries", s.entries);
-            self.component.set_detail("next_seq", s.next_seq);
-            self.component.set_detail("dead_letters", s.dead_letters);
+            self.stats = Some(s);
         }
-        self.component.set_detail("truncated", self.truncated);
-        self.component
-            .set_detail("routed_upto", self.routed_upto.load(Ordering::Acquire));
-        self.component
-            .set_detail("idempotency_cached_keys", self.db.idempotency.len());
-        let positions: serde_json::Map<String, serde_json::Value> = self
-            .listeners
-            .iter()
-            .map(|t| (t.listener.name.clone(), t.safe.into()))
-            .collect();
-        self.component.set_detail("acked_positions", positions);
+        self.component.set_status(&StoreStatus {
+            path: &self.path,
+            journal_entries: self.stats.map(|s| s.entries),
+            next_seq: self.stats.map(|s| s.next_seq),
+            dead_letters: self.stats.map(|s| s.dead_letters),
+            truncated: self.truncated,
+            routed_upto: self.routed_upto.load(Ordering::Acquire),
+            idempotency_cached_keys: self.db.idempotency.len(),
+            acked_positions: self
+                .listeners
+                .iter()
+                .map(|t| (t.listener.name.as_str(), t.safe))
+                .collect(),
+        });
     }
 }
 
@@ -180,6 +189,7 @@ impl Actor for Store {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.publish_detail();
         self.component.set_state(ComponentState::Running);
         ctx.run_interval(TICK, |this, _| this.tick());
     }
@@ -194,7 +204,7 @@ impl Handler<PutDeadLetters> for Store {
     type Result = Result<Vec<u64>, String>;
     fn handle(&mut self, msg: PutDeadLetters, _: &mut Self::Context) -> Self::Result {
         let ids = self.db.put_dead_letters(&msg.0).map_err(|e| e.to_string())?;
-        metrics::counter!("cxrelay_dead_letters_total").increment(ids.len() as u64);
+        DeadLettersStored { count: ids.len() }.emit();
         Ok(ids)
     }
 }

@@ -6,6 +6,7 @@
 mod carried;
 mod kind;
 mod progress;
+mod status;
 mod stop_reason;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,8 @@ use crate::event::now_ms;
 use carried::Carried;
 pub use kind::ComponentKind;
 pub use progress::{Progress, ProgressSample};
+pub use status::StatusError;
+use status::StatusParts;
 pub use stop_reason::{LastStop, StopReason};
 
 /// Lifecycle state of a component.
@@ -75,7 +78,7 @@ struct ComponentInner {
     last_stop: Option<LastStop>,
     /// Why the running instance says it is stopping, for its supervisor.
     reported_stop: Option<StopReason>,
-    detail: serde_json::Map<String, serde_json::Value>,
+    status: StatusParts,
 }
 
 /// A serialisable copy of a component's entry.
@@ -97,7 +100,8 @@ pub struct ComponentSnapshot {
     pub last_stop: Option<LastStop>,
     /// Whether this component's state gates readiness.
     pub gates_readiness: bool,
-    /// Component-specific details.
+    /// Component-specific details: the fields of every status part it
+    /// published.
     pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -230,14 +234,26 @@ impl Component {
         self.carried.get_or_default()
     }
 
-    /// Sets one detail field shown in status.
-    pub fn set_detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.inner.lock().detail.insert(key.to_string(), value.into());
+    /// Publishes one part of the component's `/status` details: the
+    /// fields `status` serialises to replace those the previous value of
+    /// the same type published (a field it no longer writes disappears).
+    /// Parts of different types (a source's runner and the reader of its
+    /// download, say) are kept side by side and shown as one object.
+    ///
+    /// Serialises on the caller's thread: publish on a schedule (a tick, a
+    /// committed batch), not per event.
+    pub fn set_status<S: Serialize + ?Sized>(&self, status: &S) {
+        if let Err(e) = self.try_set_status(status) {
+            tracing::warn!(component = %self.name, part = std::any::type_name::<S>(), error = %e,
+                "status not published");
+        }
     }
 
-    /// Removes one detail field.
-    pub fn remove_detail(&self, key: &str) {
-        self.inner.lock().detail.remove(key);
+    /// [`Component::set_status`], answering why a status was refused.
+    pub fn try_set_status<S: Serialize + ?Sized>(&self, status: &S) -> Result<(), StatusError> {
+        let fields = status::fields_of(status)?;
+        self.inner.lock().status.set(std::any::type_name::<S>(), fields);
+        Ok(())
     }
 
     /// A copy for serialisation.
@@ -252,7 +268,7 @@ impl Component {
             last_error: inner.last_error.clone(),
             last_stop: inner.last_stop.clone(),
             gates_readiness: self.gates_readiness,
-            detail: inner.detail.clone(),
+            detail: inner.status.merged(),
         }
     }
 }
@@ -286,7 +302,7 @@ impl Registry {
                         last_error: None,
                         last_stop: None,
                         reported_stop: None,
-                        detail: serde_json::Map::new(),
+                        status: StatusParts::default(),
                     }),
                     instance: Mutex::new(Arc::new(Progress::default())),
                     carried: Carried::default(),
@@ -388,6 +404,36 @@ mod tests {
             "not an error"
         );
         assert_eq!(c.last_stop().map(|s| s.reason), Some(StopReason::Stopped));
+    }
+
+    #[test]
+    fn status_parts_of_different_types_show_as_one_object() {
+        #[derive(Serialize)]
+        struct Runner {
+            phase: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            job: Option<u32>,
+        }
+        #[derive(Serialize)]
+        struct Transfer {
+            bytes_received: u64,
+        }
+        let c = Registry::new().register("s", ComponentKind::Source, true);
+        c.set_status(&Runner {
+            phase: "paging",
+            job: Some(7),
+        });
+        c.set_status(&Transfer { bytes_received: 10 });
+        c.set_status(&Runner {
+            phase: "finished",
+            job: None,
+        });
+        assert_eq!(
+            serde_json::Value::Object(c.snapshot().detail),
+            serde_json::json!({"phase": "finished", "bytes_received": 10})
+        );
+        assert!(c.try_set_status(&1).is_err(), "a number has no fields");
+        assert_eq!(c.snapshot().kind, ComponentKind::Source);
     }
 
     #[test]

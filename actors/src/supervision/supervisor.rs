@@ -162,6 +162,18 @@ struct Abandoned {
     since: Instant,
 }
 
+/// The supervisor's part of a child's `/status` details: instances given
+/// up on as stuck that have not stopped yet (absent when none).
+#[derive(Debug, serde::Serialize)]
+struct AbandonedStatus {
+    #[serde(skip_serializing_if = "is_zero")]
+    abandoned_instances: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Watches children and restarts those that die or get stuck.
 pub struct Supervisor {
     registry: Registry,
@@ -230,10 +242,8 @@ impl Supervisor {
     }
 
     fn publish_abandoned(&self, name: &str, component: &Component) {
-        match self.abandoned.iter().filter(|a| a.name == name).count() {
-            0 => component.remove_detail("abandoned_instances"),
-            n => component.set_detail("abandoned_instances", n),
-        }
+        let n = self.abandoned.iter().filter(|a| a.name == name).count();
+        component.set_status(&AbandonedStatus { abandoned_instances: n });
     }
 
     /// Forgets abandoned instances that have finally stopped.

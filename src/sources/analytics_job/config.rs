@@ -10,6 +10,7 @@ use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::telemetry::AnalyticsJobStatus;
 use super::{AnalyticsJob, AnalyticsJobSettings, GapQueue, Schedule, DEFAULT_TOPIC};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::genesys::interval::{parse_iso_ms, Interval};
@@ -179,7 +180,7 @@ pub async fn start_analytics_job(
     cx: &SourceContext,
     component: Arc<Component>,
 ) -> Result<(), BuildError> {
-    component.set_detail("schedule", format!("{:?}", settings.schedule));
+    component.set_status(&AnalyticsJobStatus::new(&settings));
     let org = cx.org()?;
     let delivery = cx.delivery(component);
     let db = cx.db.clone();

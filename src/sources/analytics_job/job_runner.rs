@@ -16,6 +16,9 @@ use super::checkpoint::{Checkpoint, JobProgress};
 use super::jobs_api::{JobStatus, JobsApi, ResultsPage};
 use super::page::{page_events, PageContext};
 use super::page_fetcher::{channel, fetch_pages, Fetched};
+use super::telemetry::{
+    AnalyticsJobStatus, JobFailed, JobResubmitted, JobSubmitted, PageCommitted, ResubmitReason, WindowDelivered,
+};
 use super::window::{Plan, Schedule};
 use super::AnalyticsJobSettings;
 use crate::genesys::interval::{iso_ms, Interval};
@@ -58,11 +61,14 @@ fn is_fatal(e: &ApiError) -> bool {
     matches!(e.status(), Some(400 | 403 | 404 | 405 | 413 | 422))
 }
 
+/// The longest wait between attempts of a call that keeps failing.
+pub(super) const TRANSIENT_MAX_DELAY: Duration = Duration::from_secs(60);
+
 fn transient_policy() -> BackoffPolicy {
     BackoffPolicy {
         initial: Duration::from_secs(1),
         multiplier: 2.0,
-        max: Duration::from_secs(60),
+        max: TRANSIENT_MAX_DELAY,
         randomization: 0.3,
         full_jitter: false,
     }
@@ -76,10 +82,7 @@ pub(super) struct JobRunner {
     checkpointing: bool,
     source: Arc<str>,
     topic: Arc<str>,
-    pages: u64,
-    records: u64,
-    duplicates: u64,
-    dead_lettered: u64,
+    status: AnalyticsJobStatus,
 }
 
 impl JobRunner {
@@ -99,27 +102,31 @@ impl JobRunner {
                 cp = Checkpoint::default();
             }
         }
+        let status = AnalyticsJobStatus {
+            resubmissions: cp.resubmissions,
+            job_failures: cp.failures,
+            ..AnalyticsJobStatus::new(&s)
+        };
         JobRunner {
             source: Arc::from(s.name.as_str()),
             topic: Arc::from(s.topic.as_str()),
+            out,
             s,
             api,
-            out,
             cp,
             checkpointing,
-            pages: 0,
-            records: 0,
-            duplicates: 0,
-            dead_lettered: 0,
+            status,
         }
     }
 
-    fn detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.out.component.set_detail(key, value);
+    /// Shows the status as it now is.
+    fn publish(&self) {
+        self.out.component.set_status(&self.status);
     }
 
-    fn phase(&self, phase: &str) {
-        self.detail("phase", phase);
+    fn phase(&mut self, phase: &str) {
+        self.status.phase = Some(phase.to_string());
+        self.publish();
     }
 
     /// Runs until everything configured is delivered, the source fails, or
@@ -127,10 +134,10 @@ impl JobRunner {
     pub(super) async fn run(mut self) {
         match self.windows().await {
             Ok(()) => {
+                self.status.finished = true;
                 self.phase("finished");
-                self.detail("finished", true);
                 self.out.component.set_state(ComponentState::Idle);
-                tracing::info!(source = %self.source, records = self.records, "analytics job source finished its interval");
+                tracing::info!(source = %self.source, records = self.status.records, "analytics job source finished its interval");
             }
             Err(Stop::Stopped) => return,
             Err(Stop::Fatal(message)) => {
@@ -152,7 +159,7 @@ impl JobRunner {
                     let available = self
                         .call("GET jobs/availability", |api| async move { api.availability().await })
                         .await?;
-                    self.detail("data_available_until", iso_ms(available));
+                    self.status.data_available_until = Some(iso_ms(available));
                     match self.s.schedule.plan(self.cp.done_until, now_ms(), available) {
                         Plan::Finished => return Ok(()),
                         Plan::WaitUntil(at, why) => {
@@ -170,11 +177,19 @@ impl JobRunner {
                 }
             };
             self.out.component.set_state(ComponentState::Running);
-            self.detail("window", window.to_string());
+            self.status.window = Some(window.to_string());
+            // Counted per window (a resumed one keeps its counts).
+            self.status.resubmissions = self.cp.resubmissions;
+            self.status.job_failures = self.cp.failures;
+            self.publish();
             self.fetch_window(window).await?;
-            self.detail("done_until", iso_ms(window.end_ms));
-            metrics::gauge!("cxrelay_analytics_done_until_seconds", "source" => self.source.to_string())
-                .set(window.end_ms as f64 / 1000.0);
+            self.status.done_until = Some(iso_ms(window.end_ms));
+            self.publish();
+            WindowDelivered {
+                source: &self.source,
+                end_ms: window.end_ms,
+            }
+            .emit();
         }
     }
 
@@ -193,7 +208,8 @@ impl JobRunner {
         }
         let busy = self.cp.window;
         super::gap_queue::merge(&mut self.cp.pending, new, busy);
-        self.detail("pending_gaps", self.cp.pending.len());
+        self.status.pending_gaps = Some(self.cp.pending.len());
+        self.publish();
         true
     }
 
@@ -217,12 +233,13 @@ impl JobRunner {
             let available = self
                 .call("GET jobs/availability", |api| async move { api.availability().await })
                 .await?;
-            self.detail("data_available_until", iso_ms(available));
+            self.status.data_available_until = Some(iso_ms(available));
             let now = now_ms();
             if w.end_ms <= available && w.end_ms <= now {
                 self.cp.pending.remove(0);
                 self.cp.begin(w);
-                self.detail("pending_gaps", self.cp.pending.len());
+                self.status.pending_gaps = Some(self.cp.pending.len());
+                self.publish();
                 return Ok(w);
             }
             self.phase("waiting for the data lake's availability to reach the end of the gap");
@@ -247,27 +264,34 @@ impl JobRunner {
                 Some(j) => (j, true),
                 None => (self.submit(window).await?, false),
             };
-            self.detail("job", job.id.clone());
+            self.status.job = Some(job.id.clone());
+            self.publish();
             match self.await_job(&job, resumed).await? {
                 Settled::Fulfilled => {}
                 Settled::Failed(message) => {
                     self.cp.failures += 1;
-                    metrics::counter!("cxrelay_analytics_jobs_failed_total", "source" => self.source.to_string())
-                        .increment(1);
-                    self.detail("job_failures", self.cp.failures);
-                    if self.cp.failures >= self.s.max_job_attempts {
+                    self.status.job_failures = self.cp.failures;
+                    self.publish();
+                    let retrying = self.cp.failures < self.s.max_job_attempts;
+                    JobFailed {
+                        source: &self.source,
+                        job: &job.id,
+                        error: &message,
+                        attempt: self.cp.failures,
+                        retrying,
+                    }
+                    .emit();
+                    if !retrying {
                         return Err(Stop::Fatal(format!(
                             "details job {} for {} FAILED {} times; last error: {message}",
                             job.id, job.interval, self.cp.failures
                         )));
                     }
-                    tracing::warn!(source = %self.source, job = %job.id, error = %message,
-                        attempt = self.cp.failures, "details job FAILED; submitting it again");
                     self.cp.job = None;
                     continue;
                 }
                 Settled::Gone(state) => {
-                    self.resubmit(&job, "gone", &format!("job is {state}"))?;
+                    self.resubmit(&job, ResubmitReason::Gone, &format!("job is {state}"))?;
                     continue;
                 }
             }
@@ -280,8 +304,8 @@ impl JobRunner {
                     }
                     return Ok(());
                 }
-                Paged::Stale(why) => self.resubmit(&job, "stale_cursor", &why)?,
-                Paged::Gone(why) => self.resubmit(&job, "gone", &why)?,
+                Paged::Stale(why) => self.resubmit(&job, ResubmitReason::StaleCursor, &why)?,
+                Paged::Gone(why) => self.resubmit(&job, ResubmitReason::Gone, &why)?,
                 Paged::Retry(why) => {
                     let delay = retry.next_delay();
                     self.out.component.fail(ComponentState::Degraded, why);
@@ -291,20 +315,26 @@ impl JobRunner {
         }
     }
 
-    fn resubmit(&mut self, job: &JobProgress, reason: &'static str, why: &str) -> Result<(), Stop> {
+    fn resubmit(&mut self, job: &JobProgress, reason: ResubmitReason, why: &str) -> Result<(), Stop> {
         self.cp.resubmissions += 1;
-        metrics::counter!("cxrelay_analytics_resubmissions_total", "source" => self.source.to_string(), "reason" => reason)
-            .increment(1);
-        self.detail("resubmissions", self.cp.resubmissions);
-        if self.cp.resubmissions > MAX_RESUBMISSIONS {
+        self.status.resubmissions = self.cp.resubmissions;
+        self.publish();
+        let retrying = self.cp.resubmissions <= MAX_RESUBMISSIONS;
+        JobResubmitted {
+            source: &self.source,
+            job: &job.id,
+            reason,
+            why,
+            from_ms: self.cp.high_water,
+            retrying,
+        }
+        .emit();
+        if !retrying {
             return Err(Stop::Fatal(format!(
                 "gave up on {} after {} resubmissions; last: {why}",
                 job.interval, MAX_RESUBMISSIONS
             )));
         }
-        tracing::warn!(source = %self.source, job = %job.id, reason = why,
-            from = %self.cp.high_water.map(iso_ms).unwrap_or_default(),
-            "resubmitting the rest of the window from the high-water mark");
         self.cp.job = None;
         Ok(())
     }
@@ -316,8 +346,12 @@ impl JobRunner {
         let id = self
             .call("POST details/jobs", |api| async move { api.submit(interval).await })
             .await?;
-        metrics::counter!("cxrelay_analytics_jobs_submitted_total", "source" => self.source.to_string()).increment(1);
-        tracing::info!(source = %self.source, job = %id, %interval, "details job submitted");
+        JobSubmitted {
+            source: &self.source,
+            job: &id,
+            interval,
+        }
+        .emit();
         let job = JobProgress {
             id,
             interval,
@@ -356,21 +390,26 @@ impl JobRunner {
                 })
                 .await?
             {
-                JobStatus::Running(state) => self.detail("job_state", state),
+                JobStatus::Running(state) => self.job_state(state),
                 JobStatus::Fulfilled => {
-                    self.detail("job_state", "FULFILLED");
+                    self.job_state("FULFILLED".into());
                     return Ok(Settled::Fulfilled);
                 }
                 JobStatus::Failed(message) => {
-                    self.detail("job_state", "FAILED");
+                    self.job_state("FAILED".into());
                     return Ok(Settled::Failed(message));
                 }
                 JobStatus::Gone(state) => {
-                    self.detail("job_state", state.clone());
+                    self.job_state(state.clone());
                     return Ok(Settled::Gone(state));
                 }
             }
         }
+    }
+
+    fn job_state(&mut self, state: String) {
+        self.status.job_state = Some(state);
+        self.publish();
     }
 
     /// Pages `job` from its saved cursor: a fetcher runs ahead while pages
@@ -452,7 +491,7 @@ impl JobRunner {
             .map(|b| std::mem::take(&mut b.dead_letters))
             .unwrap_or_default();
         let letters_n = letters.len();
-        self.dead_lettered += self.out.dead_letter(letters).await? as u64;
+        self.status.dead_lettered += self.out.dead_letter(letters).await? as u64;
 
         let mut next = self.cp.clone();
         let high = built.as_ref().and_then(|b| b.high_water);
@@ -481,27 +520,23 @@ impl JobRunner {
             })
             .await?;
         self.cp = next;
-        self.pages += 1;
-        self.records += receipt.accepted as u64;
-        self.duplicates += receipt.duplicates as u64;
-        let source = self.source.to_string();
-        metrics::counter!("cxrelay_analytics_pages_total", "source" => source.clone()).increment(1);
-        metrics::counter!("cxrelay_analytics_records_total", "source" => source.clone())
-            .increment(receipt.accepted as u64);
-        if receipt.duplicates > 0 {
-            metrics::counter!("cxrelay_analytics_duplicates_total", "source" => source)
-                .increment(receipt.duplicates as u64);
+        PageCommitted {
+            source: &self.source,
+            records: receipt.accepted,
+            duplicates: receipt.duplicates,
         }
-        self.detail("pages", self.pages);
-        self.detail("records", self.records);
-        self.detail("duplicates", self.duplicates);
-        self.detail("dead_lettered", self.dead_lettered);
+        .emit();
+        let st = &mut self.status;
+        st.pages += 1;
+        st.records += receipt.accepted as u64;
+        st.duplicates += receipt.duplicates as u64;
         if letters_n > 0 {
-            self.detail("last_dead_letter_page", page_no);
+            st.last_dead_letter_page = Some(page_no);
         }
         if let Some(h) = self.cp.high_water {
-            self.detail("high_water", iso_ms(h));
+            st.high_water = Some(iso_ms(h));
         }
+        self.publish();
         Ok(())
     }
 

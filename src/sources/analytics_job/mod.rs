@@ -19,6 +19,7 @@ mod job_runner;
 pub mod jobs_api;
 pub mod page;
 pub mod page_fetcher;
+pub mod telemetry;
 pub mod window;
 
 use std::sync::Arc;

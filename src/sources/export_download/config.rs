@@ -9,6 +9,7 @@ use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::telemetry::ExportStatus;
 use super::{ExportDownload, ExportFormat, ExportSettings, UrlOrigin};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::check_topic;
@@ -146,10 +147,7 @@ impl SourceBuilder for ExportConfig {
         Box::pin(async move {
             let settings = ExportSettings::try_from(Named { name, config: self })?;
             let component = cx.component(name, "export");
-            component.set_detail(
-                "origin",
-                settings.origin.name().split('?').next().unwrap_or_default().to_string(),
-            );
+            component.set_status(&ExportStatus::new(&settings));
             let org = cx.org.clone();
             let delivery = cx.delivery(component);
             let db = cx.db.clone();

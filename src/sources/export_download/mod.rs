@@ -18,6 +18,7 @@ pub mod format;
 pub mod json_array;
 pub mod parser;
 pub mod ranged_body;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -19,6 +19,7 @@ use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use futures_util::{Stream, StreamExt};
 
 use super::download_url::DownloadUrl;
+use super::telemetry::{TransferResumed, TransferStatus};
 use crate::genesys::{GetToken, TokenProvider};
 
 /// Why a download cannot go on.
@@ -142,12 +143,12 @@ impl RangedBody {
     }
 
     fn publish(&self) {
-        self.component.set_detail("bytes_received", self.pos);
-        self.component.set_detail("resumes", self.resumes);
-        self.component.set_detail("urls_issued", self.url.issued);
-        if let Some(t) = self.total {
-            self.component.set_detail("total_bytes", t);
-        }
+        self.component.set_status(&TransferStatus {
+            bytes_received: self.pos,
+            total_bytes: self.total,
+            resumes: self.resumes,
+            urls_issued: self.url.issued,
+        });
     }
 
     /// One more failed attempt: waits, or gives up past the limit.
@@ -170,7 +171,10 @@ impl RangedBody {
     async fn broken(&mut self, why: String) -> Result<(), BodyError> {
         self.stream = None;
         self.resumes += 1;
-        metrics::counter!("cxrelay_export_resumes_total", "source" => self.component.name().to_string()).increment(1);
+        TransferResumed {
+            source: self.component.name(),
+        }
+        .emit();
         self.publish();
         self.failed(why).await
     }

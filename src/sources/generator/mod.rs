@@ -13,7 +13,9 @@ use cxrelay_actors::Event;
 use crate::ingest::{Ingest, IngestBatch};
 
 mod config;
+pub mod telemetry;
 pub use config::GeneratorConfig;
+use telemetry::GeneratorStatus;
 
 /// The checkpoint a generator saved: the number of the next event.
 pub fn parse_checkpoint(raw: Option<Vec<u8>>) -> u64 {
@@ -54,7 +56,8 @@ pub struct Generator {
     next: u64,
     started: Instant,
     start_at: u64,
-    busy: bool,
+    /// A batch is with ingest.
+    in_flight: bool,
     padding: String,
     checkpoint: bool,
 }
@@ -79,9 +82,16 @@ impl Generator {
             next: start_at,
             started: Instant::now(),
             start_at,
-            busy: false,
+            in_flight: false,
             checkpoint,
         }
+    }
+
+    fn publish(&self, finished: bool) {
+        self.component.set_status(&GeneratorStatus {
+            emitted: self.next,
+            finished,
+        });
     }
 
     fn event(&self, n: u64) -> Event {
@@ -103,15 +113,17 @@ impl Generator {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
+        if self.in_flight {
             return;
         }
         let due_total = (self.started.elapsed().as_secs_f64() * self.s.rate) as u64 + self.start_at;
         let limit = self.s.count.unwrap_or(u64::MAX);
         let due = due_total.min(limit);
         if self.next >= limit {
-            self.component.set_state(ComponentState::Idle);
-            self.component.set_detail("finished", true);
+            if self.component.state() != ComponentState::Idle {
+                self.component.set_state(ComponentState::Idle);
+                self.publish(true);
+            }
             return;
         }
         if due <= self.next {
@@ -122,7 +134,7 @@ impl Generator {
         let checkpoint = self
             .checkpoint
             .then(|| (self.s.name.clone(), (self.next + n as u64).to_string().into_bytes()));
-        self.busy = true;
+        self.in_flight = true;
         let ingest = self.ingest.clone();
         ctx.spawn(
             async move {
@@ -136,11 +148,11 @@ impl Generator {
             }
             .into_actor(self)
             .map(move |res, this, _| {
-                this.busy = false;
+                this.in_flight = false;
                 match res {
                     Ok(_) => {
                         this.next += n as u64;
-                        this.component.set_detail("emitted", this.next);
+                        this.publish(false);
                         if this.component.state() == ComponentState::Paused {
                             this.component.set_state(ComponentState::Running);
                             this.component.clear_error();

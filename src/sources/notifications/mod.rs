@@ -25,6 +25,7 @@ pub mod plan;
 pub mod reassembly;
 pub mod reconnect;
 pub mod socket;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,8 +45,12 @@ pub use gaps::{GapHandler, RecordOnly};
 
 use crate::genesys::GenesysOrg;
 use crate::ingest::Ingest;
+use crate::sources::telemetry::SourceKindStatus;
 use crate::store::PutDeadLetters;
+use telemetry::NotificationsSourceStatus;
 
+/// The source kind, shown in each channel's status too.
+const SOURCE_KIND: &str = "notifications";
 /// How long an admin request waits for a channel actor.
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -136,15 +141,11 @@ impl NotificationsSource {
 
     fn describe(&self) {
         let slots = self.slots.read();
-        self.component.set_detail("kind", "notifications");
-        self.component.set_detail(
-            "channels",
-            serde_json::json!(slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>()),
-        );
-        self.component
-            .set_detail("topics", slots.iter().map(|s| s.topics.lock().len()).sum::<usize>());
-        self.component
-            .set_detail("max_topics_per_channel", self.settings.max_topics_per_channel);
+        self.component.set_status(&NotificationsSourceStatus {
+            channels: slots.iter().map(|s| s.name.clone()).collect(),
+            topics: slots.iter().map(|s| s.topics.lock().len()).sum(),
+            max_topics_per_channel: self.settings.max_topics_per_channel,
+        });
     }
 
     async fn add_channel(&self, topics: Vec<String>) -> Arc<ChannelSlot> {
@@ -163,6 +164,7 @@ impl NotificationsSource {
         // Each channel is a source of its own to the supervisor, which stops
         // sources by kind at shutdown.
         let component = self.parts.registry.register(&slot.name, ComponentKind::Source, true);
+        component.set_status(&SourceKindStatus { kind: SOURCE_KIND });
         let parts = ChannelParts {
             settings: Arc::new(self.settings.channel.clone()),
             slot: slot.clone(),

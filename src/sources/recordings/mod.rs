@@ -15,6 +15,7 @@ pub mod checkpoint;
 mod config;
 pub mod recording_file;
 mod runner;
+pub mod telemetry;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use serde_json::json;
 use super::batch_api::{download_batch, BatchResult, RecordingRef, MAX_BATCH};
 use super::checkpoint::RecordingsCheckpoint;
 use super::recording_file::{final_path, PartFile};
+use super::telemetry::{RecordingDownloaded, RecordingUnavailable, RecordingsStatus};
 use super::RecordingsSettings;
 use crate::genesys::GenesysOrg;
 use crate::ingest::IngestBatch;
@@ -35,9 +36,7 @@ pub(super) struct RecordingsRunner {
     out: Delivery,
     cp: RecordingsCheckpoint,
     checkpointing: bool,
-    downloaded: u64,
-    unavailable: u64,
-    bytes: u64,
+    status: RecordingsStatus,
 }
 
 impl RecordingsRunner {
@@ -54,14 +53,18 @@ impl RecordingsRunner {
             out,
             cp,
             checkpointing,
-            downloaded: 0,
-            unavailable: 0,
-            bytes: 0,
+            status: RecordingsStatus::default(),
         }
     }
 
-    fn detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.out.component.set_detail(key, value);
+    /// Shows the status as it now is.
+    fn publish(&self) {
+        self.out.component.set_status(&self.status);
+    }
+
+    fn phase(&mut self, phase: &'static str) {
+        self.status.phase = Some(phase);
+        self.publish();
     }
 
     /// Runs until every recording is done or the service stops; then
@@ -74,8 +77,9 @@ impl RecordingsRunner {
             .filter(|r| !self.cp.done.contains(&r.to_string()))
             .cloned()
             .collect();
-        self.detail("recordings", self.s.recordings.len());
-        self.detail("done_before", self.s.recordings.len() - todo.len());
+        self.status.recordings = self.s.recordings.len();
+        self.status.done_before = self.s.recordings.len() - todo.len();
+        self.publish();
         let api = self.org.client();
         for batch in todo.chunks(MAX_BATCH) {
             let results = match self.batch(&api, batch).await {
@@ -101,10 +105,11 @@ impl RecordingsRunner {
                 }
             }
         }
-        self.detail("finished", true);
-        self.detail("phase", "finished");
+        self.status.finished = true;
+        self.status.current = None;
+        self.phase("finished");
         self.out.component.set_state(ComponentState::Idle);
-        tracing::info!(source = %self.s.name, downloaded = self.downloaded, unavailable = self.unavailable,
+        tracing::info!(source = %self.s.name, downloaded = self.status.downloaded, unavailable = self.status.unavailable,
             "recordings source finished");
         std::future::pending::<()>().await;
     }
@@ -124,10 +129,11 @@ impl RecordingsRunner {
         }
         .schedule();
         loop {
-            self.detail("phase", "requesting a batch");
+            self.phase("requesting a batch");
             match download_batch(api, batch, &self.s.poll).await {
                 Ok((id, results)) => {
-                    self.detail("batch", id);
+                    self.status.batch = Some(id);
+                    self.publish();
                     if self.out.component.state() != ComponentState::Running {
                         self.out.component.set_state(ComponentState::Running);
                         self.out.component.clear_error();
@@ -151,8 +157,8 @@ impl RecordingsRunner {
         url: &str,
         content_type: Option<&str>,
     ) -> Outcome {
-        self.detail("phase", "downloading");
-        self.detail("current", r.to_string());
+        self.status.current = Some(r.to_string());
+        self.phase("downloading");
         let path = final_path(&self.s.output, r, content_type);
         let mut part = match PartFile::open(path) {
             Ok(p) => p,
@@ -230,21 +236,27 @@ impl RecordingsRunner {
         self.cp = next;
         match outcome {
             Outcome::Downloaded(_, bytes, _) => {
-                self.downloaded += 1;
-                self.bytes += bytes;
-                metrics::counter!("cxrelay_recordings_downloaded_total", "source" => self.s.name.clone()).increment(1);
-                metrics::counter!("cxrelay_recordings_bytes_total", "source" => self.s.name.clone()).increment(bytes);
+                self.status.downloaded += 1;
+                self.status.bytes += bytes;
+                RecordingDownloaded {
+                    source: &self.s.name,
+                    bytes,
+                }
+                .emit();
             }
             Outcome::Unavailable(why) => {
-                self.unavailable += 1;
-                tracing::warn!(source = %self.s.name, recording = %r, error = %why, "recording unavailable");
-                self.out.component.record_error(format!("{r}: {why}"));
-                metrics::counter!("cxrelay_recordings_unavailable_total", "source" => self.s.name.clone()).increment(1);
+                self.status.unavailable += 1;
+                let recording = r.to_string();
+                RecordingUnavailable {
+                    source: &self.s.name,
+                    recording: &recording,
+                    error: &why,
+                }
+                .emit();
+                self.out.component.record_error(format!("{recording}: {why}"));
             }
         }
-        self.detail("downloaded", self.downloaded);
-        self.detail("unavailable", self.unavailable);
-        self.detail("bytes", self.bytes);
+        self.publish();
         Ok(())
     }
 }
