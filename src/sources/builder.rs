@@ -1,6 +1,7 @@
 //! What every source kind implements, and what it is built with.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use cxrelay_actors::registry::{Component, ComponentKind};
@@ -16,6 +17,12 @@ use crate::sources::delivery::Delivery;
 use crate::sources::notifications::NotificationSources;
 use crate::sources::telemetry::SourceKindStatus;
 use crate::store::{PutDeadLetters, StoreDb};
+
+/// How long one Genesys API call may legitimately run with all its retries
+/// (6 attempts of up to 30 s, the backoff between them, and `Retry-After`
+/// waits shared by every source): a source calling the API reports
+/// progress at least this often, so its stuck threshold starts here.
+pub const API_CALL_PATIENCE: Duration = Duration::from_secs(15 * 60);
 
 /// Why a source could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +123,7 @@ impl SourceContext {
             ingest: self.ingest.clone(),
             dead_letters: self.dead_letters.clone(),
             component,
+            progress: None,
         }
     }
 

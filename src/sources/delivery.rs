@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentState, Progress, WaitingOnOthers};
 
 use super::telemetry::{DeadLettersDropped, DeadLettersKept};
 use crate::ingest::{Ingest, IngestBatch, IngestError, Receipt};
@@ -45,9 +45,28 @@ pub struct Delivery {
     pub dead_letters: Option<Recipient<PutDeadLetters>>,
     /// The source's health entry.
     pub component: Arc<Component>,
+    /// The running instance's progress report, if it reports: waits here
+    /// are on ingest and the store, and do not count as holding work.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Delivery {
+    /// The same way out for one running instance of the source, which
+    /// reports its progress through `progress`.
+    pub fn reporting(&self, progress: Arc<Progress>) -> Delivery {
+        Delivery {
+            progress: Some(progress),
+            ..self.clone()
+        }
+    }
+
+    /// While the guard lives, the instance waits on ingest or the store:
+    /// backpressure from a slow sink or a full disk is theirs to resolve
+    /// (and theirs to be found stuck on), not the source's.
+    fn waiting(&self) -> Option<WaitingOnOthers<'_>> {
+        self.progress.as_deref().map(Progress::waiting_on_others)
+    }
+
     /// Commits `source`'s checkpoint `encoded` alone (no events) and waits
     /// until it is durable.
     pub async fn save_checkpoint(&self, source: &str, encoded: Vec<u8>) -> Result<(), Stopped> {
@@ -63,6 +82,7 @@ impl Delivery {
     /// Submits the batch `make` builds (again after a store failure) and
     /// waits until it is durable. Waiting is the backpressure.
     pub async fn submit(&self, mut make: impl FnMut() -> IngestBatch) -> Result<Receipt, Stopped> {
+        let _waiting = self.waiting();
         let mut paused = false;
         loop {
             if !self.ingest.is_available() {
@@ -121,6 +141,7 @@ impl Delivery {
             first_position: first.position.as_deref(),
         }
         .emit();
+        let _waiting = self.waiting();
         loop {
             match store.send(PutDeadLetters(letters.clone())).await {
                 Ok(Ok(_)) => return Ok(n),

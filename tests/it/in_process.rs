@@ -334,3 +334,79 @@ async fn an_actor_holding_work_without_progress_is_restarted_and_status_says_stu
     assert_eq!(http_get(addr, "/health/ready").await.status, 200);
     svc.shutdown().await;
 }
+
+/// A listener whose handler waits until the gate opens: with `block`, the
+/// router, the journal and then the sources wait behind it.
+struct Gated(tokio::sync::watch::Receiver<bool>);
+impl Actor for Gated {
+    type Context = Context<Self>;
+}
+impl Handler<Deliver> for Gated {
+    type Result = ();
+    fn handle(&mut self, _: Deliver, ctx: &mut Self::Context) {
+        let mut gate = self.0.clone();
+        ctx.wait(actix::fut::wrap_future(async move {
+            let _ = gate.wait_for(|open| *open).await;
+        }));
+    }
+}
+
+/// Backpressure is not a stuck source: a generator held back by a full
+/// `block` listener reports progress (it declared a threshold) but is not
+/// busy while it waits, so its supervisor never gives up on it.
+#[actix::test]
+async fn a_source_held_back_by_a_full_block_listener_is_not_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[service]
+data_dir = "{}"
+journal_queue = 4
+[http]
+listen = "127.0.0.1:0"
+[[source]]
+name = "gen"
+kind = "generator"
+topics = ["held.{{key}}"]
+rate = 20000
+"#,
+        tmp.path().display()
+    );
+    let svc = Service::start(Loaded::from_str(&text, "test.toml").unwrap())
+        .await
+        .unwrap();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    svc.router()
+        .send(
+            Subscribe::new("gated", vec!["held.>".into()], Gated(gate).start().recipient())
+                .capacity(100)
+                .when_full(cxrelay_actors::WhenFull::Block),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let gen = svc.registry().get("gen").expect("the generator is registered");
+    assert_eq!(
+        gen.progress_handle().declared_stuck_after(),
+        Some(cxrelay::sources::generator::STUCK_AFTER)
+    );
+    let addr = svc.http_addr();
+    // Held: the listener's queue is full, and the generator, which has
+    // emitted, waits on ingest without counting as busy.
+    eventually("the generator held back and not busy", || async {
+        let status = http_get(addr, "/status").await.json();
+        let queue = &status["listeners"][0]["queue"];
+        let emitted = crate::common::component(&status, "gen")["detail"]["emitted"]
+            .as_u64()
+            .unwrap_or(0);
+        queue["depth"] == queue["capacity"] && emitted > 0 && !gen.progress_handle().sample().busy
+    })
+    .await;
+    let done = gen.progress_handle().sample().done;
+    open.send_replace(true);
+    eventually("the generator moves again", || async {
+        gen.progress_handle().sample().done > done
+    })
+    .await;
+    assert_eq!(gen.snapshot().restarts, 0, "never given up on");
+    svc.shutdown().await;
+}

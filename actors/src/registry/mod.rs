@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::event::now_ms;
 use carried::Carried;
 pub use kind::ComponentKind;
-pub use progress::{Progress, ProgressSample};
+pub use progress::{Progress, ProgressSample, WaitingOnOthers};
 pub use status::StatusError;
 use status::StatusParts;
 pub use stop_reason::{LastStop, StopReason};

@@ -182,12 +182,18 @@ pub async fn start_analytics_job(
 ) -> Result<(), BuildError> {
     component.set_status(&AnalyticsJobStatus::new(&settings));
     let org = cx.org()?;
-    let delivery = cx.delivery(component);
+    let delivery = cx.delivery(component.clone());
     let db = cx.db.clone();
     let thread = bulk_thread();
+    let stuck_after = settings.stuck_after();
     let spec = ChildSpec::new(settings.name.clone(), ComponentKind::Source, move || {
+        // Taken here, right after the supervisor made the new instance's
+        // handle: the actor is built later, on its own thread.
+        let progress = component.report_progress(stuck_after);
         let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-        AnalyticsJob::start_in_arbiter(&thread, move |_| AnalyticsJob::new(settings, org, delivery, db))
+        AnalyticsJob::start_in_arbiter(&thread, move |_| {
+            AnalyticsJob::new(settings, org, delivery, progress, db)
+        })
     });
     cx.supervise(spec).await;
     Ok(())

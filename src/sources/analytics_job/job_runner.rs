@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::registry::{ComponentState, Progress};
 use cxrelay_actors::retry::BackoffPolicy;
 use futures_util::future::{select, Either};
 
@@ -82,6 +82,10 @@ pub(super) struct JobRunner {
     checkpointing: bool,
     source: Arc<str>,
     topic: Arc<str>,
+    /// This instance's progress report: every API call that finishes
+    /// (answered or failed) and every page committed is a unit; it is busy
+    /// from the moment it has a window to fetch until that is delivered.
+    progress: Arc<Progress>,
     status: AnalyticsJobStatus,
 }
 
@@ -90,6 +94,7 @@ impl JobRunner {
         s: Arc<AnalyticsJobSettings>,
         api: JobsApi,
         out: Delivery,
+        progress: Arc<Progress>,
         mut cp: Checkpoint,
         checkpointing: bool,
     ) -> Self {
@@ -110,7 +115,8 @@ impl JobRunner {
         JobRunner {
             source: Arc::from(s.name.as_str()),
             topic: Arc::from(s.topic.as_str()),
-            out,
+            out: out.reporting(progress.clone()),
+            progress,
             s,
             api,
             cp,
@@ -132,7 +138,9 @@ impl JobRunner {
     /// Runs until everything configured is delivered, the source fails, or
     /// the service stops; then stays put (its state says why).
     pub(super) async fn run(mut self) {
-        match self.windows().await {
+        let outcome = self.windows().await;
+        self.progress.set_busy(false);
+        match outcome {
             Ok(()) => {
                 self.status.finished = true;
                 self.phase("finished");
@@ -163,6 +171,8 @@ impl JobRunner {
                     match self.s.schedule.plan(self.cp.done_until, now_ms(), available) {
                         Plan::Finished => return Ok(()),
                         Plan::WaitUntil(at, why) => {
+                            // Waiting for the clock holds no work.
+                            self.progress.set_busy(false);
                             self.phase(&why);
                             self.out.component.set_state(ComponentState::Idle);
                             let wait = (at - now_ms()).max(0) as u64;
@@ -176,6 +186,7 @@ impl JobRunner {
                     }
                 }
             };
+            self.progress.set_busy(true);
             self.out.component.set_state(ComponentState::Running);
             self.status.window = Some(window.to_string());
             // Counted per window (a resumed one keeps its counts).
@@ -183,6 +194,7 @@ impl JobRunner {
             self.status.job_failures = self.cp.failures;
             self.publish();
             self.fetch_window(window).await?;
+            self.progress.set_busy(false);
             self.status.done_until = Some(iso_ms(window.end_ms));
             self.publish();
             WindowDelivered {
@@ -221,6 +233,7 @@ impl JobRunner {
                 self.save().await?;
             }
             let Some(&w) = self.cp.pending.first() else {
+                self.progress.set_busy(false);
                 self.phase("waiting for gaps");
                 self.out.component.set_state(ComponentState::Idle);
                 if let Some(q) = self.s.gaps.clone() {
@@ -242,6 +255,7 @@ impl JobRunner {
                 self.publish();
                 return Ok(w);
             }
+            self.progress.set_busy(false);
             self.phase("waiting for the data lake's availability to reach the end of the gap");
             self.out.component.set_state(ComponentState::Idle);
             let behind = (w.end_ms - available.min(now)).clamp(1000, 60_000) as u64;
@@ -302,6 +316,7 @@ impl JobRunner {
                     if let Err(e) = api.delete(&job.id).await {
                         tracing::debug!(job = %job.id, error = %e, "could not delete a finished details job");
                     }
+                    self.progress.advance();
                     return Ok(());
                 }
                 Paged::Stale(why) => self.resubmit(&job, ResubmitReason::StaleCursor, &why)?,
@@ -428,6 +443,8 @@ impl JobRunner {
         let commit = async move {
             let mut page_no = job.pages;
             while let Some(fetched) = rx.recv().await {
+                // A page fetched (or a fetch given up on) is a finished call.
+                self.progress.advance();
                 match fetched {
                     Fetched::Page { page, permit } => {
                         let last = page.cursor.as_deref().is_none_or(str::is_empty);
@@ -520,6 +537,7 @@ impl JobRunner {
             })
             .await?;
         self.cp = next;
+        self.progress.advance();
         PageCommitted {
             source: &self.source,
             records: receipt.accepted,
@@ -551,7 +569,10 @@ impl JobRunner {
         let mut delays = transient_policy().schedule();
         let mut degraded = false;
         loop {
-            match f(self.api.clone()).await {
+            let answer = f(self.api.clone()).await;
+            // Answered or failed, a finished call is progress.
+            self.progress.advance();
+            match answer {
                 Ok(v) => {
                     if degraded {
                         self.out.component.set_state(ComponentState::Running);

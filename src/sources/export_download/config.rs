@@ -149,12 +149,18 @@ impl SourceBuilder for ExportConfig {
             let component = cx.component(name, "export");
             component.set_status(&ExportStatus::new(&settings));
             let org = cx.org.clone();
-            let delivery = cx.delivery(component);
+            let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();
             let thread = bulk_thread();
+            let stuck_after = settings.stuck_after();
             let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
+                // Taken here, right after the supervisor made the new
+                // instance's handle: the actor is built later, on its thread.
+                let progress = component.report_progress(stuck_after);
                 let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-                ExportDownload::start_in_arbiter(&thread, move |_| ExportDownload::new(settings, org, delivery, db))
+                ExportDownload::start_in_arbiter(&thread, move |_| {
+                    ExportDownload::new(settings, org, delivery, progress, db)
+                })
             });
             cx.supervise(spec).await;
             Ok(())

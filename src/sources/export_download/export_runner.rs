@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::registry::{ComponentState, Progress};
 use cxrelay_actors::Event;
 use futures_util::future::{select, Either};
 use tokio::sync::mpsc;
@@ -33,11 +33,21 @@ pub(super) struct ExportRunner {
     checkpointing: bool,
     source: Arc<str>,
     topic: Arc<str>,
+    /// This instance's progress report: each chunk of body received, each
+    /// failed transfer attempt (counted by the reader) and each batch
+    /// committed is a unit; it is busy until the file is delivered.
+    progress: Arc<Progress>,
     status: ExportStatus,
 }
 
 impl ExportRunner {
-    pub(super) fn new(s: Arc<ExportSettings>, out: Delivery, cp: ExportCheckpoint, checkpointing: bool) -> Self {
+    pub(super) fn new(
+        s: Arc<ExportSettings>,
+        out: Delivery,
+        progress: Arc<Progress>,
+        cp: ExportCheckpoint,
+        checkpointing: bool,
+    ) -> Self {
         ExportRunner {
             source: Arc::from(s.name.as_str()),
             topic: Arc::from(s.topic.as_str()),
@@ -45,7 +55,8 @@ impl ExportRunner {
                 next_record: cp.records,
                 ..ExportStatus::new(&s)
             },
-            out,
+            out: out.reporting(progress.clone()),
+            progress,
             s,
             cp,
             checkpointing,
@@ -60,7 +71,10 @@ impl ExportRunner {
     /// Downloads and delivers the export (from where the checkpoint says),
     /// then stays put; its state says how it ended.
     pub(super) async fn run(mut self, make_body: impl FnOnce(u64) -> RangedBody) {
-        match self.download(make_body).await {
+        self.progress.set_busy(true);
+        let outcome = self.download(make_body).await;
+        self.progress.set_busy(false);
+        match outcome {
             Ok(()) => {
                 self.status.phase = Some("finished");
                 self.status.finished = true;
@@ -99,7 +113,7 @@ impl ExportRunner {
             (Some(at), Some(d)) if d.is_plain() && self.cp.records > 0 => Some((at, d)),
             _ => None,
         };
-        let mut body = make_body(resume.map_or(0, |(at, _)| at));
+        let mut body = make_body(resume.map_or(0, |(at, _)| at)).reporting(self.progress.clone());
         self.status.phase = Some("downloading");
         self.status.next_record = self.cp.records;
         self.publish();
@@ -139,6 +153,7 @@ impl ExportRunner {
         let (parsed_tx, parsed_rx) = mpsc::channel::<Parsed>(1);
         parser::spawn(settings, chunk_rx, parsed_tx)
             .map_err(|e| Stop::Fatal(format!("cannot start the parser thread: {e}")))?;
+        // The reader counts each chunk and each failed attempt as progress.
         let feed = async move {
             loop {
                 match body.next().await {
@@ -222,6 +237,7 @@ impl ExportRunner {
             })
             .await?;
         self.cp = next;
+        self.progress.advance();
         ExportBatchCommitted {
             source: &self.source,
             records: receipt.accepted,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix::Addr;
 use awc::error::PayloadError;
 use bytes::{Buf, Bytes};
-use cxrelay_actors::registry::Component;
+use cxrelay_actors::registry::{Component, Progress};
 use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use futures_util::{Stream, StreamExt};
 
@@ -42,6 +42,9 @@ pub struct BodySettings {
 }
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
+
+/// The longest `Retry-After` the reader honours before its next attempt.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 impl BodySettings {
     /// A reader that resumes a silent transfer after `idle_timeout`, gives
@@ -97,6 +100,8 @@ pub struct RangedBody {
     /// Times the transfer broke and was resumed.
     pub resumes: u64,
     chunks: u64,
+    /// The downloading instance's progress report, if it reports.
+    progress: Option<Arc<Progress>>,
 }
 
 impl RangedBody {
@@ -124,6 +129,22 @@ impl RangedBody {
             failures: 0,
             resumes: 0,
             chunks: 0,
+            progress: None,
+        }
+    }
+
+    /// Reports progress through `progress`: every chunk received and every
+    /// failed attempt (a silence cut off at `idle_timeout`, a refused
+    /// request) is a unit, so a transfer that keeps resuming is not stuck.
+    pub fn reporting(mut self, progress: Arc<Progress>) -> Self {
+        self.url.reporting(progress.clone());
+        self.progress = Some(progress);
+        self
+    }
+
+    fn advanced(&self) {
+        if let Some(p) = &self.progress {
+            p.advance();
         }
     }
 
@@ -153,6 +174,7 @@ impl RangedBody {
 
     /// One more failed attempt: waits, or gives up past the limit.
     async fn failed(&mut self, why: String) -> Result<(), BodyError> {
+        self.advanced();
         self.failures += 1;
         if self.failures > self.s.max_failures {
             return Err(BodyError(format!(
@@ -298,7 +320,7 @@ impl RangedBody {
                 401 | 408 | 429 | 500..=599 => {
                     let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
                     if let Some(s) = retry_after {
-                        tokio::time::sleep(Duration::from_secs(s.min(300))).await;
+                        tokio::time::sleep(Duration::from_secs(s).min(MAX_RETRY_AFTER)).await;
                     }
                     self.failed(format!("GET {shown}: HTTP {status}")).await?;
                 }
@@ -348,6 +370,7 @@ impl RangedBody {
                     }
                     self.pos += b.len() as u64;
                     self.chunks += 1;
+                    self.advanced();
                     if self.chunks % 64 == 0 {
                         self.publish();
                     }

@@ -7,7 +7,7 @@ use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_checkpoint, Generator, GeneratorSettings};
+use super::{parse_checkpoint, Generator, GeneratorSettings, STUCK_AFTER};
 use crate::config::{KeyProblem, KeyProblems, Named};
 use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 
@@ -101,6 +101,7 @@ impl SourceBuilder for GeneratorConfig {
                     settings.clone(),
                     ingest.clone(),
                     component.clone(),
+                    component.report_progress(STUCK_AFTER),
                     start_at,
                     db.is_some(),
                 )

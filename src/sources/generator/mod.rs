@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentState, Progress};
 use cxrelay_actors::supervision::Shutdown;
 use cxrelay_actors::Event;
 
@@ -27,6 +27,12 @@ pub fn parse_checkpoint(raw: Option<Vec<u8>>) -> u64 {
 /// Most events handed to ingest in one batch.
 const MAX_BATCH: usize = 2000;
 const TICK: Duration = Duration::from_millis(10);
+/// A generator owing events that hands none over (and has none refused)
+/// for this long is stuck. Between ticks of 10 ms it only builds a batch in
+/// memory; its waits on ingest do not count (a slow sink holds it back
+/// legitimately, for as long as it takes), so a minute means its ticks
+/// stopped.
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// Settings of a generator.
 #[derive(Debug, Clone)]
@@ -48,11 +54,15 @@ pub struct GeneratorSettings {
 /// Emits events numbered from 0: id `<source>-<n>`, key `conv-<n % keys>`,
 /// topics in rotation. Numbering is deterministic so that a test can tell
 /// exactly which events must come out.
+///
+/// Progress: each batch ingest accepts or refuses is a unit; the
+/// generator is busy while it owes events and is not waiting on ingest.
 pub struct Generator {
     s: GeneratorSettings,
     source: Arc<str>,
     ingest: Ingest,
     component: Arc<Component>,
+    progress: Arc<Progress>,
     next: u64,
     started: Instant,
     start_at: u64,
@@ -66,10 +76,12 @@ impl Generator {
     /// A generator starting at event number `start_at`. With `checkpoint`,
     /// each batch commits the next number as the source's checkpoint, so a
     /// restart resumes exactly after the last committed event.
+    /// It reports progress through `progress` (its instance's handle).
     pub fn new(
         s: GeneratorSettings,
         ingest: Ingest,
         component: Arc<Component>,
+        progress: Arc<Progress>,
         start_at: u64,
         checkpoint: bool,
     ) -> Self {
@@ -79,6 +91,7 @@ impl Generator {
             s,
             ingest,
             component,
+            progress,
             next: start_at,
             started: Instant::now(),
             start_at,
@@ -124,8 +137,10 @@ impl Generator {
                 self.component.set_state(ComponentState::Idle);
                 self.publish(true);
             }
+            self.progress.set_busy(false);
             return;
         }
+        self.progress.set_busy(due > self.next);
         if due <= self.next {
             return;
         }
@@ -136,8 +151,12 @@ impl Generator {
             .then(|| (self.s.name.clone(), (self.next + n as u64).to_string().into_bytes()));
         self.in_flight = true;
         let ingest = self.ingest.clone();
+        let progress = self.progress.clone();
         ctx.spawn(
             async move {
+                // Backpressure from a slow sink is not the generator's to
+                // resolve: it is not busy while it waits.
+                let _waiting = progress.waiting_on_others();
                 ingest
                     .submit(IngestBatch {
                         events,
@@ -149,6 +168,8 @@ impl Generator {
             .into_actor(self)
             .map(move |res, this, _| {
                 this.in_flight = false;
+                // Accepted or refused, the batch is a finished attempt.
+                this.progress.advance();
                 match res {
                     Ok(_) => {
                         this.next += n as u64;

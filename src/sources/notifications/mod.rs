@@ -165,6 +165,7 @@ impl NotificationsSource {
         // sources by kind at shutdown.
         let component = self.parts.registry.register(&slot.name, ComponentKind::Source, true);
         component.set_status(&SourceKindStatus { kind: SOURCE_KIND });
+        let stuck_after = self.settings.channel.stuck_after();
         let parts = ChannelParts {
             settings: Arc::new(self.settings.channel.clone()),
             slot: slot.clone(),
@@ -176,7 +177,12 @@ impl NotificationsSource {
         };
         let spec = ChildSpec::new(slot.name.clone(), ComponentKind::Source, move || {
             let parts = parts.clone();
-            NotificationChannel::start_in_arbiter(&parts.slot.arbiter.clone(), move |_| NotificationChannel::new(parts))
+            // Taken here, right after the supervisor made the new instance's
+            // handle: the actor is built later, on the channel's thread.
+            let progress = parts.component.report_progress(stuck_after);
+            NotificationChannel::start_in_arbiter(&parts.slot.arbiter.clone(), move |_| {
+                NotificationChannel::new(parts, progress)
+            })
         })
         .policy(RestartPolicy::default());
         let _ = self.parts.supervisor.send(Supervise(spec)).await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::registry::{ComponentState, Progress};
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::Event;
 use serde_json::json;
@@ -30,12 +30,20 @@ enum Outcome {
     Unavailable(String),
 }
 
+/// The longest wait between two batch requests that failed.
+pub(super) const BATCH_RETRY_MAX: Duration = Duration::from_secs(60);
+
 pub(super) struct RecordingsRunner {
     s: Arc<RecordingsSettings>,
     org: GenesysOrg,
     out: Delivery,
     cp: RecordingsCheckpoint,
     checkpointing: bool,
+    /// This instance's progress report: each batch poll or failed batch
+    /// request, each chunk received or failed transfer attempt, each
+    /// recording announced is a unit; it is busy until every recording is
+    /// done.
+    progress: Arc<Progress>,
     status: RecordingsStatus,
 }
 
@@ -44,13 +52,15 @@ impl RecordingsRunner {
         s: Arc<RecordingsSettings>,
         org: GenesysOrg,
         out: Delivery,
+        progress: Arc<Progress>,
         cp: RecordingsCheckpoint,
         checkpointing: bool,
     ) -> Self {
         RecordingsRunner {
             s,
             org,
-            out,
+            out: out.reporting(progress.clone()),
+            progress,
             cp,
             checkpointing,
             status: RecordingsStatus::default(),
@@ -80,6 +90,7 @@ impl RecordingsRunner {
         self.status.recordings = self.s.recordings.len();
         self.status.done_before = self.s.recordings.len() - todo.len();
         self.publish();
+        self.progress.set_busy(true);
         let api = self.org.client();
         for batch in todo.chunks(MAX_BATCH) {
             let results = match self.batch(&api, batch).await {
@@ -105,6 +116,7 @@ impl RecordingsRunner {
                 }
             }
         }
+        self.progress.set_busy(false);
         self.status.finished = true;
         self.status.current = None;
         self.phase("finished");
@@ -123,14 +135,17 @@ impl RecordingsRunner {
         let mut delays = BackoffPolicy {
             initial: Duration::from_secs(1),
             multiplier: 2.0,
-            max: Duration::from_secs(60),
+            max: BATCH_RETRY_MAX,
             randomization: 0.3,
             full_jitter: false,
         }
         .schedule();
         loop {
             self.phase("requesting a batch");
-            match download_batch(api, batch, &self.s.poll).await {
+            let answer = download_batch(api, batch, &self.s.poll, Some(&self.progress)).await;
+            // Completed or failed, a finished request is progress.
+            self.progress.advance();
+            match answer {
                 Ok((id, results)) => {
                     self.status.batch = Some(id);
                     self.publish();
@@ -176,7 +191,8 @@ impl RecordingsRunner {
             BodySettings::resuming(self.s.idle_timeout, self.s.max_resumes),
             self.out.component.clone(),
             part.len(),
-        );
+        )
+        .reporting(self.progress.clone());
         loop {
             match body.next().await {
                 Ok(Some(chunk)) => {
@@ -234,6 +250,7 @@ impl RecordingsRunner {
             })
             .await?;
         self.cp = next;
+        self.progress.advance();
         match outcome {
             Outcome::Downloaded(_, bytes, _) => {
                 self.status.downloaded += 1;

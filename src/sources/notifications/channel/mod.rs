@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use actix::dev::ArbiterHandle;
 use actix::prelude::*;
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentState, Progress};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -35,10 +35,12 @@ use super::reconnect::{reaction, Closed, NextAttempt, Reaction, Retries};
 use super::socket::{SocketCommand, SocketSetup, SocketTask};
 use crate::genesys::{ApiClient, ApiError, GenesysOrg, GetToken, TokenError};
 use crate::ingest::Ingest;
+use crate::sources::builder::API_CALL_PATIENCE;
 use crate::sources::checkpoint::JsonCheckpoint;
 use crate::store::PutDeadLetters;
 
-/// How often status and metrics are published.
+/// How often status and metrics are published (and progress read off the
+/// sockets' counters).
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How long a shutdown waits for sockets to commit what they read.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -71,6 +73,18 @@ pub struct ChannelSettings {
     /// How long a socket replaced after `socket_closing` may go on before
     /// cxrelay closes it.
     pub old_socket_grace: Duration,
+}
+
+impl ChannelSettings {
+    /// A channel establishing, or with a socket up, that finishes no step
+    /// and whose socket reads no frame, sends no ping and finishes no
+    /// commit for this long is stuck. Each API call while establishing is
+    /// a step; a live socket pings every `ping_interval`, idle or not. The
+    /// longest legitimate silence is one API call with its retries, or a
+    /// socket handshake.
+    pub fn stuck_after(&self) -> Duration {
+        API_CALL_PATIENCE + self.connect_timeout + 2 * self.ping_interval
+    }
 }
 
 /// What survives a restart of the actor: the topics the channel should
@@ -225,11 +239,16 @@ pub struct NotificationChannel {
     /// replacement connects; and how it ended, if it already did.
     handoff: Option<u64>,
     handoff_old_end: Option<(Option<i64>, Closed)>,
+    /// This instance's progress report (see `status.rs`).
+    progress: Arc<Progress>,
+    /// What the sockets' counters summed to at the last look.
+    turned: u64,
 }
 
 impl NotificationChannel {
-    /// A channel actor from its parts.
-    pub fn new(p: ChannelParts) -> Self {
+    /// A channel actor from its parts, reporting through `progress` (its
+    /// instance's handle).
+    pub fn new(p: ChannelParts, progress: Arc<Progress>) -> Self {
         let s = &p.settings;
         let retries = Retries::new(s.reconnect_base, s.reconnect_cap, s.retry_limit, s.retry_reset_after);
         let states = p
@@ -276,6 +295,8 @@ impl NotificationChannel {
             socket_up_since: None,
             handoff: None,
             handoff_old_end: None,
+            progress,
+            turned: 0,
         }
     }
 
@@ -343,6 +364,8 @@ impl NotificationChannel {
             commands,
         };
         let settings = self.p.settings.clone();
+        // Each call that finishes is a step: establishing takes several.
+        let progress = self.progress.clone();
         let work = async move {
             let mut channel = known;
             if how == How::Revalidate {
@@ -351,8 +374,11 @@ impl NotificationChannel {
                 refresh_token(&org)
                     .await
                     .map_err(|e| Failure::from(ApiError::Token(e)))?;
+                progress.advance();
                 if let Some(c) = &channel {
-                    if !channel_api::exists(&api, &c.id).await? {
+                    let exists = channel_api::exists(&api, &c.id).await;
+                    progress.advance();
+                    if !exists? {
                         tracing::info!(channel = %c.id, "channel is gone (HEAD 404); creating a new one");
                         channel = None;
                     }
@@ -364,8 +390,10 @@ impl NotificationChannel {
                 Some(c) => c,
                 None => {
                     let c = channel_api::create(&api).await?;
+                    progress.advance();
                     created = true;
                     states = Some(channel_api::put_subscriptions(&api, &c.id, &topics).await?);
+                    progress.advance();
                     c
                 }
             };
@@ -410,6 +438,8 @@ impl NotificationChannel {
 
     fn established(&mut self, how: How, res: Result<Established, Failure>, ctx: &mut Context<Self>) {
         self.busy = false;
+        // Established or not, the attempt is over.
+        self.progress.advance();
         let old_end = if how == How::Handoff {
             self.handoff = None;
             self.handoff_old_end.take()
@@ -554,6 +584,7 @@ impl NotificationChannel {
         let topics = self.desired();
         let work = async move { channel_api::put_subscriptions(&api, &channel.id, &topics).await };
         ctx.spawn(work.into_actor(self).map(move |res, this, ctx| {
+            this.progress.advance();
             match res {
                 Ok(states) => {
                     this.renewals += 1;

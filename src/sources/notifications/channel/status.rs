@@ -1,11 +1,13 @@
-//! What a channel shows of itself: its view for the admin API, and its
+//! What a channel shows of itself: its view for the admin API, its
 //! `/status` details and metrics (see [`telemetry`](super::super::telemetry)),
-//! refreshed on a one-second tick and on every change of state.
+//! and its progress report to the supervisor, all refreshed on the same
+//! one-second tick.
 
 use std::time::Instant;
 
 use super::super::channel_api::TopicState;
 use super::super::control::{ChannelView, Rejected};
+use super::super::counters::ChannelCounters;
 use super::super::telemetry::{ChannelMetrics, ChannelStatus, RetryStatus, SocketStatus, TopicCounts, REJECTED_SHOWN};
 use super::NotificationChannel;
 
@@ -41,8 +43,9 @@ impl NotificationChannel {
         }
     }
 
-    /// Copies state and counters into `/status` and `/metrics`.
-    pub(super) fn publish(&self) {
+    /// Copies state and counters into `/status` and `/metrics`, and tells
+    /// the supervisor how the channel is doing.
+    pub(super) fn publish(&mut self) {
         let v = self.view();
         let rejected_n = v.rejected.len();
         let status = ChannelStatus {
@@ -91,5 +94,26 @@ impl NotificationChannel {
             rejected: rejected_n,
         }
         .emit();
+        self.report_progress();
+    }
+
+    /// Progress, read off the counters the sockets keep (so the frame path
+    /// pays nothing more): a frame read, a ping sent or a commit finished
+    /// since the last look is a unit. The channel is busy while it is
+    /// establishing, or has a socket up: a live socket pings every
+    /// `ping_interval` even when no event comes (and when ingest holds it
+    /// back), so only a socket task that stopped turning goes silent. With
+    /// no socket (waiting to retry, paused, failed) it holds no work.
+    fn report_progress(&mut self) {
+        let k = &self.p.slot.counters;
+        let turned = [&k.frames, &k.pings, &k.committed, &k.duplicates, &k.lost]
+            .into_iter()
+            .map(ChannelCounters::get)
+            .fold(0u64, u64::wrapping_add);
+        if turned != self.turned {
+            self.turned = turned;
+            self.progress.advance();
+        }
+        self.progress.set_busy(self.busy || self.socket.is_some());
     }
 }
