@@ -11,7 +11,7 @@ use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use cxrelay::ingest::{Ingest, IngestBatch};
 use cxrelay::store::{AppendQueue, JournalWriter, StoreDb};
-use cxrelay_actors::{Event, Registry, Router};
+use cxrelay_actors::{ComponentKind, Event, Registry, Router};
 
 fn event(i: u64, payload: &bytes::Bytes) -> Event {
     Event::builder("bench", "calls.queue.start")
@@ -32,7 +32,7 @@ fn journal(c: &mut Criterion) {
         let db = Arc::new(StoreDb::open(dir.path(), 60_000, 10_000).unwrap());
         let router = Router::new().start();
         let (queue, rx) = AppendQueue::new(4096);
-        let component = Registry::new().register("store", "store", true);
+        let component = Registry::new().register("store", ComponentKind::Store, true);
         let (db2, q2) = (db.clone(), queue.clone());
         let arbiter = Arbiter::new();
         JournalWriter::start_in_arbiter(&arbiter.handle(), move |_| {

@@ -1,4 +1,9 @@
-//! Logs and metrics plumbing.
+//! Logs and metrics plumbing, and the list of every metric cxrelay names.
+//!
+//! Each component names its metrics in one place, its folder's
+//! `telemetry.rs` (typed events that count and log together); the
+//! runtime's own (router, listener queues, component health) are in
+//! `src/http/metrics_export.rs`. No metric name appears anywhere else.
 
 use std::sync::OnceLock;
 
@@ -37,6 +42,23 @@ pub fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
+/// Every metric cxrelay exports (as `/metrics` spells them), from the
+/// modules that name them.
+pub fn metric_names() -> Vec<&'static str> {
+    use crate::sources::{analytics_job, export_download, notifications, recordings, webhook};
+    [
+        crate::http::metrics_export::METRICS,
+        crate::sources::telemetry::METRICS,
+        analytics_job::telemetry::METRICS,
+        export_download::telemetry::METRICS,
+        recordings::telemetry::METRICS,
+        notifications::telemetry::METRICS,
+        webhook::telemetry::METRICS,
+        crate::store::telemetry::METRICS,
+    ]
+    .concat()
+}
+
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide Prometheus recorder (installed on first use).
@@ -61,4 +83,37 @@ pub fn install_tls_provider() {
         // Fails only if a provider is already installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::metric_names;
+
+    const README: &str = include_str!("../README.md");
+
+    #[test]
+    fn every_metric_is_named_once_and_like_the_rest() {
+        let names = metric_names();
+        let unique: BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "a metric is named twice: {names:?}");
+        for n in names {
+            assert!(n.starts_with("cxrelay_"), "{n}");
+            assert!(
+                n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_metric_is_documented_in_the_readme() {
+        let undocumented: Vec<&str> = metric_names()
+            .into_iter()
+            .filter(|n| !README.contains(&format!("`{n}`")) && !README.contains(&format!("`{n}{{")))
+            .collect();
+        assert!(undocumented.is_empty(), "not in the README: {undocumented:?}");
+    }
 }

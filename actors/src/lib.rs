@@ -17,6 +17,6 @@ pub mod topic;
 
 pub use event::{Event, EventBuilder};
 pub use queue::{QueueStats, WhenFull};
-pub use registry::{ComponentState, Registry};
+pub use registry::{ComponentKind, ComponentState, Registry};
 pub use router::{Deliver, ListenerId, Publish, Router, Subscribe, Unsubscribe};
 pub use topic::{Pattern, PatternError};

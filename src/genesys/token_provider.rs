@@ -12,7 +12,7 @@ use actix::prelude::*;
 use base64::Engine;
 use cxrelay_actors::registry::{Component, ComponentState};
 use cxrelay_actors::retry::{Backoff, BackoffPolicy};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::error::TokenError;
@@ -121,6 +121,22 @@ pub struct TokenRejected(pub Secret);
 
 type Waiter = oneshot::Sender<Result<AccessToken, TokenError>>;
 
+/// The token provider's `/status` details, published on every change.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenStatus<'a> {
+    /// Where tokens come from.
+    pub login: &'a str,
+    /// The OAuth client (its secret is never shown).
+    pub client_id: &'a str,
+    /// Tokens obtained so far.
+    pub tokens_issued: u64,
+    /// The last token's lifetime, once there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_s: Option<u64>,
+    /// `closed`, or `open` after repeated failures (until a token comes).
+    pub breaker: &'static str,
+}
+
 /// Owns one OAuth client's token.
 pub struct TokenProvider {
     hosts: Hosts,
@@ -137,13 +153,13 @@ pub struct TokenProvider {
     refresh_timer: Option<SpawnHandle>,
     component: Arc<Component>,
     issued: u64,
+    lifetime: Option<Duration>,
 }
 
 impl TokenProvider {
     /// A provider for `creds` at `hosts.login`, reporting as `component`.
     pub fn new(hosts: Hosts, creds: Credentials, settings: TokenSettings, component: Arc<Component>) -> Self {
-        component.set_detail("client_id", creds.client_id.clone());
-        TokenProvider {
+        let provider = TokenProvider {
             backoff: settings.retry.schedule(),
             hosts,
             creds,
@@ -158,7 +174,20 @@ impl TokenProvider {
             refresh_timer: None,
             component,
             issued: 0,
-        }
+            lifetime: None,
+        };
+        provider.publish();
+        provider
+    }
+
+    fn publish(&self) {
+        self.component.set_status(&TokenStatus {
+            login: &self.hosts.login,
+            client_id: &self.creds.client_id,
+            tokens_issued: self.issued,
+            token_lifetime_s: self.lifetime.map(|l| l.as_secs()),
+            breaker: if self.breaker_until.is_some() { "open" } else { "closed" },
+        });
     }
 
     fn answer(&mut self, ctx: &mut Context<Self>) -> ResponseFuture<Result<AccessToken, TokenError>> {
@@ -216,9 +245,8 @@ impl TokenProvider {
                 self.issued += 1;
                 self.component.set_state(ComponentState::Running);
                 self.component.clear_error();
-                self.component.set_detail("tokens_issued", self.issued);
-                self.component.set_detail("token_lifetime_s", lifetime.as_secs());
-                self.component.set_detail("breaker", "closed");
+                self.lifetime = Some(lifetime);
+                self.publish();
                 // Refresh ahead of expiry so that callers never wait.
                 if let Some(h) = self.refresh_timer.take() {
                     ctx.cancel_future(h);
@@ -239,7 +267,7 @@ impl TokenProvider {
                 let opened = self.failures >= self.settings.breaker_after;
                 if opened {
                     self.breaker_until = Some(Instant::now() + self.settings.breaker_cooldown);
-                    self.component.set_detail("breaker", "open");
+                    self.publish();
                     self.component
                         .fail(ComponentState::Paused, format!("authentication breaker open: {e}"));
                 } else {
@@ -272,7 +300,7 @@ impl Actor for TokenProvider {
 
     fn started(&mut self, _: &mut Self::Context) {
         self.component.set_state(ComponentState::Starting);
-        self.component.set_detail("breaker", "closed");
+        self.publish();
     }
 }
 

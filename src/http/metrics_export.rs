@@ -1,37 +1,84 @@
+//! `GET /metrics`, and the metrics the runtime keeps itself (router,
+//! listener queues, component health): those live in atomics on the hot
+//! path and are named here, copied into the recorder at scrape time. Every
+//! component's own metrics are named in its folder's `telemetry.rs`;
+//! [`crate::telemetry::metric_names`] lists them all.
+
 use actix_web::{web, HttpResponse};
 use metrics::{counter, gauge};
 
 use super::AppState;
+
+/// Events published to the router.
+pub const ROUTER_PUBLISHED_TOTAL: &str = "cxrelay_router_published_total";
+/// Events no listener's topics matched.
+pub const ROUTER_UNROUTED_TOTAL: &str = "cxrelay_router_unrouted_total";
+/// Listeners the router dropped because their actor was gone.
+pub const ROUTER_PRUNED_LISTENERS_TOTAL: &str = "cxrelay_router_pruned_listeners_total";
+/// Events delivered to a listener's actor.
+pub const LISTENER_DELIVERED_TOTAL: &str = "cxrelay_listener_delivered_total";
+/// Events a listener's queue dropped, by reason.
+pub const LISTENER_DROPPED_TOTAL: &str = "cxrelay_listener_dropped_total";
+/// Events waiting in a listener's queue.
+pub const LISTENER_QUEUE_DEPTH: &str = "cxrelay_listener_queue_depth";
+/// The most events a listener's queue has held.
+pub const LISTENER_QUEUE_HIGH_WATER: &str = "cxrelay_listener_queue_high_water";
+/// A listener queue's bound.
+pub const LISTENER_QUEUE_CAPACITY: &str = "cxrelay_listener_queue_capacity";
+/// Restarts of a component.
+pub const COMPONENT_RESTARTS_TOTAL: &str = "cxrelay_component_restarts_total";
+/// Whether a component is ready (1) or not (0), with its kind.
+pub const COMPONENT_READY: &str = "cxrelay_component_ready";
+/// Seconds since the service started.
+pub const UPTIME_SECONDS: &str = "cxrelay_uptime_seconds";
+
+/// Every metric named here.
+pub const METRICS: &[&str] = &[
+    ROUTER_PUBLISHED_TOTAL,
+    ROUTER_UNROUTED_TOTAL,
+    ROUTER_PRUNED_LISTENERS_TOTAL,
+    LISTENER_DELIVERED_TOTAL,
+    LISTENER_DROPPED_TOTAL,
+    LISTENER_QUEUE_DEPTH,
+    LISTENER_QUEUE_HIGH_WATER,
+    LISTENER_QUEUE_CAPACITY,
+    COMPONENT_RESTARTS_TOTAL,
+    COMPONENT_READY,
+    UPTIME_SECONDS,
+];
 
 /// `GET /metrics`: Prometheus text. Counters kept in atomics by the runtime
 /// are copied into the recorder at scrape time, so the hot path pays
 /// nothing for metrics.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let r = state.router_stats.snapshot();
-    counter!("cxrelay_router_published_total").absolute(r.published);
-    counter!("cxrelay_router_unrouted_total").absolute(r.unrouted);
-    counter!("cxrelay_router_pruned_listeners_total").absolute(r.pruned);
+    counter!(ROUTER_PUBLISHED_TOTAL).absolute(r.published);
+    counter!(ROUTER_UNROUTED_TOTAL).absolute(r.unrouted);
+    counter!(ROUTER_PRUNED_LISTENERS_TOTAL).absolute(r.pruned);
     for l in state.listeners.list() {
         let name = l.name.clone();
         let q = l.queue;
-        counter!("cxrelay_listener_delivered_total", "listener" => name.clone()).absolute(q.delivered);
+        counter!(LISTENER_DELIVERED_TOTAL, "listener" => name.clone()).absolute(q.delivered);
         for (reason, n) in [
             ("queue_full", q.dropped_queue_full),
             ("evicted_oldest", q.dropped_evicted_oldest),
             ("listener_gone", q.dropped_listener_gone),
         ] {
-            counter!("cxrelay_listener_dropped_total", "listener" => name.clone(), "reason" => reason).absolute(n);
+            counter!(LISTENER_DROPPED_TOTAL, "listener" => name.clone(), "reason" => reason).absolute(n);
         }
-        gauge!("cxrelay_listener_queue_depth", "listener" => name.clone()).set(q.depth as f64);
-        gauge!("cxrelay_listener_queue_high_water", "listener" => name.clone()).set(q.high_water as f64);
-        gauge!("cxrelay_listener_queue_capacity", "listener" => name).set(q.capacity as f64);
+        gauge!(LISTENER_QUEUE_DEPTH, "listener" => name.clone()).set(q.depth as f64);
+        gauge!(LISTENER_QUEUE_HIGH_WATER, "listener" => name.clone()).set(q.high_water as f64);
+        gauge!(LISTENER_QUEUE_CAPACITY, "listener" => name).set(q.capacity as f64);
     }
     for c in state.registry.snapshot() {
-        counter!("cxrelay_component_restarts_total", "component" => c.name.clone()).absolute(c.restarts);
-        gauge!("cxrelay_component_ready", "component" => c.name.clone(), "kind" => c.kind.clone())
-            .set(if c.state.is_ready() { 1.0 } else { 0.0 });
+        counter!(COMPONENT_RESTARTS_TOTAL, "component" => c.name.clone()).absolute(c.restarts);
+        gauge!(COMPONENT_READY, "component" => c.name.clone(), "kind" => c.kind.as_str()).set(if c.state.is_ready() {
+            1.0
+        } else {
+            0.0
+        });
     }
-    gauge!("cxrelay_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+    gauge!(UPTIME_SECONDS).set(state.started.elapsed().as_secs_f64());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.prometheus.render())

@@ -4,7 +4,7 @@
 pub mod admin;
 mod health;
 mod ingress;
-mod metrics_export;
+pub(crate) mod metrics_export;
 mod status;
 
 pub use ingress::{Ingress, IngressRoutes};

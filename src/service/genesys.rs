@@ -4,7 +4,7 @@
 use actix::prelude::*;
 #[cfg(feature = "emulator")]
 use cxrelay_actors::registry::ComponentState;
-use cxrelay_actors::Registry;
+use cxrelay_actors::{ComponentKind, Registry};
 
 use super::StartError;
 #[cfg(feature = "emulator")]
@@ -25,15 +25,23 @@ pub(super) struct Genesys {
     pub emulator: Option<EmulatorHandle>,
 }
 
+/// The in-process emulator's `/status` details.
+#[cfg(feature = "emulator")]
+#[derive(serde::Serialize)]
+struct EmulatorStatus {
+    /// Where it listens.
+    url: String,
+}
+
 /// Starts the bundled emulator in-process; answers where it listens.
 #[cfg(feature = "emulator")]
 fn start_emulator(config: &Config, registry: &Registry) -> Result<(Hosts, EmulatorHandle), StartError> {
     let settings = config.emulator.clone().unwrap_or_default();
     let e = crate::emulator::start_in_thread(settings, "127.0.0.1:0")
         .map_err(|e| StartError::Genesys(format!("cannot start the bundled emulator: {e}")))?;
-    let component = registry.register("emulator", "emulator", false);
+    let component = registry.register("emulator", ComponentKind::Emulator, false);
     component.set_state(ComponentState::Running);
-    component.set_detail("url", e.url());
+    component.set_status(&EmulatorStatus { url: e.url() });
     tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
     Ok((Hosts::single(&e.url()), e))
 }
@@ -94,8 +102,8 @@ pub(super) async fn start_genesys(
         (None, true) => emulator_client(config),
         _ => return Err(refuse("no OAuth client credentials".into())),
     };
-    let component = registry.register("genesys-auth", "auth", true);
-    component.set_detail("login", hosts.login.clone());
+    // The token provider shows where it logs in.
+    let component = registry.register("genesys-auth", ComponentKind::Auth, true);
     let thread = Arbiter::new();
     let creds = Credentials {
         client_id,
@@ -116,7 +124,7 @@ pub(super) async fn start_genesys(
     let tokens = Tokens::new(first.clone());
     let mut first = Some(first);
     let handle = tokens.clone();
-    let spec = ChildSpec::new("genesys-auth", "auth", move || match first.take() {
+    let spec = ChildSpec::new("genesys-auth", ComponentKind::Auth, move || match first.take() {
         Some(addr) => addr,
         None => {
             let addr = start();

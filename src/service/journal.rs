@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use cxrelay_actors::{QueueStats, Registry, Router};
+use cxrelay_actors::{ComponentKind, QueueStats, Registry, Router};
 
 use super::StartError;
 use crate::config::{Config, ListenerConfig};
@@ -28,7 +28,7 @@ pub(super) async fn open_journal(
     durable: &[(&ListenerConfig, Arc<QueueStats>)],
     threads: &mut Vec<Arbiter>,
 ) -> Result<(Ingest, Journal), StartError> {
-    let component = registry.register("store", "store", true);
+    let component = registry.register("store", ComponentKind::Store, true);
     let db = Arc::new(StoreDb::open(
         &config.service.data_dir,
         config.service.idempotency_window.as_millis() as i64,
@@ -36,7 +36,6 @@ pub(super) async fn open_journal(
     )?);
     db.set_dead_letter_cap(config.service.dead_letters_per_component);
     db.set_max_journal_bytes(config.service.max_journal_bytes);
-    component.set_detail("path", db.path().display().to_string());
     let names: Vec<String> = durable.iter().map(|(l, _)| l.name.clone()).collect();
     for gone in db.forget_listeners(&names)? {
         tracing::warn!(listener = %gone, "listener is no longer configured; its position is forgotten");

@@ -6,18 +6,15 @@ use std::sync::Arc;
 use actix::prelude::*;
 use cxrelay_actors::pool::{PoolConfig, WorkerPool};
 use cxrelay_actors::supervision::{Child, ChildSpec, Shutdown, Supervise, Supervisor};
-use cxrelay_actors::{Deliver, QueueStats, Registry, Router, Subscribe};
+use cxrelay_actors::{ComponentKind, Deliver, QueueStats, Registry, Router, Subscribe};
 use parking_lot::Mutex;
 
 use super::StartError;
 use crate::config::{Config, ListenerConfig, ListenerTransform, OrderBy, Secret, Secrets};
+use crate::sinks::telemetry::ListenerStatus;
 use crate::sinks::{FlushNow, SinkContext, SinkOptions};
 use crate::store::PutDeadLetters;
 use crate::transform::{Masker, TransformSpec, TransformWorker, Transformer};
-
-/// The component kind listeners register under (the supervisor stops them
-/// by it at shutdown).
-pub(super) const LISTENER: &str = "listener";
 
 /// A running listener, as shutdown needs it.
 pub(super) struct ListenerHandle {
@@ -43,7 +40,7 @@ pub(super) struct ListenerParts<'a> {
 /// The transform pool, when some listener transforms.
 pub(super) fn transform_pool(config: &Config, registry: &Registry) -> Option<WorkerPool<TransformWorker>> {
     config.listener.iter().any(|l| l.transform.is_some()).then(|| {
-        let component = registry.register("transform-pool", "pool", false);
+        let component = registry.register("transform-pool", ComponentKind::Pool, false);
         WorkerPool::start(
             PoolConfig {
                 name: "transform".into(),
@@ -84,9 +81,13 @@ pub(super) async fn start_listener(
         listener: l.name.clone(),
         message,
     };
-    let component = parts.registry.register(&l.name, LISTENER, true);
-    component.set_detail("sink", l.sink.kind());
-    component.set_detail("when_full", l.when_full.as_str());
+    // Listeners register under their own kind: the supervisor stops them by
+    // it at shutdown, after the sources.
+    let component = parts.registry.register(&l.name, ComponentKind::Listener, true);
+    component.set_status(&ListenerStatus {
+        sink: l.sink.kind(),
+        when_full: l.when_full.as_str(),
+    });
     let transformer = match (&l.transform, &parts.pool) {
         (Some(t), Some(pool)) => Some(Transformer::new(
             pool.clone(),
@@ -119,7 +120,7 @@ pub(super) async fn start_listener(
     let (name, topics, capacity, when_full, batch) =
         (l.name.clone(), l.topics.clone(), l.mailbox, l.when_full, l.batch);
     let router = parts.router.clone();
-    let spec = ChildSpec::new(l.name.clone(), LISTENER, move || {
+    let spec = ChildSpec::new(l.name.clone(), ComponentKind::Listener, move || {
         let h = start();
         *latest.lock() = Some(h.flush);
         // Control path: a subscription is a one-off message, and the router

@@ -18,7 +18,7 @@ use actix_web::dev::ServerHandle;
 use cxrelay_actors::registry::ComponentState;
 use cxrelay_actors::router::{ListenerDirectory, RouterStats};
 use cxrelay_actors::supervision::{ChildSpec, Supervise, Supervisor};
-use cxrelay_actors::{Pattern, QueueStats, Registry, Router};
+use cxrelay_actors::{ComponentKind, Pattern, QueueStats, Registry, Router};
 
 use crate::config::{Config, ListenerConfig, Loaded, Secrets};
 #[cfg(feature = "emulator")]
@@ -32,8 +32,6 @@ use crate::telemetry;
 use genesys::Genesys;
 use journal::Journal;
 use listeners::{ListenerHandle, ListenerParts};
-
-pub use crate::sources::builder::SOURCE;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +115,7 @@ impl Service {
         let router = Router::start_in_arbiter(&router_thread.handle(), move |_| router_impl);
         threads.push(router_thread);
         registry
-            .register("router", "router", true)
+            .register("router", ComponentKind::Router, true)
             .set_state(ComponentState::Running);
 
         let supervisor = Supervisor::new(registry.clone(), Duration::from_millis(100)).start();

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use cxrelay_actors::supervision::{StillStopping, StopChildren};
+use cxrelay_actors::ComponentKind;
 
-use super::listeners::LISTENER;
-use super::{Service, SOURCE};
+use super::Service;
 use crate::sinks::FlushNow;
 use crate::store::store_actor::SyncStore;
 
@@ -22,7 +22,7 @@ impl Service {
         let left = || deadline.saturating_duration_since(Instant::now());
         tracing::info!("shutting down: stopping sources");
         self.ingress.close_all();
-        let _ = self.supervisor.send(StopChildren(Some(SOURCE.into()))).await;
+        let _ = self.supervisor.send(StopChildren(Some(ComponentKind::Source))).await;
         let mut clean = true;
         // A source hands over what it read as it stops (a notification
         // socket's last frames exist nowhere else): wait for each to go.
@@ -64,7 +64,7 @@ impl Service {
                 tracing::warn!(listener = %l.name, "{outcome}; its pending events are dropped (when_full is lossy)");
             }
         }
-        let _ = self.supervisor.send(StopChildren(Some(LISTENER.into()))).await;
+        let _ = self.supervisor.send(StopChildren(Some(ComponentKind::Listener))).await;
         if let Some(j) = &self.journal {
             if let Ok(Err(e)) | Err(e) = j.store.send(SyncStore).await.map_err(|e| e.to_string()) {
                 clean = false;

@@ -11,6 +11,7 @@ pub mod http;
 pub mod registry;
 mod sink_actor;
 pub mod stdout;
+pub mod telemetry;
 #[cfg(test)]
 mod tests;
 

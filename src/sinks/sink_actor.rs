@@ -13,6 +13,7 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 
 use super::held::{Claim, HeldEvents};
+use super::telemetry::SinkStatus;
 use super::{SinkError, SinkWriter};
 use crate::store::{DeadLetter, PutDeadLetters};
 use crate::transform::{Transformed, Transformer};
@@ -448,15 +449,15 @@ impl<W: SinkWriter> SinkActor<W> {
     }
 
     fn publish_detail(&self) {
-        self.component.set_detail("committed_events", self.committed_events);
-        self.component.set_detail("commits", self.commits);
-        self.component.set_detail("commit_failures", self.failures);
-        self.component.set_detail("dead_lettered", self.dead_lettered);
-        self.component.set_detail("transform_rejected", self.transform_rejected);
-        self.component.set_detail("pending", self.pending.len());
-        if let Some(w) = &self.writer {
-            self.component.set_detail("writer", w.describe());
-        }
+        self.component.set_status(&SinkStatus {
+            committed_events: self.committed_events,
+            commits: self.commits,
+            commit_failures: self.failures,
+            dead_lettered: self.dead_lettered,
+            transform_rejected: self.transform_rejected,
+            pending: self.pending.len(),
+            writer: self.writer.as_ref().map(|w| w.describe()),
+        });
     }
 }
 

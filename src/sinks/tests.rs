@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use cxrelay_actors::queue::QueueStats;
-use cxrelay_actors::registry::{Component, ComponentState, Registry, StopReason};
+use cxrelay_actors::registry::{Component, ComponentKind, ComponentState, Registry, StopReason};
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown, Supervise, Supervisor};
 use cxrelay_actors::{Event, Publish, Router, Subscribe};
@@ -109,7 +109,7 @@ impl Harness {
         let registry = Registry::new();
         let router = Router::new().start();
         let supervisor = Supervisor::new(registry.clone(), Duration::from_millis(20)).start();
-        let component = registry.register("files", "listener", true);
+        let component = registry.register("files", ComponentKind::Listener, true);
         let stats = QueueStats::new(100);
         let written: Arc<Mutex<Vec<u64>>> = Arc::default();
         let modes = Arc::new(Mutex::new(VecDeque::from(modes)));
@@ -138,7 +138,7 @@ impl Harness {
             written.clone(),
             instances.clone(),
         );
-        let spec = ChildSpec::new("files", "listener", move || {
+        let spec = ChildSpec::new("files", ComponentKind::Listener, move || {
             let (opts, c, w, modes, gate) = (opts.clone(), c.clone(), w.clone(), modes.clone(), gate.clone());
             let handle = {
                 let mut arbiters = arbiters.lock();
@@ -325,7 +325,7 @@ async fn a_sink_blocking_its_thread_is_replaced_elsewhere_and_fenced_out_when_it
 
 #[actix::test]
 async fn an_instance_built_after_another_fences_it_out_and_the_old_one_refuses_batches() {
-    let component = Registry::new().register("files", "listener", true);
+    let component = Registry::new().register("files", ComponentKind::Listener, true);
     let written: Arc<Mutex<Vec<u64>>> = Arc::default();
     let gate = Arc::new(Mutex::new(std::sync::mpsc::channel::<()>().1));
     let start = || {

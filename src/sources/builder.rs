@@ -1,9 +1,10 @@
 //! What every source kind implements, and what it is built with.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::Component;
+use cxrelay_actors::registry::{Component, ComponentKind};
 use cxrelay_actors::supervision::{ChildSpec, Supervise, Supervisor};
 use cxrelay_actors::Registry;
 use futures_util::future::LocalBoxFuture;
@@ -14,11 +15,14 @@ use crate::http::IngressRoutes;
 use crate::ingest::Ingest;
 use crate::sources::delivery::Delivery;
 use crate::sources::notifications::NotificationSources;
+use crate::sources::telemetry::SourceKindStatus;
 use crate::store::{PutDeadLetters, StoreDb};
 
-/// The component kind every source (and each of its channels) registers
-/// under; the supervisor stops sources by this kind at shutdown.
-pub const SOURCE: &str = "source";
+/// How long one Genesys API call may legitimately run with all its retries
+/// (6 attempts of up to 30 s, the backoff between them, and `Retry-After`
+/// waits shared by every source): a source calling the API reports
+/// progress at least this often, so its stuck threshold starts here.
+pub const API_CALL_PATIENCE: Duration = Duration::from_secs(15 * 60);
 
 /// Why a source could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -104,10 +108,12 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
-    /// Registers the source's health entry (it gates readiness).
-    pub fn component(&self, name: &str, kind: &str) -> Arc<Component> {
-        let component = self.registry.register(name, SOURCE, true);
-        component.set_detail("kind", kind);
+    /// Registers the source's health entry (it gates readiness; the
+    /// supervisor stops sources by their component kind at shutdown), with
+    /// its `[[source]]` kind in its status.
+    pub fn component(&self, name: &str, kind: &'static str) -> Arc<Component> {
+        let component = self.registry.register(name, ComponentKind::Source, true);
+        component.set_status(&SourceKindStatus { kind });
         component
     }
 
@@ -117,6 +123,7 @@ impl SourceContext {
             ingest: self.ingest.clone(),
             dead_letters: self.dead_letters.clone(),
             component,
+            progress: None,
         }
     }
 

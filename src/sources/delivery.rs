@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentState, Progress, WaitingOnOthers};
 
+use super::telemetry::{DeadLettersDropped, DeadLettersKept};
 use crate::ingest::{Ingest, IngestBatch, IngestError, Receipt};
 use crate::store::{DeadLetter, PutDeadLetters};
 
@@ -44,9 +45,28 @@ pub struct Delivery {
     pub dead_letters: Option<Recipient<PutDeadLetters>>,
     /// The source's health entry.
     pub component: Arc<Component>,
+    /// The running instance's progress report, if it reports: waits here
+    /// are on ingest and the store, and do not count as holding work.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Delivery {
+    /// The same way out for one running instance of the source, which
+    /// reports its progress through `progress`.
+    pub fn reporting(&self, progress: Arc<Progress>) -> Delivery {
+        Delivery {
+            progress: Some(progress),
+            ..self.clone()
+        }
+    }
+
+    /// While the guard lives, the instance waits on ingest or the store:
+    /// backpressure from a slow sink or a full disk is theirs to resolve
+    /// (and theirs to be found stuck on), not the source's.
+    fn waiting(&self) -> Option<WaitingOnOthers<'_>> {
+        self.progress.as_deref().map(Progress::waiting_on_others)
+    }
+
     /// Commits `source`'s checkpoint `encoded` alone (no events) and waits
     /// until it is durable.
     pub async fn save_checkpoint(&self, source: &str, encoded: Vec<u8>) -> Result<(), Stopped> {
@@ -62,6 +82,7 @@ impl Delivery {
     /// Submits the batch `make` builds (again after a store failure) and
     /// waits until it is durable. Waiting is the backpressure.
     pub async fn submit(&self, mut make: impl FnMut() -> IngestBatch) -> Result<Receipt, Stopped> {
+        let _waiting = self.waiting();
         let mut paused = false;
         loop {
             if !self.ingest.is_available() {
@@ -102,17 +123,25 @@ impl Delivery {
             return Ok(0);
         }
         let n = letters.len();
-        let source = self.component.name().to_string();
-        metrics::counter!("cxrelay_source_dead_letters_total", "source" => source.clone()).increment(n as u64);
+        let source = self.component.name();
+        let first = &letters[0];
         let Some(store) = &self.dead_letters else {
-            tracing::error!(%source, records = n, first = %letters[0].error,
-                "records could not become events and the journal is off: they are dropped");
-            metrics::counter!("cxrelay_source_dropped_total", "source" => source, "reason" => "no_dead_letter_store")
-                .increment(n as u64);
+            DeadLettersDropped {
+                source,
+                records: n,
+                first_error: &first.error,
+            }
+            .emit();
             return Ok(0);
         };
-        tracing::warn!(%source, records = n, first = %letters[0].error, position = ?letters[0].position,
-            "records go to dead letters");
+        DeadLettersKept {
+            source,
+            records: n,
+            first_error: &first.error,
+            first_position: first.position.as_deref(),
+        }
+        .emit();
+        let _waiting = self.waiting();
         loop {
             match store.send(PutDeadLetters(letters.clone())).await {
                 Ok(Ok(_)) => return Ok(n),

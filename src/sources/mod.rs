@@ -11,6 +11,7 @@ pub mod generator;
 pub mod notifications;
 pub mod recordings;
 pub mod registry;
+pub mod telemetry;
 pub mod webhook;
 
 pub use builder::{BuildError, SourceBuilder, SourceContext};

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::db::{Append, StoreDb};
+use super::telemetry::JournalStatus;
 use crate::ingest::IngestError;
 
 /// Most appends merged into one transaction.
@@ -171,8 +172,10 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
             self.component.set_state(ComponentState::Running);
             self.component.clear_error();
         }
-        self.component.set_detail("commits", self.commits);
-        self.component.set_detail("journaled_events", self.events);
+        self.component.set_status(&JournalStatus {
+            commits: self.commits,
+            journaled_events: self.events,
+        });
         let router = self.router.clone();
         let routed = self.routed_upto.clone();
         let outstanding = self.outstanding.clone();

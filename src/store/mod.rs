@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod journal_writer;
 pub mod replay;
 pub mod store_actor;
+pub mod telemetry;
 
 pub use db::{Append, JournalEntry, StoreDb, StoreError};
 pub use dead_letters::DeadLetter;

@@ -13,13 +13,14 @@ use cxrelay_actors::QueueStats;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::db::StoreDb;
+use super::db::{JournalStats, StoreDb};
 use super::dead_letter_table::ReplayPages;
 
 /// Dead letters sent back per page (memory holds one page).
 const REPLAY_PAGE: usize = 1000;
 use super::dead_letters::DeadLetter;
 use super::journal_writer::{AppendQueue, AppendRequest};
+use super::telemetry::{DeadLetterRefused, DeadLettersStored, JournalBacklog, StoreStatus};
 
 /// A listener whose acknowledgements hold the journal back.
 #[derive(Debug, Clone)]
@@ -57,6 +58,12 @@ pub struct Store {
     last_recover: Option<Instant>,
     last_expire: Instant,
     truncated: u64,
+    /// The journal's counters at the last look that succeeded.
+    stats: Option<JournalStats>,
+    /// The journal against its bound, at the last tick.
+    backlog: Option<JournalBacklog>,
+    /// The store's file, as shown.
+    path: String,
 }
 
 impl Store {
@@ -78,6 +85,7 @@ impl Store {
             })
             .collect();
         Store {
+            path: db.path().display().to_string(),
             db,
             routed_upto,
             listeners,
@@ -86,6 +94,8 @@ impl Store {
             last_recover: None,
             last_expire: Instant::now(),
             truncated: 0,
+            stats: None,
+            backlog: None,
         }
     }
 
@@ -159,8 +169,8 @@ impl Store {
                 .db
                 .expire_idempotency_within(cxrelay_actors::event::now_ms(), EXPIRE_BUDGET);
         }
-        self.publish_backlog();
         self.publish_detail();
+        self.publish_backlog();
     }
 
     /// The journal's backlog against its bound: metrics, status, and the
@@ -168,18 +178,18 @@ impl Store {
     /// intake is then refused until listeners catch up).
     fn publish_backlog(&mut self) {
         let (bytes, max) = (self.db.journal_bytes(), self.db.max_journal_bytes());
-        let stats = self.db.stats().ok();
-        let oldest_age_s = stats
-            .as_ref()
+        let oldest_age_s = self
+            .stats
             .and_then(|s| s.oldest_received_ms)
             .map_or(0.0, |t| (cxrelay_actors::event::now_ms() - t).max(0) as f64 / 1000.0);
-        metrics::gauge!("cxrelay_journal_backlog_bytes").set(bytes as f64);
-        metrics::gauge!("cxrelay_journal_backlog_events").set(stats.as_ref().map_or(0, |s| s.entries) as f64);
-        metrics::gauge!("cxrelay_journal_oldest_age_seconds").set(oldest_age_s);
-        metrics::gauge!("cxrelay_journal_bound_bytes").set(max as f64);
-        self.component.set_detail("journal_bytes", bytes);
-        self.component.set_detail("max_journal_bytes", max);
-        self.component.set_detail("journal_oldest_age_s", oldest_age_s);
+        let backlog = JournalBacklog {
+            journal_bytes: bytes,
+            max_journal_bytes: max,
+            journal_events: self.stats.map_or(0, |s| s.entries),
+            journal_oldest_age_s: oldest_age_s,
+        };
+        backlog.emit();
+        self.backlog = Some(backlog);
         let state = if bytes >= max {
             ComponentState::Paused
         } else if bytes.saturating_mul(5) >= max.saturating_mul(4) {
@@ -193,37 +203,38 @@ impl Store {
                 self.component.clear_error();
             }
         } else {
+            let refused = if state == ComponentState::Paused {
+                "; intake is refused until they do"
+            } else {
+                ""
+            };
             self.component.fail(
                 state,
-                format!(
-                    "the journal holds {bytes} of its {max} bytes: listeners are not keeping up{}",
-                    if state == ComponentState::Paused {
-                        "; intake is refused until they do"
-                    } else {
-                        ""
-                    }
-                ),
+                format!("the journal holds {bytes} of its {max} bytes: listeners are not keeping up{refused}"),
             );
         }
     }
 
-    fn publish_detail(&self) {
+    fn publish_detail(&mut self) {
+        // A failed look leaves the last good counters shown.
         if let Ok(s) = self.db.stats() {
-            self.component.set_detail("journal_entries", s.entries);
-            self.component.set_detail("next_seq", s.next_seq);
-            self.component.set_detail("dead_letters", s.dead_letters);
+            self.stats = Some(s);
         }
-        self.component.set_detail("truncated", self.truncated);
-        self.component
-            .set_detail("routed_upto", self.routed_upto.load(Ordering::Acquire));
-        self.component
-            .set_detail("idempotency_cached_keys", self.db.idempotency.len());
-        let positions: serde_json::Map<String, serde_json::Value> = self
-            .listeners
-            .iter()
-            .map(|t| (t.listener.name.clone(), t.safe.into()))
-            .collect();
-        self.component.set_detail("acked_positions", positions);
+        self.component.set_status(&StoreStatus {
+            path: &self.path,
+            journal_entries: self.stats.map(|s| s.entries),
+            next_seq: self.stats.map(|s| s.next_seq),
+            dead_letters: self.stats.map(|s| s.dead_letters),
+            truncated: self.truncated,
+            routed_upto: self.routed_upto.load(Ordering::Acquire),
+            idempotency_cached_keys: self.db.idempotency.len(),
+            acked_positions: self
+                .listeners
+                .iter()
+                .map(|t| (t.listener.name.as_str(), t.safe))
+                .collect(),
+            backlog: self.backlog,
+        });
     }
 }
 
@@ -231,6 +242,7 @@ impl Actor for Store {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.publish_detail();
         self.component.set_state(ComponentState::Running);
         ctx.run_interval(TICK, |this, _| this.tick());
     }
@@ -248,14 +260,15 @@ impl Handler<PutDeadLetters> for Store {
         let ids = self.db.put_dead_letters(&msg.0).map_err(|e| e.to_string())?;
         for (letter, id) in msg.0.iter().zip(&ids) {
             if id.is_none() {
-                metrics::counter!("cxrelay_dead_letters_dropped_total", "component" => letter.component.clone())
-                    .increment(1);
-                tracing::warn!(component = %letter.component, cap = self.db.dead_letter_cap(),
-                    "dead letter dropped: the component keeps as many as it may");
+                DeadLetterRefused {
+                    component: &letter.component,
+                    cap: self.db.dead_letter_cap(),
+                }
+                .emit();
             }
         }
         let kept: Vec<u64> = ids.into_iter().flatten().collect();
-        metrics::counter!("cxrelay_dead_letters_total").increment(kept.len() as u64);
+        DeadLettersStored { count: kept.len() }.emit();
         Ok(kept)
     }
 }

@@ -150,6 +150,7 @@ fn two_hundred_thousand_conversations_arrive_exactly_once_within_the_rate_despit
         metric(&metrics, "cxrelay_analytics_records_total{source=\"details\"}"),
         Some(200_000.0)
     );
+    assert_eq!(undeclared_metrics(&metrics), Vec::<String>::new());
     assert_eq!(
         metric(
             &metrics,

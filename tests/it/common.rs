@@ -322,6 +322,21 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
     })
 }
 
+/// Metric names in Prometheus text that no telemetry module of cxrelay
+/// declares (every name must come from one, and so be documented).
+pub fn undeclared_metrics(text: &str) -> Vec<String> {
+    let declared = cxrelay::telemetry::metric_names();
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .filter(|name| name.starts_with("cxrelay_") && !declared.contains(name))
+        .map(str::to_string)
+        .collect();
+    out.dedup();
+    out
+}
+
 /// Reads one HTTP/1.1 message (headers, then Content-Length bytes) from
 /// `conn`, keeping what follows it in `buf`; the message's bytes.
 pub fn read_message(conn: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {

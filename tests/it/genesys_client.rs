@@ -12,7 +12,7 @@ use cxrelay::genesys::{
     ApiClient, ApiError, Credentials, GetToken, Hosts, RequestBudget, RetryPolicy, TokenError, TokenProvider,
     TokenSettings, Tokens,
 };
-use cxrelay_actors::{ComponentState, Registry};
+use cxrelay_actors::{ComponentKind, ComponentState, Registry};
 use futures_util::future::join_all;
 
 const ORG: &str = "/api/v2/organizations/me";
@@ -22,7 +22,7 @@ fn provider(e: &EmulatorHandle, secret: &str, settings: TokenSettings, registry:
         client_id: cxrelay::emulator::DEFAULT_CLIENT_ID.into(),
         client_secret: Secret::new(secret),
     };
-    let component = registry.register("genesys-auth", "auth", true);
+    let component = registry.register("genesys-auth", ComponentKind::Auth, true);
     TokenProvider::new(Hosts::single(&e.url()), creds, settings, component).start()
 }
 
@@ -300,7 +300,7 @@ async fn a_token_lifetime_of_u64_max_is_clamped_not_a_panic() {
         client_id: "id".into(),
         client_secret: Secret::new("secret"),
     };
-    let component = Registry::new().register("genesys-auth", "auth", true);
+    let component = Registry::new().register("genesys-auth", cxrelay_actors::ComponentKind::Auth, true);
     let hosts = Hosts::single(&format!("http://{addr}"));
     let tokens = TokenProvider::new(hosts, creds, TokenSettings::default(), component).start();
     let t = tokens.send(GetToken).await.unwrap().unwrap();

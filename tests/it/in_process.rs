@@ -11,7 +11,7 @@ use cxrelay_actors::pool::{PoolConfig, Worker, WorkerPool};
 use cxrelay_actors::registry::Progress;
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown};
-use cxrelay_actors::{Deliver, Subscribe};
+use cxrelay_actors::{ComponentKind, Deliver, Subscribe};
 
 async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> crate::common::Response {
     tokio::task::spawn_blocking(move || crate::common::get(addr, path))
@@ -62,7 +62,7 @@ async fn a_component_that_fails_forever_turns_readiness_503_naming_it() {
     let addr = svc.http_addr();
     assert_eq!(http_get(addr, "/health/ready").await.status, 200);
     svc.supervise(
-        ChildSpec::new("flaky-source", "source", || AlwaysFails.start()).policy(RestartPolicy {
+        ChildSpec::new("flaky-source", ComponentKind::Source, || AlwaysFails.start()).policy(RestartPolicy {
             max_restarts: 3,
             within: Duration::from_secs(60),
             backoff: BackoffPolicy {
@@ -168,7 +168,7 @@ async fn a_worker_panic_shows_as_a_restart_in_status_and_the_pool_keeps_serving(
     let tmp = tempfile::tempdir().unwrap();
     let svc = start(tmp.path()).await;
     let addr = svc.http_addr();
-    let component = svc.registry().register("transform-pool", "pool", false);
+    let component = svc.registry().register("transform-pool", ComponentKind::Pool, false);
     let pool = WorkerPool::start(
         PoolConfig {
             name: "transform-pool".into(),
@@ -285,11 +285,11 @@ async fn an_actor_holding_work_without_progress_is_restarted_and_status_says_stu
     let instances: Arc<parking_lot::Mutex<Vec<Addr<Stalls>>>> = Arc::default();
     let list = instances.clone();
     svc.supervise(
-        ChildSpec::new("stalling", "listener", move || {
+        ChildSpec::new("stalling", ComponentKind::Listener, move || {
             // This instance's handle: the supervisor began a new instance
             // just before calling the factory.
             let progress = registry
-                .register("stalling", "listener", true)
+                .register("stalling", ComponentKind::Listener, true)
                 .report_progress(Duration::from_millis(400));
             let mut list = list.lock();
             let addr = Stalls {
@@ -332,5 +332,81 @@ async fn an_actor_holding_work_without_progress_is_restarted_and_status_says_stu
     let second = instances.lock()[1].clone();
     second.send(Job).await.unwrap();
     assert_eq!(http_get(addr, "/health/ready").await.status, 200);
+    svc.shutdown().await;
+}
+
+/// A listener whose handler waits until the gate opens: with `block`, the
+/// router, the journal and then the sources wait behind it.
+struct Gated(tokio::sync::watch::Receiver<bool>);
+impl Actor for Gated {
+    type Context = Context<Self>;
+}
+impl Handler<Deliver> for Gated {
+    type Result = ();
+    fn handle(&mut self, _: Deliver, ctx: &mut Self::Context) {
+        let mut gate = self.0.clone();
+        ctx.wait(actix::fut::wrap_future(async move {
+            let _ = gate.wait_for(|open| *open).await;
+        }));
+    }
+}
+
+/// Backpressure is not a stuck source: a generator held back by a full
+/// `block` listener reports progress (it declared a threshold) but is not
+/// busy while it waits, so its supervisor never gives up on it.
+#[actix::test]
+async fn a_source_held_back_by_a_full_block_listener_is_not_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[service]
+data_dir = "{}"
+journal_queue = 4
+[http]
+listen = "127.0.0.1:0"
+[[source]]
+name = "gen"
+kind = "generator"
+topics = ["held.{{key}}"]
+rate = 20000
+"#,
+        tmp.path().display()
+    );
+    let svc = Service::start(Loaded::from_str(&text, "test.toml").unwrap())
+        .await
+        .unwrap();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    svc.router()
+        .send(
+            Subscribe::new("gated", vec!["held.>".into()], Gated(gate).start().recipient())
+                .capacity(100)
+                .when_full(cxrelay_actors::WhenFull::Block),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let gen = svc.registry().get("gen").expect("the generator is registered");
+    assert_eq!(
+        gen.progress_handle().declared_stuck_after(),
+        Some(cxrelay::sources::generator::STUCK_AFTER)
+    );
+    let addr = svc.http_addr();
+    // Held: the listener's queue is full, and the generator, which has
+    // emitted, waits on ingest without counting as busy.
+    eventually("the generator held back and not busy", || async {
+        let status = http_get(addr, "/status").await.json();
+        let queue = &status["listeners"][0]["queue"];
+        let emitted = crate::common::component(&status, "gen")["detail"]["emitted"]
+            .as_u64()
+            .unwrap_or(0);
+        queue["depth"] == queue["capacity"] && emitted > 0 && !gen.progress_handle().sample().busy
+    })
+    .await;
+    let done = gen.progress_handle().sample().done;
+    open.send_replace(true);
+    eventually("the generator moves again", || async {
+        gen.progress_handle().sample().done > done
+    })
+    .await;
+    assert_eq!(gen.snapshot().restarts, 0, "never given up on");
     svc.shutdown().await;
 }

@@ -302,6 +302,7 @@ fn transient_close_codes_reconnect_to_the_same_channel_within_the_backoff() {
         ),
         Some(6.0)
     );
+    assert_eq!(undeclared_metrics(&m), Vec::<String>::new());
     assert!(p.terminate().success());
 }
 

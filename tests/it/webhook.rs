@@ -258,6 +258,7 @@ fn a_mixed_load_gives_each_good_event_exactly_once_and_documented_statuses() {
         ),
         Some(200.0)
     );
+    assert_eq!(undeclared_metrics(&metrics), Vec::<String>::new());
     assert!(p.terminate().success());
 }
 

@@ -99,6 +99,16 @@ impl PoolStats {
     }
 }
 
+/// A pool's `/status` details: its size and counters (published by each
+/// worker slot after every batch).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PoolStatus {
+    /// Worker threads.
+    pub workers: usize,
+    /// Counters so far.
+    pub stats: PoolSnapshot,
+}
+
 /// What a pool answers for one job.
 pub type JobResult<W> = Result<<W as Worker>::Output, BatchFailed<<W as Worker>::Job>>;
 type Reply<W> = oneshot::Sender<JobResult<W>>;
@@ -179,6 +189,7 @@ impl<W: Worker> WorkerPool<W> {
                     pool: config.name.clone(),
                     index,
                     recycle_after: config.recycle_after,
+                    workers: config.workers.max(1),
                     component: config.component.clone(),
                 },
                 rx,
@@ -191,7 +202,10 @@ impl<W: Worker> WorkerPool<W> {
         }
         if let Some(c) = &config.component {
             c.set_state(crate::registry::ComponentState::Running);
-            c.set_detail("workers", config.workers.max(1));
+            c.set_status(&PoolStatus {
+                workers: config.workers.max(1),
+                stats: stats.snapshot(),
+            });
         }
         WorkerPool {
             slots: senders.into(),

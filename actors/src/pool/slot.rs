@@ -12,6 +12,8 @@ pub(super) struct SlotConfig {
     pub pool: String,
     pub index: usize,
     pub recycle_after: u64,
+    /// Worker threads of the whole pool (for its status).
+    pub workers: usize,
     pub component: Option<Arc<crate::registry::Component>>,
 }
 
@@ -71,7 +73,10 @@ pub(super) async fn run<W: Worker>(
             stats.recycled.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(c) = &cfg.component {
-            c.set_detail("stats", serde_json::to_value(stats.snapshot()).unwrap_or_default());
+            c.set_status(&super::PoolStatus {
+                workers: cfg.workers,
+                stats: stats.snapshot(),
+            });
         }
         // The submitter may have gone away; the result is then unwanted.
         let _ = task.reply.send(result);

@@ -4,7 +4,9 @@
 //! messaging any actor, so a stuck actor can never hide the status page.
 
 mod carried;
+mod kind;
 mod progress;
+mod status;
 mod stop_reason;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +19,10 @@ use serde::Serialize;
 
 use crate::event::now_ms;
 use carried::Carried;
-pub use progress::{Progress, ProgressSample};
+pub use kind::ComponentKind;
+pub use progress::{Progress, ProgressSample, WaitingOnOthers};
+pub use status::StatusError;
+use status::StatusParts;
 pub use stop_reason::{LastStop, StopReason};
 
 /// Lifecycle state of a component.
@@ -56,7 +61,7 @@ impl ComponentState {
 #[derive(Debug)]
 pub struct Component {
     name: String,
-    kind: String,
+    kind: ComponentKind,
     gates_readiness: bool,
     inner: Mutex<ComponentInner>,
     restarts: AtomicU64,
@@ -73,7 +78,7 @@ struct ComponentInner {
     last_stop: Option<LastStop>,
     /// Why the running instance says it is stopping, for its supervisor.
     reported_stop: Option<StopReason>,
-    detail: serde_json::Map<String, serde_json::Value>,
+    status: StatusParts,
 }
 
 /// A serialisable copy of a component's entry.
@@ -81,8 +86,8 @@ struct ComponentInner {
 pub struct ComponentSnapshot {
     /// Component name.
     pub name: String,
-    /// What kind of component it is (source, sink, store, ...).
-    pub kind: String,
+    /// What kind of component it is (source, listener, store, ...).
+    pub kind: ComponentKind,
     /// Current state.
     pub state: ComponentState,
     /// Since when (ms since the epoch).
@@ -95,7 +100,8 @@ pub struct ComponentSnapshot {
     pub last_stop: Option<LastStop>,
     /// Whether this component's state gates readiness.
     pub gates_readiness: bool,
-    /// Component-specific details.
+    /// Component-specific details: the fields of every status part it
+    /// published.
     pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -103,6 +109,11 @@ impl Component {
     /// The component's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The component's kind.
+    pub fn kind(&self) -> ComponentKind {
+        self.kind
     }
 
     /// Sets the state (and clears the error when it becomes healthy).
@@ -223,14 +234,26 @@ impl Component {
         self.carried.get_or_default()
     }
 
-    /// Sets one detail field shown in status.
-    pub fn set_detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.inner.lock().detail.insert(key.to_string(), value.into());
+    /// Publishes one part of the component's `/status` details: the
+    /// fields `status` serialises to replace those the previous value of
+    /// the same type published (a field it no longer writes disappears).
+    /// Parts of different types (a source's runner and the reader of its
+    /// download, say) are kept side by side and shown as one object.
+    ///
+    /// Serialises on the caller's thread: publish on a schedule (a tick, a
+    /// committed batch), not per event.
+    pub fn set_status<S: Serialize + ?Sized>(&self, status: &S) {
+        if let Err(e) = self.try_set_status(status) {
+            tracing::warn!(component = %self.name, part = std::any::type_name::<S>(), error = %e,
+                "status not published");
+        }
     }
 
-    /// Removes one detail field.
-    pub fn remove_detail(&self, key: &str) {
-        self.inner.lock().detail.remove(key);
+    /// [`Component::set_status`], answering why a status was refused.
+    pub fn try_set_status<S: Serialize + ?Sized>(&self, status: &S) -> Result<(), StatusError> {
+        let fields = status::fields_of(status)?;
+        self.inner.lock().status.set(std::any::type_name::<S>(), fields);
+        Ok(())
     }
 
     /// A copy for serialisation.
@@ -238,14 +261,14 @@ impl Component {
         let inner = self.inner.lock();
         ComponentSnapshot {
             name: self.name.clone(),
-            kind: self.kind.clone(),
+            kind: self.kind,
             state: inner.state,
             since_ms: inner.since_ms,
             restarts: self.restarts.load(Ordering::Relaxed),
             last_error: inner.last_error.clone(),
             last_stop: inner.last_stop.clone(),
             gates_readiness: self.gates_readiness,
-            detail: inner.detail.clone(),
+            detail: inner.status.merged(),
         }
     }
 }
@@ -264,13 +287,13 @@ impl Registry {
 
     /// Registers (or returns the existing) component `name`. Components that
     /// gate readiness make `/health/ready` fail while they are not ready.
-    pub fn register(&self, name: &str, kind: &str, gates_readiness: bool) -> Arc<Component> {
+    pub fn register(&self, name: &str, kind: ComponentKind, gates_readiness: bool) -> Arc<Component> {
         self.components
             .entry(name.to_string())
             .or_insert_with(|| {
                 Arc::new(Component {
                     name: name.to_string(),
-                    kind: kind.to_string(),
+                    kind,
                     gates_readiness,
                     restarts: AtomicU64::new(0),
                     inner: Mutex::new(ComponentInner {
@@ -279,7 +302,7 @@ impl Registry {
                         last_error: None,
                         last_stop: None,
                         reported_stop: None,
-                        detail: serde_json::Map::new(),
+                        status: StatusParts::default(),
                     }),
                     instance: Mutex::new(Arc::new(Progress::default())),
                     carried: Carried::default(),
@@ -333,8 +356,8 @@ mod tests {
     #[test]
     fn readiness_follows_gating_components_only() {
         let r = Registry::new();
-        let a = r.register("a", "source", true);
-        let b = r.register("b", "sink", false);
+        let a = r.register("a", ComponentKind::Source, true);
+        let b = r.register("b", ComponentKind::Listener, false);
         assert_eq!(r.not_ready().len(), 1);
         a.set_state(ComponentState::Running);
         b.fail(ComponentState::Failed, "x");
@@ -347,7 +370,7 @@ mod tests {
 
     #[test]
     fn each_instance_reports_through_its_own_handle_and_the_old_one_is_retired() {
-        let c = Registry::new().register("sink", "listener", true);
+        let c = Registry::new().register("sink", ComponentKind::Listener, true);
         let first = c.report_progress(Duration::from_secs(5));
         first.set_busy(true);
         assert!(Arc::ptr_eq(&first, &c.progress_handle()));
@@ -365,7 +388,7 @@ mod tests {
     #[test]
     fn stops_are_recorded_typed_with_the_restart_count() {
         let r = Registry::new();
-        let c = r.register("pool", "pool", false);
+        let c = r.register("pool", ComponentKind::Pool, false);
         assert_eq!(c.restarted(StopReason::Panicked { message: "boom".into() }), 1);
         let snap = &r.snapshot()[0];
         assert_eq!(snap.restarts, 1);
@@ -384,8 +407,38 @@ mod tests {
     }
 
     #[test]
+    fn status_parts_of_different_types_show_as_one_object() {
+        #[derive(Serialize)]
+        struct Runner {
+            phase: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            job: Option<u32>,
+        }
+        #[derive(Serialize)]
+        struct Transfer {
+            bytes_received: u64,
+        }
+        let c = Registry::new().register("s", ComponentKind::Source, true);
+        c.set_status(&Runner {
+            phase: "paging",
+            job: Some(7),
+        });
+        c.set_status(&Transfer { bytes_received: 10 });
+        c.set_status(&Runner {
+            phase: "finished",
+            job: None,
+        });
+        assert_eq!(
+            serde_json::Value::Object(c.snapshot().detail),
+            serde_json::json!({"phase": "finished", "bytes_received": 10})
+        );
+        assert!(c.try_set_status(&1).is_err(), "a number has no fields");
+        assert_eq!(c.snapshot().kind, ComponentKind::Source);
+    }
+
+    #[test]
     fn carried_values_are_shared_by_type() {
-        let c = Registry::new().register("sink", "listener", true);
+        let c = Registry::new().register("sink", ComponentKind::Listener, true);
         let a = c.carried::<Mutex<Vec<u32>>>();
         a.lock().push(1);
         assert_eq!(*c.carried::<Mutex<Vec<u32>>>().lock(), vec![1]);

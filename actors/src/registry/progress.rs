@@ -45,6 +45,19 @@ impl Progress {
         self.busy.store(busy, Ordering::Relaxed);
     }
 
+    /// Marks the instance not busy until the guard is dropped, then puts
+    /// back what it was: for waits on work that another component has to
+    /// make progress on (a full queue downstream, a store that cannot
+    /// write). That component is watched for being stuck; this one is only
+    /// held back by it, and replacing it would not help.
+    pub fn waiting_on_others(&self) -> WaitingOnOthers<'_> {
+        let was_busy = self.busy.swap(false, Ordering::Relaxed);
+        WaitingOnOthers {
+            progress: self,
+            was_busy,
+        }
+    }
+
     /// The current counters.
     pub fn sample(&self) -> ProgressSample {
         ProgressSample {
@@ -94,6 +107,20 @@ impl Progress {
     }
 }
 
+/// A wait on other components' work; see [`Progress::waiting_on_others`].
+#[derive(Debug)]
+#[must_use = "the instance is busy again as soon as the guard is dropped"]
+pub struct WaitingOnOthers<'a> {
+    progress: &'a Progress,
+    was_busy: bool,
+}
+
+impl Drop for WaitingOnOthers<'_> {
+    fn drop(&mut self) {
+        self.progress.set_busy(self.was_busy);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +136,25 @@ mod tests {
         assert_eq!(p.declared_stuck_after(), None);
         p.declare(Duration::ZERO);
         assert_eq!(p.declared_stuck_after(), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_wait_on_others_is_not_busy_and_puts_busy_back_after() {
+        let p = Progress::default();
+        p.set_busy(true);
+        {
+            let _outer = p.waiting_on_others();
+            assert!(!p.sample().busy);
+            {
+                let _inner = p.waiting_on_others();
+                assert!(!p.sample().busy);
+            }
+            assert!(!p.sample().busy, "still inside the outer wait");
+        }
+        assert!(p.sample().busy);
+        p.set_busy(false);
+        drop(p.waiting_on_others());
+        assert!(!p.sample().busy, "not busy before, not busy after");
     }
 
     #[tokio::test]

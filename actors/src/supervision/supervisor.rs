@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::intensity::RestartIntensity;
 use super::stuck::{ProgressWatch, StuckCheck};
-use crate::registry::{Component, ComponentState, Registry, StopReason};
+use crate::registry::{Component, ComponentKind, ComponentState, Registry, StopReason};
 use crate::retry::{Backoff, BackoffPolicy};
 
 /// Asks a supervised actor to stop on purpose.
@@ -72,7 +72,7 @@ type Factory = Box<dyn FnMut() -> Box<dyn Child> + Send>;
 /// blocks its thread, a replacement started on that thread never runs.
 pub struct ChildSpec {
     name: String,
-    kind: String,
+    kind: ComponentKind,
     gates_readiness: bool,
     start: Factory,
     policy: RestartPolicy,
@@ -81,14 +81,14 @@ pub struct ChildSpec {
 
 impl ChildSpec {
     /// A child named `name` of `kind`, started (and restarted) by `start`.
-    pub fn new<C, F>(name: impl Into<String>, kind: impl Into<String>, mut start: F) -> Self
+    pub fn new<C, F>(name: impl Into<String>, kind: ComponentKind, mut start: F) -> Self
     where
         C: Child,
         F: FnMut() -> C + Send + 'static,
     {
         ChildSpec {
             name: name.into(),
-            kind: kind.into(),
+            kind,
             gates_readiness: true,
             start: Box::new(move || Box::new(start()) as Box<dyn Child>),
             policy: RestartPolicy::default(),
@@ -130,7 +130,7 @@ pub struct StopChild(pub String);
 /// Stops every child of a kind (or all, with `None`) on purpose.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct StopChildren(pub Option<String>);
+pub struct StopChildren(pub Option<ComponentKind>);
 
 /// How many children stopped on purpose are still finishing (a child may
 /// take a while: a source commits what it read before it goes).
@@ -160,6 +160,18 @@ struct Abandoned {
     name: String,
     child: Box<dyn Child>,
     since: Instant,
+}
+
+/// The supervisor's part of a child's `/status` details: instances given
+/// up on as stuck that have not stopped yet (absent when none).
+#[derive(Debug, serde::Serialize)]
+struct AbandonedStatus {
+    #[serde(skip_serializing_if = "is_zero")]
+    abandoned_instances: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Watches children and restarts those that die or get stuck.
@@ -230,10 +242,8 @@ impl Supervisor {
     }
 
     fn publish_abandoned(&self, name: &str, component: &Component) {
-        match self.abandoned.iter().filter(|a| a.name == name).count() {
-            0 => component.remove_detail("abandoned_instances"),
-            n => component.set_detail("abandoned_instances", n),
-        }
+        let n = self.abandoned.iter().filter(|a| a.name == name).count();
+        component.set_status(&AbandonedStatus { abandoned_instances: n });
     }
 
     /// Forgets abandoned instances that have finally stopped.
@@ -328,7 +338,7 @@ impl Handler<Supervise> for Supervisor {
 
     fn handle(&mut self, msg: Supervise, _: &mut Self::Context) {
         let spec = msg.0;
-        let component = self.registry.register(&spec.name, &spec.kind, spec.gates_readiness);
+        let component = self.registry.register(&spec.name, spec.kind, spec.gates_readiness);
         let mut slot = Slot {
             intensity: RestartIntensity::new(spec.policy.max_restarts, spec.policy.within),
             backoff: spec.policy.backoff.schedule(),
@@ -371,7 +381,7 @@ impl Handler<StopChildren> for Supervisor {
     fn handle(&mut self, msg: StopChildren, _: &mut Self::Context) -> usize {
         let mut n = 0;
         for slot in self.children.values_mut() {
-            if msg.0.as_ref().is_some_and(|k| *k != slot.spec.kind) {
+            if msg.0.is_some_and(|k| k != slot.spec.kind) {
                 continue;
             }
             if let Some(c) = slot.current.take() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentState, Progress, Registry, StopReason};
+use cxrelay_actors::registry::{Component, ComponentKind, ComponentState, Progress, Registry, StopReason};
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown, StuckCheck, Supervise, Supervisor};
 use parking_lot::Mutex;
@@ -116,12 +116,14 @@ async fn supervise(behaviours: Vec<Behaviour>, stuck: StuckCheck, max_restarts: 
     let sup = Supervisor::new(registry.clone(), CHECK).start();
     let instances: Instances = Arc::default();
     let (r, list) = (registry.clone(), instances.clone());
-    let spec = ChildSpec::new("child", "sink", move || {
+    let spec = ChildSpec::new("child", ComponentKind::Listener, move || {
         let n = list.lock().len();
         let behaviour = behaviours[n.min(behaviours.len() - 1)];
         // The factory runs after the supervisor began a new instance: this
         // is the new instance's handle.
-        let progress = r.register("child", "sink", true).report_progress(STUCK_AFTER);
+        let progress = r
+            .register("child", ComponentKind::Listener, true)
+            .report_progress(STUCK_AFTER);
         let addr = Child { behaviour, progress }.start();
         list.lock().push((Instant::now(), addr.clone()));
         addr

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentState, Registry, StopReason};
+use cxrelay_actors::registry::{Component, ComponentKind, ComponentState, Registry, StopReason};
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{
     ChildSpec, RestartPolicy, Shutdown, StillStopping, StopChild, StopChildren, Supervise, Supervisor,
@@ -61,7 +61,7 @@ async fn a_child_failing_forever_backs_off_then_is_marked_failed() {
     let starts = Arc::new(Mutex::new(Vec::<Instant>::new()));
     let s2 = starts.clone();
     sup.send(Supervise(
-        ChildSpec::new("flaky", "source", move || {
+        ChildSpec::new("flaky", ComponentKind::Source, move || {
             s2.lock().push(Instant::now());
             Flaky { panic_on_start: true }.start()
         })
@@ -100,7 +100,7 @@ async fn a_handler_panic_is_a_failure_and_the_child_is_rebuilt() {
     let starts = Arc::new(AtomicUsize::new(0));
     let (c2, s2) = (current.clone(), starts.clone());
     sup.send(Supervise(
-        ChildSpec::new("worker", "sink", move || {
+        ChildSpec::new("worker", ComponentKind::Listener, move || {
             s2.fetch_add(1, Ordering::SeqCst);
             let addr = Flaky { panic_on_start: false }.start();
             *c2.lock() = Some(addr.clone());
@@ -157,8 +157,8 @@ async fn a_child_that_says_why_it_stops_is_recorded_with_that_reason() {
     let sup = Supervisor::new(registry.clone(), Duration::from_millis(2)).start();
     let r = registry.clone();
     sup.send(Supervise(
-        ChildSpec::new("quitter", "source", move || {
-            GivesUp(r.register("quitter", "source", true)).start()
+        ChildSpec::new("quitter", ComponentKind::Source, move || {
+            GivesUp(r.register("quitter", ComponentKind::Source, true)).start()
         })
         .policy(policy(1)),
     ))
@@ -200,16 +200,21 @@ impl Handler<Shutdown> for Slow {
 async fn children_stopped_on_purpose_are_counted_until_they_have_finished() {
     let sup = Supervisor::new(Registry::new(), Duration::from_millis(5)).start();
     let finished = Arc::new(AtomicUsize::new(0));
-    for name in ["a", "b"] {
+    // A listener too: stopping the sources leaves it running.
+    for (name, kind) in [
+        ("a", ComponentKind::Source),
+        ("b", ComponentKind::Source),
+        ("c", ComponentKind::Listener),
+    ] {
         let f = finished.clone();
-        sup.send(Supervise(ChildSpec::new(name, "source", move || {
+        sup.send(Supervise(ChildSpec::new(name, kind, move || {
             Slow { finished: f.clone() }.start()
         })))
         .await
         .unwrap();
     }
     assert_eq!(sup.send(StillStopping).await.unwrap(), 0);
-    assert_eq!(sup.send(StopChildren(Some("source".into()))).await.unwrap(), 2);
+    assert_eq!(sup.send(StopChildren(Some(ComponentKind::Source))).await.unwrap(), 2);
     assert_eq!(sup.send(StillStopping).await.unwrap(), 2, "both still finishing");
     wait_for("both finished", Duration::from_secs(5), || async {
         sup.send(StillStopping).await.unwrap() == 0

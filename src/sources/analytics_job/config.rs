@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::Component;
+use cxrelay_actors::registry::{Component, ComponentKind};
 use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::telemetry::AnalyticsJobStatus;
 use super::{AnalyticsJob, AnalyticsJobSettings, GapQueue, Schedule, DEFAULT_TOPIC};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::genesys::interval::{parse_iso_ms, Interval};
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext, SOURCE};
+use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
 
 /// An analytics job's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -179,14 +180,20 @@ pub async fn start_analytics_job(
     cx: &SourceContext,
     component: Arc<Component>,
 ) -> Result<(), BuildError> {
-    component.set_detail("schedule", format!("{:?}", settings.schedule));
+    component.set_status(&AnalyticsJobStatus::new(&settings));
     let org = cx.org()?;
-    let delivery = cx.delivery(component);
+    let delivery = cx.delivery(component.clone());
     let db = cx.db.clone();
     let thread = bulk_thread();
-    let spec = ChildSpec::new(settings.name.clone(), SOURCE, move || {
+    let stuck_after = settings.stuck_after();
+    let spec = ChildSpec::new(settings.name.clone(), ComponentKind::Source, move || {
+        // Taken here, right after the supervisor made the new instance's
+        // handle: the actor is built later, on its own thread.
+        let progress = component.report_progress(stuck_after);
         let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-        AnalyticsJob::start_in_arbiter(&thread, move |_| AnalyticsJob::new(settings, org, delivery, db))
+        AnalyticsJob::start_in_arbiter(&thread, move |_| {
+            AnalyticsJob::new(settings, org, delivery, progress, db)
+        })
     });
     cx.supervise(spec).await;
     Ok(())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::registry::{ComponentState, Progress};
 use cxrelay_actors::retry::BackoffPolicy;
 use futures_util::future::{select, Either};
 
@@ -16,6 +16,9 @@ use super::checkpoint::{Checkpoint, JobProgress};
 use super::jobs_api::{JobStatus, JobsApi, ResultsPage};
 use super::page::{page_events, PageContext};
 use super::page_fetcher::{channel, fetch_pages, Fetched};
+use super::telemetry::{
+    AnalyticsJobStatus, JobFailed, JobResubmitted, JobSubmitted, PageCommitted, ResubmitReason, WindowDelivered,
+};
 use super::window::{Plan, Schedule};
 use super::AnalyticsJobSettings;
 use crate::genesys::interval::{iso_ms, Interval};
@@ -58,11 +61,14 @@ fn is_fatal(e: &ApiError) -> bool {
     matches!(e.status(), Some(400 | 403 | 404 | 405 | 413 | 422))
 }
 
+/// The longest wait between attempts of a call that keeps failing.
+pub(super) const TRANSIENT_MAX_DELAY: Duration = Duration::from_secs(60);
+
 fn transient_policy() -> BackoffPolicy {
     BackoffPolicy {
         initial: Duration::from_secs(1),
         multiplier: 2.0,
-        max: Duration::from_secs(60),
+        max: TRANSIENT_MAX_DELAY,
         randomization: 0.3,
         full_jitter: false,
     }
@@ -76,10 +82,11 @@ pub(super) struct JobRunner {
     checkpointing: bool,
     source: Arc<str>,
     topic: Arc<str>,
-    pages: u64,
-    records: u64,
-    duplicates: u64,
-    dead_lettered: u64,
+    /// This instance's progress report: every API call that finishes
+    /// (answered or failed) and every page committed is a unit; it is busy
+    /// from the moment it has a window to fetch until that is delivered.
+    progress: Arc<Progress>,
+    status: AnalyticsJobStatus,
 }
 
 impl JobRunner {
@@ -87,6 +94,7 @@ impl JobRunner {
         s: Arc<AnalyticsJobSettings>,
         api: JobsApi,
         out: Delivery,
+        progress: Arc<Progress>,
         mut cp: Checkpoint,
         checkpointing: bool,
     ) -> Self {
@@ -99,38 +107,45 @@ impl JobRunner {
                 cp = Checkpoint::default();
             }
         }
+        let status = AnalyticsJobStatus {
+            resubmissions: cp.resubmissions,
+            job_failures: cp.failures,
+            ..AnalyticsJobStatus::new(&s)
+        };
         JobRunner {
             source: Arc::from(s.name.as_str()),
             topic: Arc::from(s.topic.as_str()),
+            out: out.reporting(progress.clone()),
+            progress,
             s,
             api,
-            out,
             cp,
             checkpointing,
-            pages: 0,
-            records: 0,
-            duplicates: 0,
-            dead_lettered: 0,
+            status,
         }
     }
 
-    fn detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.out.component.set_detail(key, value);
+    /// Shows the status as it now is.
+    fn publish(&self) {
+        self.out.component.set_status(&self.status);
     }
 
-    fn phase(&self, phase: &str) {
-        self.detail("phase", phase);
+    fn phase(&mut self, phase: &str) {
+        self.status.phase = Some(phase.to_string());
+        self.publish();
     }
 
     /// Runs until everything configured is delivered, the source fails, or
     /// the service stops; then stays put (its state says why).
     pub(super) async fn run(mut self) {
-        match self.windows().await {
+        let outcome = self.windows().await;
+        self.progress.set_busy(false);
+        match outcome {
             Ok(()) => {
+                self.status.finished = true;
                 self.phase("finished");
-                self.detail("finished", true);
                 self.out.component.set_state(ComponentState::Idle);
-                tracing::info!(source = %self.source, records = self.records, "analytics job source finished its interval");
+                tracing::info!(source = %self.source, records = self.status.records, "analytics job source finished its interval");
             }
             Err(Stop::Stopped) => return,
             Err(Stop::Fatal(message)) => {
@@ -152,10 +167,12 @@ impl JobRunner {
                     let available = self
                         .call("GET jobs/availability", |api| async move { api.availability().await })
                         .await?;
-                    self.detail("data_available_until", iso_ms(available));
+                    self.status.data_available_until = Some(iso_ms(available));
                     match self.s.schedule.plan(self.cp.done_until, now_ms(), available) {
                         Plan::Finished => return Ok(()),
                         Plan::WaitUntil(at, why) => {
+                            // Waiting for the clock holds no work.
+                            self.progress.set_busy(false);
                             self.phase(&why);
                             self.out.component.set_state(ComponentState::Idle);
                             let wait = (at - now_ms()).max(0) as u64;
@@ -169,12 +186,22 @@ impl JobRunner {
                     }
                 }
             };
+            self.progress.set_busy(true);
             self.out.component.set_state(ComponentState::Running);
-            self.detail("window", window.to_string());
+            self.status.window = Some(window.to_string());
+            // Counted per window (a resumed one keeps its counts).
+            self.status.resubmissions = self.cp.resubmissions;
+            self.status.job_failures = self.cp.failures;
+            self.publish();
             self.fetch_window(window).await?;
-            self.detail("done_until", iso_ms(window.end_ms));
-            metrics::gauge!("cxrelay_analytics_done_until_seconds", "source" => self.source.to_string())
-                .set(window.end_ms as f64 / 1000.0);
+            self.progress.set_busy(false);
+            self.status.done_until = Some(iso_ms(window.end_ms));
+            self.publish();
+            WindowDelivered {
+                source: &self.source,
+                end_ms: window.end_ms,
+            }
+            .emit();
         }
     }
 
@@ -193,7 +220,8 @@ impl JobRunner {
         }
         let busy = self.cp.window;
         super::gap_queue::merge(&mut self.cp.pending, new, busy);
-        self.detail("pending_gaps", self.cp.pending.len());
+        self.status.pending_gaps = Some(self.cp.pending.len());
+        self.publish();
         true
     }
 
@@ -205,6 +233,7 @@ impl JobRunner {
                 self.save().await?;
             }
             let Some(&w) = self.cp.pending.first() else {
+                self.progress.set_busy(false);
                 self.phase("waiting for gaps");
                 self.out.component.set_state(ComponentState::Idle);
                 if let Some(q) = self.s.gaps.clone() {
@@ -217,14 +246,16 @@ impl JobRunner {
             let available = self
                 .call("GET jobs/availability", |api| async move { api.availability().await })
                 .await?;
-            self.detail("data_available_until", iso_ms(available));
+            self.status.data_available_until = Some(iso_ms(available));
             let now = now_ms();
             if w.end_ms <= available && w.end_ms <= now {
                 self.cp.pending.remove(0);
                 self.cp.begin(w);
-                self.detail("pending_gaps", self.cp.pending.len());
+                self.status.pending_gaps = Some(self.cp.pending.len());
+                self.publish();
                 return Ok(w);
             }
+            self.progress.set_busy(false);
             self.phase("waiting for the data lake's availability to reach the end of the gap");
             self.out.component.set_state(ComponentState::Idle);
             let behind = (w.end_ms - available.min(now)).clamp(1000, 60_000) as u64;
@@ -247,27 +278,34 @@ impl JobRunner {
                 Some(j) => (j, true),
                 None => (self.submit(window).await?, false),
             };
-            self.detail("job", job.id.clone());
+            self.status.job = Some(job.id.clone());
+            self.publish();
             match self.await_job(&job, resumed).await? {
                 Settled::Fulfilled => {}
                 Settled::Failed(message) => {
                     self.cp.failures += 1;
-                    metrics::counter!("cxrelay_analytics_jobs_failed_total", "source" => self.source.to_string())
-                        .increment(1);
-                    self.detail("job_failures", self.cp.failures);
-                    if self.cp.failures >= self.s.max_job_attempts {
+                    self.status.job_failures = self.cp.failures;
+                    self.publish();
+                    let retrying = self.cp.failures < self.s.max_job_attempts;
+                    JobFailed {
+                        source: &self.source,
+                        job: &job.id,
+                        error: &message,
+                        attempt: self.cp.failures,
+                        retrying,
+                    }
+                    .emit();
+                    if !retrying {
                         return Err(Stop::Fatal(format!(
                             "details job {} for {} FAILED {} times; last error: {message}",
                             job.id, job.interval, self.cp.failures
                         )));
                     }
-                    tracing::warn!(source = %self.source, job = %job.id, error = %message,
-                        attempt = self.cp.failures, "details job FAILED; submitting it again");
                     self.cp.job = None;
                     continue;
                 }
                 Settled::Gone(state) => {
-                    self.resubmit(&job, "gone", &format!("job is {state}"))?;
+                    self.resubmit(&job, ResubmitReason::Gone, &format!("job is {state}"))?;
                     continue;
                 }
             }
@@ -278,10 +316,11 @@ impl JobRunner {
                     if let Err(e) = api.delete(&job.id).await {
                         tracing::debug!(job = %job.id, error = %e, "could not delete a finished details job");
                     }
+                    self.progress.advance();
                     return Ok(());
                 }
-                Paged::Stale(why) => self.resubmit(&job, "stale_cursor", &why)?,
-                Paged::Gone(why) => self.resubmit(&job, "gone", &why)?,
+                Paged::Stale(why) => self.resubmit(&job, ResubmitReason::StaleCursor, &why)?,
+                Paged::Gone(why) => self.resubmit(&job, ResubmitReason::Gone, &why)?,
                 Paged::Retry(why) => {
                     let delay = retry.next_delay();
                     self.out.component.fail(ComponentState::Degraded, why);
@@ -291,20 +330,26 @@ impl JobRunner {
         }
     }
 
-    fn resubmit(&mut self, job: &JobProgress, reason: &'static str, why: &str) -> Result<(), Stop> {
+    fn resubmit(&mut self, job: &JobProgress, reason: ResubmitReason, why: &str) -> Result<(), Stop> {
         self.cp.resubmissions += 1;
-        metrics::counter!("cxrelay_analytics_resubmissions_total", "source" => self.source.to_string(), "reason" => reason)
-            .increment(1);
-        self.detail("resubmissions", self.cp.resubmissions);
-        if self.cp.resubmissions > MAX_RESUBMISSIONS {
+        self.status.resubmissions = self.cp.resubmissions;
+        self.publish();
+        let retrying = self.cp.resubmissions <= MAX_RESUBMISSIONS;
+        JobResubmitted {
+            source: &self.source,
+            job: &job.id,
+            reason,
+            why,
+            from_ms: self.cp.high_water,
+            retrying,
+        }
+        .emit();
+        if !retrying {
             return Err(Stop::Fatal(format!(
                 "gave up on {} after {} resubmissions; last: {why}",
                 job.interval, MAX_RESUBMISSIONS
             )));
         }
-        tracing::warn!(source = %self.source, job = %job.id, reason = why,
-            from = %self.cp.high_water.map(iso_ms).unwrap_or_default(),
-            "resubmitting the rest of the window from the high-water mark");
         self.cp.job = None;
         Ok(())
     }
@@ -316,8 +361,12 @@ impl JobRunner {
         let id = self
             .call("POST details/jobs", |api| async move { api.submit(interval).await })
             .await?;
-        metrics::counter!("cxrelay_analytics_jobs_submitted_total", "source" => self.source.to_string()).increment(1);
-        tracing::info!(source = %self.source, job = %id, %interval, "details job submitted");
+        JobSubmitted {
+            source: &self.source,
+            job: &id,
+            interval,
+        }
+        .emit();
         let job = JobProgress {
             id,
             interval,
@@ -356,21 +405,26 @@ impl JobRunner {
                 })
                 .await?
             {
-                JobStatus::Running(state) => self.detail("job_state", state),
+                JobStatus::Running(state) => self.job_state(state),
                 JobStatus::Fulfilled => {
-                    self.detail("job_state", "FULFILLED");
+                    self.job_state("FULFILLED".into());
                     return Ok(Settled::Fulfilled);
                 }
                 JobStatus::Failed(message) => {
-                    self.detail("job_state", "FAILED");
+                    self.job_state("FAILED".into());
                     return Ok(Settled::Failed(message));
                 }
                 JobStatus::Gone(state) => {
-                    self.detail("job_state", state.clone());
+                    self.job_state(state.clone());
                     return Ok(Settled::Gone(state));
                 }
             }
         }
+    }
+
+    fn job_state(&mut self, state: String) {
+        self.status.job_state = Some(state);
+        self.publish();
     }
 
     /// Pages `job` from its saved cursor: a fetcher runs ahead while pages
@@ -389,6 +443,8 @@ impl JobRunner {
         let commit = async move {
             let mut page_no = job.pages;
             while let Some(fetched) = rx.recv().await {
+                // A page fetched (or a fetch given up on) is a finished call.
+                self.progress.advance();
                 match fetched {
                     Fetched::Page { page, permit } => {
                         let last = page.cursor.as_deref().is_none_or(str::is_empty);
@@ -452,7 +508,7 @@ impl JobRunner {
             .map(|b| std::mem::take(&mut b.dead_letters))
             .unwrap_or_default();
         let letters_n = letters.len();
-        self.dead_lettered += self.out.dead_letter(letters).await? as u64;
+        self.status.dead_lettered += self.out.dead_letter(letters).await? as u64;
 
         let mut next = self.cp.clone();
         let high = built.as_ref().and_then(|b| b.high_water);
@@ -481,27 +537,24 @@ impl JobRunner {
             })
             .await?;
         self.cp = next;
-        self.pages += 1;
-        self.records += receipt.accepted as u64;
-        self.duplicates += receipt.duplicates as u64;
-        let source = self.source.to_string();
-        metrics::counter!("cxrelay_analytics_pages_total", "source" => source.clone()).increment(1);
-        metrics::counter!("cxrelay_analytics_records_total", "source" => source.clone())
-            .increment(receipt.accepted as u64);
-        if receipt.duplicates > 0 {
-            metrics::counter!("cxrelay_analytics_duplicates_total", "source" => source)
-                .increment(receipt.duplicates as u64);
+        self.progress.advance();
+        PageCommitted {
+            source: &self.source,
+            records: receipt.accepted,
+            duplicates: receipt.duplicates,
         }
-        self.detail("pages", self.pages);
-        self.detail("records", self.records);
-        self.detail("duplicates", self.duplicates);
-        self.detail("dead_lettered", self.dead_lettered);
+        .emit();
+        let st = &mut self.status;
+        st.pages += 1;
+        st.records += receipt.accepted as u64;
+        st.duplicates += receipt.duplicates as u64;
         if letters_n > 0 {
-            self.detail("last_dead_letter_page", page_no);
+            st.last_dead_letter_page = Some(page_no);
         }
         if let Some(h) = self.cp.high_water {
-            self.detail("high_water", iso_ms(h));
+            st.high_water = Some(iso_ms(h));
         }
+        self.publish();
         Ok(())
     }
 
@@ -516,7 +569,10 @@ impl JobRunner {
         let mut delays = transient_policy().schedule();
         let mut degraded = false;
         loop {
-            match f(self.api.clone()).await {
+            let answer = f(self.api.clone()).await;
+            // Answered or failed, a finished call is progress.
+            self.progress.advance();
+            match answer {
                 Ok(v) => {
                     if degraded {
                         self.out.component.set_state(ComponentState::Running);

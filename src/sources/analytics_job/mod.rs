@@ -19,13 +19,14 @@ mod job_runner;
 pub mod jobs_api;
 pub mod page;
 pub mod page_fetcher;
+pub mod telemetry;
 pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::Component;
+use cxrelay_actors::registry::{Component, Progress};
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::Shutdown;
 
@@ -35,6 +36,7 @@ pub use gap_queue::GapQueue;
 pub use window::{Plan, Schedule};
 
 use crate::genesys::GenesysOrg;
+use crate::sources::builder::API_CALL_PATIENCE;
 use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::Delivery;
 use crate::store::StoreDb;
@@ -74,6 +76,15 @@ impl AnalyticsJobSettings {
             full_jitter: false,
         }
     }
+
+    /// An instance holding a window that finishes no API call and commits
+    /// no page for this long is stuck. Each poll of the job's state is
+    /// progress, so a job that stays RUNNING for an hour is not stuck; the
+    /// longest legitimate silence is one API call with its retries, after
+    /// the longest wait between polls or between failed attempts.
+    pub fn stuck_after(&self) -> Duration {
+        API_CALL_PATIENCE + 2 * self.poll.max.max(job_runner::TRANSIENT_MAX_DELAY)
+    }
 }
 
 /// The source actor: runs the job loop on its own arbiter; stopping the
@@ -83,17 +94,26 @@ pub struct AnalyticsJob {
     settings: Arc<AnalyticsJobSettings>,
     org: GenesysOrg,
     delivery: Delivery,
+    progress: Arc<Progress>,
     db: Option<Arc<StoreDb>>,
 }
 
 impl AnalyticsJob {
     /// A source calling `org`, handing pages to `delivery`, resuming from
-    /// its checkpoint in `db`.
-    pub fn new(settings: AnalyticsJobSettings, org: GenesysOrg, delivery: Delivery, db: Option<Arc<StoreDb>>) -> Self {
+    /// its checkpoint in `db`, reporting through `progress` (its instance's
+    /// handle).
+    pub fn new(
+        settings: AnalyticsJobSettings,
+        org: GenesysOrg,
+        delivery: Delivery,
+        progress: Arc<Progress>,
+        db: Option<Arc<StoreDb>>,
+    ) -> Self {
         AnalyticsJob {
             settings: Arc::new(settings),
             org,
             delivery,
+            progress,
             db,
         }
     }
@@ -116,6 +136,7 @@ impl Actor for AnalyticsJob {
             self.settings.clone(),
             jobs_api::JobsApi::new(self.org.client()),
             self.delivery.clone(),
+            self.progress.clone(),
             checkpoint,
             self.db.is_some(),
         );
@@ -128,5 +149,22 @@ impl Handler<Shutdown> for AnalyticsJob {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stuck_threshold_outlasts_the_longest_wait_between_polls() {
+        let mut s = AnalyticsJobSettings::backfill("b".into(), "t".into(), GapQueue::default());
+        assert!(s.stuck_after() >= API_CALL_PATIENCE + 2 * job_runner::TRANSIENT_MAX_DELAY);
+        let hour = Duration::from_secs(3600);
+        s.poll = AnalyticsJobSettings::poll_policy(Duration::from_secs(2), hour);
+        assert!(
+            s.stuck_after() > API_CALL_PATIENCE + hour,
+            "a configured hour between polls"
+        );
     }
 }

@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use actix::prelude::*;
+use cxrelay_actors::registry::ComponentKind;
 use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::telemetry::ExportStatus;
 use super::{ExportDownload, ExportFormat, ExportSettings, UrlOrigin};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::check_topic;
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext, SOURCE};
+use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
 
 /// An export's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -145,17 +147,20 @@ impl SourceBuilder for ExportConfig {
         Box::pin(async move {
             let settings = ExportSettings::try_from(Named { name, config: self })?;
             let component = cx.component(name, "export");
-            component.set_detail(
-                "origin",
-                settings.origin.name().split('?').next().unwrap_or_default().to_string(),
-            );
+            component.set_status(&ExportStatus::new(&settings));
             let org = cx.org.clone();
-            let delivery = cx.delivery(component);
+            let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();
             let thread = bulk_thread();
-            let spec = ChildSpec::new(name.to_string(), SOURCE, move || {
+            let stuck_after = settings.stuck_after();
+            let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
+                // Taken here, right after the supervisor made the new
+                // instance's handle: the actor is built later, on its thread.
+                let progress = component.report_progress(stuck_after);
                 let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-                ExportDownload::start_in_arbiter(&thread, move |_| ExportDownload::new(settings, org, delivery, db))
+                ExportDownload::start_in_arbiter(&thread, move |_| {
+                    ExportDownload::new(settings, org, delivery, progress, db)
+                })
             });
             cx.supervise(spec).await;
             Ok(())

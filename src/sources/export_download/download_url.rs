@@ -4,6 +4,9 @@
 //! comes from a recording batch request — the last two asked for again
 //! when the URL expires.
 
+use std::sync::Arc;
+
+use cxrelay_actors::registry::Progress;
 use serde::Deserialize;
 
 use crate::genesys::{ApiClient, ApiError};
@@ -73,6 +76,9 @@ pub struct DownloadUrl {
     current: Option<String>,
     /// URLs asked for so far.
     pub issued: u64,
+    /// The downloading instance's progress report, if it reports (a
+    /// recording's fresh URL takes a batch request and its polls).
+    progress: Option<Arc<Progress>>,
 }
 
 impl DownloadUrl {
@@ -85,7 +91,14 @@ impl DownloadUrl {
             api,
             current: None,
             issued: 0,
+            progress: None,
         }
+    }
+
+    /// Reports the polls of a recording batch asked for a fresh URL as
+    /// progress through `progress`.
+    pub fn reporting(&mut self, progress: Arc<Progress>) {
+        self.progress = Some(progress);
     }
 
     /// The origin.
@@ -150,8 +163,13 @@ impl DownloadUrl {
                     .api
                     .as_ref()
                     .ok_or_else(|| UrlError::NoApiHost(format!("recording {r}")))?;
-                let (batch, results) =
-                    batch_api::download_batch(api, std::slice::from_ref(r), &PollSettings::default()).await?;
+                let (batch, results) = batch_api::download_batch(
+                    api,
+                    std::slice::from_ref(r),
+                    &PollSettings::default(),
+                    self.progress.as_deref(),
+                )
+                .await?;
                 let result = results
                     .into_iter()
                     .find(|x| x.recording_id == r.recording_id)

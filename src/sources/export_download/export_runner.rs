@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::registry::{ComponentState, Progress};
 use cxrelay_actors::Event;
 use futures_util::future::{select, Either};
 use tokio::sync::mpsc;
@@ -17,6 +17,7 @@ use super::checkpoint::ExportCheckpoint;
 use super::format::{Detected, ExportFormat};
 use super::parser::{self, ExportRecord, Parsed, ParsedBatch, ParserSettings};
 use super::ranged_body::RangedBody;
+use super::telemetry::{ExportBatchCommitted, ExportStatus};
 use super::ExportSettings;
 use crate::ingest::IngestBatch;
 use crate::sources::checkpoint::JsonCheckpoint;
@@ -32,42 +33,60 @@ pub(super) struct ExportRunner {
     checkpointing: bool,
     source: Arc<str>,
     topic: Arc<str>,
-    records: u64,
-    dead_lettered: u64,
+    /// This instance's progress report: each chunk of body received, each
+    /// failed transfer attempt (counted by the reader) and each batch
+    /// committed is a unit; it is busy until the file is delivered.
+    progress: Arc<Progress>,
+    status: ExportStatus,
 }
 
 impl ExportRunner {
-    pub(super) fn new(s: Arc<ExportSettings>, out: Delivery, cp: ExportCheckpoint, checkpointing: bool) -> Self {
+    pub(super) fn new(
+        s: Arc<ExportSettings>,
+        out: Delivery,
+        progress: Arc<Progress>,
+        cp: ExportCheckpoint,
+        checkpointing: bool,
+    ) -> Self {
         ExportRunner {
             source: Arc::from(s.name.as_str()),
             topic: Arc::from(s.topic.as_str()),
+            status: ExportStatus {
+                next_record: cp.records,
+                ..ExportStatus::new(&s)
+            },
+            out: out.reporting(progress.clone()),
+            progress,
             s,
-            out,
             cp,
             checkpointing,
-            records: 0,
-            dead_lettered: 0,
         }
     }
 
-    fn detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.out.component.set_detail(key, value);
+    /// Shows the status as it now is.
+    fn publish(&self) {
+        self.out.component.set_status(&self.status);
     }
 
     /// Downloads and delivers the export (from where the checkpoint says),
     /// then stays put; its state says how it ended.
     pub(super) async fn run(mut self, make_body: impl FnOnce(u64) -> RangedBody) {
-        match self.download(make_body).await {
+        self.progress.set_busy(true);
+        let outcome = self.download(make_body).await;
+        self.progress.set_busy(false);
+        match outcome {
             Ok(()) => {
-                self.detail("phase", "finished");
-                self.detail("finished", true);
-                self.detail("records_in_file", self.cp.records);
+                self.status.phase = Some("finished");
+                self.status.finished = true;
+                self.status.records_in_file = Some(self.cp.records);
+                self.publish();
                 self.out.component.set_state(ComponentState::Idle);
                 tracing::info!(source = %self.source, records = self.cp.records, "export delivered");
             }
             Err(Stop::Stopped) => return,
             Err(Stop::Fatal(message)) => {
-                self.detail("phase", "failed");
+                self.status.phase = Some("failed");
+                self.publish();
                 tracing::error!(source = %self.source, error = %message, "export source failed");
                 self.out.component.fail(ComponentState::Failed, message);
             }
@@ -94,8 +113,10 @@ impl ExportRunner {
             (Some(at), Some(d)) if d.is_plain() && self.cp.records > 0 => Some((at, d)),
             _ => None,
         };
-        let mut body = make_body(resume.map_or(0, |(at, _)| at));
-        self.detail("phase", "downloading");
+        let mut body = make_body(resume.map_or(0, |(at, _)| at)).reporting(self.progress.clone());
+        self.status.phase = Some("downloading");
+        self.status.next_record = self.cp.records;
+        self.publish();
         body.open().await.map_err(|e| Stop::Fatal(e.0))?;
         if !self.cp.same_file(body.etag(), body.total()) {
             return Err(Stop::Fatal(format!(
@@ -132,6 +153,7 @@ impl ExportRunner {
         let (parsed_tx, parsed_rx) = mpsc::channel::<Parsed>(1);
         parser::spawn(settings, chunk_rx, parsed_tx)
             .map_err(|e| Stop::Fatal(format!("cannot start the parser thread: {e}")))?;
+        // The reader counts each chunk and each failed attempt as progress.
         let feed = async move {
             loop {
                 match body.next().await {
@@ -199,7 +221,7 @@ impl ExportRunner {
     /// checkpoint after them.
     async fn commit(&mut self, mut b: ParsedBatch) -> Result<(), Stop> {
         let letters = std::mem::take(&mut b.dead_letters);
-        self.dead_lettered += self.out.dead_letter(letters).await? as u64;
+        self.status.dead_lettered += self.out.dead_letter(letters).await? as u64;
         let mut next = self.cp.clone();
         next.records = b.next_index;
         next.resume_at = b.resume_at;
@@ -215,15 +237,16 @@ impl ExportRunner {
             })
             .await?;
         self.cp = next;
-        self.records += receipt.accepted as u64;
-        let source = self.source.to_string();
-        metrics::counter!("cxrelay_export_records_total", "source" => source).increment(receipt.accepted as u64);
-        self.detail("records", self.records);
-        self.detail("dead_lettered", self.dead_lettered);
-        self.detail("next_record", self.cp.records);
-        if let Some(d) = self.cp.detected {
-            self.detail("format", d.as_str());
+        self.progress.advance();
+        ExportBatchCommitted {
+            source: &self.source,
+            records: receipt.accepted,
         }
+        .emit();
+        self.status.records += receipt.accepted as u64;
+        self.status.next_record = self.cp.records;
+        self.status.format = self.cp.detected.map(|d| d.as_str());
+        self.publish();
         Ok(())
     }
 }

@@ -18,11 +18,13 @@ pub mod format;
 pub mod json_array;
 pub mod parser;
 pub mod ranged_body;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use cxrelay_actors::registry::Progress;
 use cxrelay_actors::supervision::Shutdown;
 
 pub use checkpoint::ExportCheckpoint;
@@ -31,6 +33,7 @@ pub use download_url::UrlOrigin;
 pub use format::{Detected, ExportFormat};
 
 use crate::genesys::GenesysOrg;
+use crate::sources::builder::API_CALL_PATIENCE;
 use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::Delivery;
 use crate::store::StoreDb;
@@ -58,28 +61,44 @@ pub struct ExportSettings {
     pub idle_timeout: Duration,
 }
 
+impl ExportSettings {
+    /// An instance downloading that receives no bytes, fails no attempt
+    /// and commits no batch for this long is stuck. A stalled transfer is
+    /// cut off by `idle_timeout` (a failed attempt, so progress); the
+    /// longest legitimate silence is a fresh download URL asked of the API
+    /// plus the longest `Retry-After` the reader honours. Waits on ingest
+    /// do not count.
+    pub fn stuck_after(&self) -> Duration {
+        API_CALL_PATIENCE + ranged_body::MAX_RETRY_AFTER + 2 * self.idle_timeout
+    }
+}
+
 /// The source actor; the download runs on its arbiter, the parsing on a
 /// thread of its own.
 pub struct ExportDownload {
     settings: Arc<ExportSettings>,
     org: Option<GenesysOrg>,
     delivery: Delivery,
+    progress: Arc<Progress>,
     db: Option<Arc<StoreDb>>,
 }
 
 impl ExportDownload {
     /// A source handing records to `delivery`, resuming from its
-    /// checkpoint in `db`; `org` resolves download ids and relative URLs.
+    /// checkpoint in `db`, reporting through `progress` (its instance's
+    /// handle); `org` resolves download ids and relative URLs.
     pub fn new(
         settings: ExportSettings,
         org: Option<GenesysOrg>,
         delivery: Delivery,
+        progress: Arc<Progress>,
         db: Option<Arc<StoreDb>>,
     ) -> Self {
         ExportDownload {
             settings: Arc::new(settings),
             org,
             delivery,
+            progress,
             db,
         }
     }
@@ -115,6 +134,7 @@ impl Actor for ExportDownload {
         let runner = export_runner::ExportRunner::new(
             self.settings.clone(),
             self.delivery.clone(),
+            self.progress.clone(),
             checkpoint,
             self.db.is_some(),
         );
@@ -127,5 +147,27 @@ impl Handler<Shutdown> for ExportDownload {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stuck_threshold_outlasts_a_silence_cut_off_by_idle_timeout() {
+        let hour = Duration::from_secs(3600);
+        let s = ExportSettings {
+            name: "e".into(),
+            origin: UrlOrigin::Downloads("d".into()),
+            format: ExportFormat::Auto,
+            topic: "exports.e".into(),
+            key_field: "conversationId".into(),
+            time_field: "conversationStart".into(),
+            batch_records: 500,
+            max_resumes: 10,
+            idle_timeout: hour,
+        };
+        assert!(s.stuck_after() > API_CALL_PATIENCE + ranged_body::MAX_RETRY_AFTER + hour);
     }
 }

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use awc::error::PayloadError;
 use bytes::{Buf, Bytes};
-use cxrelay_actors::registry::Component;
+use cxrelay_actors::registry::{Component, Progress};
 use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use futures_util::{Stream, StreamExt};
 
 use super::download_url::DownloadUrl;
+use super::telemetry::{TransferResumed, TransferStatus};
 use crate::genesys::token_provider::Tokens;
 use crate::genesys::GetToken;
 
@@ -41,6 +42,9 @@ pub struct BodySettings {
 }
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>;
+
+/// The longest `Retry-After` the reader honours before its next attempt.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 impl BodySettings {
     /// A reader that resumes a silent transfer after `idle_timeout`, gives
@@ -96,6 +100,8 @@ pub struct RangedBody {
     /// Times the transfer broke and was resumed.
     pub resumes: u64,
     chunks: u64,
+    /// The downloading instance's progress report, if it reports.
+    progress: Option<Arc<Progress>>,
 }
 
 impl RangedBody {
@@ -117,6 +123,22 @@ impl RangedBody {
             failures: 0,
             resumes: 0,
             chunks: 0,
+            progress: None,
+        }
+    }
+
+    /// Reports progress through `progress`: every chunk received and every
+    /// failed attempt (a silence cut off at `idle_timeout`, a refused
+    /// request) is a unit, so a transfer that keeps resuming is not stuck.
+    pub fn reporting(mut self, progress: Arc<Progress>) -> Self {
+        self.url.reporting(progress.clone());
+        self.progress = Some(progress);
+        self
+    }
+
+    fn advanced(&self) {
+        if let Some(p) = &self.progress {
+            p.advance();
         }
     }
 
@@ -136,16 +158,17 @@ impl RangedBody {
     }
 
     fn publish(&self) {
-        self.component.set_detail("bytes_received", self.pos);
-        self.component.set_detail("resumes", self.resumes);
-        self.component.set_detail("urls_issued", self.url.issued);
-        if let Some(t) = self.total {
-            self.component.set_detail("total_bytes", t);
-        }
+        self.component.set_status(&TransferStatus {
+            bytes_received: self.pos,
+            total_bytes: self.total,
+            resumes: self.resumes,
+            urls_issued: self.url.issued,
+        });
     }
 
     /// One more failed attempt: waits, or gives up past the limit.
     async fn failed(&mut self, why: String) -> Result<(), BodyError> {
+        self.advanced();
         self.failures += 1;
         if self.failures > self.s.max_failures {
             return Err(BodyError(format!(
@@ -164,7 +187,10 @@ impl RangedBody {
     async fn broken(&mut self, why: String) -> Result<(), BodyError> {
         self.stream = None;
         self.resumes += 1;
-        metrics::counter!("cxrelay_export_resumes_total", "source" => self.component.name().to_string()).increment(1);
+        TransferResumed {
+            source: self.component.name(),
+        }
+        .emit();
         self.publish();
         self.failed(why).await
     }
@@ -288,7 +314,7 @@ impl RangedBody {
                 401 | 408 | 429 | 500..=599 => {
                     let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok());
                     if let Some(s) = retry_after {
-                        tokio::time::sleep(Duration::from_secs(s.min(300))).await;
+                        tokio::time::sleep(Duration::from_secs(s).min(MAX_RETRY_AFTER)).await;
                     }
                     self.failed(format!("GET {shown}: HTTP {status}")).await?;
                 }
@@ -338,6 +364,7 @@ impl RangedBody {
                     }
                     self.pos += b.len() as u64;
                     self.chunks += 1;
+                    self.advanced();
                     if self.chunks % 64 == 0 {
                         self.publish();
                     }
@@ -375,7 +402,7 @@ mod tests {
                 max_failures: 1,
                 backoff: BackoffPolicy::default(),
             },
-            registry.register("export", "source", true),
+            registry.register("export", cxrelay_actors::ComponentKind::Source, true),
             0,
         );
         b.validate(Some(100), Some("\"a\"".into())).unwrap();

@@ -2,13 +2,14 @@
 //! built.
 
 use actix::prelude::*;
+use cxrelay_actors::registry::ComponentKind;
 use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_checkpoint, Generator, GeneratorSettings};
+use super::{parse_checkpoint, Generator, GeneratorSettings, STUCK_AFTER};
 use crate::config::{KeyProblem, KeyProblems, Named};
-use crate::sources::builder::{BuildError, SourceBuilder, SourceContext, SOURCE};
+use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 
 /// A generator's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -89,7 +90,7 @@ impl SourceBuilder for GeneratorConfig {
             let settings = GeneratorSettings::try_from(Named { name, config: self })?;
             let component = cx.component(name, "generator");
             let (ingest, db) = (cx.ingest.clone(), cx.db.clone());
-            let spec = ChildSpec::new(name.to_string(), SOURCE, move || {
+            let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
                 // Resume after the last committed event (read again on every
                 // restart of the actor).
                 let start_at = db
@@ -100,6 +101,7 @@ impl SourceBuilder for GeneratorConfig {
                     settings.clone(),
                     ingest.clone(),
                     component.clone(),
+                    component.report_progress(STUCK_AFTER),
                     start_at,
                     db.is_some(),
                 )

@@ -6,14 +6,16 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentState, Progress};
 use cxrelay_actors::supervision::Shutdown;
 use cxrelay_actors::Event;
 
 use crate::ingest::{Ingest, IngestBatch};
 
 mod config;
+pub mod telemetry;
 pub use config::GeneratorConfig;
+use telemetry::GeneratorStatus;
 
 /// The checkpoint a generator saved: the number of the next event.
 pub fn parse_checkpoint(raw: Option<Vec<u8>>) -> u64 {
@@ -25,6 +27,12 @@ pub fn parse_checkpoint(raw: Option<Vec<u8>>) -> u64 {
 /// Most events handed to ingest in one batch.
 const MAX_BATCH: usize = 2000;
 const TICK: Duration = Duration::from_millis(10);
+/// A generator owing events that hands none over (and has none refused)
+/// for this long is stuck. Between ticks of 10 ms it only builds a batch in
+/// memory; its waits on ingest do not count (a slow sink holds it back
+/// legitimately, for as long as it takes), so a minute means its ticks
+/// stopped.
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// Settings of a generator.
 #[derive(Debug, Clone)]
@@ -46,15 +54,20 @@ pub struct GeneratorSettings {
 /// Emits events numbered from 0: id `<source>-<n>`, key `conv-<n % keys>`,
 /// topics in rotation. Numbering is deterministic so that a test can tell
 /// exactly which events must come out.
+///
+/// Progress: each batch ingest accepts or refuses is a unit; the
+/// generator is busy while it owes events and is not waiting on ingest.
 pub struct Generator {
     s: GeneratorSettings,
     source: Arc<str>,
     ingest: Ingest,
     component: Arc<Component>,
+    progress: Arc<Progress>,
     next: u64,
     started: Instant,
     start_at: u64,
-    busy: bool,
+    /// A batch is with ingest.
+    in_flight: bool,
     padding: String,
     checkpoint: bool,
 }
@@ -63,10 +76,12 @@ impl Generator {
     /// A generator starting at event number `start_at`. With `checkpoint`,
     /// each batch commits the next number as the source's checkpoint, so a
     /// restart resumes exactly after the last committed event.
+    /// It reports progress through `progress` (its instance's handle).
     pub fn new(
         s: GeneratorSettings,
         ingest: Ingest,
         component: Arc<Component>,
+        progress: Arc<Progress>,
         start_at: u64,
         checkpoint: bool,
     ) -> Self {
@@ -76,12 +91,20 @@ impl Generator {
             s,
             ingest,
             component,
+            progress,
             next: start_at,
             started: Instant::now(),
             start_at,
-            busy: false,
+            in_flight: false,
             checkpoint,
         }
+    }
+
+    fn publish(&self, finished: bool) {
+        self.component.set_status(&GeneratorStatus {
+            emitted: self.next,
+            finished,
+        });
     }
 
     fn event(&self, n: u64) -> Event {
@@ -103,17 +126,21 @@ impl Generator {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
+        if self.in_flight {
             return;
         }
         let due_total = (self.started.elapsed().as_secs_f64() * self.s.rate) as u64 + self.start_at;
         let limit = self.s.count.unwrap_or(u64::MAX);
         let due = due_total.min(limit);
         if self.next >= limit {
-            self.component.set_state(ComponentState::Idle);
-            self.component.set_detail("finished", true);
+            if self.component.state() != ComponentState::Idle {
+                self.component.set_state(ComponentState::Idle);
+                self.publish(true);
+            }
+            self.progress.set_busy(false);
             return;
         }
+        self.progress.set_busy(due > self.next);
         if due <= self.next {
             return;
         }
@@ -122,10 +149,14 @@ impl Generator {
         let checkpoint = self
             .checkpoint
             .then(|| (self.s.name.clone(), (self.next + n as u64).to_string().into_bytes()));
-        self.busy = true;
+        self.in_flight = true;
         let ingest = self.ingest.clone();
+        let progress = self.progress.clone();
         ctx.spawn(
             async move {
+                // Backpressure from a slow sink is not the generator's to
+                // resolve: it is not busy while it waits.
+                let _waiting = progress.waiting_on_others();
                 ingest
                     .submit(IngestBatch {
                         events,
@@ -136,11 +167,13 @@ impl Generator {
             }
             .into_actor(self)
             .map(move |res, this, _| {
-                this.busy = false;
+                this.in_flight = false;
+                // Accepted or refused, the batch is a finished attempt.
+                this.progress.advance();
                 match res {
                     Ok(_) => {
                         this.next += n as u64;
-                        this.component.set_detail("emitted", this.next);
+                        this.publish(false);
                         if this.component.state() == ComponentState::Paused {
                             this.component.set_state(ComponentState::Running);
                             this.component.clear_error();

@@ -25,13 +25,14 @@ pub mod plan;
 pub mod reassembly;
 pub mod reconnect;
 pub mod socket;
+pub mod telemetry;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentState};
+use cxrelay_actors::registry::{Component, ComponentKind, ComponentState};
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Supervise, Supervisor};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -44,11 +45,12 @@ pub use gaps::{GapHandler, RecordOnly};
 
 use crate::genesys::GenesysOrg;
 use crate::ingest::Ingest;
+use crate::sources::telemetry::SourceKindStatus;
 use crate::store::PutDeadLetters;
+use telemetry::NotificationsSourceStatus;
 
-/// The component kind of channels (the supervisor stops sources by kind at
-/// shutdown).
-const KIND: &str = crate::sources::builder::SOURCE;
+/// The source kind, shown in each channel's status too.
+const SOURCE_KIND: &str = "notifications";
 /// How long an admin request waits for a channel actor.
 const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -139,15 +141,11 @@ impl NotificationsSource {
 
     fn describe(&self) {
         let slots = self.slots.read();
-        self.component.set_detail("kind", "notifications");
-        self.component.set_detail(
-            "channels",
-            serde_json::json!(slots.iter().map(|s| s.name.clone()).collect::<Vec<_>>()),
-        );
-        self.component
-            .set_detail("topics", slots.iter().map(|s| s.topics.lock().len()).sum::<usize>());
-        self.component
-            .set_detail("max_topics_per_channel", self.settings.max_topics_per_channel);
+        self.component.set_status(&NotificationsSourceStatus {
+            channels: slots.iter().map(|s| s.name.clone()).collect(),
+            topics: slots.iter().map(|s| s.topics.lock().len()).sum(),
+            max_topics_per_channel: self.settings.max_topics_per_channel,
+        });
     }
 
     async fn add_channel(&self, topics: Vec<String>) -> Arc<ChannelSlot> {
@@ -163,7 +161,11 @@ impl NotificationsSource {
         });
         self.arbiters.lock().push(arbiter);
         self.slots.write().push(slot.clone());
-        let component = self.parts.registry.register(&slot.name, KIND, true);
+        // Each channel is a source of its own to the supervisor, which stops
+        // sources by kind at shutdown.
+        let component = self.parts.registry.register(&slot.name, ComponentKind::Source, true);
+        component.set_status(&SourceKindStatus { kind: SOURCE_KIND });
+        let stuck_after = self.settings.channel.stuck_after();
         let parts = ChannelParts {
             settings: Arc::new(self.settings.channel.clone()),
             slot: slot.clone(),
@@ -173,9 +175,14 @@ impl NotificationsSource {
             gaps: self.parts.gaps.clone(),
             component,
         };
-        let spec = ChildSpec::new(slot.name.clone(), KIND, move || {
+        let spec = ChildSpec::new(slot.name.clone(), ComponentKind::Source, move || {
             let parts = parts.clone();
-            NotificationChannel::start_in_arbiter(&parts.slot.arbiter.clone(), move |_| NotificationChannel::new(parts))
+            // Taken here, right after the supervisor made the new instance's
+            // handle: the actor is built later, on the channel's thread.
+            let progress = parts.component.report_progress(stuck_after);
+            NotificationChannel::start_in_arbiter(&parts.slot.arbiter.clone(), move |_| {
+                NotificationChannel::new(parts, progress)
+            })
         })
         .policy(RestartPolicy::default());
         let _ = self.parts.supervisor.send(Supervise(spec)).await;

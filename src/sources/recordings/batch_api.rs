@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use cxrelay_actors::registry::Progress;
 use cxrelay_actors::retry::BackoffPolicy;
 use serde::Deserialize;
 use serde_json::json;
@@ -109,11 +110,13 @@ impl Default for PollSettings {
 }
 
 /// Requests `recordings` (at most [`MAX_BATCH`]) and waits for the batch
-/// to complete; answers its id and results.
+/// to complete; answers its id and results. Each answered poll advances
+/// `progress`: a batch that takes minutes to complete is not stuck.
 pub async fn download_batch(
     api: &ApiClient,
     recordings: &[RecordingRef],
     poll: &PollSettings,
+    progress: Option<&Progress>,
 ) -> Result<(String, Vec<BatchResult>), BatchError> {
     let list: Vec<serde_json::Value> = recordings
         .iter()
@@ -129,6 +132,9 @@ pub async fn download_batch(
     for _ in 0..poll.max_polls {
         tokio::time::sleep(delays.next_delay()).await;
         let st: Status = api.get(&format!("/api/v2/recording/batchrequests/{}", s.id)).await?;
+        if let Some(p) = progress {
+            p.advance();
+        }
         if st.status.eq_ignore_ascii_case("completed") {
             return Ok((s.id, st.results));
         }

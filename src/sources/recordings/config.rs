@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix::prelude::*;
+use cxrelay_actors::registry::ComponentKind;
 use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use super::batch_api::PollSettings;
 use super::{RecordingRef, RecordingsSettings, RecordingsSource, DEFAULT_TOPIC};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::check_topic;
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext, SOURCE};
+use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
 
 /// A recordings source's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -122,12 +123,19 @@ impl SourceBuilder for RecordingsConfig {
             std::fs::create_dir_all(&settings.output)
                 .map_err(|e| BuildError::new(format!("cannot create {}: {e}", settings.output.display())))?;
             let org = cx.org()?;
-            let delivery = cx.delivery(cx.component(name, "recordings"));
+            let component = cx.component(name, "recordings");
+            let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();
             let thread = bulk_thread();
-            let spec = ChildSpec::new(name.to_string(), SOURCE, move || {
+            let stuck_after = settings.stuck_after();
+            let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
+                // Taken here, right after the supervisor made the new
+                // instance's handle: the actor is built later, on its thread.
+                let progress = component.report_progress(stuck_after);
                 let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-                RecordingsSource::start_in_arbiter(&thread, move |_| RecordingsSource::new(settings, org, delivery, db))
+                RecordingsSource::start_in_arbiter(&thread, move |_| {
+                    RecordingsSource::new(settings, org, delivery, progress, db)
+                })
             });
             cx.supervise(spec).await;
             Ok(())

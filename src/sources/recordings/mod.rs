@@ -15,12 +15,14 @@ pub mod checkpoint;
 mod config;
 pub mod recording_file;
 mod runner;
+pub mod telemetry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use cxrelay_actors::registry::Progress;
 use cxrelay_actors::supervision::Shutdown;
 
 pub use batch_api::RecordingRef;
@@ -28,8 +30,10 @@ pub use checkpoint::RecordingsCheckpoint;
 pub use config::RecordingsConfig;
 
 use crate::genesys::GenesysOrg;
+use crate::sources::builder::API_CALL_PATIENCE;
 use crate::sources::checkpoint::JsonCheckpoint;
 use crate::sources::delivery::Delivery;
+use crate::sources::export_download::ranged_body::MAX_RETRY_AFTER;
 use crate::store::StoreDb;
 
 /// Default topic of the events.
@@ -55,22 +59,50 @@ pub struct RecordingsSettings {
     pub poll: batch_api::PollSettings,
 }
 
+impl RecordingsSettings {
+    /// An instance with recordings left that finishes no poll or request,
+    /// receives no bytes and announces nothing for this long is stuck. A
+    /// stalled transfer is cut off by `idle_timeout` and a batch is polled
+    /// until it completes, each a unit; the longest legitimate silence is
+    /// one API call with its retries plus the longest of the waits between
+    /// attempts (a poll interval, a failed batch's backoff, a transfer's
+    /// `idle_timeout`, a `Retry-After`). Waits on ingest do not count.
+    pub fn stuck_after(&self) -> Duration {
+        let renewal_poll = batch_api::PollSettings::default().backoff.max;
+        let longest_wait = self
+            .idle_timeout
+            .max(self.poll.backoff.max)
+            .max(renewal_poll)
+            .max(runner::BATCH_RETRY_MAX);
+        API_CALL_PATIENCE + MAX_RETRY_AFTER + 2 * longest_wait
+    }
+}
+
 /// The source actor; the downloads run on its arbiter.
 pub struct RecordingsSource {
     settings: Arc<RecordingsSettings>,
     org: GenesysOrg,
     delivery: Delivery,
+    progress: Arc<Progress>,
     db: Option<Arc<StoreDb>>,
 }
 
 impl RecordingsSource {
     /// A source calling `org`, announcing recordings through `delivery`,
-    /// resuming from its checkpoint in `db`.
-    pub fn new(settings: RecordingsSettings, org: GenesysOrg, delivery: Delivery, db: Option<Arc<StoreDb>>) -> Self {
+    /// resuming from its checkpoint in `db`, reporting through `progress`
+    /// (its instance's handle).
+    pub fn new(
+        settings: RecordingsSettings,
+        org: GenesysOrg,
+        delivery: Delivery,
+        progress: Arc<Progress>,
+        db: Option<Arc<StoreDb>>,
+    ) -> Self {
         RecordingsSource {
             settings: Arc::new(settings),
             org,
             delivery,
+            progress,
             db,
         }
     }
@@ -91,6 +123,7 @@ impl Actor for RecordingsSource {
             self.settings.clone(),
             self.org.clone(),
             self.delivery.clone(),
+            self.progress.clone(),
             checkpoint,
             self.db.is_some(),
         );
@@ -103,5 +136,33 @@ impl Handler<Shutdown> for RecordingsSource {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stuck_threshold_outlasts_its_longest_configured_wait() {
+        let hour = Duration::from_secs(3600);
+        let mut s = RecordingsSettings {
+            name: "r".into(),
+            recordings: Vec::new(),
+            output: PathBuf::from("out"),
+            topic: DEFAULT_TOPIC.into(),
+            max_resumes: 10,
+            idle_timeout: Duration::from_secs(30),
+            poll: batch_api::PollSettings::default(),
+        };
+        let base = s.stuck_after();
+        assert!(base >= API_CALL_PATIENCE + MAX_RETRY_AFTER + 2 * runner::BATCH_RETRY_MAX);
+        s.poll.backoff.max = hour;
+        assert!(s.stuck_after() > API_CALL_PATIENCE + hour, "an hour between polls");
+        s.idle_timeout = 2 * hour;
+        assert!(
+            s.stuck_after() > API_CALL_PATIENCE + 2 * hour,
+            "two hours of silence before a resume"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::ComponentState;
+use cxrelay_actors::registry::{ComponentState, Progress};
 use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::Event;
 use serde_json::json;
@@ -13,6 +13,7 @@ use serde_json::json;
 use super::batch_api::{download_batch, BatchResult, RecordingRef, MAX_BATCH};
 use super::checkpoint::RecordingsCheckpoint;
 use super::recording_file::{final_path, PartFile};
+use super::telemetry::{RecordingDownloaded, RecordingUnavailable, RecordingsStatus};
 use super::RecordingsSettings;
 use crate::genesys::GenesysOrg;
 use crate::ingest::IngestBatch;
@@ -32,16 +33,21 @@ enum Outcome {
     Local(String),
 }
 
+/// The longest wait between two batch requests that failed.
+pub(super) const BATCH_RETRY_MAX: Duration = Duration::from_secs(60);
+
 pub(super) struct RecordingsRunner {
     s: Arc<RecordingsSettings>,
     org: GenesysOrg,
     out: Delivery,
     cp: RecordingsCheckpoint,
     checkpointing: bool,
-    downloaded: u64,
-    unavailable: u64,
-    bytes: u64,
-    local_failures: u64,
+    /// This instance's progress report: each batch poll or failed batch
+    /// request, each chunk received or failed transfer attempt, each
+    /// recording announced is a unit; it is busy until every recording is
+    /// done.
+    progress: Arc<Progress>,
+    status: RecordingsStatus,
 }
 
 impl RecordingsRunner {
@@ -49,24 +55,29 @@ impl RecordingsRunner {
         s: Arc<RecordingsSettings>,
         org: GenesysOrg,
         out: Delivery,
+        progress: Arc<Progress>,
         cp: RecordingsCheckpoint,
         checkpointing: bool,
     ) -> Self {
         RecordingsRunner {
             s,
             org,
-            out,
+            out: out.reporting(progress.clone()),
+            progress,
             cp,
             checkpointing,
-            downloaded: 0,
-            unavailable: 0,
-            bytes: 0,
-            local_failures: 0,
+            status: RecordingsStatus::default(),
         }
     }
 
-    fn detail(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.out.component.set_detail(key, value);
+    /// Shows the status as it now is.
+    fn publish(&self) {
+        self.out.component.set_status(&self.status);
+    }
+
+    fn phase(&mut self, phase: &'static str) {
+        self.status.phase = Some(phase);
+        self.publish();
     }
 
     /// Runs until every recording is done or the service stops; then
@@ -79,8 +90,10 @@ impl RecordingsRunner {
             .filter(|r| !self.cp.done.contains(&r.to_string()))
             .cloned()
             .collect();
-        self.detail("recordings", self.s.recordings.len());
-        self.detail("done_before", self.s.recordings.len() - todo.len());
+        self.status.recordings = self.s.recordings.len();
+        self.status.done_before = self.s.recordings.len() - todo.len();
+        self.publish();
+        self.progress.set_busy(true);
         let api = self.org.client();
         for batch in todo.chunks(MAX_BATCH) {
             let results = match self.batch(&api, batch).await {
@@ -106,10 +119,12 @@ impl RecordingsRunner {
                 }
             }
         }
-        self.detail("finished", true);
-        self.detail("phase", "finished");
+        self.progress.set_busy(false);
+        self.status.finished = true;
+        self.status.current = None;
+        self.phase("finished");
         self.out.component.set_state(ComponentState::Idle);
-        tracing::info!(source = %self.s.name, downloaded = self.downloaded, unavailable = self.unavailable,
+        tracing::info!(source = %self.s.name, downloaded = self.status.downloaded, unavailable = self.status.unavailable,
             "recordings source finished");
         std::future::pending::<()>().await;
     }
@@ -123,16 +138,20 @@ impl RecordingsRunner {
         let mut delays = BackoffPolicy {
             initial: Duration::from_secs(1),
             multiplier: 2.0,
-            max: Duration::from_secs(60),
+            max: BATCH_RETRY_MAX,
             randomization: 0.3,
             full_jitter: false,
         }
         .schedule();
         loop {
-            self.detail("phase", "requesting a batch");
-            match download_batch(api, batch, &self.s.poll).await {
+            self.phase("requesting a batch");
+            let answer = download_batch(api, batch, &self.s.poll, Some(&self.progress)).await;
+            // Completed or failed, a finished request is progress.
+            self.progress.advance();
+            match answer {
                 Ok((id, results)) => {
-                    self.detail("batch", id);
+                    self.status.batch = Some(id);
+                    self.publish();
                     if self.out.component.state() != ComponentState::Running {
                         self.out.component.set_state(ComponentState::Running);
                         self.out.component.clear_error();
@@ -175,8 +194,9 @@ impl RecordingsRunner {
                     self.out
                         .component
                         .fail(ComponentState::Degraded, format!("{r}: {why} (retrying)"));
-                    self.local_failures += 1;
-                    self.detail("local_failures", self.local_failures);
+                    self.status.local_failures += 1;
+                    self.progress.advance();
+                    self.publish();
                     tokio::time::sleep(delay).await;
                 }
                 done => {
@@ -197,8 +217,8 @@ impl RecordingsRunner {
         url: &str,
         content_type: Option<&str>,
     ) -> Outcome {
-        self.detail("phase", "downloading");
-        self.detail("current", r.to_string());
+        self.status.current = Some(r.to_string());
+        self.phase("downloading");
         let path = final_path(&self.s.output, r, content_type);
         let mut part = match PartFile::open(path) {
             Ok(p) => p,
@@ -216,7 +236,8 @@ impl RecordingsRunner {
             BodySettings::resuming(self.s.idle_timeout, self.s.max_resumes),
             self.out.component.clone(),
             part.len(),
-        );
+        )
+        .reporting(self.progress.clone());
         loop {
             match body.next().await {
                 Ok(Some(chunk)) => {
@@ -274,23 +295,30 @@ impl RecordingsRunner {
             })
             .await?;
         self.cp = next;
+        self.progress.advance();
         match outcome {
             Outcome::Downloaded(_, bytes, _) => {
-                self.downloaded += 1;
-                self.bytes += bytes;
-                metrics::counter!("cxrelay_recordings_downloaded_total", "source" => self.s.name.clone()).increment(1);
-                metrics::counter!("cxrelay_recordings_bytes_total", "source" => self.s.name.clone()).increment(bytes);
+                self.status.downloaded += 1;
+                self.status.bytes += bytes;
+                RecordingDownloaded {
+                    source: &self.s.name,
+                    bytes,
+                }
+                .emit();
             }
             Outcome::Unavailable(why) | Outcome::Local(why) => {
-                self.unavailable += 1;
-                tracing::warn!(source = %self.s.name, recording = %r, error = %why, "recording unavailable");
-                self.out.component.record_error(format!("{r}: {why}"));
-                metrics::counter!("cxrelay_recordings_unavailable_total", "source" => self.s.name.clone()).increment(1);
+                self.status.unavailable += 1;
+                let recording = r.to_string();
+                RecordingUnavailable {
+                    source: &self.s.name,
+                    recording: &recording,
+                    error: &why,
+                }
+                .emit();
+                self.out.component.record_error(format!("{recording}: {why}"));
             }
         }
-        self.detail("downloaded", self.downloaded);
-        self.detail("unavailable", self.unavailable);
-        self.detail("bytes", self.bytes);
+        self.publish();
         Ok(())
     }
 }

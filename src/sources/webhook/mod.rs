@@ -11,6 +11,7 @@ mod envelope;
 mod ip_allow;
 mod route;
 pub mod signature;
+pub mod telemetry;
 
 use std::io::Read;
 use std::net::IpAddr;
@@ -29,6 +30,7 @@ pub use signature::{SignatureEncoding, Verifier};
 
 use crate::ingest::{Ingest, IngestBatch, IngestError};
 use crate::store::{DeadLetter, PutDeadLetters};
+use telemetry::WebhookStatus;
 
 /// How a webhook source is set up.
 #[derive(Clone)]
@@ -130,7 +132,6 @@ impl WebhookSource {
         dead_letters: Option<Recipient<PutDeadLetters>>,
         component: Arc<Component>,
     ) -> Arc<Self> {
-        component.set_detail("path", settings.path.clone());
         if settings.verifier.is_none() {
             // Loud in status, but not a readiness failure: it was asked for.
             component.fail(
@@ -141,7 +142,7 @@ impl WebhookSource {
             component.set_state(ComponentState::Running);
         }
         let slots = tokio::sync::Semaphore::new(settings.max_concurrent_requests);
-        Arc::new(WebhookSource {
+        let source = Arc::new(WebhookSource {
             settings,
             ingest,
             dead_letters,
@@ -149,7 +150,9 @@ impl WebhookSource {
             counters: WebhookCounters::default(),
             open: AtomicBool::new(false),
             slots,
-        })
+        });
+        source.publish_detail();
+        source
     }
 
     /// Starts accepting events.
@@ -342,11 +345,12 @@ impl WebhookSource {
         Outcome::BadRequest(reason)
     }
 
-    /// Copies the counters into the status entry.
+    /// Publishes the source's status (its path and counters).
     pub fn publish_detail(&self) {
-        if let Ok(v) = serde_json::to_value(&self.counters) {
-            self.component.set_detail("counters", v);
-        }
+        self.component.set_status(&WebhookStatus {
+            path: &self.settings.path,
+            counters: &self.counters,
+        });
     }
 }
 

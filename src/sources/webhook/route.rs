@@ -28,12 +28,8 @@ impl Ingress for WebhookSource {
 /// Handles one pushed request.
 async fn receive(source: Arc<WebhookSource>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let response = answer(&source, &req, payload).await;
-    metrics::counter!(
-        "cxrelay_webhook_requests_total",
-        "source" => source.name().to_string(),
-        "status" => response.status().as_str().to_string()
-    )
-    .increment(1);
+    let (source, status) = (source.name(), response.status().as_u16());
+    super::telemetry::RequestAnswered { source, status }.emit();
     response
 }
 

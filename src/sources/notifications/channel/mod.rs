@@ -9,6 +9,12 @@
 //! stop with the reason; too many failures in a row mark the channel
 //! failed. On `v2.system.socket_closing` a new socket is opened first and
 //! the old one released after. Every disconnect records a gap.
+//!
+//! [`handlers`] takes the actor's messages (its sockets' news, runtime
+//! control, shutdown); [`status`] publishes what it shows of itself.
+
+mod handlers;
+mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,28 +23,25 @@ use std::time::{Duration, Instant};
 use actix::dev::ArbiterHandle;
 use actix::prelude::*;
 use cxrelay_actors::event::now_ms;
-use cxrelay_actors::registry::{Component, ComponentState};
-use cxrelay_actors::supervision::Shutdown;
+use cxrelay_actors::registry::{Component, ComponentState, Progress};
 use parking_lot::Mutex;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::channel_api::{self, ChannelInfo, TopicState};
-use super::control::{AddTopics, ChannelView, GetChannel, Rejected, RemoveTopics, RestartChannel, TopicChange};
 use super::counters::ChannelCounters;
 use super::gaps::{backfill_window, GapHandler, GapLog};
 use super::group_commit::ChannelCheckpoint;
 use super::reconnect::{reaction, Closed, NextAttempt, Reaction, Retries};
-use super::socket::{SocketCommand, SocketEvent, SocketSetup, SocketTask};
+use super::socket::{SocketCommand, SocketSetup, SocketTask};
 use crate::genesys::{ApiClient, ApiError, GenesysOrg, GetToken, TokenError};
 use crate::ingest::Ingest;
+use crate::sources::builder::API_CALL_PATIENCE;
 use crate::sources::checkpoint::JsonCheckpoint;
 use crate::store::PutDeadLetters;
 
-/// How often status and metrics are published.
+/// How often status and metrics are published (and progress read off the
+/// sockets' counters).
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
-/// Rejected topics listed in `/status` (all are counted).
-const REJECTED_SHOWN: usize = 50;
 /// How long a shutdown waits for sockets to commit what they read.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The reason of a gap that spans a stop of cxrelay.
@@ -70,6 +73,18 @@ pub struct ChannelSettings {
     /// How long a socket replaced after `socket_closing` may go on before
     /// cxrelay closes it.
     pub old_socket_grace: Duration,
+}
+
+impl ChannelSettings {
+    /// A channel establishing, or with a socket up, that finishes no step
+    /// and whose socket reads no frame, sends no ping and finishes no
+    /// commit for this long is stuck. Each API call while establishing is
+    /// a step; a live socket pings every `ping_interval`, idle or not. The
+    /// longest legitimate silence is one API call with its retries, or a
+    /// socket handshake.
+    pub fn stuck_after(&self) -> Duration {
+        API_CALL_PATIENCE + self.connect_timeout + 2 * self.ping_interval
+    }
 }
 
 /// What survives a restart of the actor: the topics the channel should
@@ -218,16 +233,22 @@ pub struct NotificationChannel {
     renewals: u64,
     channels_created: u64,
     last_close: Option<String>,
+    last_close_at_ms: Option<i64>,
     socket_up_since: Option<i64>,
     /// The socket being replaced after `socket_closing`, while its
     /// replacement connects; and how it ended, if it already did.
     handoff: Option<u64>,
     handoff_old_end: Option<(Option<i64>, Closed)>,
+    /// This instance's progress report (see `status.rs`).
+    progress: Arc<Progress>,
+    /// What the sockets' counters summed to at the last look.
+    turned: u64,
 }
 
 impl NotificationChannel {
-    /// A channel actor from its parts.
-    pub fn new(p: ChannelParts) -> Self {
+    /// A channel actor from its parts, reporting through `progress` (its
+    /// instance's handle).
+    pub fn new(p: ChannelParts, progress: Arc<Progress>) -> Self {
         let s = &p.settings;
         let retries = Retries::new(s.reconnect_base, s.reconnect_cap, s.retry_limit, s.retry_reset_after);
         let states = p
@@ -270,9 +291,12 @@ impl NotificationChannel {
             renewals: 0,
             channels_created: 0,
             last_close: None,
+            last_close_at_ms: None,
             socket_up_since: None,
             handoff: None,
             handoff_old_end: None,
+            progress,
+            turned: 0,
         }
     }
 
@@ -340,6 +364,8 @@ impl NotificationChannel {
             commands,
         };
         let settings = self.p.settings.clone();
+        // Each call that finishes is a step: establishing takes several.
+        let progress = self.progress.clone();
         let work = async move {
             let mut channel = known;
             if how == How::Revalidate {
@@ -348,8 +374,11 @@ impl NotificationChannel {
                 refresh_token(&org)
                     .await
                     .map_err(|e| Failure::from(ApiError::Token(e)))?;
+                progress.advance();
                 if let Some(c) = &channel {
-                    if !channel_api::exists(&api, &c.id).await? {
+                    let exists = channel_api::exists(&api, &c.id).await;
+                    progress.advance();
+                    if !exists? {
                         tracing::info!(channel = %c.id, "channel is gone (HEAD 404); creating a new one");
                         channel = None;
                     }
@@ -361,8 +390,10 @@ impl NotificationChannel {
                 Some(c) => c,
                 None => {
                     let c = channel_api::create(&api).await?;
+                    progress.advance();
                     created = true;
                     states = Some(channel_api::put_subscriptions(&api, &c.id, &topics).await?);
+                    progress.advance();
                     c
                 }
             };
@@ -407,6 +438,8 @@ impl NotificationChannel {
 
     fn established(&mut self, how: How, res: Result<Established, Failure>, ctx: &mut Context<Self>) {
         self.busy = false;
+        // Established or not, the attempt is over.
+        self.progress.advance();
         let old_end = if how == How::Handoff {
             self.handoff = None;
             self.handoff_old_end.take()
@@ -551,6 +584,7 @@ impl NotificationChannel {
         let topics = self.desired();
         let work = async move { channel_api::put_subscriptions(&api, &channel.id, &topics).await };
         ctx.spawn(work.into_actor(self).map(move |res, this, ctx| {
+            this.progress.advance();
             match res {
                 Ok(states) => {
                     this.renewals += 1;
@@ -650,7 +684,7 @@ impl NotificationChannel {
         }
         *self.reconnects.entry(closed.label()).or_default() += 1;
         self.last_close = Some(closed.to_string());
-        self.p.component.set_detail("last_close_at_ms", now_ms());
+        self.last_close_at_ms = Some(now_ms());
         self.retries.socket_lasted(up_for);
         if closed != Closed::ByUs {
             self.gaps.open(last_frame_ms.unwrap_or_else(now_ms), closed.to_string());
@@ -678,112 +712,6 @@ impl NotificationChannel {
                 .gaps
                 .gap(&self.p.settings.source, &self.p.slot.name, &gap, window.as_ref());
         }
-    }
-
-    fn view(&self) -> ChannelView {
-        let mut rejected = Vec::new();
-        let (mut permitted, mut pending) = (0, 0);
-        for (topic, state) in &self.states {
-            match state {
-                TopicState::Permitted => permitted += 1,
-                TopicState::Pending => pending += 1,
-                TopicState::Rejected(reason) => rejected.push(Rejected {
-                    topic: topic.clone(),
-                    reason: reason.clone(),
-                }),
-            }
-        }
-        ChannelView {
-            index: self.p.slot.index,
-            name: self.p.slot.name.clone(),
-            state: self.phase.label(),
-            reason: self.phase.reason(),
-            channel_id: self.channel.as_ref().map(|c| c.id.clone()),
-            topics: self.states.len(),
-            permitted,
-            pending,
-            rejected,
-            socket_up: self.socket.is_some(),
-            retry_attempt: self.retries.attempts(),
-            gaps: self.gaps.to_json(),
-            counters: self.p.slot.counters.to_json(),
-        }
-    }
-
-    /// Copies state and counters into `/status` and `/metrics`.
-    fn publish(&self) {
-        let v = self.view();
-        let c = &self.p.component;
-        c.set_detail("kind", "notifications");
-        c.set_detail("source", self.p.settings.source.to_string());
-        c.set_detail("state", v.state);
-        c.set_detail("channel_id", json!(v.channel_id));
-        c.set_detail(
-            "topics",
-            json!({"total": v.topics, "permitted": v.permitted, "pending": v.pending, "rejected": v.rejected.len()}),
-        );
-        c.set_detail(
-            "rejected_topics",
-            json!(v.rejected.iter().take(REJECTED_SHOWN).collect::<Vec<_>>()),
-        );
-        c.set_detail(
-            "socket",
-            json!({"up": v.socket_up, "up_since_ms": self.socket_up_since, "retiring": self.retiring.len()}),
-        );
-        c.set_detail(
-            "retry",
-            json!({
-                "attempt": v.retry_attempt,
-                "limit": self.retries.limit(),
-                "next_in_ms": self.next_retry.map(|(_, at)| at.saturating_duration_since(Instant::now()).as_millis() as u64),
-                "ceiling_ms": self.next_retry.map(|(n, _)| n.ceiling.as_millis() as u64),
-            }),
-        );
-        c.set_detail("reconnects", json!(self.reconnects));
-        c.set_detail("last_close", json!(self.last_close));
-        c.set_detail("renewals", self.renewals);
-        c.set_detail("channels_created", self.channels_created);
-        c.set_detail("gaps", v.gaps);
-        c.set_detail("counters", v.counters);
-        if let Some(e) = self.p.slot.counters.last_error.lock().clone() {
-            c.set_detail("last_ingest_error", e);
-        }
-        self.metrics();
-    }
-
-    fn metrics(&self) {
-        use metrics::{counter, gauge};
-        let source = self.p.settings.source.to_string();
-        let channel = self.p.slot.name.clone();
-        let k = &self.p.slot.counters;
-        let labels = [("source", source.clone()), ("channel", channel.clone())];
-        counter!("cxrelay_notification_frames_total", &labels).absolute(ChannelCounters::get(&k.frames));
-        counter!("cxrelay_notification_events_total", &labels).absolute(ChannelCounters::get(&k.events));
-        counter!("cxrelay_notification_committed_total", &labels).absolute(ChannelCounters::get(&k.committed));
-        counter!("cxrelay_notification_lost_total", &labels).absolute(ChannelCounters::get(&k.lost));
-        counter!("cxrelay_notification_heartbeats_total", &labels).absolute(ChannelCounters::get(&k.heartbeats));
-        counter!("cxrelay_notification_pongs_total", &labels).absolute(ChannelCounters::get(&k.pongs));
-        counter!("cxrelay_notification_dead_lettered_total", &labels).absolute(ChannelCounters::get(&k.dead_lettered));
-        for r in super::frames::MalformedReason::ALL {
-            counter!("cxrelay_notification_malformed_total", "source" => source.clone(), "channel" => channel.clone(), "reason" => r.as_str())
-                .absolute(ChannelCounters::get(&k.malformed[r.index()]));
-        }
-        counter!("cxrelay_notification_gaps_total", &labels).absolute(self.gaps.count());
-        counter!("cxrelay_notification_gap_seconds_total", &labels).absolute(self.gaps.total_ms() / 1000);
-        for (reason, n) in &self.reconnects {
-            counter!("cxrelay_notification_disconnects_total", "source" => source.clone(), "channel" => channel.clone(), "reason" => reason.clone())
-                .absolute(*n);
-        }
-        gauge!("cxrelay_notification_socket_up", &labels).set(if self.socket.is_some() { 1.0 } else { 0.0 });
-        let rejected = self
-            .states
-            .values()
-            .filter(|s| matches!(s, TopicState::Rejected(_)))
-            .count();
-        gauge!("cxrelay_notification_topics", "source" => source.clone(), "channel" => channel.clone(), "state" => "subscribed")
-            .set((self.states.len() - rejected) as f64);
-        gauge!("cxrelay_notification_topics", "source" => source, "channel" => channel, "state" => "rejected")
-            .set(rejected as f64);
     }
 }
 
@@ -816,210 +744,5 @@ impl Actor for NotificationChannel {
         }
         drop(slot);
         self.publish();
-    }
-}
-
-impl Handler<SocketEvent> for NotificationChannel {
-    type Result = ();
-
-    fn handle(&mut self, msg: SocketEvent, ctx: &mut Self::Context) {
-        match msg {
-            SocketEvent::Live { generation, at_ms } => self.socket_live(generation, at_ms),
-            SocketEvent::Closing { generation } => {
-                let current = self.socket.as_ref().map(|s| s.generation) == Some(generation);
-                if current && self.channel.is_some() {
-                    tracing::info!(component = %self.p.slot.name, "Genesys announced maintenance; opening a new socket before the old one closes");
-                    self.establish(ctx, How::Handoff);
-                }
-            }
-            SocketEvent::Ended {
-                generation,
-                closed,
-                last_frame_ms,
-                up_for,
-            } => self.socket_ended(generation, closed, last_frame_ms, up_for, ctx),
-        }
-    }
-}
-
-impl Handler<AddTopics> for NotificationChannel {
-    type Result = ResponseActFuture<Self, Vec<TopicChange>>;
-
-    fn handle(&mut self, msg: AddTopics, _: &mut Self::Context) -> Self::Result {
-        let index = self.p.slot.index;
-        let new: Vec<String> = {
-            let mut desired = self.p.slot.topics.lock();
-            let fresh: Vec<String> = msg.0.into_iter().filter(|t| !desired.contains(t)).collect();
-            desired.extend(fresh.iter().cloned());
-            fresh
-        };
-        for t in &new {
-            self.states.insert(t.clone(), TopicState::Pending);
-        }
-        let topics = self.desired();
-        for s in self.socket.iter().chain(self.retiring.values()) {
-            s.command(SocketCommand::Topics(topics.clone()));
-        }
-        let target = if self.busy {
-            None
-        } else {
-            self.api.clone().zip(self.channel.clone())
-        };
-        Box::pin(
-            async move {
-                match target {
-                    Some((api, channel)) if !new.is_empty() => (
-                        new.clone(),
-                        Some(channel_api::add_subscriptions(&api, &channel.id, &new).await),
-                    ),
-                    _ => (new, None),
-                }
-            }
-            .into_actor(self)
-            .map(move |(new, res), this, _| match res {
-                Some(Ok(states)) => {
-                    let out = states.iter().map(|(t, s)| change(index, t, s)).collect();
-                    this.apply_states(states);
-                    this.publish();
-                    out
-                }
-                Some(Err(e)) => {
-                    // Still wanted: the next (re)subscription includes them.
-                    let why = e.to_string();
-                    new.iter()
-                        .map(|t| TopicChange {
-                            topic: t.clone(),
-                            channel: index,
-                            state: "failed",
-                            reason: Some(why.clone()),
-                        })
-                        .collect()
-                }
-                None => new.iter().map(|t| change(index, t, &TopicState::Pending)).collect(),
-            }),
-        )
-    }
-}
-
-fn change(channel: usize, topic: &str, state: &TopicState) -> TopicChange {
-    let (state, reason) = match state {
-        TopicState::Pending => ("pending", None),
-        TopicState::Permitted => ("permitted", None),
-        TopicState::Rejected(r) => ("rejected", Some(r.clone())),
-    };
-    TopicChange {
-        topic: topic.to_string(),
-        channel,
-        state,
-        reason,
-    }
-}
-
-impl Handler<RemoveTopics> for NotificationChannel {
-    type Result = ResponseActFuture<Self, Vec<TopicChange>>;
-
-    fn handle(&mut self, msg: RemoveTopics, _: &mut Self::Context) -> Self::Result {
-        let index = self.p.slot.index;
-        let removed: Vec<String> = {
-            let mut desired = self.p.slot.topics.lock();
-            let gone: Vec<String> = msg.0.into_iter().filter(|t| desired.contains(t)).collect();
-            desired.retain(|t| !gone.contains(t));
-            gone
-        };
-        for t in &removed {
-            self.states.remove(t);
-        }
-        let topics = self.desired();
-        let target = if self.busy {
-            None
-        } else {
-            self.api.clone().zip(self.channel.clone())
-        };
-        Box::pin(
-            async move {
-                let res = match target {
-                    Some((api, channel)) if !removed.is_empty() => Some(if topics.is_empty() {
-                        channel_api::delete_subscriptions(&api, &channel.id).await
-                    } else {
-                        channel_api::put_subscriptions(&api, &channel.id, &topics)
-                            .await
-                            .map(|_| ())
-                    }),
-                    _ => None,
-                };
-                (removed, res)
-            }
-            .into_actor(self)
-            .map(move |(removed, res), this, _| {
-                let reason = match res {
-                    Some(Err(e)) => {
-                        this.p.component.record_error(format!("unsubscribing failed: {e}"));
-                        Some(format!(
-                            "removed here; Genesys was not told yet ({e}), the next renewal tells it"
-                        ))
-                    }
-                    _ => None,
-                };
-                this.publish();
-                removed
-                    .into_iter()
-                    .map(|t| TopicChange {
-                        topic: t,
-                        channel: index,
-                        state: "removed",
-                        reason: reason.clone(),
-                    })
-                    .collect()
-            }),
-        )
-    }
-}
-
-impl Handler<GetChannel> for NotificationChannel {
-    type Result = MessageResult<GetChannel>;
-
-    fn handle(&mut self, _: GetChannel, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.view())
-    }
-}
-
-impl Handler<RestartChannel> for NotificationChannel {
-    type Result = bool;
-
-    fn handle(&mut self, _: RestartChannel, ctx: &mut Self::Context) -> bool {
-        if !matches!(self.phase, Phase::Failed(_)) {
-            return false;
-        }
-        tracing::info!(component = %self.p.slot.name, "restarting a failed channel");
-        self.retries.reset();
-        self.phase = Phase::Starting;
-        let how = if self.channel.is_some() {
-            How::Revalidate
-        } else {
-            How::Create
-        };
-        self.establish(ctx, how);
-        true
-    }
-}
-
-impl Handler<Shutdown> for NotificationChannel {
-    type Result = ();
-
-    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        self.set_phase(Phase::Stopping);
-        if let Some(s) = self.socket.as_ref() {
-            s.command(SocketCommand::Close);
-        }
-        for s in self.retiring.values() {
-            s.command(SocketCommand::Close);
-        }
-        if self.socket.is_none() && self.retiring.is_empty() {
-            ctx.stop();
-            return;
-        }
-        // Sockets commit what they read, then report; stop regardless
-        // after the grace.
-        ctx.run_later(STOP_GRACE, |_, ctx| ctx.stop());
     }
 }
