@@ -28,6 +28,13 @@ pub fn encode_ndjson(ev: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b"}\n");
 }
 
+/// Appends `ev`'s payload alone (the record, transformed if the listener
+/// transforms) as one NDJSON line.
+pub fn encode_payload_line(ev: &Event, out: &mut Vec<u8>) {
+    write_payload(out, &ev.payload);
+    out.push(b'\n');
+}
+
 /// Writes a JSON payload on one line: `null` when empty, and raw CR/LF
 /// bytes turned into spaces. In valid JSON those bytes can only be
 /// whitespace between tokens (strings cannot hold them raw, and UTF-8 never
@@ -93,7 +100,7 @@ mod tests {
         let pretty = "{\r\n  \"a\": \"x\\ny\",\n  \"b\": [1,\n 2]\n}\n";
         let ev = Event::builder("s", "t").payload(pretty.as_bytes().to_vec()).build();
         let want: serde_json::Value = serde_json::from_str(pretty).unwrap();
-        for encode in [encode_ndjson] {
+        for encode in [encode_ndjson, encode_payload_line] {
             let mut out = Vec::new();
             encode(&ev, &mut out);
             assert_eq!(out.iter().filter(|&&c| c == b'\n').count(), 1);
@@ -102,5 +109,8 @@ mod tests {
             let record = if v.get("payload").is_some() { &v["payload"] } else { &v };
             assert_eq!(record, &want);
         }
+        let mut out = Vec::new();
+        encode_payload_line(&Event::builder("s", "t").payload(&b" "[..]).build(), &mut out);
+        assert_eq!(out, b"null\n");
     }
 }
