@@ -24,13 +24,37 @@ pub fn encode_ndjson(ev: &Event, out: &mut Vec<u8>) {
         None => out.extend_from_slice(b",\"event_time\":null"),
     }
     let _ = write!(out, ",\"received_at\":{},\"payload\":", ev.received_at);
-    let payload = trim_ascii(&ev.payload);
+    write_payload(out, &ev.payload);
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends `ev`'s payload alone (the record, transformed if the listener
+/// transforms) as one NDJSON line.
+pub fn encode_payload_line(ev: &Event, out: &mut Vec<u8>) {
+    write_payload(out, &ev.payload);
+    out.push(b'\n');
+}
+
+/// Writes a JSON payload on one line: `null` when empty, and raw CR/LF
+/// bytes turned into spaces. In valid JSON those bytes can only be
+/// whitespace between tokens (strings cannot hold them raw, and UTF-8 never
+/// uses them inside a character), so the value is unchanged while a
+/// pretty-printed record no longer splits its line.
+fn write_payload(out: &mut Vec<u8>, payload: &[u8]) {
+    let payload = trim_ascii(payload);
     if payload.is_empty() {
         out.extend_from_slice(b"null");
-    } else {
-        out.extend_from_slice(payload);
+        return;
     }
-    out.extend_from_slice(b"}\n");
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if memchr::memchr2(b'\n', b'\r', payload).is_some() {
+        for b in &mut out[start..] {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+    }
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -69,5 +93,24 @@ mod tests {
         assert_eq!(v["key"], "k\n");
         assert_eq!(v["payload"]["a"][1], 2);
         assert_eq!((v["seq"].as_u64(), v["event_time"].as_i64()), (Some(3), Some(5)));
+    }
+
+    #[test]
+    fn a_pretty_printed_payload_stays_on_one_line_with_its_value() {
+        let pretty = "{\r\n  \"a\": \"x\\ny\",\n  \"b\": [1,\n 2]\n}\n";
+        let ev = Event::builder("s", "t").payload(pretty.as_bytes().to_vec()).build();
+        let want: serde_json::Value = serde_json::from_str(pretty).unwrap();
+        for encode in [encode_ndjson, encode_payload_line] {
+            let mut out = Vec::new();
+            encode(&ev, &mut out);
+            assert_eq!(out.iter().filter(|&&c| c == b'\n').count(), 1);
+            assert_eq!(out.last(), Some(&b'\n'));
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let record = if v.get("payload").is_some() { &v["payload"] } else { &v };
+            assert_eq!(record, &want);
+        }
+        let mut out = Vec::new();
+        encode_payload_line(&Event::builder("s", "t").payload(&b" "[..]).build(), &mut out);
+        assert_eq!(out, b"null\n");
     }
 }

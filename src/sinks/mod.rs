@@ -69,6 +69,14 @@ pub enum SinkError {
 pub trait SinkWriter: 'static {
     /// Writes `events` and makes them durable.
     fn commit(&mut self, events: &[Arc<Event>]) -> LocalBoxFuture<'static, Result<(), SinkError>>;
+    /// Periodic work that must happen even when no event comes (e.g.
+    /// closing a file that is old enough). Called on the sink's batch
+    /// timer, never while a commit is under way; the writer is built for
+    /// it if none exists yet. An error is reported, and the next tick comes
+    /// all the same.
+    fn tick(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// A short description for status (e.g. the current file).
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null

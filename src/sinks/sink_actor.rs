@@ -118,6 +118,8 @@ pub struct SinkActor<W: SinkWriter> {
     failures: u64,
     dead_lettered: u64,
     transform_rejected: u64,
+    /// The last tick's error, if it failed (reported once, not each tick).
+    tick_error: Option<String>,
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -187,6 +189,7 @@ impl<W: SinkWriter> SinkActor<W> {
             failures: 0,
             dead_lettered: 0,
             transform_rejected: 0,
+            tick_error: None,
         }
     }
 
@@ -448,6 +451,44 @@ impl<W: SinkWriter> SinkActor<W> {
         );
     }
 
+    /// Gives the writer its periodic turn ([`SinkWriter::tick`]) between
+    /// commits, building it if needed (so that, say, files left open by a
+    /// previous run are closed on time even if no event comes). A panic is
+    /// handled as in a commit: the writer is rebuilt next time.
+    fn tick_writer(&mut self) {
+        if self.committing {
+            return;
+        }
+        let ticked = catch_unwind(AssertUnwindSafe(|| -> Result<(), SinkError> {
+            if self.writer.is_none() {
+                self.writer = Some(Box::new((self.factory)()?));
+            }
+            self.writer.as_mut().expect("built above").tick()
+        }));
+        let error = match ticked {
+            Ok(Ok(())) => {
+                self.tick_error = None;
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(p) => {
+                self.writer = None;
+                let message = panic_text(p);
+                self.component.restarted(StopReason::Panicked {
+                    message: message.clone(),
+                });
+                format!("sink panicked: {message}")
+            }
+        };
+        // Said once per distinct error: the next tick is a tenth of a
+        // second away.
+        if self.tick_error.as_deref() != Some(error.as_str()) {
+            tracing::warn!(listener = %self.component.name(), %error, "sink tick failed");
+            self.component.record_error(error.clone());
+            self.tick_error = Some(error);
+        }
+    }
+
     fn publish_detail(&self) {
         self.component.set_status(&SinkStatus {
             committed_events: self.committed_events,
@@ -477,6 +518,7 @@ impl<W: SinkWriter> Actor for SinkActor<W> {
             {
                 this.commit(ctx);
             }
+            this.tick_writer();
             this.publish_detail();
         });
     }

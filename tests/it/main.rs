@@ -11,6 +11,7 @@ mod emulator_bulk;
 mod emulator_core;
 mod emulator_notifications;
 mod export_download;
+mod file_sink;
 mod genesys_client;
 mod in_process;
 mod notifications;
