@@ -77,6 +77,13 @@ pub trait SinkWriter: 'static {
     fn tick(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// The sink is being stopped (at shutdown, after its final commit):
+    /// finish what is open so a loader gets it now rather than at the next
+    /// start (e.g. close and rename the open files). Only committed data is
+    /// there to finish.
+    fn close(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// A short description for status (e.g. the current file).
     fn describe(&self) -> serde_json::Value {
         serde_json::Value::Null

@@ -602,6 +602,18 @@ impl<W: SinkWriter> Handler<Shutdown> for SinkActor<W> {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        // A stopped sink leaves nothing half-finished for its readers (the
+        // final flush came first; anything not committed is replayed).
+        if let Some(w) = self.writer.as_mut() {
+            let failed = match catch_unwind(AssertUnwindSafe(|| w.close())) {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the writer panicked while closing".to_string()),
+            };
+            if let Some(e) = failed {
+                tracing::warn!(listener = %self.component.name(), error = %e, "closing the sink at shutdown failed");
+            }
+        }
         ctx.stop();
     }
 }

@@ -2,13 +2,16 @@
 //!
 //! `<path>/.cxrelay-<listener>.state` records, after each durable batch, the
 //! highest journal position written and, for every file still open, its
-//! committed length. It is replaced atomically (temporary file, fsync,
-//! rename, directory fsync), so after a crash it says exactly which bytes
-//! of which temporary files are committed and which events are already in
-//! files.
+//! committed length. Saves alternate between two fixed slots of one file,
+//! each with a generation and a checksum, written in place and synced: one
+//! `fdatasync` per batch, no rename, the same file (a reader following the
+//! directory sees no churn). A torn save leaves the other slot, the last
+//! good state, so after a crash it says exactly which bytes of which
+//! temporary files are committed and which events are already in files.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +22,13 @@ use super::partition::sanitised;
 use crate::sinks::SinkError;
 
 /// The state file format's version.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Bytes of one slot: the header and the state as JSON (a state with the
+/// most open files allowed fits many times over).
+pub const SLOT_BYTES: usize = 64 << 10;
+/// A slot's header: magic, generation, length, CRC-32 of the JSON.
+const HEADER: usize = 4 + 8 + 4 + 4;
+const MAGIC: &[u8; 4] = b"CXFS";
 
 /// What a listener's file sink has made durable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +45,9 @@ pub struct SinkState {
     pub next_file: u64,
     /// The files open for writing, with their committed lengths.
     pub open: Vec<OpenPart>,
+    /// Which save this is (the slot written is the generation's parity).
+    #[serde(skip)]
+    pub generation: u64,
 }
 
 /// A temporary file being written, as recorded in the state.
@@ -119,7 +131,16 @@ impl SinkState {
             ),
             source: std::io::Error::new(ErrorKind::InvalidData, why),
         };
-        let state: SinkState = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+        // The newest slot that is whole; the other is the one before it.
+        let newest = bytes
+            .chunks(SLOT_BYTES)
+            .take(2)
+            .filter_map(read_slot)
+            .max_by_key(|(generation, _)| *generation);
+        let Some((generation, json)) = newest else {
+            return Err(invalid("no complete state in either slot".into()));
+        };
+        let mut state: SinkState = serde_json::from_slice(json).map_err(|e| invalid(e.to_string()))?;
         if state.version != VERSION {
             return Err(invalid(format!(
                 "version {} (this cxrelay reads {VERSION})",
@@ -129,51 +150,85 @@ impl SinkState {
         if let Some(p) = state.open.iter().find(|p| !p.is_confined()) {
             return Err(invalid(format!("a file outside the directory: {p:?}")));
         }
+        state.generation = generation;
         Ok(Some(state))
     }
 
-    /// Replaces the state at `path` atomically; with `fsync`, durably
-    /// (temporary file synced, renamed over, directory synced).
-    pub fn save(&self, path: &Path, fsync: bool) -> Result<(), SaveError> {
+    /// Saves the state into the slot after the last one written; with
+    /// `fsync`, durably. The first save creates the file and syncs its
+    /// directory.
+    pub fn save(&mut self, path: &Path, fsync: bool) -> Result<(), SaveError> {
         let before = |e| SaveError {
             replaced: false,
             error: e,
         };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = path.with_extension("state.tmp");
-        let bytes = serde_json::to_vec(self).map_err(|e| {
+        let json = serde_json::to_vec(self).map_err(|e| {
             before(SinkError::Io {
                 what: "encoding the file sink state".into(),
                 source: std::io::Error::other(e),
             })
         })?;
-        let mut f = OpenOptions::new()
+        if json.len() > SLOT_BYTES - HEADER {
+            return Err(before(SinkError::Io {
+                what: format!("saving {}", path.display()),
+                source: std::io::Error::other(format!(
+                    "the state is {} bytes, more than a slot holds (fewer open files: max_open_files)",
+                    json.len()
+                )),
+            }));
+        }
+        let created = !path.exists();
+        let f = OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| before(io(format!("creating {}", tmp.display()))(e)))?;
-        f.write_all(&bytes)
-            .map_err(|e| before(io(format!("writing {}", tmp.display()))(e)))?;
+            .truncate(false)
+            .open(path)
+            .map_err(|e| before(io(format!("opening {}", path.display()))(e)))?;
+        let generation = self.generation + 1;
+        let mut slot = Vec::with_capacity(HEADER + json.len());
+        slot.extend_from_slice(MAGIC);
+        slot.extend_from_slice(&generation.to_le_bytes());
+        slot.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        slot.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+        slot.extend_from_slice(&json);
+        let offset = (generation % 2) * SLOT_BYTES as u64;
+        f.write_all_at(&slot, offset)
+            .map_err(|e| before(io(format!("writing {}", path.display()))(e)))?;
+        // Written: from here the new state may be what a restart reads.
+        self.generation = generation;
         if fsync {
-            f.sync_all()
-                .map_err(|e| before(io(format!("syncing {}", tmp.display()))(e)))?;
-        }
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| before(io(format!("renaming {} into place", tmp.display()))(e)))?;
-        if fsync {
-            sync_dir(dir).map_err(|error| SaveError { replaced: true, error })?;
+            f.sync_data().map_err(|e| SaveError {
+                replaced: true,
+                error: io(format!("syncing {}", path.display()))(e),
+            })?;
+            if created {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                sync_dir(dir).map_err(|error| SaveError { replaced: true, error })?;
+            }
         }
         Ok(())
     }
 }
 
+/// A slot's generation and JSON, when it is whole.
+fn read_slot(slot: &[u8]) -> Option<(u64, &[u8])> {
+    if slot.len() < HEADER || &slot[..4] != MAGIC {
+        return None;
+    }
+    let generation = u64::from_le_bytes(slot[4..12].try_into().ok()?);
+    let len = u32::from_le_bytes(slot[12..16].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(slot[16..20].try_into().ok()?);
+    let json = slot.get(HEADER..HEADER + len)?;
+    (crc32fast::hash(json) == crc).then_some((generation, json))
+}
+
 /// Why a state could not be saved, and whether the new one may be in
-/// place anyway (renamed, but the directory not synced): then what it
-/// records must not be undone.
+/// place anyway (written, but not synced): then what it records must not
+/// be undone.
 #[derive(Debug)]
 pub struct SaveError {
-    /// The new state was renamed into place.
+    /// The new state was written into its slot.
     pub replaced: bool,
     /// What failed.
     pub error: SinkError,
@@ -190,6 +245,29 @@ pub fn sync_dir(dir: &Path) -> Result<(), SinkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_save_leaves_the_state_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), "files");
+        let mut state = SinkState::new("files");
+        state.seq = 10;
+        state.save(&path, true).unwrap();
+        state.seq = 20;
+        state.save(&path, true).unwrap();
+        assert_eq!(SinkState::load(&path).unwrap().unwrap().seq, 20);
+        // The newest save was torn: its slot fails its checksum.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"garbage", (state.generation % 2) * SLOT_BYTES as u64 + HEADER as u64)
+            .unwrap();
+        let back = SinkState::load(&path).unwrap().unwrap();
+        assert_eq!(back.seq, 10);
+        // Saving goes on from there without losing the good slot.
+        let mut back = back;
+        back.seq = 30;
+        back.save(&path, true).unwrap();
+        assert_eq!(SinkState::load(&path).unwrap().unwrap().seq, 30);
+    }
 
     fn part(partition: &str, part: &str) -> OpenPart {
         OpenPart {

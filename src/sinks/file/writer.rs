@@ -391,9 +391,8 @@ impl FileWriter {
     }
 }
 
-#[cfg(test)]
 impl FileWriter {
-    /// Closes every open file (tests read finished files).
+    /// Closes every open file and records it.
     pub(super) fn close_all(&mut self) -> Result<(), SinkError> {
         let keys: Vec<String> = self.parts.keys().cloned().collect();
         for k in keys {
@@ -401,7 +400,10 @@ impl FileWriter {
         }
         self.save_state(&[], false).map_err(|e| e.error)
     }
+}
 
+#[cfg(test)]
+impl FileWriter {
     /// How many files are open.
     pub(super) fn open_files(&self) -> usize {
         self.parts.len()
@@ -427,6 +429,12 @@ impl SinkWriter for FileWriter {
             self.save_state(&[], false).map_err(|e| e.error)?;
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// At shutdown every open file holds only committed lines: close them
+    /// all, so a service stopped for good leaves nothing hidden.
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.close_all()
     }
 
     fn describe(&self) -> serde_json::Value {
