@@ -34,6 +34,8 @@ pub(super) struct ListenerParts<'a> {
     pub secrets: &'a Secrets,
     pub dead_letters: Option<Recipient<PutDeadLetters>>,
     pub pool: Option<WorkerPool<TransformWorker>>,
+    /// Where sinks keep their own state (`<data_dir>/sinks`).
+    pub state_dir: std::path::PathBuf,
     pub chunk_size: usize,
 }
 
@@ -113,6 +115,7 @@ pub(super) async fn start_listener(
         component,
         thread: thread.handle(),
         secrets: parts.secrets.under(&l.name, "sink."),
+        state_dir: parts.state_dir.clone(),
     };
     let mut start = l.sink.spec.builder().build(cx).map_err(|e| sink_error(e.to_string()))?;
     let flush: Arc<Mutex<Option<Recipient<FlushNow>>>> = Arc::default();

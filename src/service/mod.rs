@@ -163,6 +163,7 @@ impl Service {
             secrets: &secrets,
             dead_letters: dead_letters.clone(),
             pool: listeners::transform_pool(&config, &registry),
+            state_dir: config.service.data_dir.join("sinks"),
             chunk_size: config.transform.chunk_size,
         };
         let mut listeners = Vec::new();

@@ -92,6 +92,9 @@ pub struct SinkContext {
     pub thread: ArbiterHandle,
     /// Its secrets, by the key naming them.
     pub secrets: Vec<(String, Secret)>,
+    /// Where a sink keeps state of its own (`<data_dir>/sinks`), beside the
+    /// journal it must agree with.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl SinkContext {

@@ -286,14 +286,7 @@ pub fn read_ndjson_dir(dir: &Path) -> Vec<serde_json::Value> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut files: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        // The file sink's own state, not output.
-        .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".cxrelay-"))
-        })
-        .collect();
+    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
     let mut out = Vec::new();
     for f in files {

@@ -26,7 +26,8 @@ fn file_listener(dir: &Path, sink_keys: &str) -> String {
     )
 }
 
-/// Every file under `dir`, recursively, but the sink's state files.
+/// Every file under `dir`, recursively (the sink's state lives in
+/// `data_dir`, never among the output).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];
@@ -36,7 +37,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if !e.file_name().to_string_lossy().starts_with(".cxrelay-") {
+            } else {
                 out.push(p);
             }
         }

@@ -101,14 +101,20 @@ pub struct FileSettings {
     pub partition: Option<PartitionTemplate>,
     /// Bound on open files.
     pub max_open_files: usize,
+    /// Where the sink's state file lives: with the journal (`data_dir`),
+    /// so the two are kept or wiped together, and the output directory
+    /// holds nothing but output.
+    pub state_dir: PathBuf,
 }
 
 impl FileSettings {
     /// Settings for `listener` writing into `root` with the defaults (tests
     /// and library users change fields from there).
     pub fn new(root: impl Into<PathBuf>, listener: &str) -> Self {
+        let root = root.into();
         FileSettings {
-            root: root.into(),
+            state_dir: root.clone(),
+            root,
             listener: listener.to_string(),
             rotate_bytes: default_rotate_bytes(),
             rotate_interval: default_rotate_interval(),
@@ -140,6 +146,7 @@ impl FileSinkConfig {
             encoding: self.encoding,
             partition,
             max_open_files: self.max_open_files.max(1),
+            state_dir: self.path.clone(),
         })
     }
 }
@@ -177,10 +184,11 @@ impl SinkBuilder for FileSinkConfig {
     }
 
     fn build(&self, cx: SinkContext) -> Result<SinkStarter, SinkError> {
-        let settings = self.settings(&cx.listener).map_err(|e| SinkError::Io {
+        let mut settings = self.settings(&cx.listener).map_err(|e| SinkError::Io {
             what: format!("file sink of `{}`", cx.listener),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
         })?;
+        settings.state_dir = cx.state_dir.clone();
         // Fail fast on an unusable directory or state rather than at the
         // first write (this also recovers from a crash before any event).
         FileWriter::open(settings.clone())?;

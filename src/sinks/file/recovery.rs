@@ -42,7 +42,11 @@ pub struct Recovered {
 pub fn recover(settings: &FileSettings) -> Result<Recovered, SinkError> {
     let root = &settings.root;
     fs::create_dir_all(root).map_err(io(format!("creating {}", root.display())))?;
-    let path = state_path(root, &settings.listener);
+    std::fs::create_dir_all(&settings.state_dir).map_err(|source| SinkError::Io {
+        what: format!("creating {}", settings.state_dir.display()),
+        source,
+    })?;
+    let path = state_path(&settings.state_dir, &settings.listener);
     let mut state = match SinkState::load(&path)? {
         Some(s) if s.listener != settings.listener => {
             return Err(SinkError::Io {

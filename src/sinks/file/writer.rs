@@ -85,7 +85,7 @@ impl FileWriter {
             }
         }
         Ok(FileWriter {
-            state_path: state_path(&settings.root, &settings.listener),
+            state_path: state_path(&settings.state_dir, &settings.listener),
             state: recovered.state,
             parts,
             uses: 0,
