@@ -12,6 +12,7 @@ mod emulator_core;
 mod emulator_notifications;
 mod export_download;
 mod genesys_client;
+mod http_sink;
 mod in_process;
 mod notifications;
 mod recordings;
