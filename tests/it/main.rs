@@ -15,6 +15,8 @@ mod genesys_client;
 mod http_sink;
 mod in_process;
 mod notifications;
+mod pg;
+mod postgres_sink;
 mod recordings;
 mod service_shell;
 mod transform;
