@@ -62,6 +62,21 @@ impl PgCluster {
     /// binaries are missing. In CI (`CI` set) a missing PostgreSQL fails
     /// the test instead.
     pub fn start() -> Option<PgCluster> {
+        Self::start_with(false)
+    }
+
+    /// Like [`PgCluster::start`], serving TLS with a certificate for
+    /// 127.0.0.1 signed by a CA made for the run ([`PgCluster::ca_file`]).
+    pub fn start_tls() -> Option<PgCluster> {
+        Self::start_with(true)
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Option<PgCluster> {
         let Some(bin) = find_bin() else {
             let notice = "SKIPPED: PostgreSQL not found (no initdb/pg_ctl in /usr/lib/postgresql/*/bin or on PATH; apt-get install -y postgresql)";
             assert!(std::env::var_os("CI").is_none(), "{notice}, and CI is set");
@@ -77,6 +92,9 @@ impl PgCluster {
         });
         let dir = tempfile::Builder::new().prefix("cxrelay-pg-").tempdir().unwrap();
         std::fs::write(dir.path().join("pw"), PASSWORD).unwrap();
+        if tls {
+            make_certificates(dir.path());
+        }
         if let Some(u) = &user {
             let ok = Command::new("chown")
                 .args(["-R", u])
@@ -112,11 +130,17 @@ impl PgCluster {
         // few.
         for _ in 0..5 {
             c.port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let opts = format!(
+            let mut opts = format!(
                 "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=50",
                 c.port,
                 c.dir.path().display()
             );
+            if tls {
+                let d = c.dir.path().display();
+                opts.push_str(&format!(
+                    " -c ssl=on -c ssl_cert_file={d}/server.crt -c ssl_key_file={d}/server.key"
+                ));
+            }
             let log = c.dir.path().join("server.log");
             if c.try_run(
                 "pg_ctl",
@@ -218,6 +242,78 @@ impl PgCluster {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{sql}: not a number"))
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`
+/// (openssl; the key readable by its owner only, as the server demands).
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cxrelay test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 impl Drop for PgCluster {

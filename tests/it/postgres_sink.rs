@@ -102,6 +102,47 @@ fn a_server_that_is_down_holds_events_and_says_so_then_takes_them() {
     assert!(p.terminate().success());
 }
 
+#[test]
+fn with_tls_the_server_is_verified_and_the_connection_encrypted() {
+    let Some(pg) = PgCluster::start_tls() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let env = [("CXRELAY_TEST_PG_URL", pg.url("postgres"))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Without the run's CA the certificate does not verify: nothing written.
+    let config = format!("{}{}{}", preamble(dir), generator(200), listener("events", 100))
+        .replace("table = ", "tls = true, table = ");
+    let p = Proc::start_with(dir, &config, &env);
+    wait_until("the certificate refused", Duration::from_secs(30), || {
+        component(&p.get("/status").json(), "pg")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.to_ascii_lowercase().contains("certificate"))
+    });
+    p.kill9();
+    assert_eq!(pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'events'"), 0);
+    // Trusting the CA: written, over TLS.
+    let config = config.replace(
+        "tls = true, ",
+        &format!("tls = true, tls_ca_file = \"{}\", ", pg.ca_file().display()),
+    );
+    let p = Proc::start_with(dir, &config, &env);
+    wait_until("200 rows", Duration::from_secs(60), || {
+        pg.count("SELECT count(*) FROM pg_tables WHERE tablename = 'events'") == 1
+            && pg.count("SELECT count(*) FROM events") == 200
+    });
+    let encrypted = pg.count(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.application_name = 'cxrelay/pg'",
+    );
+    let plain = pg.count(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE NOT s.ssl AND a.application_name = 'cxrelay/pg'",
+    );
+    assert!(
+        encrypted >= 1 && plain == 0,
+        "{encrypted} TLS and {plain} plain connections"
+    );
+    assert!(p.terminate().success());
+}
+
 /// 100k events from a generator at full speed; cxrelay killed with -9
 /// twice while it writes, then run to the end: every event is a row, once.
 #[test]
