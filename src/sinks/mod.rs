@@ -8,6 +8,7 @@ mod encode;
 pub mod file;
 mod held;
 pub mod http;
+pub mod postgres;
 pub mod registry;
 mod sink_actor;
 pub mod stdout;
@@ -25,6 +26,7 @@ pub use sink_actor::{FlushNow, SinkActor, SinkOptions, Taken};
 pub use stdout::StdoutWriter;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cxrelay_actors::Event;
 use futures_util::future::LocalBoxFuture;
@@ -57,6 +59,31 @@ pub enum SinkError {
         url: String,
         /// Why.
         message: String,
+    },
+    /// The target refused the batch and sending it again cannot change
+    /// that (an HTTP 400, a row the database will never take): the batch
+    /// goes to dead letters at once, without waiting for `max_retries`.
+    #[error("{0} (not retried)")]
+    Rejected(Box<SinkError>),
+    /// The target asked to be left alone for `wait` (HTTP 429 or 503 with
+    /// `Retry-After`): the next attempt comes no sooner, and this one
+    /// counts as a failed attempt.
+    #[error("{error} (next attempt in {}s)", wait.as_secs_f64().ceil())]
+    RetryAfter {
+        /// How long to wait before the next attempt.
+        wait: Duration,
+        /// What the target answered.
+        error: Box<SinkError>,
+    },
+    /// The sink stopped sending for `wait` (an open circuit breaker): the
+    /// next attempt comes no sooner, this one counts as a failed attempt,
+    /// and the listener shows as paused (not ready) until a write succeeds.
+    #[error("{reason}")]
+    Paused {
+        /// How long until the sink tries again.
+        wait: Duration,
+        /// Why, for status and readiness.
+        reason: String,
     },
 }
 

@@ -13,6 +13,8 @@ component_kinds! {
         Stdout(super::stdout::StdoutSinkConfig) = "stdout",
         /// NDJSON batches POSTed to a URL.
         Http(super::http::HttpSinkConfig) = "http",
+        /// Rows in a PostgreSQL table, idempotent on the event id.
+        Postgres(super::postgres::PostgresSinkConfig) = "postgres",
         /// Counted, then dropped.
         Blackhole(super::blackhole::BlackholeSinkConfig) = "blackhole",
     }

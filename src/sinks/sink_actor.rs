@@ -137,17 +137,46 @@ fn address(e: &Arc<Event>) -> usize {
 
 /// Why a commit attempt did not succeed.
 enum AttemptError {
-    /// The writer reported an error.
-    Failed(String),
+    /// The writer reported an error, and what it asks of the next attempt.
+    Failed(String, Next),
     /// The writer panicked (its message): it must be rebuilt.
     Panicked(String),
 }
 
 impl AttemptError {
+    fn failed(e: &SinkError) -> Self {
+        AttemptError::Failed(e.to_string(), Next::after(e))
+    }
+
     fn into_message(self) -> String {
         match self {
-            AttemptError::Failed(e) => e,
+            AttemptError::Failed(e, _) => e,
             AttemptError::Panicked(m) => format!("sink panicked: {m}"),
+        }
+    }
+}
+
+/// When a failed batch is tried again: the writer's error can say more
+/// than "it failed" (see the [`SinkError`] variants).
+#[derive(Clone, Copy, Debug)]
+enum Next {
+    /// After the backoff delay.
+    Backoff,
+    /// Not before this long: the target asked.
+    Wait(Duration),
+    /// Not before this long, and the listener is not ready meanwhile.
+    Paused(Duration),
+    /// Never: the batch goes to dead letters now.
+    DeadLetter,
+}
+
+impl Next {
+    fn after(e: &SinkError) -> Next {
+        match e {
+            SinkError::Rejected(_) => Next::DeadLetter,
+            SinkError::RetryAfter { wait, .. } => Next::Wait(*wait),
+            SinkError::Paused { wait, .. } => Next::Paused(*wait),
+            SinkError::Io { .. } | SinkError::Http { .. } | SinkError::Transport { .. } => Next::Backoff,
         }
     }
 }
@@ -205,12 +234,12 @@ impl<W: SinkWriter> SinkActor<W> {
         }));
         let fut = match started {
             Ok(Ok(fut)) => fut,
-            Ok(Err(e)) => return Box::pin(std::future::ready(Err(AttemptError::Failed(e.to_string())))),
+            Ok(Err(e)) => return Box::pin(std::future::ready(Err(AttemptError::failed(&e)))),
             Err(p) => return Box::pin(std::future::ready(Err(AttemptError::Panicked(panic_text(p))))),
         };
         Box::pin(AssertUnwindSafe(fut).catch_unwind().map(|r| match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(AttemptError::Failed(e.to_string())),
+            Ok(Err(e)) => Err(AttemptError::failed(&e)),
             Err(p) => Err(AttemptError::Panicked(panic_text(p))),
         }))
     }
@@ -383,34 +412,59 @@ impl<W: SinkWriter> SinkActor<W> {
                 this.component.restarted(StopReason::Panicked {
                     message: message.clone(),
                 });
-                this.failed(AttemptError::Panicked(message).into_message(), ctx);
+                this.failed(AttemptError::Panicked(message).into_message(), Next::Backoff, ctx);
             }
-            Some(Err(e)) => this.failed(e.into_message(), ctx),
+            Some(Err(AttemptError::Failed(error, next))) => this.failed(error, next, ctx),
         }));
     }
 
-    fn failed(&mut self, error: String, ctx: &mut Context<Self>) {
+    fn failed(&mut self, error: String, next: Next, ctx: &mut Context<Self>) {
         // A finished attempt, even a failed one, is progress: a sink that
         // keeps failing is degraded and retrying, not stuck, and replacing
         // it would not help.
         self.progress.advance();
         self.failures += 1;
         self.attempts += 1;
-        if let (Some(max), Some(store)) = (self.opts.max_retries, self.opts.dead_letters.clone()) {
-            if self.attempts > max {
+        if let Some(store) = self.opts.dead_letters.clone() {
+            let exhausted = self.opts.max_retries.is_some_and(|max| self.attempts > max);
+            if exhausted || matches!(next, Next::DeadLetter) {
                 self.dead_letter(store, error, ctx);
                 return;
             }
         }
-        let delay = self.backoff.next_delay();
+        let (delay, state) = match next {
+            Next::Wait(wait) => (wait, ComponentState::Degraded),
+            Next::Paused(wait) => (wait, ComponentState::Paused),
+            // Without a dead-letter store (journal off) a refused batch can
+            // only be held and retried: nothing is dropped silently.
+            Next::Backoff | Next::DeadLetter => (self.backoff.next_delay(), ComponentState::Degraded),
+        };
         tracing::warn!(listener = %self.component.name(), %error, attempt = self.attempts, ?delay,
             "sink commit failed; retrying");
-        self.component.fail(ComponentState::Degraded, error);
+        self.component.fail(state, error);
+        // The wait holds the actor (its status tick too): show the counts
+        // and the writer's state (an open breaker) now.
+        self.publish_detail();
         ctx.wait(
-            tokio::time::sleep(delay)
+            self.waiting(delay)
                 .into_actor(self)
                 .map(|_, this, ctx| this.attempt(ctx)),
         );
+    }
+
+    /// Sleeps for `delay`, reporting progress along the way: a wait the
+    /// target asked for (a `Retry-After` of minutes) is not a hung write,
+    /// and must not get the sink replaced as stuck.
+    fn waiting(&self, delay: Duration) -> impl std::future::Future<Output = ()> + 'static {
+        let progress = self.progress.clone();
+        let slice = (self.opts.stuck_after / 4).max(Duration::from_millis(1));
+        async move {
+            let end = tokio::time::Instant::now() + delay;
+            while tokio::time::Instant::now() < end {
+                tokio::time::sleep_until(end.min(tokio::time::Instant::now() + slice)).await;
+                progress.advance();
+            }
+        }
     }
 
     /// Moves the pending batch to dead letters, then acknowledges it. If
