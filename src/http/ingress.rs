@@ -23,25 +23,34 @@ pub trait Ingress: Send + Sync + 'static {
 
 /// The ingress routes, by exact path.
 #[derive(Clone, Default)]
-pub struct IngressRoutes(Arc<DashMap<String, Arc<dyn Ingress>>>);
+pub struct IngressRoutes {
+    routes: Arc<DashMap<String, Arc<dyn Ingress>>>,
+    /// Every source has started: an unknown path is now really unknown.
+    started: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl IngressRoutes {
     /// Serves `route` at `path` (replacing what was there).
     pub fn add(&self, path: &str, route: Arc<dyn Ingress>) {
-        self.0.insert(path.to_string(), route);
+        self.routes.insert(path.to_string(), route);
     }
 
     fn get(&self, path: &str) -> Option<Arc<dyn Ingress>> {
-        self.0.get(path).map(|r| r.value().clone())
+        self.routes.get(path).map(|r| r.value().clone())
     }
 
     fn all(&self) -> Vec<Arc<dyn Ingress>> {
-        self.0.iter().map(|r| r.value().clone()).collect()
+        self.routes.iter().map(|r| r.value().clone()).collect()
     }
 
-    /// Opens every route.
+    /// Opens every route: start-up is over.
     pub fn open_all(&self) {
         self.all().iter().for_each(|r| r.open());
+        self.started.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    fn starting(&self) -> bool {
+        !self.started.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Closes every route.
@@ -56,9 +65,15 @@ impl IngressRoutes {
 }
 
 /// The server's default service: a registered path gets its source, POST
-/// only; anything else is 404.
+/// only; anything else is 404, but 503 while sources are still starting (a
+/// sender retries a 503, and its path may be about to exist).
 pub async fn dispatch(req: HttpRequest, body: web::Payload, routes: web::Data<IngressRoutes>) -> HttpResponse {
     let Some(route) = routes.get(req.path()) else {
+        if routes.starting() && req.method() == actix_web::http::Method::POST {
+            return HttpResponse::ServiceUnavailable()
+                .insert_header((actix_web::http::header::RETRY_AFTER, "5"))
+                .json(json!({"error": "starting", "retry_after": 5}));
+        }
         return HttpResponse::NotFound().json(json!({"error": "not_found"}));
     };
     if req.method() != actix_web::http::Method::POST {

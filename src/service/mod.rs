@@ -118,6 +118,9 @@ impl Service {
             .register("router", ComponentKind::Router, true)
             .set_state(ComponentState::Running);
 
+        // Not ready until every part is in place: a sender must not see a
+        // webhook path missing (404) because its source has not started yet.
+        let startup = registry.register("startup", ComponentKind::Service, true);
         let supervisor = Supervisor::new(registry.clone(), Duration::from_millis(100)).start();
 
         // Durable listeners keep their counters (and acknowledged position)
@@ -215,6 +218,7 @@ impl Service {
         // Listeners are subscribed and the journal replayed: pushed events
         // can be accepted now.
         ingress.open_all();
+        startup.set_state(ComponentState::Running);
         Ok(Service {
             config,
             registry,

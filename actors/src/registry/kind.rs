@@ -26,11 +26,14 @@ pub enum ComponentKind {
     Auth,
     /// A stand-in for an upstream service run in-process.
     Emulator,
+    /// The process as a whole (its start-up, which gates readiness until
+    /// every part is in place).
+    Service,
 }
 
 impl ComponentKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ComponentKind; 7] = [
+    pub const ALL: [ComponentKind; 8] = [
         ComponentKind::Source,
         ComponentKind::Listener,
         ComponentKind::Router,
@@ -38,6 +41,7 @@ impl ComponentKind {
         ComponentKind::Pool,
         ComponentKind::Auth,
         ComponentKind::Emulator,
+        ComponentKind::Service,
     ];
 
     /// The kind as written in `/status` and metric labels.
@@ -50,6 +54,7 @@ impl ComponentKind {
             ComponentKind::Pool => "pool",
             ComponentKind::Auth => "auth",
             ComponentKind::Emulator => "emulator",
+            ComponentKind::Service => "service",
         }
     }
 }
