@@ -161,7 +161,16 @@ impl<'a> Reader<'a> {
                     },
                 }
             }
-            (None, Some(k)) => (base.key(&k), None),
+            // serde reports a missing key at the table that lacks it.
+            (None, Some(k)) => {
+                let table = e
+                    .span()
+                    .and_then(|s| self.locator.key_at(s.start))
+                    .filter(|t| t.0.len() >= base.0.len())
+                    .unwrap_or_else(|| base.clone());
+                let span = self.locator.span_of(&table).or(e.span());
+                (table.key(&k), span)
+            }
             (None, None) => {
                 let path = e.span().and_then(|s| self.locator.key_at(s.start));
                 (path.unwrap_or_else(|| base.clone()), e.span())

@@ -11,9 +11,10 @@ use serde_json::value::RawValue;
 /// The envelope fields cxrelay reads.
 #[derive(Debug, Deserialize)]
 pub struct Envelope<'a> {
-    /// The topic the event was published on.
-    #[serde(rename = "topicName")]
-    pub topic_name: Option<&'a str>,
+    /// The topic the event was published on (owned only when it was
+    /// written with escapes).
+    #[serde(rename = "topicName", borrow)]
+    pub topic_name: Option<std::borrow::Cow<'a, str>>,
     /// The event itself, unparsed.
     #[serde(rename = "eventBody", borrow)]
     pub event_body: Option<&'a RawValue>,
@@ -21,7 +22,8 @@ pub struct Envelope<'a> {
     #[serde(default)]
     pub metadata: Option<Metadata<'a>>,
     /// Send time of a pushed notification (ISO-8601), when present.
-    pub timestamp: Option<&'a str>,
+    #[serde(borrow)]
+    pub timestamp: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Envelope metadata.
@@ -215,14 +217,14 @@ impl<'a> Frame<'a> {
             // envelope alone and derive what can be derived, as webhooks do.
             Err(first) => {
                 let e: Envelope<'a> = serde_json::from_str(text).map_err(|_| first)?;
-                let topic = e.topic_name.unwrap_or("");
                 let fields: BodyFields<'_> = e
                     .event_body
                     .and_then(|b| serde_json::from_str(b.get()).ok())
                     .unwrap_or_default();
+                let derived = derive(e.topic_name.as_deref().unwrap_or(""), e.event_body);
                 Ok(Frame {
-                    topic_name: e.topic_name.map(std::borrow::Cow::Borrowed),
-                    derived: derive(topic, e.event_body),
+                    topic_name: e.topic_name,
+                    derived,
                     message: fields.message.map(|m| std::borrow::Cow::Owned(m.into_owned())),
                     metadata: e.metadata,
                 })

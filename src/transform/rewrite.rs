@@ -70,7 +70,15 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
         }
         None => return Err(TransformError::NotJson("empty payload".into())),
     }
-    rw.end()
+    rw.end()?;
+    // Members are checked as they start; the last one may have crossed.
+    if rw.out.len() > out_limit {
+        return Err(TransformError::TooLarge(format!(
+            "output would exceed {MAX_GROWTH}x the input plus {} KiB",
+            GROWTH_SLACK >> 10
+        )));
+    }
+    Ok(())
 }
 
 struct Rewriter<'a> {

@@ -18,6 +18,7 @@ mod in_process;
 mod notifications;
 mod pg;
 mod postgres_sink;
+mod properties;
 mod recordings;
 mod service_shell;
 mod transform;

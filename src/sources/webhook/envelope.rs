@@ -87,18 +87,23 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
         let n: Envelope<'_> = serde_json::from_str(notification_raw.get()).map_err(|_| EnvelopeError::Unrecognized)?;
         let topic = n
             .topic_name
+            .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or(EnvelopeError::Unrecognized)?;
         let derived = derive(topic, n.event_body);
         let event_time = derived
             .event_time
-            .or_else(|| n.timestamp.and_then(parse_iso_ms))
+            .or_else(|| n.timestamp.as_deref().and_then(parse_iso_ms))
             .or(bridge_time);
+        // An empty id identifies nothing: as a key it would match every
+        // other event with an empty id.
         let correlation = n
             .metadata
             .as_ref()
             .and_then(|m| m.correlation_id.as_deref())
+            .filter(|c| !c.is_empty())
             .map(str::to_string);
+        let bridge_id = bridge_id.filter(|id| !id.is_empty());
         // Key precedence: EventBridge id, then the correlation id, then
         // what identifies the event by content: its entity, topic and time,
         // all three known (without one, later events of the entity would
