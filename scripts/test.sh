@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The PostgreSQL sink's tests start a throwaway server (initdb + pg_ctl):
+# install Debian's PostgreSQL when it is missing (as root, or with sudo).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql >/dev/null
+fi
+
 cargo test --workspace --locked
 # The embedding example must keep working as documented.
 cargo run --quiet --locked --example custom_listener >/dev/null
