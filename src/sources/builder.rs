@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentKind};
-use cxrelay_actors::supervision::{ChildSpec, Supervise, Supervisor};
+use cxrelay_actors::registry::{Component, ComponentKind, Progress};
+use cxrelay_actors::supervision::{ChildSpec, Shutdown, Supervise, Supervisor};
 use cxrelay_actors::Registry;
 use futures_util::future::LocalBoxFuture;
 
@@ -143,10 +143,29 @@ impl SourceContext {
     pub async fn supervise(&self, spec: ChildSpec) {
         let _ = self.supervisor.send(Supervise(spec)).await;
     }
-}
 
-/// The thread a bulk source runs on: page parsing and body reading stay off
-/// the supervisor's thread.
-pub fn bulk_thread() -> actix::dev::ArbiterHandle {
-    Arbiter::new().handle()
+    /// Supervises a bulk source: its actor runs on a thread of its own
+    /// (page parsing and body reading stay off the supervisor's), built by
+    /// `make` at start and at every restart with that instance's progress
+    /// report, which restarts it when it holds work and stops moving.
+    pub async fn supervise_on_own_thread<A>(
+        &self,
+        name: &str,
+        component: Arc<Component>,
+        stuck_after: std::time::Duration,
+        make: impl Fn(Arc<Progress>) -> A + Send + Sync + 'static,
+    ) where
+        A: Actor<Context = Context<A>> + Handler<Shutdown>,
+    {
+        let thread = Arbiter::new().handle();
+        let make = Arc::new(make);
+        let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
+            // Taken here, right after the supervisor made the new
+            // instance's handle: the actor is built later, on its thread.
+            let progress = component.report_progress(stuck_after);
+            let make = make.clone();
+            A::start_in_arbiter(&thread, move |_| make(progress))
+        });
+        self.supervise(spec).await;
+    }
 }

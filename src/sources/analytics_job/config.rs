@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentKind};
-use cxrelay_actors::supervision::ChildSpec;
+use cxrelay_actors::registry::Component;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +12,7 @@ use super::telemetry::AnalyticsJobStatus;
 use super::{AnalyticsJob, AnalyticsJobSettings, GapQueue, Schedule, DEFAULT_TOPIC};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::genesys::interval::{parse_iso_ms, Interval};
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
+use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 
 /// An analytics job's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -184,18 +182,11 @@ pub async fn start_analytics_job(
     let org = cx.org()?;
     let delivery = cx.delivery(component.clone());
     let db = cx.db.clone();
-    let thread = bulk_thread();
-    let stuck_after = settings.stuck_after();
-    let spec = ChildSpec::new(settings.name.clone(), ComponentKind::Source, move || {
-        // Taken here, right after the supervisor made the new instance's
-        // handle: the actor is built later, on its own thread.
-        let progress = component.report_progress(stuck_after);
-        let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-        AnalyticsJob::start_in_arbiter(&thread, move |_| {
-            AnalyticsJob::new(settings, org, delivery, progress, db)
-        })
-    });
-    cx.supervise(spec).await;
+    let (name, stuck_after) = (settings.name.clone(), settings.stuck_after());
+    cx.supervise_on_own_thread(&name, component, stuck_after, move |progress| {
+        AnalyticsJob::new(settings.clone(), org.clone(), delivery.clone(), progress, db.clone())
+    })
+    .await;
     Ok(())
 }
 

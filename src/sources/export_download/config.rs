@@ -3,9 +3,6 @@
 
 use std::time::Duration;
 
-use actix::prelude::*;
-use cxrelay_actors::registry::ComponentKind;
-use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +10,7 @@ use super::telemetry::ExportStatus;
 use super::{ExportDownload, ExportFormat, ExportSettings, UrlOrigin};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::check_topic;
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
+use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 
 /// An export's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -151,18 +148,11 @@ impl SourceBuilder for ExportConfig {
             let org = cx.org.clone();
             let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();
-            let thread = bulk_thread();
             let stuck_after = settings.stuck_after();
-            let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
-                // Taken here, right after the supervisor made the new
-                // instance's handle: the actor is built later, on its thread.
-                let progress = component.report_progress(stuck_after);
-                let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-                ExportDownload::start_in_arbiter(&thread, move |_| {
-                    ExportDownload::new(settings, org, delivery, progress, db)
-                })
-            });
-            cx.supervise(spec).await;
+            cx.supervise_on_own_thread(name, component, stuck_after, move |progress| {
+                ExportDownload::new(settings.clone(), org.clone(), delivery.clone(), progress, db.clone())
+            })
+            .await;
             Ok(())
         })
     }

@@ -5,9 +5,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix::prelude::*;
-use cxrelay_actors::registry::ComponentKind;
-use cxrelay_actors::supervision::ChildSpec;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +12,7 @@ use super::batch_api::PollSettings;
 use super::{RecordingRef, RecordingsSettings, RecordingsSource, DEFAULT_TOPIC};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::check_topic;
-use crate::sources::builder::{bulk_thread, BuildError, SourceBuilder, SourceContext};
+use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 
 /// A recordings source's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -126,18 +123,11 @@ impl SourceBuilder for RecordingsConfig {
             let component = cx.component(name, "recordings");
             let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();
-            let thread = bulk_thread();
             let stuck_after = settings.stuck_after();
-            let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
-                // Taken here, right after the supervisor made the new
-                // instance's handle: the actor is built later, on its thread.
-                let progress = component.report_progress(stuck_after);
-                let (settings, org, delivery, db) = (settings.clone(), org.clone(), delivery.clone(), db.clone());
-                RecordingsSource::start_in_arbiter(&thread, move |_| {
-                    RecordingsSource::new(settings, org, delivery, progress, db)
-                })
-            });
-            cx.supervise(spec).await;
+            cx.supervise_on_own_thread(name, component, stuck_after, move |progress| {
+                RecordingsSource::new(settings.clone(), org.clone(), delivery.clone(), progress, db.clone())
+            })
+            .await;
             Ok(())
         })
     }
