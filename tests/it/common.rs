@@ -651,3 +651,25 @@ pub fn run_until_committed(config: &str, listener: &str, expected: u64) -> Durat
         elapsed
     })
 }
+
+/// Starts cxrelay with `config` in `dir` and kills it with SIGKILL at a
+/// random moment while events flow, `times` times; `after_each` looks at
+/// what a kill left. The seed is returned for the test's output.
+pub fn kill_9_at_random_moments(dir: &Path, config: &str, times: usize, mut after_each: impl FnMut()) -> u64 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    let mut rng = seed | 1;
+    for _ in 0..times {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let p = Proc::start(dir, config);
+        // A random moment while events flow (the experiment, not
+        // synchronisation).
+        std::thread::sleep(Duration::from_millis(300 + rng % 1200));
+        p.kill9();
+        after_each();
+    }
+    seed
+}

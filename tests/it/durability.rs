@@ -49,26 +49,8 @@ fn kill_9_at_random_moments_loses_nothing_committed() {
         generator(15_000, Some(total), 300),
         file_listener(dir)
     );
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut rng = seed | 1;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
     let mut committed_at_kill = Vec::new();
-    for _ in 0..5 {
-        let p = Proc::start(dir, &config);
-        // A random moment while events flow (this is the experiment, not
-        // synchronisation).
-        std::thread::sleep(Duration::from_millis(300 + next() % 1200));
-        p.kill9();
-        committed_at_kill.push(committed(dir));
-    }
+    let seed = kill_9_at_random_moments(dir, &config, 5, || committed_at_kill.push(committed(dir)));
     let p = Proc::start(dir, &config);
     wait_until("every event delivered", Duration::from_secs(120), || {
         ids_and_lines(dir).0.len() as u64 == total

@@ -117,28 +117,12 @@ fn kill_9_under_load_then_a_clean_run_writes_every_event_exactly_once() {
             ", compression = \"gzip\", rotate_bytes = 16384, rotate_interval = \"1s\", partition = \"{date}/{hour}\""
         )
     );
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut rng = seed | 1;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
     let mut at_kill = Vec::new();
-    for _ in 0..5 {
-        let p = Proc::start(dir, &config);
-        // A random moment while events flow (the experiment, not
-        // synchronisation).
-        std::thread::sleep(Duration::from_millis(300 + next() % 1200));
-        p.kill9();
+    let seed = kill_9_at_random_moments(dir, &config, 5, || {
         let ids = ids_in(dir);
         let distinct: HashSet<u64> = ids.iter().copied().collect();
         at_kill.push((committed(dir), ids.len(), ids.len() - distinct.len()));
-    }
+    });
     let p = Proc::start(dir, &config);
     // Reading everything back costs a while: look twice a second.
     let mut looked = Instant::now();
