@@ -1,17 +1,48 @@
-//! `cxrelay dlq`: list, send back and purge dead letters.
+//! `cxrelay dlq`: list, show, send back and purge dead letters.
 //!
-//! Works on the store file directly when no cxrelay runs on it; when one
-//! does (the store is locked), goes through its admin API instead.
+//! Works on the store file directly when no cxrelay runs on it (read-only
+//! for what only looks; a store is never created), and through the admin
+//! API of the cxrelay that holds it otherwise.
 
-use std::path::Path;
+mod offline;
+mod online;
+pub mod render;
 
-use serde_json::json;
+use std::collections::BTreeMap;
+
 use time::format_description::well_known::Rfc3339;
 
+pub use offline::run_offline;
+pub use online::run_online;
+pub use render::render;
+
 use crate::config::Config;
-use crate::store::dead_letter_table::ReplayPages;
 use crate::store::store_actor::ReplayReport;
-use crate::store::{DeadLetter, StoreDb, StoreError};
+use crate::store::{DeadLetter, StoreError};
+
+/// Which dead letters a command is about, besides ids and dates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only those meant for this listener.
+    pub listener: Option<String>,
+    /// Only those from this source.
+    pub source: Option<String>,
+}
+
+impl Filter {
+    /// Whether `l` passes.
+    pub fn accepts(&self, l: &DeadLetter) -> bool {
+        self.listener
+            .as_ref()
+            .is_none_or(|want| l.listener.as_ref() == Some(want))
+            && self.source.as_ref().is_none_or(|want| &l.source == want)
+    }
+
+    /// Whether it lets everything pass.
+    pub fn is_empty(&self) -> bool {
+        self.listener.is_none() && self.source.is_none()
+    }
+}
 
 /// What to do.
 #[derive(Debug, Clone)]
@@ -22,11 +53,62 @@ pub enum DlqCommand {
         after: u64,
         /// At most this many.
         limit: usize,
+        /// Only these.
+        filter: Filter,
     },
-    /// Send dead letters back (`None`: all).
-    Replay(Option<Vec<u64>>),
-    /// Remove dead letters recorded before this time (ms since the epoch).
-    Purge(i64),
+    /// One dead letter, whole.
+    Show(u64),
+    /// Send dead letters back.
+    Replay {
+        /// These ids (`None`: all that pass the filter).
+        ids: Option<Vec<u64>>,
+        /// Only these.
+        filter: Filter,
+        /// Say what would be sent back; change nothing.
+        dry_run: bool,
+    },
+    /// Remove dead letters.
+    Purge {
+        /// Those recorded before this time (ms since the epoch).
+        before_ms: i64,
+        /// Only these.
+        filter: Filter,
+        /// Say what would be removed; change nothing.
+        dry_run: bool,
+    },
+}
+
+/// What a dry run found.
+#[derive(Debug, Default, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct Plan {
+    /// Dead letters that would be sent back or removed, by listener (or
+    /// component, for a purge).
+    pub by_target: BTreeMap<String, usize>,
+    /// Those that could not be sent back, with why.
+    pub refused: Vec<(u64, String)>,
+}
+
+impl Plan {
+    /// Dead letters it counts.
+    pub fn total(&self) -> usize {
+        self.by_target.values().sum()
+    }
+
+    /// Counts `l` as something a replay would send back (or refuse).
+    fn replay(&mut self, l: &DeadLetter) {
+        if l.to_event().is_some() {
+            let target = l.listener.clone().unwrap_or_else(|| "(routed by topic)".into());
+            *self.by_target.entry(target).or_default() += 1;
+        } else {
+            self.refused
+                .push((l.id, "not replayable: it does not hold a whole event".into()));
+        }
+    }
+
+    /// Counts `l` as something a purge would remove.
+    fn purge(&mut self, l: &DeadLetter) {
+        *self.by_target.entry(l.component.clone()).or_default() += 1;
+    }
 }
 
 /// What a command produced.
@@ -34,10 +116,16 @@ pub enum DlqCommand {
 pub enum DlqOutput {
     /// Listed dead letters.
     Listed(Vec<DeadLetter>),
+    /// One dead letter.
+    Shown(Box<DeadLetter>),
     /// Replay report.
     Replayed(ReplayReport),
     /// Purge count.
     Purged(usize),
+    /// What a replay would do.
+    WouldReplay(Plan),
+    /// What a purge would do.
+    WouldPurge(Plan),
 }
 
 /// Why a command failed.
@@ -57,10 +145,24 @@ pub enum DlqError {
     /// A bad argument.
     #[error("{0}")]
     Usage(String),
+    /// No dead letter has that id.
+    #[error("no dead letter {0}")]
+    NotFound(u64),
 }
 
-/// Parses `2024-05-01T00:00:00Z` or `2024-05-01` (midnight UTC) into ms.
+/// Parses a point in time: `2024-05-01` (midnight UTC), an RFC 3339 time,
+/// or a duration before now (`7d`, `36h`, `90m`, as durations are written
+/// in the config), into ms since the epoch.
 pub fn parse_time(s: &str) -> Result<i64, DlqError> {
+    parse_time_at(s, cxrelay_actors::event::now_ms())
+}
+
+/// [`parse_time`] with "now" given.
+pub fn parse_time_at(s: &str, now_ms: i64) -> Result<i64, DlqError> {
+    if let Ok(ago) = humantime::parse_duration(s) {
+        let ago = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
+        return Ok(now_ms.saturating_sub(ago));
+    }
     let full = if s.len() == 10 {
         format!("{s}T00:00:00Z")
     } else {
@@ -68,100 +170,15 @@ pub fn parse_time(s: &str) -> Result<i64, DlqError> {
     };
     time::OffsetDateTime::parse(&full, &Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|e| DlqError::Usage(format!("`{s}` is not a date (2024-05-01) or RFC 3339 time: {e}")))
+        .map_err(|_| {
+            DlqError::Usage(format!(
+                "`{s}` is neither a duration before now (7d, 36h), a date (2024-05-01) nor an RFC 3339 time"
+            ))
+        })
 }
 
-fn format_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
-
-/// Runs a command on the store file in `data_dir`.
-/// Dead letters replayed per commit (memory holds one page).
-const REPLAY_PAGE: usize = 1000;
-
-pub fn run_offline(data_dir: &Path, cmd: &DlqCommand) -> Result<DlqOutput, DlqError> {
-    let db = StoreDb::open(data_dir, 0, 1)?;
-    Ok(match cmd {
-        DlqCommand::List { after, limit } => DlqOutput::Listed(db.dead_letters(*after, *limit)?),
-        DlqCommand::Replay(ids) => {
-            // Journaled with their listener as target, a page at a time:
-            // delivered when cxrelay next starts.
-            let mut pages = ReplayPages::new(ids.clone(), REPLAY_PAGE);
-            let (mut replayed, mut refused) = (0, Vec::new());
-            while let Some((mut appends, not)) = pages.next_page(&db)? {
-                refused.extend(not);
-                replayed += appends.iter().map(|a| a.events.len()).sum::<usize>();
-                db.append(&mut appends, cxrelay_actors::event::now_ms())?;
-            }
-            DlqOutput::Replayed(ReplayReport { replayed, refused })
-        }
-        DlqCommand::Purge(before) => DlqOutput::Purged(db.purge_dead_letters(*before)?),
-    })
-}
-
-/// Runs a command through a running service's admin API at `base`.
-pub async fn run_online(base: &str, token: Option<&str>, cmd: &DlqCommand) -> Result<DlqOutput, DlqError> {
-    let client = awc::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .finish();
-    let base = base.trim_end_matches('/');
-    let admin_error = |message: String| DlqError::Admin {
-        url: base.to_string(),
-        message,
-    };
-    let with_auth = |r: awc::ClientRequest| match token {
-        Some(t) => r.insert_header(("authorization", format!("Bearer {t}"))),
-        None => r,
-    };
-    let response = match cmd {
-        DlqCommand::List { after, limit } => {
-            with_auth(client.get(format!("{base}/admin/dead-letters?after={after}&limit={limit}")))
-                .send()
-                .await
-        }
-        DlqCommand::Replay(ids) => {
-            let body = match ids {
-                Some(ids) => json!({ "ids": ids }),
-                None => json!({ "all": true }),
-            };
-            with_auth(client.post(format!("{base}/admin/dead-letters/replay")))
-                .send_json(&body)
-                .await
-        }
-        DlqCommand::Purge(before) => {
-            with_auth(client.post(format!("{base}/admin/dead-letters/purge")))
-                .send_json(&json!({ "before_ms": before }))
-                .await
-        }
-    };
-    let mut response = response.map_err(|e| admin_error(e.to_string()))?;
-    let body = response
-        .body()
-        .limit(64 << 20)
-        .await
-        .map_err(|e| admin_error(e.to_string()))?;
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| admin_error(e.to_string()))?;
-    if !response.status().is_success() {
-        let why = value["error"].as_str().unwrap_or("request failed");
-        return Err(admin_error(format!("{}: {why}", response.status())));
-    }
-    let bad = |e: serde_json::Error| admin_error(format!("unexpected answer: {e}"));
-    Ok(match cmd {
-        DlqCommand::List { .. } => {
-            DlqOutput::Listed(serde_json::from_value(value["dead_letters"].clone()).map_err(bad)?)
-        }
-        DlqCommand::Replay(_) => DlqOutput::Replayed(ReplayReport {
-            replayed: value["replayed"].as_u64().unwrap_or(0) as usize,
-            refused: serde_json::from_value(value["refused"].clone()).map_err(bad)?,
-        }),
-        DlqCommand::Purge(_) => DlqOutput::Purged(value["purged"].as_u64().unwrap_or(0) as usize),
-    })
-}
-
-/// Runs `cmd` offline, or through the admin API if the store is in use.
+/// Runs `cmd` on the store file, or through the admin API when a running
+/// cxrelay holds the store (or `url` is given).
 pub fn run(config: &Config, url: Option<&str>, cmd: &DlqCommand) -> Result<DlqOutput, DlqError> {
     if url.is_none() {
         match run_offline(&config.service.data_dir, cmd) {
@@ -181,52 +198,32 @@ pub fn run(config: &Config, url: Option<&str>, cmd: &DlqCommand) -> Result<DlqOu
     actix::System::new().block_on(async move { run_online(&base, token.as_deref(), cmd).await })
 }
 
-/// Human-readable rendering of a command's output.
-pub fn render(out: &DlqOutput, as_json: bool) -> String {
-    match out {
-        DlqOutput::Listed(letters) if as_json => serde_json::to_string_pretty(letters).unwrap_or_default(),
-        DlqOutput::Listed(letters) => {
-            let mut s = format!(
-                "{:<6} {:<25} {:<18} {:<14} {:>8}  {:<40} {}\n",
-                "ID", "TIME", "COMPONENT", "LISTENER", "ATTEMPTS", "TOPIC", "ERROR"
-            );
-            for l in letters {
-                let error: String = l.error.chars().take(80).collect();
-                s.push_str(&format!(
-                    "{:<6} {:<25} {:<18} {:<14} {:>8}  {:<40} {}\n",
-                    l.id,
-                    format_ms(l.at_ms),
-                    l.component,
-                    l.listener.as_deref().unwrap_or("-"),
-                    l.attempts,
-                    if l.topic.is_empty() { "-" } else { &l.topic },
-                    error
-                ));
-            }
-            s.push_str(&format!("{} dead letter(s)\n", letters.len()));
-            s
-        }
-        DlqOutput::Replayed(r) if as_json => json!({"replayed": r.replayed, "refused": r.refused}).to_string(),
-        DlqOutput::Replayed(r) => {
-            let mut s = format!("{} dead letter(s) sent back\n", r.replayed);
-            for (id, why) in &r.refused {
-                s.push_str(&format!("  {id}: {why}\n"));
-            }
-            s
-        }
-        DlqOutput::Purged(n) if as_json => json!({ "purged": n }).to_string(),
-        DlqOutput::Purged(n) => format!("{n} dead letter(s) purged\n"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_times_parse() {
+    fn dates_times_and_durations_before_now_parse() {
         assert_eq!(parse_time("1970-01-02").unwrap(), 86_400_000);
         assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1000);
-        assert!(parse_time("yesterday").is_err());
+        let now = 10 * 86_400_000;
+        assert_eq!(parse_time_at("7d", now).unwrap(), 3 * 86_400_000);
+        assert_eq!(parse_time_at("36h", now).unwrap(), now - 36 * 3_600_000);
+        let e = parse_time("yesterday").unwrap_err().to_string();
+        assert!(e.contains("7d") && e.contains("2024-05-01"), "{e}");
+    }
+
+    #[test]
+    fn filters_pass_what_they_name() {
+        let ev = std::sync::Arc::new(cxrelay_actors::Event::builder("src", "a.b").payload("{}").build());
+        let l = DeadLetter::for_event(&ev, "sink:out", Some("out"), "HTTP 500", 1);
+        assert!(Filter::default().accepts(&l));
+        let by = |listener: Option<&str>, source: Option<&str>| Filter {
+            listener: listener.map(str::to_string),
+            source: source.map(str::to_string),
+        };
+        assert!(by(Some("out"), Some("src")).accepts(&l));
+        assert!(!by(Some("other"), None).accepts(&l));
+        assert!(!by(None, Some("other")).accepts(&l));
     }
 }
