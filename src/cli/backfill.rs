@@ -210,17 +210,19 @@ impl Snapshot {
             }),
             _ => None,
         };
+        let finished = detail.get("finished").and_then(Value::as_bool).unwrap_or(false);
         Snapshot {
             pages: n("pages"),
             records: n("records"),
             bytes,
-            fraction,
+            // The last conversation starts before the interval's end.
+            fraction: if finished { Some(1.0) } else { fraction },
             phase: detail
                 .get("phase")
                 .and_then(Value::as_str)
                 .unwrap_or("starting")
                 .to_string(),
-            finished: detail.get("finished").and_then(Value::as_bool).unwrap_or(false),
+            finished,
         }
     }
 }
@@ -306,8 +308,9 @@ impl Progress {
             if let Some(f) = s.fraction {
                 bar.set_position((f * 1000.0) as u64);
             }
+            let rate = s.records as f64 / self.started.elapsed().as_secs_f64().max(0.001);
             bar.set_message(format!(
-                "{} pages, {} records, {}, {}",
+                "{} pages, {} records, {}, {rate:.0} records/s, {}",
                 s.pages,
                 s.records,
                 human_bytes(s.bytes),

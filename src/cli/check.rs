@@ -23,7 +23,7 @@ pub struct CheckArgs {
 /// Runs `cxrelay check`.
 pub fn check(path: &Path, args: &CheckArgs) -> ExitCode {
     let env = |var: &str| std::env::var(var).ok();
-    let loaded = match config::check_file(path, (!args.offline).then_some(&env as &dyn Fn(&str) -> Option<String>)) {
+    let loaded = match config::check_file(path, (!args.offline).then_some(&env as &config::Env)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: invalid configuration\n{e}");

@@ -74,10 +74,13 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
 }
 
+/// Where secrets are looked up: an environment variable's value by name.
+pub type Env = dyn Fn(&str) -> Option<String>;
+
 /// Checks the config file at `path` as `cxrelay check` does: every problem
 /// of the file and, with `env`, every secret it names that `env` lacks,
 /// all at once. Without `env` (offline) secrets are not looked at.
-pub fn check_file(path: &Path, env: Option<&dyn Fn(&str) -> Option<String>>) -> Result<Loaded, ConfigError> {
+pub fn check_file(path: &Path, env: Option<&Env>) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         file: file.clone(),
@@ -278,9 +281,7 @@ impl<'a> Reader<'a> {
                 Ok(v) => return Some(v),
                 Err(e) => {
                     let (path, missing) = self.serde_error(base, &e);
-                    let Some(rel) = path.0.strip_prefix(base.0.as_slice()) else {
-                        return None;
-                    };
+                    let rel = path.0.strip_prefix(base.0.as_slice())?;
                     if missing || self.refused.contains(&path) || !remove_at(&mut table, rel) {
                         return None;
                     }

@@ -25,7 +25,7 @@ pub use crate::wire::duration::parse_duration;
 pub use fields::keys_of;
 pub(crate) use kinds::component_kinds;
 pub use listener::{ListenerConfig, ListenerKeys, ListenerTransform, OrderBy, SinkConfig};
-pub use load::{base_dir, check_file, load, load_str, Loaded};
+pub use load::{base_dir, check_file, load, load_str, Env, Loaded};
 pub use locate::KeyPath;
 pub use problem::{ConfigError, KeyProblem, KeyProblems, Named, Problem};
 pub use secret::Secret;
