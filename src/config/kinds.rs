@@ -58,6 +58,13 @@ macro_rules! component_kinds {
                     $( Self::$Variant(c) => c, )*
                 }
             }
+
+            /// The same, to change what loading settles (relative paths).
+            pub fn builder_mut(&mut self) -> &mut dyn $Builder {
+                match self {
+                    $( Self::$Variant(c) => c, )*
+                }
+            }
         }
     };
 }

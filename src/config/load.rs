@@ -10,7 +10,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::locate::{KeyPath, Locator};
+use super::locate::{KeyPath, Locator, Step};
 use super::problem::{ConfigError, Problem};
 use super::{checks, keys_of, Config, ListenerConfig, ListenerKeys, Sections, SinkConfig, SourceConfig};
 use crate::sinks::{SinkCommon, SinkSpec};
@@ -43,32 +43,92 @@ impl Loaded {
     }
 }
 
-/// Reads and validates the config file at `path`.
+/// Reads and validates the config file at `path`; its relative paths are
+/// taken relative to the file's directory.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         file: file.clone(),
         source,
     })?;
-    Loaded::from_str(&text, &file)
+    let mut loaded = Loaded::from_str(&text, &file)?;
+    loaded.config.resolve_paths(&base_dir(path));
+    Ok(loaded)
+}
+
+/// The directory relative paths in the config file at `path` are taken
+/// from, absolute (so that what `cxrelay check` shows is unambiguous).
+pub fn base_dir(path: &Path) -> std::path::PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// Parses and validates config `text`, reporting problems against `file`.
 pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    match read_str(text) {
+        (Some(config), problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(invalid(file, problems)),
+    }
+}
+
+/// Where secrets are looked up: an environment variable's value by name.
+pub type Env = dyn Fn(&str) -> Option<String>;
+
+/// Checks the config file at `path` as `cxrelay check` does: every problem
+/// of the file and, with `env`, every secret it names that `env` lacks,
+/// all at once. Without `env` (offline) secrets are not looked at.
+pub fn check_file(path: &Path, env: Option<&Env>) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let (read, mut problems) = read_document(&text);
+    let Some(read) = read else {
+        return Err(invalid(&file, problems));
+    };
+    let mut config = read.config;
+    // Secrets are located by entry: only when every entry could be read
+    // do the config's positions match the file's.
+    if let (Some(env), true) = (env, read.complete) {
+        if let Err(ConfigError::Invalid { problems: missing, .. }) =
+            super::resolve_secrets_with(&config, &text, &file, env)
+        {
+            problems.extend(missing);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(&file, problems));
+    }
+    config.resolve_paths(&base_dir(path));
+    Ok(Loaded { config, file, text })
+}
+
+/// Reads config `text` as far as it can be read: the config (without the
+/// entries that could not be read; `None` for a syntax error) and every
+/// problem found, so that all of them are reported at once.
+pub(super) fn read_str(text: &str) -> (Option<Config>, Vec<Problem>) {
+    let (read, problems) = read_document(text);
+    (read.map(|r| r.config), problems)
+}
+
+/// [`read_str`], with what is known of the entries read.
+fn read_document(text: &str) -> (Option<Read>, Vec<Problem>) {
     let locator = Locator::new(text);
     let mut r = Reader {
         locator: &locator,
         problems: Vec::new(),
+        refused: Vec::new(),
     };
     let read = match DeTable::parse(text) {
-        Ok(doc) => Some(r.document(doc)),
+        Ok(doc) => r.document(doc),
         Err(e) => {
             r.serde_error(&KeyPath::root(), &e);
-            None
+            return (None, r.problems);
         }
-    };
-    let Some(read) = read else {
-        return Err(r.into_error(file));
     };
     // Whatever could be read is checked too, so every problem of the file
     // is reported at once.
@@ -76,12 +136,18 @@ pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigError> {
         &read.config,
         &read.source_index,
         &read.listener_index,
-        &mut |path, message| r.at(&path, message),
+        &mut |path, message| r.checked(&path, message),
     );
-    if r.problems.is_empty() {
-        Ok(read.config)
-    } else {
-        Err(r.into_error(file))
+    (Some(read), r.problems)
+}
+
+/// The error for `problems`, in file order.
+pub(super) fn invalid(file: &str, mut problems: Vec<Problem>) -> ConfigError {
+    problems.sort_by_key(|p| (p.line.unwrap_or(0), p.col.unwrap_or(0)));
+    problems.dedup();
+    ConfigError::Invalid {
+        file: file.to_string(),
+        problems,
     }
 }
 
@@ -91,21 +157,25 @@ struct Read {
     config: Config,
     source_index: Vec<usize>,
     listener_index: Vec<usize>,
+    /// Whether every `[[source]]` and `[[listener]]` could be read.
+    complete: bool,
 }
 
 /// Reads the document table by table, collecting problems.
 pub(super) struct Reader<'a> {
     locator: &'a Locator<'a>,
     problems: Vec<Problem>,
+    /// Keys whose values were refused (and left out to read the rest): a
+    /// later check finding them missing says nothing new.
+    refused: Vec<KeyPath>,
 }
 
 impl<'a> Reader<'a> {
-    fn into_error(mut self, file: &str) -> ConfigError {
-        self.problems.sort_by_key(|p| (p.line.unwrap_or(0), p.col.unwrap_or(0)));
-        self.problems.dedup();
-        ConfigError::Invalid {
-            file: file.to_string(),
-            problems: self.problems,
+    /// Records a problem found by the checks, unless its key's value was
+    /// already refused.
+    fn checked(&mut self, path: &KeyPath, message: String) {
+        if !self.refused.contains(path) {
+            self.at(path, message);
         }
     }
 
@@ -135,8 +205,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Records a serde error of the table at `base`, located by its span
-    /// (a value's key is found from where the value is).
-    fn serde_error(&mut self, base: &KeyPath, e: &toml::de::Error) {
+    /// (a value's key is found from where the value is); answers the key's
+    /// path and whether the key is missing (rather than wrong).
+    fn serde_error(&mut self, base: &KeyPath, e: &toml::de::Error) -> (KeyPath, bool) {
         let message = e.message().trim().to_string();
         let named = |prefix: &str| {
             message
@@ -145,7 +216,9 @@ impl<'a> Reader<'a> {
                 .map(str::to_string)
         };
         let unknown = named("unknown field `");
-        let (path, span) = match (&unknown, named("missing field `")) {
+        let missing = named("missing field `");
+        let is_missing = missing.is_some();
+        let (path, span) = match (&unknown, missing) {
             (Some(k), _) => {
                 let direct = base.key(k);
                 match self.locator.span_of(&direct) {
@@ -189,6 +262,33 @@ impl<'a> Reader<'a> {
             key: (!path.0.is_empty()).then(|| path.to_string()),
             message,
         });
+        (path, is_missing)
+    }
+
+    /// Deserializes a table with `parse`; when a value is refused, reports
+    /// it, leaves it out and tries again, so that every wrong value of the
+    /// table is reported at once and the rest is still read and checked.
+    fn read_with<T>(
+        &mut self,
+        span: Range<usize>,
+        mut table: DeTable<'_>,
+        base: &KeyPath,
+        parse: impl Fn(ValueDeserializer<'_>) -> Result<T, toml::de::Error>,
+    ) -> Option<T> {
+        loop {
+            let de = ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(table.clone())));
+            match parse(de) {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    let (path, missing) = self.serde_error(base, &e);
+                    let rel = path.0.strip_prefix(base.0.as_slice())?;
+                    if missing || self.refused.contains(&path) || !remove_at(&mut table, rel) {
+                        return None;
+                    }
+                    self.refused.push(path);
+                }
+            }
+        }
     }
 
     /// Refuses every key of `table` not in `allowed` (all at once), naming
@@ -217,18 +317,26 @@ impl<'a> Reader<'a> {
         table: DeTable<'_>,
         base: &KeyPath,
     ) -> Option<T> {
-        let de = ValueDeserializer::from(Spanned::new(span, DeValue::Table(table)));
-        match T::deserialize(de) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.serde_error(base, &e);
+        self.read_with(span, table, base, |de| T::deserialize(de))
+    }
+
+    /// Reads section `name` of the document on its own: a wrong value in
+    /// one section leaves the others as written (not at their defaults,
+    /// which would make checks of other tables report what is not so).
+    fn section<T: for<'de> Deserialize<'de>>(&mut self, root: &mut DeTable<'_>, name: &str) -> Option<T> {
+        let value = root.remove(name)?;
+        let span = value.span();
+        let path = KeyPath::root().key(name);
+        match value.into_inner() {
+            DeValue::Table(t) => self.read(span, t, &path),
+            _ => {
+                self.at(&path, format!("must be a table (`[{name}]`)"));
                 None
             }
         }
     }
 
     fn document(&mut self, doc: Spanned<DeTable<'_>>) -> Read {
-        let span = doc.span();
         let mut root = doc.into_inner();
         let root_path = KeyPath::root();
         let sources = root.remove("source");
@@ -246,7 +354,13 @@ impl<'a> Reader<'a> {
                 self.drop_unknown_keys(t, keys, &root_path.key(name), &format!("`[{name}]`"));
             }
         }
-        let sections: Sections = self.read(span, root, &root_path).unwrap_or_default();
+        let sections = Sections {
+            service: self.section(&mut root, "service").unwrap_or_default(),
+            http: self.section(&mut root, "http").unwrap_or_default(),
+            genesys: self.section(&mut root, "genesys"),
+            emulator: self.section(&mut root, "emulator"),
+            transform: self.section(&mut root, "transform").unwrap_or_default(),
+        };
         let mut read = Read {
             config: Config {
                 service: sections.service,
@@ -259,7 +373,14 @@ impl<'a> Reader<'a> {
             },
             source_index: Vec::new(),
             listener_index: Vec::new(),
+            complete: true,
         };
+        let count = |v: &Option<Spanned<DeValue<'_>>>| match v.as_ref().map(|v| v.get_ref()) {
+            Some(DeValue::Array(a)) => a.len(),
+            Some(_) => 1,
+            None => 0,
+        };
+        let entries = count(&sources) + count(&listeners);
         for (i, span, t) in self.entries(sources, "source") {
             if let Some(s) = self.source(i, span, t) {
                 read.config.source.push(s);
@@ -272,6 +393,7 @@ impl<'a> Reader<'a> {
                 read.listener_index.push(i);
             }
         }
+        read.complete = read.source_index.len() + read.listener_index.len() == entries;
         read
     }
 
@@ -339,14 +461,9 @@ impl<'a> Reader<'a> {
         let mut allowed = super::SOURCE_COMMON_KEYS.to_vec();
         allowed.extend_from_slice(keys);
         self.drop_unknown_keys(&mut t, &allowed, &path, &format!("a `{kind}` source"));
-        let de = ValueDeserializer::from(Spanned::new(span, DeValue::Table(t)));
-        let spec = match SourceSpec::parse(&kind, de)? {
-            Ok(spec) => spec,
-            Err(e) => {
-                self.serde_error(&path, &e);
-                return None;
-            }
-        };
+        let spec = self.read_with(span, t, &path, |de| {
+            SourceSpec::parse(&kind, de).unwrap_or_else(|| Err(serde::de::Error::custom("unknown kind")))
+        })?;
         Some(SourceConfig {
             name: name?,
             enabled,
@@ -403,18 +520,26 @@ impl<'a> Reader<'a> {
             }
         }
         let common: Option<SinkCommon> = self.read(span.clone(), common, path);
-        let de = ValueDeserializer::from(Spanned::new(span, DeValue::Table(t)));
-        let spec = match SinkSpec::parse(&kind, de)? {
-            Ok(spec) => Some(spec),
-            Err(e) => {
-                self.serde_error(path, &e);
-                None
-            }
-        };
+        let spec = self.read_with(span, t, path, |de| {
+            SinkSpec::parse(&kind, de).unwrap_or_else(|| Err(serde::de::Error::custom("unknown kind")))
+        });
         Some(SinkConfig {
             common: common?,
             spec: spec?,
         })
+    }
+}
+
+/// Takes the value at `rel` out of `table` (a whole array when the path
+/// goes into one); answers whether there was one.
+fn remove_at(table: &mut DeTable<'_>, rel: &[Step]) -> bool {
+    match rel {
+        [Step::Key(k)] | [Step::Key(k), Step::Index(_), ..] => table.remove(k.as_str()).is_some(),
+        [Step::Key(k), rest @ ..] => match table.get_mut(k.as_str()).map(|v| v.get_mut()) {
+            Some(DeValue::Table(inner)) => remove_at(inner, rest),
+            _ => table.remove(k.as_str()).is_some(),
+        },
+        _ => false,
     }
 }
 

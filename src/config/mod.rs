@@ -25,11 +25,11 @@ pub use crate::wire::duration::parse_duration;
 pub use fields::keys_of;
 pub(crate) use kinds::component_kinds;
 pub use listener::{ListenerConfig, ListenerKeys, ListenerTransform, OrderBy, SinkConfig};
-pub use load::{load, load_str, Loaded};
+pub use load::{base_dir, check_file, load, load_str, Env, Loaded};
 pub use locate::KeyPath;
 pub use problem::{ConfigError, KeyProblem, KeyProblems, Named, Problem};
 pub use secret::Secret;
-pub use secrets::{resolve_secrets, resolve_secrets_with, Secrets};
+pub use secrets::{named_secrets, resolve_secrets, resolve_secrets_with, NamedSecret, Secrets};
 pub use sections::{GenesysConfig, HttpConfig, LogFormat, ServiceConfig, TransformConfig};
 
 use serde::Deserialize;
@@ -63,6 +63,22 @@ pub struct Config {
     pub transform: TransformConfig,
     /// Listeners, in file order.
     pub listener: Vec<ListenerConfig>,
+}
+
+impl Config {
+    /// Makes every relative path of the config (`data_dir`, file sink
+    /// paths, recordings output, CA files...) relative to `base`, the
+    /// config file's directory: the same file means the same places
+    /// wherever cxrelay is started from.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        crate::sources::builder::resolve_path(&mut self.service.data_dir, base);
+        for s in &mut self.source {
+            s.spec.builder_mut().resolve_paths(base);
+        }
+        for l in &mut self.listener {
+            l.sink.spec.builder_mut().resolve_paths(base);
+        }
+    }
 }
 
 /// The sections of the file other than `[[source]]` and `[[listener]]`

@@ -41,6 +41,68 @@ impl Secrets {
     }
 }
 
+/// A secret the config names: where, which variable, what for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedSecret {
+    /// The key naming the variable, e.g. `listener[0].sink.url_env`.
+    pub key: String,
+    /// The environment variable.
+    pub var: String,
+    /// Whether cxrelay refuses to start without it (else a feature is off
+    /// without it, e.g. the admin API).
+    pub required: bool,
+    /// The component it belongs to and its key relative to the component
+    /// (how builders ask for it), when it belongs to one.
+    pub component: Option<(String, String)>,
+}
+
+/// Every secret `config` names, in file order: what `cxrelay check
+/// --offline` lists and what [`resolve_secrets`] reads.
+pub fn named_secrets(config: &Config) -> Vec<(KeyPath, NamedSecret)> {
+    let root = KeyPath::root();
+    let mut out = Vec::new();
+    let mut push = |path: KeyPath, var: &str, required: bool, component: Option<(String, String)>| {
+        let key = path.to_string();
+        out.push((
+            path,
+            NamedSecret {
+                key,
+                var: var.to_string(),
+                required,
+                component,
+            },
+        ));
+    };
+    if let Some(var) = &config.http.admin_token_env {
+        push(root.key("http").key("admin_token_env"), var, false, None);
+    }
+    if let Some(g) = &config.genesys {
+        // The emulator accepts its own default client unless both are set.
+        let required = !g.is_emulator();
+        let genesys = root.key("genesys");
+        push(genesys.key("client_id_env"), &g.client_id_env, required, None);
+        push(genesys.key("client_secret_env"), &g.client_secret_env, required, None);
+    }
+    for (i, s) in config.source.iter().enumerate().filter(|(_, s)| s.enabled) {
+        for (key, var) in s.spec.builder().secret_vars() {
+            let path = root.key("source").index(i).key(key);
+            push(path, var, true, Some((s.name.clone(), key.to_string())));
+        }
+    }
+    for (i, l) in config.listener.iter().enumerate() {
+        let at = root.key("listener").index(i);
+        if let Some(var) = l.transform.as_ref().and_then(|t| t.mask_key_env.as_ref()) {
+            let path = at.key("transform").key("mask_key_env");
+            push(path, var, true, Some((l.name.clone(), "transform.mask_key_env".into())));
+        }
+        for (key, var) in l.sink.spec.builder().secret_vars() {
+            let path = at.key("sink").key(key);
+            push(path, var, true, Some((l.name.clone(), format!("sink.{key}"))));
+        }
+    }
+    out
+}
+
 /// Reads every secret the config names from the environment. A variable
 /// that is required and missing is an error naming the key, the line and
 /// the variable (never a value).
@@ -57,62 +119,36 @@ pub fn resolve_secrets_with(
 ) -> Result<Secrets, ConfigError> {
     let locator = Locator::new(text);
     let mut problems = Vec::new();
-    let mut require = |path: KeyPath, var: &str| -> Option<Secret> {
-        match env(var).filter(|s| !s.is_empty()) {
-            Some(val) => Some(Secret::new(val)),
-            None => {
-                let (line, col) = locator
-                    .span_of(&path)
-                    .map(|s| locator.line_col(s.start))
-                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-                problems.push(Problem {
-                    line,
-                    col,
-                    key: Some(path.to_string()),
-                    message: format!("environment variable `{var}` is not set"),
-                });
-                None
-            }
-        }
-    };
     let mut secrets = Secrets::default();
-    let root = KeyPath::root();
-    if let Some(g) = config.genesys.as_ref().filter(|g| !g.is_emulator()) {
-        let genesys = root.key("genesys");
-        let id = require(genesys.key("client_id_env"), &g.client_id_env);
-        let secret = require(genesys.key("client_secret_env"), &g.client_secret_env);
-        secrets.genesys = id.zip(secret);
-    } else if let Some(g) = &config.genesys {
-        // The emulator accepts its own default client unless both are set.
-        let get = |var: &str| env(var).filter(|s| !s.is_empty()).map(Secret::new);
-        secrets.genesys = get(&g.client_id_env).zip(get(&g.client_secret_env));
-    }
-    let mut wanted: Vec<(String, KeyPath, String, String)> = Vec::new();
-    for (i, s) in config.source.iter().enumerate().filter(|(_, s)| s.enabled) {
-        for (key, var) in s.spec.builder().secret_vars() {
-            let path = root.key("source").index(i).key(key);
-            wanted.push((s.name.clone(), path, key.to_string(), var.to_string()));
+    let (mut genesys_id, mut genesys_secret) = (None, None);
+    for (path, named) in named_secrets(config) {
+        let value = env(&named.var).filter(|s| !s.is_empty()).map(Secret::new);
+        if value.is_none() && named.required {
+            let (line, col) = locator
+                .span_of(&path)
+                .map(|s| locator.line_col(s.start))
+                .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+            problems.push(Problem {
+                line,
+                col,
+                key: Some(named.key.clone()),
+                message: format!("environment variable `{}` is not set", named.var),
+            });
+        }
+        let Some(value) = value else {
+            continue;
+        };
+        match (named.key.as_str(), named.component) {
+            ("http.admin_token_env", _) => secrets.admin_token = Some(value),
+            ("genesys.client_id_env", _) => genesys_id = Some(value),
+            ("genesys.client_secret_env", _) => genesys_secret = Some(value),
+            (_, Some(component)) => {
+                secrets.components.insert(component, value);
+            }
+            _ => {}
         }
     }
-    for (i, l) in config.listener.iter().enumerate() {
-        let at = root.key("listener").index(i);
-        if let Some(var) = l.transform.as_ref().and_then(|t| t.mask_key_env.as_ref()) {
-            let path = at.key("transform").key("mask_key_env");
-            wanted.push((l.name.clone(), path, "transform.mask_key_env".into(), var.clone()));
-        }
-        for (key, var) in l.sink.spec.builder().secret_vars() {
-            let path = at.key("sink").key(key);
-            wanted.push((l.name.clone(), path, format!("sink.{key}"), var.to_string()));
-        }
-    }
-    for (component, path, key, var) in wanted {
-        if let Some(secret) = require(path, &var) {
-            secrets.components.insert((component, key), secret);
-        }
-    }
-    if let Some(var) = &config.http.admin_token_env {
-        secrets.admin_token = env(var).filter(|s| !s.is_empty()).map(Secret::new);
-    }
+    secrets.genesys = genesys_id.zip(genesys_secret);
     if problems.is_empty() {
         Ok(secrets)
     } else {

@@ -262,3 +262,51 @@ fn a_source_may_not_take_a_path_the_server_serves() {
         );
     }
 }
+
+#[test]
+fn every_wrong_value_of_a_table_is_reported_and_the_rest_still_checked() {
+    let text = GOOD.replace(
+        "topics = [\"a.b\"]",
+        "topics = [\"a.b\"]\nrate = \"fast\"\nkeys = \"many\"\ncount = -1",
+    );
+    let p = problems(&text);
+    let keys: Vec<&str> = p.iter().filter_map(|p| p.key.as_deref()).collect();
+    assert_eq!(keys, ["source[0].rate", "source[0].keys", "source[0].count"], "{p:?}");
+}
+
+#[test]
+fn a_wrong_section_leaves_the_others_as_written() {
+    // `[http]` is wrong; `[genesys]` must not be taken as missing.
+    let text = "[http]\nworkers = \"two\"\n\n[genesys]\nenvironment = \"emulator\"\n\n[[source]]\nname = \"q\"\nkind = \"notifications\"\ntopics = [\"v2.users.u1.presence\"]\n";
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key.as_deref(), Some("http.workers"));
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_config_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{GOOD}\n[[listener]]\nname = \"pg\"\ntopics = [\"a.>\"]\nsink = {{ kind = \"postgres\", url_env = \"PG\", table = \"t\", tls = true, tls_ca_file = \"ca.pem\" }}\n\n[[listener]]\nname = \"abs\"\ntopics = [\"a.>\"]\nsink = {{ kind = \"file\", path = \"/var/out\" }}\n\n[[source]]\nname = \"rec\"\nkind = \"recordings\"\nrecordings = [\"c1/r1\"]\noutput = \"rec\"\n\n[genesys]\nenvironment = \"emulator\"\n"
+    );
+    let sub = dir.path().join("conf");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join("c.toml"), text).unwrap();
+    let c = load(&sub.join("c.toml")).unwrap().config;
+    assert_eq!(c.service.data_dir, sub.join("data"));
+    let out = |i: usize| c.listener[i].sink.spec.builder().output_dir().map(|p| p.to_path_buf());
+    assert_eq!(out(0), Some(sub.join("data/out")));
+    assert_eq!(
+        out(2),
+        Some(std::path::PathBuf::from("/var/out")),
+        "absolute paths stay"
+    );
+    match &c.listener[1].sink.spec {
+        crate::sinks::SinkSpec::Postgres(p) => assert_eq!(p.tls_ca_file, Some(sub.join("ca.pem"))),
+        other => panic!("{other:?}"),
+    }
+    match &c.source[1].spec {
+        crate::sources::SourceSpec::Recordings(r) => assert_eq!(r.output, sub.join("rec")),
+        other => panic!("{other:?}"),
+    }
+}

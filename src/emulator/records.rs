@@ -139,7 +139,7 @@ pub fn conversation(seed: u64, n: u64, start: i64) -> String {
     let acd_end = ivr_end + 5_000 + (d(15) % 115_000) as i64;
     let alert_end = acd_end + 3_000 + (d(16) % 12_000) as i64;
     let talk = 60_000 + (d(17) % 540_000) as i64;
-    let hold = if d(18) % 3 == 0 {
+    let hold = if d(18).is_multiple_of(3) {
         20_000 + (d(19) % 60_000) as i64
     } else {
         0

@@ -75,6 +75,10 @@ pub trait SinkBuilder: std::fmt::Debug {
         None
     }
 
+    /// Makes its relative paths relative to `base` (the config file's
+    /// directory), so that where cxrelay is started from does not matter.
+    fn resolve_paths(&mut self, _base: &std::path::Path) {}
+
     /// Prepares the sink (failing fast on an unusable target) and answers
     /// what starts its actor, at start and at every restart.
     fn build(&self, cx: SinkContext) -> Result<SinkStarter, SinkError>;

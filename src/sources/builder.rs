@@ -80,6 +80,15 @@ pub trait SourceBuilder: std::fmt::Debug {
     /// What it will do, in one line for `cxrelay check`.
     fn describe(&self) -> String;
 
+    /// The topics it may publish, as patterns (`*` where a part varies,
+    /// `>` for anything): `cxrelay check` warns about a listener that
+    /// matches none of them.
+    fn produces(&self, name: &str) -> Vec<String>;
+
+    /// Makes its relative paths relative to `base` (the config file's
+    /// directory), so that where cxrelay is started from does not matter.
+    fn resolve_paths(&mut self, _base: &std::path::Path) {}
+
     /// Starts the source: supervised actors, routes, whatever it runs on.
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>>;
 }
@@ -167,5 +176,22 @@ impl SourceContext {
             A::start_in_arbiter(&thread, move |_| make(progress))
         });
         self.supervise(spec).await;
+    }
+}
+
+/// A topic template as a pattern: each segment holding a `{placeholder}`
+/// becomes `*`.
+pub fn template_pattern(template: &str) -> String {
+    template
+        .split('.')
+        .map(|seg| if seg.contains('{') { "*" } else { seg })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `path` made relative to `base` when it is relative.
+pub fn resolve_path(path: &mut std::path::PathBuf, base: &std::path::Path) {
+    if path.is_relative() && !path.as_os_str().is_empty() {
+        *path = base.join(&*path);
     }
 }

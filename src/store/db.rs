@@ -48,6 +48,9 @@ pub enum StoreError {
     /// Another process holds the store.
     #[error("the store {0} is in use by a running cxrelay")]
     Locked(PathBuf),
+    /// There is no store where one was expected (and none is created).
+    #[error("no store at {0}: no cxrelay has run with this data_dir (is --config the right file?)")]
+    Missing(PathBuf),
 }
 
 pub(super) fn ctx<E: Into<redb::Error>>(what: &'static str) -> impl FnOnce(E) -> StoreError {
@@ -148,6 +151,16 @@ fn restrict(data_dir: &Path, file: &Path) -> Result<(), StoreError> {
 }
 
 impl StoreDb {
+    /// Opens the store in `data_dir` for writing, refusing to create one
+    /// (the operator commands act on a store cxrelay made).
+    pub fn open_existing(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(FILE_NAME);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        Self::open(data_dir, 0, 1)
+    }
+
     /// Opens (or creates) the store in `data_dir`.
     pub fn open(
         data_dir: &Path,

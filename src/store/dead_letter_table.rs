@@ -2,10 +2,11 @@
 //! payload, at most `dead_letter_cap` per component (a sender that only
 //! sends garbage cannot fill the disk), listed, sent back and purged.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, Table, TableDefinition, WriteTransaction};
 
 use super::db::{ctx, Append, StoreDb, StoreError, DEAD_LETTERS, META};
 use super::dead_letters::DeadLetter;
+use super::read_only::ReadableDatabaseRef;
 use redb::Durability;
 
 /// Dead letters kept per component, maintained with the table.
@@ -64,6 +65,43 @@ pub(super) fn count_existing(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Dead letters with id above `after` that `keep` accepts, oldest first,
+/// at most `limit` (read by the store and by its read-only view alike).
+pub(super) fn scan_dead_letters(
+    db: &dyn ReadableDatabaseRef,
+    after: u64,
+    limit: usize,
+    keep: &dyn Fn(&DeadLetter) -> bool,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let r = db.read()?;
+    let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    for row in t.range(after.saturating_add(1)..).map_err(ctx("read dead letters"))? {
+        let (_, v) = row.map_err(ctx("read dead letters"))?;
+        if let Ok(l) = serde_json::from_slice::<DeadLetter>(v.value()) {
+            if keep(&l) {
+                out.push(l);
+            }
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// One dead letter by id.
+pub(super) fn read_dead_letter(db: &dyn ReadableDatabaseRef, id: u64) -> Result<Option<DeadLetter>, StoreError> {
+    let r = db.read()?;
+    let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
+    Ok(t.get(id)
+        .map_err(ctx("read dead letters"))?
+        .and_then(|v| serde_json::from_slice(v.value()).ok()))
+}
+
 impl StoreDb {
     /// Stores dead letters durably; answers their ids, `None` for each one
     /// refused because its component already keeps `dead_letter_cap`.
@@ -114,34 +152,39 @@ impl StoreDb {
 
     /// Dead letters with id above `after`, oldest first, at most `limit`.
     pub fn dead_letters(&self, after: u64, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_matching(after, limit, &|_| true)
+    }
+
+    /// Dead letters with id above `after` that `keep` accepts, oldest
+    /// first, at most `limit`.
+    pub fn dead_letters_matching(
+        &self,
+        after: u64,
+        limit: usize,
+        keep: &dyn Fn(&DeadLetter) -> bool,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
         let db = self.handle()?;
-        let r = db.begin_read().map_err(ctx("begin read"))?;
-        let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
-        let mut out = Vec::new();
-        for row in t.range(after.saturating_add(1)..).map_err(ctx("read dead letters"))? {
-            let (_, v) = row.map_err(ctx("read dead letters"))?;
-            if let Ok(l) = serde_json::from_slice::<DeadLetter>(v.value()) {
-                out.push(l);
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        scan_dead_letters(&*db, after, limit, keep)
     }
 
     /// One dead letter by id.
     pub fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
         let db = self.handle()?;
-        let r = db.begin_read().map_err(ctx("begin read"))?;
-        let t = r.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
-        Ok(t.get(id)
-            .map_err(ctx("read dead letters"))?
-            .and_then(|v| serde_json::from_slice(v.value()).ok()))
+        read_dead_letter(&*db, id)
     }
 
     /// Removes dead letters recorded before `before_ms`; answers how many.
     pub fn purge_dead_letters(&self, before_ms: i64) -> Result<usize, StoreError> {
+        self.purge_dead_letters_matching(before_ms, &|_| true)
+    }
+
+    /// Removes the dead letters recorded before `before_ms` that `also`
+    /// accepts; answers how many.
+    pub fn purge_dead_letters_matching(
+        &self,
+        before_ms: i64,
+        also: &dyn Fn(&DeadLetter) -> bool,
+    ) -> Result<usize, StoreError> {
         let db = self.handle()?;
         let txn = db.begin_write().map_err(ctx("begin"))?;
         let mut n = 0;
@@ -149,7 +192,7 @@ impl StoreDb {
             let mut t = txn.open_table(DEAD_LETTERS).map_err(ctx("open dead letters"))?;
             let mut gone: Vec<String> = Vec::new();
             t.retain(|_, v| match serde_json::from_slice::<DeadLetter>(v) {
-                Ok(l) if l.at_ms < before_ms => {
+                Ok(l) if l.at_ms < before_ms && also(&l) => {
                     n += 1;
                     gone.push(l.component);
                     false

@@ -58,3 +58,48 @@ fn the_demo_runs_the_shipped_config_against_the_emulator_and_writes_events() {
     assert!(p.log_text().contains("bundled emulator running in-process"));
     assert!(p.terminate().success());
 }
+
+#[test]
+fn the_demo_runs_without_any_config_file_and_writes_under_cxrelay_demo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let log = dir.join("demo.log");
+    let mut child = std::process::Command::new(binary())
+        .arg("demo")
+        .current_dir(dir)
+        .env_remove("CXRELAY_CONFIG")
+        .env_remove("GENESYS_CLIENT_ID")
+        .env_remove("GENESYS_CLIENT_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let out = dir.join("cxrelay-demo/data/out/warehouse");
+    // Closed files only: what a loader would see.
+    let closed_lines = || -> usize {
+        std::fs::read_dir(&out)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|t| t.lines().count())
+            .sum()
+    };
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("events written under ./cxrelay-demo", Duration::from_secs(15), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("cxrelay demo exited with {status}:\n{}", text());
+        }
+        closed_lines() > 0
+    });
+    let banner = text();
+    assert!(banner.contains("built-in demo configuration"), "{banner}");
+    assert!(
+        banner.contains(&dir.join("cxrelay-demo").display().to_string()),
+        "{banner}"
+    );
+    assert!(!dir.join("config.toml").exists() && !dir.join("data").exists());
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success(), "{}", text());
+}

@@ -4,6 +4,8 @@
 
 mod analytics_job;
 mod backfill;
+mod backfill_command;
+mod cli;
 mod common;
 mod demo;
 mod durability;

@@ -122,7 +122,7 @@ fn plan() -> (Vec<Planned>, HashSet<String>, usize) {
                 p
             }
             n => {
-                let (body, ids) = if n % 5 == 0 {
+                let (body, ids) = if n.is_multiple_of(5) {
                     (bridge(i), vec![format!("eb-{i}")])
                 } else if n % 50 == 7 {
                     (
@@ -530,7 +530,7 @@ fn slow_bodies_cost_bounded_memory_and_time_and_normal_traffic_keeps_its_latency
         let r = conn.send("POST", "/ingest/eventbridge", &headers, &pl.body).unwrap();
         latencies.push(t.elapsed());
         assert_eq!(r.status, 202, "{}", r.text());
-        if i % 25 == 0 {
+        if i.is_multiple_of(25) {
             rss_max = rss_max.max(rss_bytes(p.pid()));
         }
     }

@@ -98,6 +98,23 @@ impl Pattern {
         }
         parts.next().is_none()
     }
+
+    /// Whether some topic matches both patterns: a listener's pattern
+    /// against what a source may publish (itself a pattern).
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        fn walk(a: &[Segment], b: &[Segment]) -> bool {
+            match (a.first(), b.first()) {
+                (None, None) => true,
+                // `>` takes one or more segments: whatever the other has
+                // left, if anything, some topic fits both.
+                (Some(Segment::Tail), Some(_)) | (Some(_), Some(Segment::Tail)) => true,
+                (None, Some(_)) | (Some(_), None) => false,
+                (Some(Segment::Literal(x)), Some(Segment::Literal(y))) if x != y => false,
+                (Some(_), Some(_)) => walk(&a[1..], &b[1..]),
+            }
+        }
+        walk(&self.segments, &other.segments)
+    }
 }
 
 impl fmt::Display for Pattern {
@@ -116,6 +133,23 @@ impl std::str::FromStr for Pattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_overlap_when_one_topic_matches_both() {
+        let o = |a: &str, b: &str| {
+            let (a, b) = (Pattern::parse(a).unwrap(), Pattern::parse(b).unwrap());
+            assert_eq!(a.overlaps(&b), b.overlaps(&a), "symmetric");
+            a.overlaps(&b)
+        };
+        assert!(o("v2.users.*.presence", "v2.users.u1.presence"));
+        assert!(o("v2.>", "v2.users.*.presence"));
+        assert!(o(">", "a"));
+        assert!(o("a.*.c", "a.b.*"));
+        assert!(!o("a.*", "a.b.c"));
+        assert!(!o("a.>", "a"));
+        assert!(!o("v2.users.*.presence", "v2.routing.queues.q1.conversations"));
+        assert!(!o("a.b", "a.c"));
+    }
 
     #[test]
     fn nats_semantics() {

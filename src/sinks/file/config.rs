@@ -169,18 +169,35 @@ impl SinkBuilder for FileSinkConfig {
     }
 
     fn describe(&self) -> String {
-        let mut s = format!("file {}", self.path.display());
+        let mut s = format!("files in {}", self.path.display());
         if let Some(t) = &self.partition {
             s.push_str(&format!("/{t}"));
         }
+        let lines = match self.encoding {
+            Encoding::Envelope => "events with their metadata",
+            Encoding::Payload => "payloads alone",
+        };
+        s.push_str(&format!(" ({lines}"));
         if self.compression != Compression::None {
-            s.push_str(&format!(" ({})", self.compression.extension()));
+            s.push_str(&format!(", {:?}", self.compression).to_lowercase());
+        }
+        s.push_str(&format!(
+            "), closed at {} bytes or after {}",
+            self.rotate_bytes,
+            humantime::format_duration(self.rotate_interval)
+        ));
+        if !self.fsync {
+            s.push_str(", NOT fsynced");
         }
         s
     }
 
     fn output_dir(&self) -> Option<&Path> {
         Some(&self.path)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        crate::sources::builder::resolve_path(&mut self.path, base);
     }
 
     fn build(&self, cx: SinkContext) -> Result<SinkStarter, SinkError> {

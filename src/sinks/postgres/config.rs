@@ -127,7 +127,21 @@ impl SinkBuilder for PostgresSinkConfig {
     }
 
     fn describe(&self) -> String {
-        format!("postgres table {} (server from ${})", self.table, self.url_env)
+        let tls = match (&self.tls, &self.tls_ca_file) {
+            (true, Some(ca)) => format!(", TLS verified against {}", ca.display()),
+            (true, None) => ", TLS".to_string(),
+            (false, _) => ", no TLS".to_string(),
+        };
+        format!(
+            "postgres table {} (server from ${}, {} connection(s){tls})",
+            self.table, self.url_env, self.pool_size
+        )
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if let Some(ca) = self.tls_ca_file.as_mut() {
+            crate::sources::builder::resolve_path(ca, base);
+        }
     }
 
     fn build(&self, cx: SinkContext) -> Result<SinkStarter, SinkError> {

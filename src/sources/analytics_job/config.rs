@@ -203,18 +203,36 @@ impl SourceBuilder for AnalyticsJobConfig {
 
     fn describe(&self) -> String {
         let what = match (&self.interval, self.every) {
-            (Some(i), _) => format!("interval {i}"),
-            (None, Some(every)) => format!(
-                "rolling windows of {}, {} behind now",
-                humantime::format_duration(every),
-                humantime::format_duration(self.lag)
-            ),
-            (None, None) => "no interval".into(),
+            (Some(i), _) => {
+                let span = Interval::parse(i)
+                    .map(|iv| {
+                        let ms = (iv.end_ms - iv.start_ms).max(0) as u64;
+                        format!(" ({})", humantime::format_duration(Duration::from_millis(ms)))
+                    })
+                    .unwrap_or_default();
+                format!("the interval {i}{span} once, then idle")
+            }
+            (None, Some(every)) => {
+                let from = match &self.start {
+                    Some(s) => format!("from {s}"),
+                    None => "from the latest complete window".to_string(),
+                };
+                format!(
+                    "rolling windows of {}, each fetched once at least {} behind now, {from}",
+                    humantime::format_duration(every),
+                    humantime::format_duration(self.lag)
+                )
+            }
+            (None, None) => "nothing (no `interval` nor `every`)".into(),
         };
         format!(
-            "conversation details, {what}, pages of {} -> {}",
-            self.page_size, self.topic
+            "conversation details jobs for {what}; pages of {} records, {} fetched ahead",
+            self.page_size, self.prefetch
         )
+    }
+
+    fn produces(&self, _name: &str) -> Vec<String> {
+        vec![self.topic.clone()]
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {

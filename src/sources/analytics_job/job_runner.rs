@@ -513,6 +513,9 @@ impl JobRunner {
         let mut next = self.cp.clone();
         let high = built.as_ref().and_then(|b| b.high_water);
         let n = built.as_ref().map_or(0, |b| b.events.len());
+        let bytes: usize = built
+            .as_ref()
+            .map_or(0, |b| b.events.iter().map(|e| e.payload.len()).sum());
         if let Some(j) = next.job.as_mut() {
             j.cursor = page.cursor.clone().filter(|c| !c.is_empty());
             j.pages += 1;
@@ -547,6 +550,7 @@ impl JobRunner {
         let st = &mut self.status;
         st.pages += 1;
         st.records += receipt.accepted as u64;
+        st.bytes += bytes as u64;
         st.duplicates += receipt.duplicates as u64;
         if letters_n > 0 {
             st.last_dead_letter_page = Some(page_no);

@@ -191,6 +191,9 @@ pub struct AnalyticsJobStatus {
     pub pages: u64,
     /// Records committed by this instance.
     pub records: u64,
+    /// Bytes of the records of the pages committed by this instance (as
+    /// received), for rates and progress bars.
+    pub bytes: u64,
     /// Records dropped as duplicates by this instance.
     pub duplicates: u64,
     /// Records sent to dead letters by this instance.
@@ -241,7 +244,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&s).unwrap(),
-            json!({"schedule": "Gaps", "pages": 0, "records": 0, "duplicates": 0, "dead_lettered": 0,
+            json!({"schedule": "Gaps", "pages": 0, "records": 0, "bytes": 0, "duplicates": 0, "dead_lettered": 0,
                    "resubmissions": 0, "job_failures": 0, "finished": false})
         );
         s.phase = Some("polling".into());

@@ -133,11 +133,23 @@ impl SourceBuilder for ExportConfig {
 
     fn describe(&self) -> String {
         let from = match (&self.url, &self.download_id) {
-            (_, Some(id)) => format!("download {id}"),
+            (_, Some(id)) => format!("the Genesys download {id}"),
+            // A presigned URL carries credentials in its query.
             (Some(u), None) => u.split('?').next().unwrap_or_default().to_string(),
             (None, None) => "nowhere".into(),
         };
-        format!("{from} ({:?}), {} records per commit", self.format, self.batch_records).to_lowercase()
+        let format = match self.format {
+            ExportFormat::Auto => "format detected from the file".to_string(),
+            other => format!("{other:?} format").to_lowercase(),
+        };
+        format!(
+            "one export file from {from} ({format}), keyed by `{}`, timed by `{}`, {} records per commit, resumed up to {} times",
+            self.key_field, self.time_field, self.batch_records, self.max_resumes
+        )
+    }
+
+    fn produces(&self, name: &str) -> Vec<String> {
+        vec![self.topic.clone().unwrap_or_else(|| format!("exports.{name}"))]
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{parse_checkpoint, Generator, GeneratorSettings, STUCK_AFTER};
 use crate::config::{KeyProblem, KeyProblems, Named};
-use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
+use crate::sources::builder::{template_pattern, BuildError, SourceBuilder, SourceContext};
 
 /// A generator's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -81,8 +81,19 @@ impl SourceBuilder for GeneratorConfig {
     }
 
     fn describe(&self) -> String {
-        let count = self.count.map(|n| format!(", {n} events")).unwrap_or_default();
-        format!("{} events/s{count}: {}", self.rate, self.topics.join(", "))
+        let count = match self.count {
+            Some(n) => format!("{n} events, then stops"),
+            None => "without end".to_string(),
+        };
+        format!(
+            "synthetic events at {}/s, {count}, over {} keys, payloads of about {} bytes",
+            self.rate, self.keys, self.payload_bytes
+        )
+    }
+
+    /// Its templates, `{key}` standing for any key.
+    fn produces(&self, _name: &str) -> Vec<String> {
+        self.topics.iter().map(|t| template_pattern(t)).collect()
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {

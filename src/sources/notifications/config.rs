@@ -13,7 +13,7 @@ use super::channel::ChannelSettings;
 use super::{plan, Backfill, GapHandler, NotificationsSettings, NotificationsSource, RecordOnly, SourceParts};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::{check_topic, start_analytics_job, AnalyticsJobSettings, GapQueue, DEFAULT_TOPIC};
-use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
+use crate::sources::builder::{template_pattern, BuildError, SourceBuilder, SourceContext};
 
 /// A notifications source's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -202,14 +202,39 @@ impl SourceBuilder for NotificationsConfig {
     }
 
     fn describe(&self) -> String {
-        let topics = plan::expand(&self.topics, &self.ids).map(|t| t.len()).unwrap_or(0);
-        let backfill = if self.backfill { ", gaps backfilled" } else { "" };
-        format!(
-            "{topics} topics on {} channel(s) of at most {}{backfill}: {}",
-            self.channels_needed(),
+        let topics = plan::expand(&self.topics, &self.ids).unwrap_or_default();
+        let packing = plan::pack(
+            topics.clone(),
             self.per_channel(),
-            self.topics.join(", ")
+            self.max_channels.clamp(1, plan::MAX_CHANNELS),
         )
+        .map(|channels| {
+            let sizes: Vec<String> = channels.iter().map(|c| c.len().to_string()).collect();
+            format!("{} channel(s) holding {} topics", channels.len(), sizes.join(" + "))
+        })
+        .unwrap_or_else(|e| format!("no channel: {e}"));
+        let backfill = if self.backfill {
+            format!("; gaps backfilled by an analytics job as {}", self.backfill_topic)
+        } else {
+            "; gaps recorded, not backfilled".to_string()
+        };
+        format!(
+            "{} topic(s) from {} template(s) over WebSocket, {packing} (at most {} per channel, {} channels){backfill}",
+            topics.len(),
+            self.topics.len(),
+            self.per_channel(),
+            self.max_channels
+        )
+    }
+
+    /// Every expanded topic, and the backfill's.
+    fn produces(&self, _name: &str) -> Vec<String> {
+        let mut topics = plan::expand(&self.topics, &self.ids)
+            .unwrap_or_else(|_| self.topics.iter().map(|t| template_pattern(t)).collect());
+        if self.backfill {
+            topics.push(self.backfill_topic.clone());
+        }
+        topics
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {

@@ -12,7 +12,7 @@ use super::batch_api::PollSettings;
 use super::{RecordingRef, RecordingsSettings, RecordingsSource, DEFAULT_TOPIC};
 use crate::config::{duration, KeyProblem, KeyProblems, Named};
 use crate::sources::analytics_job::check_topic;
-use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
+use crate::sources::builder::{resolve_path, BuildError, SourceBuilder, SourceContext};
 
 /// A recordings source's `[[source]]` keys.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -111,7 +111,20 @@ impl SourceBuilder for RecordingsConfig {
     }
 
     fn describe(&self) -> String {
-        format!("{} recordings into {}", self.recordings.len(), self.output.display())
+        format!(
+            "{} recording(s) downloaded into {} (resumed up to {} times), an event for each",
+            self.recordings.len(),
+            self.output.display(),
+            self.max_resumes
+        )
+    }
+
+    fn produces(&self, _name: &str) -> Vec<String> {
+        vec![self.topic.clone()]
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        resolve_path(&mut self.output, base);
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {

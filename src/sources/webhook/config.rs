@@ -154,15 +154,33 @@ impl SourceBuilder for WebhookConfig {
     }
 
     fn describe(&self) -> String {
-        let auth = if self.secret_env.is_some() {
-            format!("HMAC in {}", self.signature_header)
-        } else {
-            "UNSIGNED".to_string()
+        let auth = match &self.secret_env {
+            Some(var) => format!(
+                "HMAC-SHA256 of the body in `{}: {}<{}>`, key from ${var}",
+                self.signature_header,
+                self.signature_prefix,
+                match self.signature_encoding {
+                    SignatureEncoding::Base64 => "base64",
+                    SignatureEncoding::Hex => "hex",
+                }
+            ),
+            None => "UNSIGNED (allow_unsigned = true): anyone who can reach it can send".to_string(),
+        };
+        let from = match &self.allow_ips {
+            Some(ips) if !ips.is_empty() => format!("from {}", ips.join(", ")),
+            _ => "from any address".to_string(),
         };
         format!(
-            "POST {} ({auth}, bodies up to {} bytes)",
-            self.path, self.max_body_bytes
+            "POST {} {from}; {auth}; bodies up to {} bytes; 202 once journaled (503 after {})",
+            self.path,
+            self.max_body_bytes,
+            humantime::format_duration(self.ack_timeout)
         )
+    }
+
+    /// Senders name their topics.
+    fn produces(&self, _name: &str) -> Vec<String> {
+        vec![">".to_string()]
     }
 
     fn start<'a>(&'a self, name: &'a str, cx: &'a SourceContext) -> LocalBoxFuture<'a, Result<(), BuildError>> {
