@@ -8,6 +8,7 @@ pub mod interval;
 pub mod notification;
 pub mod org;
 pub mod token_provider;
+pub mod topics;
 
 pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
 pub use error::{ApiError, GenesysError, TokenError};
