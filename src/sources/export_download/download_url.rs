@@ -170,16 +170,14 @@ impl DownloadUrl {
                     self.progress.as_deref(),
                 )
                 .await?;
-                let result = results
-                    .into_iter()
-                    .find(|x| x.recording_id == r.recording_id)
+                let result = batch_api::result_for(&results, r)
                     .ok_or_else(|| UrlError::Unavailable(format!("recording batch {batch} has no result for {r}")))?;
-                match result.result_url {
-                    Some(u) => self.absolute(&u)?,
+                match &result.result_url {
+                    Some(u) => self.absolute(u)?,
                     None => {
                         return Err(UrlError::Unavailable(format!(
                             "recording {r}: {}",
-                            result.error_msg.unwrap_or_else(|| "no result URL".into())
+                            result.error_msg.as_deref().unwrap_or("no result URL")
                         )))
                     }
                 }

@@ -10,7 +10,7 @@ use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::Event;
 use serde_json::json;
 
-use super::batch_api::{download_batch, BatchResult, RecordingRef, MAX_BATCH};
+use super::batch_api::{batches, download_batch, result_for, BatchResult, RecordingRef};
 use super::checkpoint::RecordingsCheckpoint;
 use super::recording_file::{final_path, PartFile};
 use super::telemetry::{RecordingDownloaded, RecordingUnavailable, RecordingsStatus};
@@ -95,13 +95,13 @@ impl RecordingsRunner {
         self.publish();
         self.progress.set_busy(true);
         let api = self.org.client();
-        for batch in todo.chunks(MAX_BATCH) {
-            let results = match self.batch(&api, batch).await {
+        for batch in batches(&todo) {
+            let results = match self.batch(&api, &batch).await {
                 Ok(r) => r,
                 Err(Stopped) => return,
             };
-            for r in batch {
-                let result = results.iter().find(|x| x.recording_id == r.recording_id);
+            for r in &batch {
+                let result = result_for(&results, r);
                 let outcome = match result {
                     Some(BatchResult {
                         result_url: Some(url),
