@@ -7,6 +7,7 @@ pub mod hosts;
 pub mod interval;
 pub mod notification;
 pub mod org;
+pub mod rate_window;
 pub mod token_provider;
 pub mod topics;
 
