@@ -170,8 +170,15 @@ impl DownloadUrl {
                     self.progress.as_deref(),
                 )
                 .await?;
-                let result = batch_api::result_for(&results, r)
-                    .ok_or_else(|| UrlError::Unavailable(format!("recording batch {batch} has no result for {r}")))?;
+                // One recording alone: its result is never ambiguous.
+                let result = match batch_api::match_results(std::slice::from_ref(r), &results).first() {
+                    Some(batch_api::Matched::Result(x)) => *x,
+                    _ => {
+                        return Err(UrlError::Unavailable(format!(
+                            "recording batch {batch} has no result for {r}"
+                        )))
+                    }
+                };
                 match &result.result_url {
                     Some(u) => self.absolute(u)?,
                     None => {

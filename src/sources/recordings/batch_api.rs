@@ -117,25 +117,70 @@ impl<'de> Deserialize<'de> for Lenient {
     }
 }
 
-/// The result for `r` among a batch's results: the one naming its
-/// recording, else one without a recording id for its conversation
-/// (unambiguous because a batch holds at most one recording per
-/// conversation, see [`batches`]).
-pub fn result_for<'a>(results: &'a [BatchResult], r: &RecordingRef) -> Option<&'a BatchResult> {
-    let same_conversation = |x: &BatchResult| x.conversation_id.as_deref().is_none_or(|c| c == r.conversation_id);
-    results
+/// What a batch's results say about one of its recordings.
+#[derive(Debug, Clone, Copy)]
+pub enum Matched<'a> {
+    /// Its result.
+    Result(&'a BatchResult),
+    /// The batch has no result for it.
+    Missing,
+    /// Results without a recording id stand for several recordings of its
+    /// conversation in this batch: which is which is unknown. Requested
+    /// again with no other recording of its conversation (see
+    /// [`batches`]), it is unambiguous.
+    Ambiguous,
+}
+
+/// The result of each recording of `batch` (in its order): the result
+/// naming its recording, else a result without a recording id for its
+/// conversation, when it is the only recording of that conversation left
+/// without a result.
+pub fn match_results<'a>(batch: &[RecordingRef], results: &'a [BatchResult]) -> Vec<Matched<'a>> {
+    let by_id: Vec<Option<&BatchResult>> = batch
         .iter()
-        .find(|x| x.recording_id.as_deref() == Some(r.recording_id.as_str()) && same_conversation(x))
-        .or_else(|| {
-            results
-                .iter()
-                .find(|x| x.recording_id.is_none() && x.conversation_id.as_deref() == Some(r.conversation_id.as_str()))
+        .map(|r| {
+            results.iter().find(|x| {
+                x.recording_id.as_deref() == Some(r.recording_id.as_str())
+                    && x.conversation_id.as_deref().is_none_or(|c| c == r.conversation_id)
+            })
         })
+        .collect();
+    batch
+        .iter()
+        .zip(&by_id)
+        .map(|(r, found)| {
+            if let Some(x) = found {
+                return Matched::Result(x);
+            }
+            let conversation = Some(r.conversation_id.as_str());
+            let unmatched = batch
+                .iter()
+                .zip(&by_id)
+                .filter(|(o, f)| f.is_none() && o.conversation_id == r.conversation_id)
+                .count();
+            let mut candidates = results
+                .iter()
+                .filter(|x| x.recording_id.is_none() && x.conversation_id.as_deref() == conversation);
+            match (candidates.next(), unmatched) {
+                (None, _) => Matched::Missing,
+                (Some(first), 1) => {
+                    // Alone in its conversation: one with a URL if any.
+                    let with_url = std::iter::once(first)
+                        .chain(candidates)
+                        .find(|x| x.result_url.is_some());
+                    Matched::Result(with_url.unwrap_or(first))
+                }
+                (Some(_), _) => Matched::Ambiguous,
+            }
+        })
+        .collect()
 }
 
 /// Splits `todo` into batch requests of at most [`MAX_BATCH`] recordings,
 /// none with two recordings of one conversation (so that a result without
-/// a recording id still says which recording it is), in order otherwise.
+/// a recording id still says which recording it is), in order otherwise:
+/// how recordings whose results were [`Matched::Ambiguous`] are requested
+/// again.
 pub fn batches(todo: &[RecordingRef]) -> Vec<Vec<RecordingRef>> {
     let mut out: Vec<Vec<RecordingRef>> = Vec::new();
     // The first batch a conversation's next recording may join (past the
@@ -272,17 +317,49 @@ mod tests {
         assert!(st.completed());
         let results: Vec<BatchResult> = st.results.into_iter().filter_map(|x| x.0).collect();
         assert_eq!(results.len(), 3, "the malformed one alone is skipped");
-        let url = |x: Option<&BatchResult>| x.and_then(|x| x.result_url.clone());
-        assert_eq!(url(result_for(&results, &r("c1/r1"))).as_deref(), Some("https://x/1"));
+        let batch = [r("c1/r1"), r("c2/r2"), r("c3/r3"), r("c4/r4"), r("c9/r1")];
+        let m = match_results(&batch, &results);
+        let url = |m: &Matched<'_>| match m {
+            Matched::Result(x) => x.result_url.clone(),
+            other => Some(format!("{other:?}")),
+        };
+        assert_eq!(url(&m[0]).as_deref(), Some("https://x/1"));
         // No recording id: matched by its conversation.
-        assert_eq!(url(result_for(&results, &r("c2/r2"))).as_deref(), Some("https://x/2"));
-        assert!(result_for(&results, &r("c3/r3")).is_none());
-        assert_eq!(
-            result_for(&results, &r("c4/r4")).and_then(|x| x.error_msg.as_deref()),
-            Some("Recording not found")
-        );
+        assert_eq!(url(&m[1]).as_deref(), Some("https://x/2"));
+        assert_eq!(url(&m[2]).as_deref(), Some("Missing"));
+        assert!(matches!(m[3], Matched::Result(x) if x.error_msg.as_deref() == Some("Recording not found")));
         // A recording id of another conversation is not this recording.
-        assert!(result_for(&results, &r("c9/r1")).is_none());
+        assert_eq!(url(&m[4]).as_deref(), Some("Missing"));
+    }
+
+    #[test]
+    fn results_without_recording_ids_for_two_recordings_of_one_conversation_are_ambiguous() {
+        let results = vec![
+            BatchResult {
+                conversation_id: Some("c1".into()),
+                result_url: Some("https://x/a".into()),
+                ..BatchResult::default()
+            },
+            BatchResult {
+                conversation_id: Some("c1".into()),
+                result_url: Some("https://x/b".into()),
+                ..BatchResult::default()
+            },
+            BatchResult {
+                conversation_id: Some("c1".into()),
+                recording_id: Some("r3".into()),
+                result_url: Some("https://x/3".into()),
+                ..BatchResult::default()
+            },
+        ];
+        let batch = [r("c1/r1"), r("c1/r2"), r("c1/r3")];
+        let m = match_results(&batch, &results);
+        assert!(matches!(m[0], Matched::Ambiguous) && matches!(m[1], Matched::Ambiguous));
+        assert!(matches!(m[2], Matched::Result(x) if x.result_url.as_deref() == Some("https://x/3")));
+        // Requested again alone, each is unambiguous.
+        let again = batches(&[r("c1/r1"), r("c1/r2")]);
+        assert_eq!(again.len(), 2);
+        assert!(matches!(match_results(&again[0], &results[..1])[0], Matched::Result(_)));
     }
 
     #[test]
