@@ -7,7 +7,9 @@ pub mod hosts;
 pub mod interval;
 pub mod notification;
 pub mod org;
+pub mod rate_window;
 pub mod token_provider;
+pub mod topics;
 
 pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
 pub use error::{ApiError, GenesysError, TokenError};
