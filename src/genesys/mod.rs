@@ -12,5 +12,5 @@ pub mod token_provider;
 pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
 pub use error::{ApiError, GenesysError, TokenError};
 pub use hosts::Hosts;
-pub use org::GenesysOrg;
+pub use org::{ChannelClaims, GenesysOrg};
 pub use token_provider::{AccessToken, Credentials, GetToken, TokenProvider, TokenSettings, Tokens};
