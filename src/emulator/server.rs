@@ -121,7 +121,12 @@ async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
 fn bind_hosts(listen: &str) -> std::io::Result<(HostAddrs, [std::net::TcpListener; 4])> {
     let api = std::net::TcpListener::bind(listen)?;
     let api_addr = api.local_addr()?;
-    let [a, b, c] = sibling_ports(api_addr.port());
+    // The port asked for, not the one bound: `:0` asks for free ports.
+    let asked = listen
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(0);
+    let [a, b, c] = sibling_ports(asked);
     let bind = |port: u16| std::net::TcpListener::bind(SocketAddr::new(api_addr.ip(), port));
     let (login, streaming, downloads) = (bind(a)?, bind(b)?, bind(c)?);
     let hosts = HostAddrs {

@@ -17,7 +17,7 @@ fn settings() -> EmulatorSettings {
     EmulatorSettings {
         requests_per_minute: 0,
         notifications: NotificationSettings {
-            denied_topics: vec!["v2.users.denied-*.presence".into()],
+            denied_topics: (0..3).map(|i| format!("v2.users.denied-{i}.presence")).collect(),
             ..NotificationSettings::default()
         },
         ..EmulatorSettings::default()

@@ -119,7 +119,7 @@ pub async fn status(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>)
                     .urls
                     .issue(&state.faults, &state.downloads_url(), &recording_path(&id, i));
                 json!({"conversationId": item.conversation_id, "recordingId": item.recording_id,
-                       "resultUrl": url, "contentType": "audio/ogg", "errorMsg": null})
+                       "resultUrl": url, "contentType": "audio/ogg"})
             }
         })
         .collect();
