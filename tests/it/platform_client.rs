@@ -307,3 +307,79 @@ fn a_channel_create_whose_answer_is_lost_reuses_the_channel_it_made() {
             >= 1
     );
 }
+
+#[test]
+fn the_genesys_pii_preset_leaves_no_number_address_or_name_in_clear_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = emulator(EmulatorSettings {
+        requests_per_minute: 0,
+        bulk: BulkSettings {
+            conversations_per_hour: 600.0,
+            long_conversations: 0.1,
+            job_queued: Duration::from_millis(20),
+            job_pending: Duration::from_millis(20),
+            ..BulkSettings::default()
+        },
+        ..EmulatorSettings::default()
+    });
+    let phases = ["customer.start", "acd.start", "acd.end", "user.start", "user.end", "acw", "customer.end"];
+    let mut topics: Vec<String> = phases
+        .iter()
+        .map(|p| format!("\"v2.detail.events.conversation.{{conversation}}.{p}\""))
+        .collect();
+    topics.push("\"v2.routing.queues.{queue}.conversations\"".into());
+    topics.push("\"v2.users.{user}.presence\"".into());
+    let config = format!(
+        r#"{}{}[[source]]
+name = "live"
+kind = "notifications"
+topics = [{}]
+ids = {{ conversation = ["c1", "c2"], queue = ["q1"], user = ["u1"] }}
+
+[[source]]
+name = "details"
+kind = "analytics_job"
+interval = "2024-05-01T00:00:00Z/2024-05-01T02:00:00Z"
+poll_interval = "20ms"
+
+[[listener]]
+name = "files"
+topics = [">"]
+transform = {{ flatten = true, timestamps = true, mask = ["@genesys-pii"], mask_mode = "redact" }}
+sink = {{ kind = "file", path = "{}", fsync = false, batch_interval = "50ms" }}
+"#,
+        preamble(dir.path()),
+        genesys_section(&e, 6000),
+        topics.join(", "),
+        dir.path().join("out").display()
+    );
+    let p = Proc::start(dir.path(), &config);
+    wait_until("connected", Duration::from_secs(30), || e.state().notifications.open_sockets() == 1);
+    e.state().notifications.traffic.start(
+        e.state(),
+        TrafficRequest {
+            count: Some(600),
+            ..TrafficRequest::default()
+        },
+    );
+    wait_until("events and records written", Duration::from_secs(60), || {
+        let lines = read_ndjson_dir(&dir.path().join("out"));
+        lines.iter().filter(|l| l["topic"] == "analytics.conversations").count() >= 100
+            && lines.iter().filter(|l| l["topic"] != "analytics.conversations").count() >= 500
+    });
+    drop(p);
+    let lines = read_ndjson_dir(&dir.path().join("out"));
+    let mut kinds = HashSet::new();
+    for l in &lines {
+        let topic = l["topic"].as_str().unwrap_or_default();
+        kinds.insert(topic.split('.').take(3).collect::<Vec<_>>().join("."));
+        let text = l["payload"].to_string();
+        for clear in [
+            "tel:", "+1555", "@example.com", "Caller ", "Customer asked", "Address change", "Card ending", "Complaint",
+            "AC-", "Alice", "Bruno", "Fatima", "Kowalski", "Okafor",
+        ] {
+            assert!(!text.contains(clear), "`{clear}` in clear text on {topic}: {text}");
+        }
+    }
+    assert!(kinds.len() >= 4, "every kind of event went through: {kinds:?}");
+}
