@@ -237,6 +237,9 @@ pub struct ApiClient {
 enum Attempt {
     Done(Result<ApiResponse, ApiError>),
     Retry(ApiError, Option<Duration>),
+    /// Sent, and no answer came (a transport error after the request went
+    /// out, or a timeout).
+    Unanswered(ApiError),
     Unauthorized(Secret, ApiError),
 }
 
@@ -266,6 +269,18 @@ impl ApiClient {
             .json(&Method::POST, path)
     }
 
+    /// POST `body` to `path` to create something (a channel, a job),
+    /// decoding JSON. Retried like any call while the platform answers
+    /// 429/5xx, but a request that went out without an answer (a timeout,
+    /// a connection cut mid-answer) is not sent again: it fails with
+    /// [`ApiError::Unanswered`] and the caller looks for what it may have
+    /// created before creating another.
+    pub async fn create<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, ApiError> {
+        self.call_with(Method::POST, path, Some(body), false)
+            .await?
+            .json(&Method::POST, path)
+    }
+
     /// PUT `body` to `path`, decoding JSON.
     pub async fn put<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, ApiError> {
         self.call(Method::PUT, path, Some(body)).await?.json(&Method::PUT, path)
@@ -278,6 +293,16 @@ impl ApiClient {
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
+    ) -> Result<ApiResponse, ApiError> {
+        self.call_with(method, path, body, true).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        resend_unanswered: bool,
     ) -> Result<ApiResponse, ApiError> {
         let inner = &self.inner;
         let mut backoff = inner.policy.backoff.schedule();
@@ -293,6 +318,22 @@ impl ApiClient {
             inner.budget.acquire().await;
             match self.attempt(&method, path, body, &token.value).await {
                 Attempt::Done(r) => return r,
+                Attempt::Unanswered(err) if !resend_unanswered => {
+                    let (method, path) = (method.to_string(), path.to_string());
+                    return Err(ApiError::Unanswered {
+                        method,
+                        path,
+                        message: err.to_string(),
+                    });
+                }
+                Attempt::Unanswered(err) => {
+                    if attempt >= inner.policy.max_attempts {
+                        return Err(err);
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::debug!(%method, path, attempt, ?delay, error = %err, "retrying Genesys call");
+                    tokio::time::sleep(delay).await;
+                }
                 Attempt::Unauthorized(used, err) => {
                     if refreshed {
                         return Err(err);
@@ -341,7 +382,9 @@ impl ApiClient {
         };
         let mut res = match sent {
             Ok(r) => r,
-            Err(e) => return Attempt::Retry(transport(e.to_string()), None),
+            // Not connected: nothing went out.
+            Err(e @ awc::error::SendRequestError::Connect(_)) => return Attempt::Retry(transport(e.to_string()), None),
+            Err(e) => return Attempt::Unanswered(transport(e.to_string())),
         };
         let status = res.status().as_u16();
         let retry_after = retry_after(res.headers().get("retry-after").map(|v| v.as_bytes()));
@@ -352,8 +395,8 @@ impl ApiClient {
         // must not hang the caller.
         let body = match tokio::time::timeout(inner.policy.timeout, res.body().limit(inner.policy.max_body)).await {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return Attempt::Retry(transport(e.to_string()), None),
-            Err(_) => return Attempt::Retry(transport("timed out reading the answer".into()), None),
+            Ok(Err(e)) => return Attempt::Unanswered(transport(e.to_string())),
+            Err(_) => return Attempt::Unanswered(transport("timed out reading the answer".into())),
         };
         if (200..300).contains(&status) {
             return Attempt::Done(Ok(ApiResponse { status, body }));

@@ -14,5 +14,5 @@ pub mod topics;
 pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
 pub use error::{ApiError, GenesysError, TokenError};
 pub use hosts::Hosts;
-pub use org::GenesysOrg;
+pub use org::{ChannelClaims, GenesysOrg};
 pub use token_provider::{AccessToken, Credentials, GetToken, TokenProvider, TokenSettings, Tokens};

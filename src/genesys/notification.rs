@@ -60,6 +60,9 @@ struct BodyFields<'a> {
     /// `channel.metadata` frames: "WebSocket Heartbeat", "pong".
     #[serde(borrow)]
     message: Option<std::borrow::Cow<'a, str>>,
+    /// `v2.system.*` messages: what happened to the channel.
+    #[serde(rename = "systemTopicType", borrow)]
+    system_topic_type: Option<std::borrow::Cow<'a, str>>,
     /// Conversation events (`v2.routing.queues.{id}.conversations`, ...)
     /// carry their times on the participants.
     #[serde(default)]
@@ -191,6 +194,7 @@ pub struct Frame<'a> {
     /// Metadata (carries the correlation id).
     pub metadata: Option<Metadata<'a>>,
     message: Option<std::borrow::Cow<'a, str>>,
+    system_topic_type: Option<std::borrow::Cow<'a, str>>,
     derived: Derived,
 }
 
@@ -216,6 +220,7 @@ impl<'a> Frame<'a> {
                     topic_name: f.topic_name,
                     metadata: f.metadata,
                     message: fields.message,
+                    system_topic_type: fields.system_topic_type,
                     derived,
                 })
             }
@@ -232,6 +237,9 @@ impl<'a> Frame<'a> {
                     topic_name: e.topic_name,
                     derived,
                     message: fields.message.map(|m| std::borrow::Cow::Owned(m.into_owned())),
+                    system_topic_type: fields
+                        .system_topic_type
+                        .map(|m| std::borrow::Cow::Owned(m.into_owned())),
                     metadata: e.metadata,
                 })
             }
@@ -241,6 +249,11 @@ impl<'a> Frame<'a> {
     /// `eventBody.message`, as in `channel.metadata` frames.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
+    }
+
+    /// `eventBody.systemTopicType`, as in `v2.system.*` messages.
+    pub fn system_topic_type(&self) -> Option<&str> {
+        self.system_topic_type.as_deref()
     }
 
     /// `metadata.CorrelationId`.
