@@ -402,6 +402,7 @@ impl<'a> Reader<'a> {
                 common.insert(k, v);
             }
         }
+        let written: Vec<String> = common.keys().map(|k| k.get_ref().to_string()).collect();
         let common: Option<SinkCommon> = self.read(span.clone(), common, path);
         let de = ValueDeserializer::from(Spanned::new(span, DeValue::Table(t)));
         let spec = match SinkSpec::parse(&kind, de)? {
@@ -411,10 +412,9 @@ impl<'a> Reader<'a> {
                 None
             }
         };
-        Some(SinkConfig {
-            common: common?,
-            spec: spec?,
-        })
+        let spec = spec?;
+        let common = common?.with_kind_defaults(spec.builder().default_batching(), |k| written.iter().any(|w| w == k));
+        Some(SinkConfig { common, spec })
     }
 }
 
