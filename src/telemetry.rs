@@ -56,6 +56,7 @@ pub fn metric_names() -> Vec<&'static str> {
         webhook::telemetry::METRICS,
         crate::store::telemetry::METRICS,
         crate::sinks::object_store::telemetry::METRICS,
+        crate::sinks::nats::telemetry::METRICS,
     ]
     .concat()
 }

@@ -15,6 +15,8 @@ mod file_sink;
 mod genesys_client;
 mod http_sink;
 mod in_process;
+mod nats;
+mod nats_sink;
 mod notifications;
 mod object_store_sink;
 mod pg;
