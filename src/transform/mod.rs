@@ -451,7 +451,7 @@ mod tests {
                 ),
                 1 => json!(1_714_572_123_000i64 + (next() % 1_000_000) as i64),
                 2 => json!((next() % 1000) as f64 / 8.0),
-                3 => json!(next() % 2 == 0),
+                3 => json!(next().is_multiple_of(2)),
                 4 => Value::Null,
                 5 => json!(next() % 100),
                 6 | 7 => {

@@ -242,20 +242,22 @@ impl Upload {
         };
         let mut found = false;
         let mut skipped = 0;
-        while journal && verify {
-            if let Some(&covered) = self.state.borrow().covered.get(&dir) {
-                let before = events.len();
-                events.retain(|e| e.seq > covered);
-                skipped += (before - events.len()) as u64;
+        if journal && verify {
+            loop {
+                if let Some(&covered) = self.state.borrow().covered.get(&dir) {
+                    let before = events.len();
+                    events.retain(|e| e.seq > covered);
+                    skipped += (before - events.len()) as u64;
+                }
+                let Some(first) = events.iter().map(|e| e.seq).min() else {
+                    break;
+                };
+                let Some(last) = self.find_stored(&dir, &tag, first).await? else {
+                    break;
+                };
+                found = true;
+                self.state.borrow_mut().covered.insert(dir.clone(), last);
             }
-            let Some(first) = events.iter().map(|e| e.seq).min() else {
-                break;
-            };
-            let Some(last) = self.find_stored(&dir, &tag, first).await? else {
-                break;
-            };
-            found = true;
-            self.state.borrow_mut().covered.insert(dir.clone(), last);
         }
         if skipped > 0 {
             AlreadyStored {

@@ -365,7 +365,7 @@ impl RangedBody {
                     self.pos += b.len() as u64;
                     self.chunks += 1;
                     self.advanced();
-                    if self.chunks % 64 == 0 {
+                    if self.chunks.is_multiple_of(64) {
                         self.publish();
                     }
                     if self.failures > 0 {
