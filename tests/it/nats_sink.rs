@@ -91,7 +91,10 @@ fn the_server_killed_and_restarted_mid_run_loses_nothing_and_stores_nothing_twic
         "{}{}{}",
         preamble(dir),
         generator(total, 300),
+        // Batches of 5000 to 10000 events: more than one window of publishes.
         listener(&nats.url(), "")
+            .replace("batch_events = 1000", "batch_events = 5000")
+            .replace("mailbox = 4096", "mailbox = 5000\nbatch = 5000")
     );
     let p = Proc::start_with(dir, &config, &[]);
     wait_until("messages arrive", Duration::from_secs(60), || {
@@ -138,7 +141,7 @@ fn nats_throughput() {
         return;
     };
     let total: u64 = 100_000;
-    for batch in [1000, 5000] {
+    for batch in [5000, 1000] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let config = format!(

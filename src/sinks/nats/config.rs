@@ -250,7 +250,6 @@ impl SinkBuilder for NatsSinkConfig {
             tls: self.tls,
             tls_ca_file: self.tls_ca_file.clone(),
             timeout: self.timeout,
-            max_in_flight: cx.options.batch_events.max(1),
         });
         crate::telemetry::install_tls_provider();
         Ok(cx.starter(move || Ok(NatsWriter::new(settings.clone()))))

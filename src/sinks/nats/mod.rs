@@ -4,7 +4,7 @@
 //!
 //! A batch is pipelined: every message is published, then the
 //! acknowledgements are awaited together (one round trip per batch, not per
-//! event). A batch that fails in part is published again whole: the stream
+//! event; a batch of more than 4096 messages goes in windows of 4096). A batch that fails in part is published again whole: the stream
 //! drops the messages it already holds, by `Nats-Msg-Id`, within its
 //! duplicate window (2 minutes by default, longer than any retry while the
 //! broker is reachable). A broker that cannot be reached pauses the
@@ -37,6 +37,12 @@ use self::telemetry::{BatchPublished, NatsStatus};
 use crate::config::Secret;
 use crate::sinks::file::Encoding;
 use crate::sinks::{SinkError, SinkWriter};
+
+/// Messages published before their acknowledgements are awaited: a batch
+/// larger than this goes in windows of it. It bounds what the client holds
+/// for one batch (the acknowledgement futures, their permits) whatever the
+/// batch size.
+const WINDOW: usize = 4096;
 
 /// How the sink authenticates.
 pub enum Auth {
@@ -74,8 +80,6 @@ pub struct NatsSettings {
     pub tls_ca_file: Option<PathBuf>,
     /// Longest a batch's publishes and acknowledgements may take.
     pub timeout: Duration,
-    /// Most acknowledgements awaited at once (a batch's size).
-    pub max_in_flight: usize,
 }
 
 impl NatsSettings {
@@ -152,7 +156,9 @@ async fn connect(s: &NatsSettings) -> Result<Conn, SinkError> {
         .map_err(|e| unreachable(s, format!("connecting: {e}")))?;
     let js = jetstream::ContextBuilder::new()
         .timeout(s.timeout)
-        .max_ack_inflight(s.max_in_flight)
+        // A window's acknowledgements are awaited before the next window
+        // is published: never more in flight than this.
+        .max_ack_inflight(WINDOW)
         .backpressure_on_inflight(true)
         .build(client.clone());
     if let Some((name, subjects)) = &s.stream {
@@ -254,25 +260,31 @@ impl SinkWriter for NatsWriter {
                         c
                     }
                 };
-                let mut acks = Vec::with_capacity(messages.len());
-                for (subject, id, body) in messages {
-                    let sent = conn
-                        .js
-                        .send_publish(subject.clone(), PublishMessage::build().payload(body).message_id(id))
-                        .await;
-                    match sent {
-                        Ok(ack) => acks.push(ack.into_future()),
-                        Err(e) => return Err(publish_error(&s, &conn, &subject, e)),
-                    }
-                }
                 let mut stored = 0;
                 let mut duplicates = 0;
                 let mut failed = None;
-                for ack in join_all(acks).await {
-                    match ack {
-                        Ok(a) if a.duplicate => duplicates += 1,
-                        Ok(_) => stored += 1,
-                        Err(e) => failed = failed.or(Some(e)),
+                let mut messages = messages.into_iter().peekable();
+                while messages.peek().is_some() {
+                    let mut acks = Vec::with_capacity(WINDOW);
+                    for (subject, id, body) in messages.by_ref().take(WINDOW) {
+                        let sent = conn
+                            .js
+                            .send_publish(subject.clone(), PublishMessage::build().payload(body).message_id(id))
+                            .await;
+                        match sent {
+                            Ok(ack) => acks.push(ack.into_future()),
+                            Err(e) => return Err(publish_error(&s, &conn, &subject, e)),
+                        }
+                    }
+                    for ack in join_all(acks).await {
+                        match ack {
+                            Ok(a) if a.duplicate => duplicates += 1,
+                            Ok(_) => stored += 1,
+                            Err(e) => failed = failed.or(Some(e)),
+                        }
+                    }
+                    if failed.is_some() {
+                        break;
                     }
                 }
                 if let Some(e) = failed {
