@@ -11,6 +11,7 @@ use actix::Addr;
 use cxrelay_actors::{Event, Publish, Router};
 use tokio::sync::oneshot;
 
+use crate::store::idempotency::key_hash;
 use crate::store::{Append, AppendQueue, AppendRequest, StoreDb};
 
 /// A batch of events from one source.
@@ -123,7 +124,7 @@ impl Ingest {
             Mode::Direct(_) => false,
             Mode::Journal { db, .. } => db
                 .idempotency
-                .seen(&scoped_key(source, key), cxrelay_actors::event::now_ms()),
+                .seen(key_hash(source, key), cxrelay_actors::event::now_ms()),
         }
     }
 
@@ -160,7 +161,7 @@ impl Ingest {
                     .keys
                     .into_iter()
                     .zip(&batch.events)
-                    .map(|(k, e)| k.map(|k| scoped_key(&e.source, &k)))
+                    .map(|(k, e)| k.map(|k| key_hash(&e.source, &k)))
                     .collect();
                 let (reply, rx) = oneshot::channel();
                 let append = Append {
