@@ -52,6 +52,15 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
+    // A whole URL goes to its own host (the emulator serves logins,
+    // downloads and sockets on hosts of their own, as the platform does).
+    let (addr, path) = match path.strip_prefix("http://").and_then(|rest| rest.split_once('/')) {
+        Some((host, rest)) => match host.parse::<SocketAddr>() {
+            Ok(a) => (a, format!("/{rest}")),
+            Err(_) => (addr, path.to_string()),
+        },
+        None => (addr, path.to_string()),
+    };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!(

@@ -82,7 +82,7 @@ fn api_calls_need_a_live_bearer_token() {
     assert_error_body(
         &api(&e, "made-up", "GET", "/api/v2/organizations/me"),
         401,
-        "credentials.expired",
+        "bad.credentials",
     );
     let t = emulator_token(&e);
     let r = api(&e, &t, "GET", "/api/v2/organizations/me");
@@ -94,7 +94,7 @@ fn api_calls_need_a_live_bearer_token() {
     assert_error_body(
         &api(&e, &t, "GET", "/api/v2/organizations/me"),
         401,
-        "credentials.expired",
+        "bad.credentials",
     );
 }
 
@@ -182,7 +182,7 @@ fn faults_are_armed_through_the_control_endpoint_and_spent_after_their_count() {
     assert_error_body(
         &api(&e, &t, "GET", "/api/v2/organizations/me"),
         401,
-        "credentials.expired",
+        "bad.credentials",
     );
 }
 
