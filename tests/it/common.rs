@@ -683,3 +683,17 @@ pub fn kill_9_at_random_moments(dir: &Path, config: &str, times: usize, mut afte
     }
     seed
 }
+
+/// The conversations a fixed-interval analytics source delivers for the
+/// ISO `interval` from the emulator: those that ended in it (each
+/// conversation once, in its final state).
+#[cfg(feature = "emulator")]
+pub fn conversations_ended_in(e: &cxrelay::emulator::EmulatorHandle, interval: &str) -> Vec<String> {
+    let interval = cxrelay::wire::Interval::parse(interval).expect("an ISO interval");
+    let tl = e.state().bulk.timeline;
+    let back = cxrelay::wire::Interval::new(interval.start_ms - tl.max_duration_ms(), interval.end_ms);
+    tl.range(back)
+        .filter(|n| (interval.start_ms..interval.end_ms).contains(&tl.end_ms(*n)))
+        .map(|n| tl.conversation_id(n))
+        .collect()
+}
