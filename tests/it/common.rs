@@ -690,7 +690,13 @@ pub fn kill_9_at_random_moments(dir: &Path, config: &str, times: usize, mut afte
 #[cfg(feature = "emulator")]
 pub fn conversations_ended_in(e: &cxrelay::emulator::EmulatorHandle, interval: &str) -> Vec<String> {
     let interval = cxrelay::wire::Interval::parse(interval).expect("an ISO interval");
-    let tl = e.state().bulk.timeline;
+    ended_in(&e.state().bulk.timeline, interval)
+}
+
+/// The conversations of `tl` that ended in `interval`: what an analytics
+/// job or backfill of it delivers.
+#[cfg(feature = "emulator")]
+pub fn ended_in(tl: &cxrelay::emulator::records::Timeline, interval: cxrelay::wire::Interval) -> Vec<String> {
     let back = cxrelay::wire::Interval::new(interval.start_ms - tl.max_duration_ms(), interval.end_ms);
     tl.range(back)
         .filter(|n| (interval.start_ms..interval.end_ms).contains(&tl.end_ms(*n)))

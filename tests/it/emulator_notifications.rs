@@ -216,7 +216,11 @@ async fn subscriptions_replace_add_list_and_remove() {
             Some(json!([{"id": "v2.users.u1.presence"}, {"id": "v2.analytics.queues.q1.observations"}])),
         )
         .await;
-    assert_eq!((status.as_u16(), v["code"].as_str()), (403, Some("missing.permissions")), "{v}");
+    assert_eq!(
+        (status.as_u16(), v["code"].as_str()),
+        (403, Some("missing.permissions")),
+        "{v}"
+    );
     assert_eq!(api.call("GET", &path, None).await.2["entities"], json!([]));
     let v = api
         .subscribe(
