@@ -122,6 +122,11 @@ fn sections(c: &Config, problem: &mut dyn FnMut(&[&str], String)) {
                 &["genesys", "environment"],
                 "must be a region domain or \"emulator\"".into(),
             );
+        } else if !g.is_emulator() && (g.api_url.is_none() || g.login_url.is_none()) {
+            // Hosts are derived from it: `api.<domain>` and `login.<domain>`.
+            if let Err(why) = crate::genesys::hosts::region_domain(&g.environment) {
+                problem(&["genesys", "environment"], why);
+            }
         }
         if g.requests_per_minute == 0 {
             problem(&["genesys", "requests_per_minute"], "must be at least 1".into());

@@ -101,6 +101,9 @@ impl ListenerConfig {
                     "hash masking needs `mask_key_env` (a secret key: unkeyed hashes of phone numbers are easy to reverse), or use mask_mode = \"redact\"",
                 );
             }
+            if let Err(why) = crate::transform::pii::expand(&t.mask) {
+                p.at("transform.mask", why);
+            }
             if t.mask_key_env.is_some() && t.mask.is_empty() {
                 p.at(
                     "transform.mask_key_env",
@@ -122,7 +125,8 @@ pub struct ListenerTransform {
     /// Time fields become ISO-8601 UTC with milliseconds.
     #[serde(default)]
     pub timestamps: bool,
-    /// Field names masked anywhere in the record.
+    /// Field names masked anywhere in the record; `@genesys-pii` stands for
+    /// the PII fields of Genesys's models.
     #[serde(default)]
     pub mask: Vec<String>,
     /// `hash` (keyed SHA-256, needs `mask_key_env`) or `redact`.

@@ -114,6 +114,14 @@ pub struct GenesysConfig {
     /// Request budget per minute shared by every source.
     #[serde(default = "default_rpm")]
     pub requests_per_minute: u32,
+    /// Longest wait for an API answer; a create (channel, job) that gets
+    /// none is looked up rather than sent again.
+    #[serde(default = "default_request_timeout", with = "crate::config::duration")]
+    pub request_timeout: std::time::Duration,
+}
+
+fn default_request_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }
 
 impl GenesysConfig {
@@ -126,6 +134,7 @@ impl GenesysConfig {
             client_id_env: default_client_id_env(),
             client_secret_env: default_client_secret_env(),
             requests_per_minute: default_rpm(),
+            request_timeout: default_request_timeout(),
         }
     }
 

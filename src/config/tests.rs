@@ -310,3 +310,18 @@ fn relative_paths_are_taken_from_the_config_files_directory() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_region_given_as_a_host_is_accepted_and_a_url_with_a_path_is_refused_with_the_fix() {
+    let text = format!("{GOOD}\n[genesys]\nenvironment = \"api.mypurecloud.com\"\n");
+    assert!(load_str(&text, "cfg.toml").is_ok());
+    let text = format!("{GOOD}\n[genesys]\nenvironment = \"https://api.mypurecloud.de/api/v2\"\n");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key.as_deref(), Some("genesys.environment"));
+    assert!(p[0].message.contains("e.g. `mypurecloud.com`"), "{}", p[0].message);
+    // With both hosts given explicitly, the environment is not used for them.
+    let text =
+        format!("{GOOD}\n[genesys]\nenvironment = \"proxy\"\napi_url = \"http://p:1\"\nlogin_url = \"http://p:2\"\n");
+    assert!(load_str(&text, "cfg.toml").is_ok());
+}

@@ -8,7 +8,7 @@ use crate::emulator::analytics::job_book::JobBook;
 use crate::emulator::downloads::UrlSigner;
 use crate::emulator::exports::catalog::ExportCatalog;
 use crate::emulator::recordings::recording_book::RecordingBook;
-use crate::emulator::records::Timeline;
+use crate::emulator::records::{Durations, Timeline};
 pub use crate::emulator::settings::bulk::BulkSettings;
 
 /// The bulk side's state.
@@ -30,7 +30,14 @@ impl BulkState {
     /// A fresh state for `seed` and `settings`.
     pub fn new(seed: u64, settings: &BulkSettings) -> Self {
         BulkState {
-            timeline: Timeline::new(seed, settings.conversations_per_hour),
+            timeline: Timeline::with_durations(
+                seed,
+                settings.conversations_per_hour,
+                Durations {
+                    long_share: settings.long_conversations.clamp(0.0, 1.0),
+                    long_max_ms: settings.long_conversation_max.as_millis() as i64,
+                },
+            ),
             jobs: JobBook::new(seed),
             recordings: RecordingBook::new(seed),
             exports: ExportCatalog::new(seed, &settings.exports),

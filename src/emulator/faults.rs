@@ -58,6 +58,10 @@ pub enum Fault {
         count: u32,
         /// Added delay.
         delay_ms: u64,
+        /// Carry the request out first and delay only its answer (a client
+        /// that times out has had it done all the same).
+        #[serde(default)]
+        after_handling: bool,
         /// Only requests whose path starts with this.
         #[serde(default)]
         path: Option<String>,
@@ -159,6 +163,18 @@ pub enum Fault {
         #[serde(default = "one")]
         count: u32,
     },
+    /// Send a `v2.system.*` message on a channel's socket, as the SDK's
+    /// SystemMessageSystemMessage: `no_longer_subscribed` (the channel's
+    /// subscriptions are dropped: nothing flows until they are PUT again),
+    /// `subscription_changed` (they are changed elsewhere: the same), or
+    /// `token_revoked` (the token that created the channel stops working).
+    SystemMessage {
+        /// The channel id.
+        #[serde(default)]
+        channel: Option<String>,
+        /// The `systemTopicType`.
+        message: SystemTopicType,
+    },
     /// Send the next `count` events as fragmented messages (continuation
     /// frames).
     FragmentFrames {
@@ -169,6 +185,29 @@ pub enum Fault {
         #[serde(default = "one")]
         count: u32,
     },
+}
+
+/// The `systemTopicType` of a system message (the SDK's enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemTopicType {
+    /// The channel no longer receives its topics.
+    NoLongerSubscribed,
+    /// Its subscriptions were changed.
+    SubscriptionChanged,
+    /// The token it was created with was revoked.
+    TokenRevoked,
+}
+
+impl SystemTopicType {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemTopicType::NoLongerSubscribed => "no_longer_subscribed",
+            SystemTopicType::SubscriptionChanged => "subscription_changed",
+            SystemTopicType::TokenRevoked => "token_revoked",
+        }
+    }
 }
 
 fn job_failure() -> String {
@@ -205,6 +244,7 @@ impl Fault {
             | Fault::SocketClosing { channel, .. }
             | Fault::ExpireChannel { channel }
             | Fault::MalformedFrames { channel, .. }
+            | Fault::SystemMessage { channel, .. }
             | Fault::FragmentFrames { channel, .. } => channel.as_deref(),
             _ => None,
         }

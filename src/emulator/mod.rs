@@ -12,7 +12,7 @@
 //!
 //! 1. Settings and shared parts: [`settings`] (every `[emulator.*]`
 //!    section), [`faults`], [`ids`], [`error_body`], [`records`],
-//!    [`tokens`], [`rate_limit`], [`request_log`], [`downloads`].
+//!    [`tokens`], [`rate_limit`], [`request_log`], [`downloads`], [`hosts`].
 //! 2. The state of each API area: the analytics job book, the recording
 //!    book, the export catalog ([`bulk`] gathers them), the notification
 //!    channel table with its records and traffic control.
@@ -30,6 +30,7 @@ pub mod error_body;
 pub mod exports;
 pub mod faults;
 pub mod gate;
+pub mod hosts;
 pub mod ids;
 #[cfg(test)]
 mod layering;
@@ -46,6 +47,7 @@ pub mod state;
 pub mod tokens;
 
 pub use faults::{Fault, FaultBook, ScheduledFault};
+pub use hosts::HostAddrs;
 pub use request_log::{max_in_window, LoggedRequest};
 pub use server::{start, start_in_thread, EmulatorHandle};
 pub use settings::{EmulatorSettings, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};

@@ -32,12 +32,28 @@ fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
+/// Request bodies kept (for contract tests of what clients send).
+const BODIES_KEPT: usize = 2000;
+
+/// A request body as the emulator received it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedBody {
+    /// HTTP method.
+    pub method: String,
+    /// Path, without the query.
+    pub path: String,
+    /// The body, as sent.
+    pub body: String,
+}
+
 /// A bounded log of requests.
 #[derive(Debug)]
 pub struct RequestLog {
     started: Instant,
     entries: Mutex<VecDeque<LoggedRequest>>,
     forgotten: Mutex<u64>,
+    bodies: Mutex<VecDeque<LoggedBody>>,
+    leaks: Mutex<Vec<String>>,
 }
 
 impl RequestLog {
@@ -47,7 +63,38 @@ impl RequestLog {
             started,
             entries: Mutex::new(VecDeque::new()),
             forgotten: Mutex::new(0),
+            bodies: Mutex::new(VecDeque::new()),
+            leaks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Keeps the body of a request an endpoint parsed.
+    pub fn record_body(&self, method: &str, path: &str, body: &[u8]) {
+        let mut b = self.bodies.lock();
+        if b.len() >= BODIES_KEPT {
+            b.pop_front();
+        }
+        b.push_back(LoggedBody {
+            method: method.to_string(),
+            path: path.to_string(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        });
+    }
+
+    /// The bodies kept, oldest first.
+    pub fn bodies(&self) -> Vec<LoggedBody> {
+        self.bodies.lock().iter().cloned().collect()
+    }
+
+    /// Notes a bearer token sent to a host whose URLs carry their own
+    /// authorisation (a client leaking its token).
+    pub fn record_leak(&self, method: &str, path: &str, host: impl std::fmt::Debug) {
+        self.leaks.lock().push(format!("{method} {path} on the {host:?} host"));
+    }
+
+    /// Requests that carried a bearer token where none belongs.
+    pub fn leaks(&self) -> Vec<String> {
+        self.leaks.lock().clone()
     }
 
     /// Records a request answered now.

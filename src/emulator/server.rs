@@ -9,13 +9,14 @@ use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
 
 use super::faults::{Fault, ScheduledFault};
+use super::hosts::{sibling_ports, HostAddrs};
 use super::settings::EmulatorSettings;
 use super::state::EmulatorState;
 use super::{analytics, control, error_body, exports, gate, notifications, oauth, organization, recordings};
 
 /// A running emulator.
 pub struct EmulatorHandle {
-    addr: SocketAddr,
+    hosts: HostAddrs,
     state: Arc<EmulatorState>,
     server: ServerHandle,
     /// The emulator's own thread and system, when it has them.
@@ -23,14 +24,39 @@ pub struct EmulatorHandle {
 }
 
 impl EmulatorHandle {
-    /// The bound address.
+    /// The API host's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.hosts.api
     }
 
-    /// `http://host:port`: both the API and the login base URL.
+    /// `http://host:port` of the API host.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.hosts.api_url()
+    }
+
+    /// The login host's address.
+    pub fn login_addr(&self) -> SocketAddr {
+        self.hosts.login
+    }
+
+    /// `http://host:port` of the login host.
+    pub fn login_url(&self) -> String {
+        self.hosts.login_url()
+    }
+
+    /// The download host's address (signed URLs point there).
+    pub fn downloads_addr(&self) -> SocketAddr {
+        self.hosts.downloads
+    }
+
+    /// The streaming host's address (`connectUri`s point there).
+    pub fn streaming_addr(&self) -> SocketAddr {
+        self.hosts.streaming
+    }
+
+    /// Every host's address.
+    pub fn hosts(&self) -> HostAddrs {
+        self.hosts
     }
 
     /// The emulator's world, for assertions on what it was asked.
@@ -90,11 +116,36 @@ async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     )
 }
 
-/// Starts the emulator on `listen` inside the current actix system.
+/// Binds the API host on `listen` and the login, streaming and download
+/// hosts beside it (see [`sibling_ports`]).
+fn bind_hosts(listen: &str) -> std::io::Result<(HostAddrs, [std::net::TcpListener; 4])> {
+    let api = std::net::TcpListener::bind(listen)?;
+    let api_addr = api.local_addr()?;
+    // The port asked for, not the one bound: `:0` asks for free ports.
+    let asked = listen
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(0);
+    let [a, b, c] = sibling_ports(asked);
+    let bind = |port: u16| std::net::TcpListener::bind(SocketAddr::new(api_addr.ip(), port));
+    let (login, streaming, downloads) = (bind(a)?, bind(b)?, bind(c)?);
+    let hosts = HostAddrs {
+        api: api_addr,
+        login: login.local_addr()?,
+        streaming: streaming.local_addr()?,
+        downloads: downloads.local_addr()?,
+    };
+    Ok((hosts, [api, login, streaming, downloads]))
+}
+
+/// Starts the emulator on `listen` (the API host; the other hosts beside
+/// it) inside the current actix system.
 pub async fn start(settings: EmulatorSettings, listen: &str) -> std::io::Result<EmulatorHandle> {
     let state = EmulatorState::new(settings);
     let configure = app_config(state.clone());
-    let server = HttpServer::new(move || {
+    let (hosts, listeners) = bind_hosts(listen)?;
+    state.set_hosts(hosts);
+    let mut server = HttpServer::new(move || {
         App::new()
             .wrap(middleware::from_fn(gate::gate))
             .configure(configure.clone())
@@ -102,21 +153,19 @@ pub async fn start(settings: EmulatorSettings, listen: &str) -> std::io::Result<
     })
     .disable_signals()
     .workers(2)
-    .shutdown_timeout(1)
-    .bind(listen)?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| std::io::Error::other("no address bound"))?;
-    state.set_base_url(format!("http://{addr}"));
+    .shutdown_timeout(1);
+    for l in listeners {
+        server = server.listen(l)?;
+    }
     let server = server.run();
     let handle = server.handle();
     actix_rt::spawn(server);
     schedule_faults(&state);
-    tracing::info!(%addr, seed = state.settings.seed, "emulator listening on {addr}");
+    let addr = hosts.api;
+    tracing::info!(%addr, login = %hosts.login, streaming = %hosts.streaming, downloads = %hosts.downloads,
+        seed = state.settings.seed, "emulator listening on {addr}");
     Ok(EmulatorHandle {
-        addr,
+        hosts,
         state,
         server: handle,
         own: None,
@@ -134,7 +183,7 @@ pub fn start_in_thread(settings: EmulatorSettings, listen: &str) -> std::io::Res
         match system.block_on(start(settings, &listen)) {
             Ok(h) => {
                 let _ = tx.send(Ok((
-                    h.addr,
+                    h.hosts,
                     h.state.clone(),
                     h.server.clone(),
                     actix_rt::System::current(),
@@ -148,11 +197,11 @@ pub fn start_in_thread(settings: EmulatorSettings, listen: &str) -> std::io::Res
             }
         }
     })?;
-    let (addr, state, server, system) = rx
+    let (hosts, state, server, system) = rx
         .recv()
         .map_err(|_| std::io::Error::other("emulator thread ended before starting"))??;
     Ok(EmulatorHandle {
-        addr,
+        hosts,
         state,
         server,
         own: Some((system, thread)),

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::bulk::BulkState;
 use super::faults::{Fault, FaultBook};
+use super::hosts::HostAddrs;
 use super::notifications::channel_table::Notifications;
 use super::rate_limit::RateLimiter;
 use super::request_log::RequestLog;
@@ -32,7 +33,7 @@ pub struct EmulatorState {
     pub bulk: BulkState,
     /// Notification channels, their sockets and traffic.
     pub notifications: Notifications,
-    base_url: OnceLock<String>,
+    hosts: OnceLock<HostAddrs>,
 }
 
 impl EmulatorState {
@@ -48,17 +49,38 @@ impl EmulatorState {
             tokens: Tokens::default(),
             faults: FaultBook::default(),
             log: RequestLog::new(started),
-            base_url: OnceLock::new(),
+            hosts: OnceLock::new(),
         })
     }
 
-    /// `http://host:port` the emulator answers on (known once bound).
-    pub fn base_url(&self) -> &str {
-        self.base_url.get().map(String::as_str).unwrap_or("http://127.0.0.1")
+    /// Where its hosts listen (known once bound).
+    pub fn hosts(&self) -> Option<&HostAddrs> {
+        self.hosts.get()
     }
 
-    pub(super) fn set_base_url(&self, url: String) {
-        let _ = self.base_url.set(url);
+    /// `http://host:port` of the API host.
+    pub fn base_url(&self) -> String {
+        self.hosts
+            .get()
+            .map_or_else(|| "http://127.0.0.1".into(), HostAddrs::api_url)
+    }
+
+    /// `ws://host:port` of the streaming host (the channels' `connectUri`).
+    pub fn streaming_url(&self) -> String {
+        self.hosts
+            .get()
+            .map_or_else(|| "ws://127.0.0.1".into(), HostAddrs::streaming_url)
+    }
+
+    /// `http://host:port` of the download host (signed URLs).
+    pub fn downloads_url(&self) -> String {
+        self.hosts
+            .get()
+            .map_or_else(|| "http://127.0.0.1".into(), HostAddrs::downloads_url)
+    }
+
+    pub(super) fn set_hosts(&self, hosts: HostAddrs) {
+        let _ = self.hosts.set(hosts);
     }
 
     /// Applies a fault: those that act at once do so, the others are armed

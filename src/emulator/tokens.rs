@@ -25,6 +25,15 @@ pub enum Refusal {
     Invalid,
 }
 
+/// The holder of a valid token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The OAuth client.
+    pub client_id: String,
+    /// The token.
+    pub token: String,
+}
+
 /// Issued tokens.
 #[derive(Debug, Default)]
 pub struct Tokens {
@@ -52,14 +61,31 @@ impl Tokens {
 
     /// The client a header's bearer token belongs to, if it is valid now.
     pub fn check(&self, authorization: Option<&str>) -> Result<String, Refusal> {
+        self.caller(authorization).map(|c| c.client_id)
+    }
+
+    /// Who calls with this header: the client and the token itself (the
+    /// platform scopes rate limits and channel listings per token).
+    pub fn caller(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .ok_or(Refusal::Missing)?;
-        let t = self.issued.get(token.trim()).ok_or(Refusal::Invalid)?;
+            .ok_or(Refusal::Missing)?
+            .trim();
+        let t = self.issued.get(token).ok_or(Refusal::Invalid)?;
         if t.revoked || Instant::now() >= t.expires_at {
             return Err(Refusal::Invalid);
         }
-        Ok(t.client_id.clone())
+        Ok(Caller {
+            client_id: t.client_id.clone(),
+            token: token.to_string(),
+        })
+    }
+
+    /// Revokes one token (a `token_revoked` system message).
+    pub fn revoke(&self, token: &str) {
+        if let Some(mut t) = self.issued.get_mut(token) {
+            t.revoked = true;
+        }
     }
 
     /// Revokes every token issued so far.

@@ -19,16 +19,28 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, GenesysError};
+use super::rate_window::{adjust, Adjust, PlatformWindow};
 use super::token_provider::{GetToken, TokenRejected, Tokens};
 use crate::config::Secret;
 
 /// The request budget shared by every client of one OAuth client: a steady
 /// rate (token bucket, no burst) plus a gate closed during a `Retry-After`
-/// window, so that no request at all goes out inside it.
+/// window, so that no request at all goes out inside it, plus the pace the
+/// platform's `inin-ratelimit-*` headers call for when fewer requests are
+/// left in its window than our rate would send.
 pub struct RequestBudget {
     limiter: RateLimiter<NotKeyed, InMemoryState, DefaultClock>,
     closed_until: Mutex<Option<Instant>>,
+    pace: Mutex<Option<Pace>>,
     per_minute: u32,
+}
+
+/// A slower pace the platform asked for, until its window resets.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    spacing: Duration,
+    next: Instant,
+    until: Instant,
 }
 
 impl RequestBudget {
@@ -43,6 +55,7 @@ impl RequestBudget {
         Arc::new(RequestBudget {
             limiter: RateLimiter::direct(quota),
             closed_until: Mutex::new(None),
+            pace: Mutex::new(None),
             per_minute,
         })
     }
@@ -64,11 +77,70 @@ impl RequestBudget {
                 tokio::time::sleep_until(t.into()).await;
             }
             self.limiter.until_ready().await;
+            if let Some(slot) = self.paced_slot() {
+                tokio::time::sleep_until(slot.into()).await;
+            }
             // A window closed while this caller waited for its turn: its turn
             // is void, or every such caller would fire together when the
             // window opens.
             if self.closed().is_none() {
                 return;
+            }
+        }
+    }
+
+    /// This caller's turn under the platform's pace, when one is in force
+    /// and the turn is later than now.
+    fn paced_slot(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut g = self.pace.lock();
+        let p = g.as_mut()?;
+        if p.until <= now {
+            *g = None;
+            return None;
+        }
+        let slot = p.next.max(now);
+        p.next = slot + p.spacing;
+        (slot > now).then_some(slot)
+    }
+
+    /// The pace in force: time between two requests (for `/status` and
+    /// tests).
+    pub fn platform_pace(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.pace.lock().filter(|p| p.until > now).map(|p| p.spacing)
+    }
+
+    /// Takes in the platform's account of the window (from an answer's
+    /// headers): where it says fewer requests are left than our own rate
+    /// would send before it resets, requests slow down to what is left,
+    /// spread evenly; with none left, none go out until it resets. Never
+    /// faster than the configured rate.
+    pub fn observe(&self, window: PlatformWindow) {
+        let per_second = f64::from(self.per_minute.max(1)) * BUDGET_MARGIN / 60.0;
+        let now = Instant::now();
+        match adjust(window, per_second, MAX_RETRY_AFTER) {
+            Adjust::Free => *self.pace.lock() = None,
+            Adjust::Close(d) => self.close_for(d),
+            Adjust::Pace { spacing, for_ } => {
+                let mut g = self.pace.lock();
+                let was_free = g.is_none_or(|p| p.until <= now);
+                // The request just answered was the last one out: the next
+                // waits one spacing (an earlier reservation stands).
+                let next = g.filter(|p| p.until > now).map_or(now + spacing, |p| p.next);
+                *g = Some(Pace {
+                    spacing,
+                    next,
+                    until: now + for_,
+                });
+                if was_free {
+                    tracing::info!(
+                        remaining = window.remaining(),
+                        reset_s = window.reset.as_secs(),
+                        spacing_ms = spacing.as_millis() as u64,
+                        "the platform reports fewer requests left in its window than our budget would send: slowing down until it resets"
+                    );
+                }
             }
         }
     }
@@ -165,6 +237,9 @@ pub struct ApiClient {
 enum Attempt {
     Done(Result<ApiResponse, ApiError>),
     Retry(ApiError, Option<Duration>),
+    /// Sent, and no answer came (a transport error after the request went
+    /// out, or a timeout).
+    Unanswered(ApiError),
     Unauthorized(Secret, ApiError),
 }
 
@@ -194,6 +269,18 @@ impl ApiClient {
             .json(&Method::POST, path)
     }
 
+    /// POST `body` to `path` to create something (a channel, a job),
+    /// decoding JSON. Retried like any call while the platform answers
+    /// 429/5xx, but a request that went out without an answer (a timeout,
+    /// a connection cut mid-answer) is not sent again: it fails with
+    /// [`ApiError::Unanswered`] and the caller looks for what it may have
+    /// created before creating another.
+    pub async fn create<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, ApiError> {
+        self.call_with(Method::POST, path, Some(body), false)
+            .await?
+            .json(&Method::POST, path)
+    }
+
     /// PUT `body` to `path`, decoding JSON.
     pub async fn put<T: DeserializeOwned>(&self, path: &str, body: &serde_json::Value) -> Result<T, ApiError> {
         self.call(Method::PUT, path, Some(body)).await?.json(&Method::PUT, path)
@@ -206,6 +293,16 @@ impl ApiClient {
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
+    ) -> Result<ApiResponse, ApiError> {
+        self.call_with(method, path, body, true).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        resend_unanswered: bool,
     ) -> Result<ApiResponse, ApiError> {
         let inner = &self.inner;
         let mut backoff = inner.policy.backoff.schedule();
@@ -221,6 +318,22 @@ impl ApiClient {
             inner.budget.acquire().await;
             match self.attempt(&method, path, body, &token.value).await {
                 Attempt::Done(r) => return r,
+                Attempt::Unanswered(err) if !resend_unanswered => {
+                    let (method, path) = (method.to_string(), path.to_string());
+                    return Err(ApiError::Unanswered {
+                        method,
+                        path,
+                        message: err.to_string(),
+                    });
+                }
+                Attempt::Unanswered(err) => {
+                    if attempt >= inner.policy.max_attempts {
+                        return Err(err);
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::debug!(%method, path, attempt, ?delay, error = %err, "retrying Genesys call");
+                    tokio::time::sleep(delay).await;
+                }
                 Attempt::Unauthorized(used, err) => {
                     if refreshed {
                         return Err(err);
@@ -269,16 +382,21 @@ impl ApiClient {
         };
         let mut res = match sent {
             Ok(r) => r,
-            Err(e) => return Attempt::Retry(transport(e.to_string()), None),
+            // Not connected: nothing went out.
+            Err(e @ awc::error::SendRequestError::Connect(_)) => return Attempt::Retry(transport(e.to_string()), None),
+            Err(e) => return Attempt::Unanswered(transport(e.to_string())),
         };
         let status = res.status().as_u16();
         let retry_after = retry_after(res.headers().get("retry-after").map(|v| v.as_bytes()));
+        if let Some(w) = PlatformWindow::from_headers(|name| res.headers().get(name).map(|v| v.as_bytes())) {
+            inner.budget.observe(w);
+        }
         // awc's timeout covers the response head only; a body that stalls
         // must not hang the caller.
         let body = match tokio::time::timeout(inner.policy.timeout, res.body().limit(inner.policy.max_body)).await {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return Attempt::Retry(transport(e.to_string()), None),
-            Err(_) => return Attempt::Retry(transport("timed out reading the answer".into()), None),
+            Ok(Err(e)) => return Attempt::Unanswered(transport(e.to_string())),
+            Err(_) => return Attempt::Unanswered(transport("timed out reading the answer".into())),
         };
         if (200..300).contains(&status) {
             return Attempt::Done(Ok(ApiResponse { status, body }));
@@ -320,5 +438,40 @@ mod tests {
             until <= Instant::now() + MAX_RETRY_AFTER,
             "closed for more than the cap"
         );
+    }
+
+    fn window(allowed: u32, count: u32, reset_s: u64) -> PlatformWindow {
+        PlatformWindow {
+            allowed,
+            count,
+            reset: Duration::from_secs(reset_s),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn the_platforms_window_slows_the_budget_and_lifts_when_it_has_room() {
+        let budget = RequestBudget::new(600);
+        budget.acquire().await;
+        assert_eq!(budget.platform_pace(), None);
+        // 10/s would send ~590 before the reset; 2 are left: one per 30 s.
+        budget.observe(window(100, 98, 60));
+        assert_eq!(budget.platform_pace(), Some(Duration::from_secs(30)));
+        let waited = tokio::time::timeout(Duration::from_millis(300), budget.acquire()).await;
+        assert!(waited.is_err(), "the next request waits for its paced turn");
+        // The platform has room again (1000 left, we would send ~590): our
+        // own rate, never faster.
+        budget.observe(window(1000, 0, 60));
+        assert_eq!(budget.platform_pace(), None);
+        tokio::time::timeout(Duration::from_secs(2), budget.acquire())
+            .await
+            .expect("our own rate again");
+        // Nothing left: closed until the reset.
+        budget.observe(window(100, 100, 20));
+        let until = budget.closed().expect("closed until the window resets");
+        assert!(until > Instant::now() + Duration::from_secs(19));
+        // No limit stated, or more left than we would send: no change.
+        let budget = RequestBudget::new(60);
+        budget.observe(window(1000, 10, 60));
+        assert_eq!((budget.platform_pace(), budget.closed()), (None, None));
     }
 }

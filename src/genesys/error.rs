@@ -83,6 +83,17 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// A request that creates something went out and no answer came: the
+    /// platform may have carried it out, so it is not sent again blindly.
+    #[error("{method} {path}: sent, but no answer came ({message}); it may have been carried out")]
+    Unanswered {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// Why.
+        message: String,
+    },
     /// The answer was not what the contract says.
     #[error("{method} {path}: unexpected answer: {message}")]
     Decode {
@@ -102,6 +113,11 @@ impl ApiError {
             ApiError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// Whether the request went out and its answer never came.
+    pub fn is_unanswered(&self) -> bool {
+        matches!(self, ApiError::Unanswered { .. })
     }
 
     /// The Genesys error body, if any.

@@ -7,10 +7,12 @@ pub mod hosts;
 pub mod interval;
 pub mod notification;
 pub mod org;
+pub mod rate_window;
 pub mod token_provider;
+pub mod topics;
 
 pub use api_client::{ApiClient, RequestBudget, RetryPolicy};
 pub use error::{ApiError, GenesysError, TokenError};
 pub use hosts::Hosts;
-pub use org::GenesysOrg;
+pub use org::{ChannelClaims, GenesysOrg};
 pub use token_provider::{AccessToken, Credentials, GetToken, TokenProvider, TokenSettings, Tokens};

@@ -8,6 +8,9 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub use super::topics::topic_id;
+use super::topics::{topic_entity, Names, TimeField};
+
 /// The envelope fields cxrelay reads.
 #[derive(Debug, Deserialize)]
 pub struct Envelope<'a> {
@@ -51,9 +54,15 @@ struct BodyFields<'a> {
     start_time: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     timestamp: Option<std::borrow::Cow<'a, str>>,
+    /// When the entity became as the body shows it (presence).
+    #[serde(rename = "modifiedDate", borrow)]
+    modified_date: Option<std::borrow::Cow<'a, str>>,
     /// `channel.metadata` frames: "WebSocket Heartbeat", "pong".
     #[serde(borrow)]
     message: Option<std::borrow::Cow<'a, str>>,
+    /// `v2.system.*` messages: what happened to the channel.
+    #[serde(rename = "systemTopicType", borrow)]
+    system_topic_type: Option<std::borrow::Cow<'a, str>>,
     /// Conversation events (`v2.routing.queues.{id}.conversations`, ...)
     /// carry their times on the participants.
     #[serde(default)]
@@ -185,6 +194,7 @@ pub struct Frame<'a> {
     /// Metadata (carries the correlation id).
     pub metadata: Option<Metadata<'a>>,
     message: Option<std::borrow::Cow<'a, str>>,
+    system_topic_type: Option<std::borrow::Cow<'a, str>>,
     derived: Derived,
 }
 
@@ -210,6 +220,7 @@ impl<'a> Frame<'a> {
                     topic_name: f.topic_name,
                     metadata: f.metadata,
                     message: fields.message,
+                    system_topic_type: fields.system_topic_type,
                     derived,
                 })
             }
@@ -226,6 +237,9 @@ impl<'a> Frame<'a> {
                     topic_name: e.topic_name,
                     derived,
                     message: fields.message.map(|m| std::borrow::Cow::Owned(m.into_owned())),
+                    system_topic_type: fields
+                        .system_topic_type
+                        .map(|m| std::borrow::Cow::Owned(m.into_owned())),
                     metadata: e.metadata,
                 })
             }
@@ -235,6 +249,11 @@ impl<'a> Frame<'a> {
     /// `eventBody.message`, as in `channel.metadata` frames.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
+    }
+
+    /// `eventBody.systemTopicType`, as in `v2.system.*` messages.
+    pub fn system_topic_type(&self) -> Option<&str> {
+        self.system_topic_type.as_deref()
     }
 
     /// `metadata.CorrelationId`.
@@ -255,32 +274,6 @@ pub struct Derived {
     pub key: Option<String>,
     /// When it happened (ms since the epoch).
     pub event_time: Option<i64>,
-}
-
-/// The id a topic names: `v2.detail.events.conversation.{id}.…`,
-/// `v2.conversations.{id}.…`, `v2.users.{id}.…`, `v2.routing.queues.{id}.…`.
-pub fn topic_id(topic: &str) -> Option<&str> {
-    let mut parts = topic.split('.');
-    let first = parts.next()?;
-    if first != "v2" {
-        return None;
-    }
-    let kind = parts.next()?;
-    match kind {
-        "detail" => {
-            // v2.detail.events.conversation.{id}
-            let _events = parts.next()?;
-            let _conversation = parts.next()?;
-            parts.next()
-        }
-        "routing" | "analytics" => {
-            // v2.routing.queues.{id} / v2.analytics.queues.{id}
-            let _queues = parts.next()?;
-            parts.next()
-        }
-        _ => parts.next(),
-    }
-    .filter(|s| !s.is_empty() && *s != "*")
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`: UTC with milliseconds, which orders as text.
@@ -305,9 +298,10 @@ pub fn parse_iso_ms(s: &str) -> Option<i64> {
 /// Derives the partition key and event time from a topic and body.
 ///
 /// The key is the conversation id when the event is about a conversation
-/// (so that per-conversation order can be kept), else the id in the topic.
-/// The time is `eventTime` (epoch ms, or ISO), else the ISO time fields of
-/// queue conversation events.
+/// (so that per-conversation order can be kept), else the entity the topic
+/// names in its family (see [`super::topics`]). The time is `eventTime`
+/// (epoch ms, or ISO), else the ISO time fields of conversation events,
+/// else `modifiedDate`; presence events take `modifiedDate` first.
 pub fn derive(topic: &str, body: Option<&RawValue>) -> Derived {
     let fields: BodyFields<'_> = body
         .and_then(|b| serde_json::from_str(b.get()).ok())
@@ -316,37 +310,44 @@ pub fn derive(topic: &str, body: Option<&RawValue>) -> Derived {
 }
 
 fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
-    let topic_is_conversation =
-        topic.starts_with("v2.detail.events.conversation.") || topic.starts_with("v2.conversations.");
-    let from_topic = topic_id(topic);
-    let key = fields
-        .conversation_id
-        .as_deref()
-        .or(if topic_is_conversation { from_topic } else { None })
-        .or(if topic.contains(".conversations") {
-            fields.id.as_deref()
-        } else {
-            None
-        })
-        .or(from_topic)
-        .map(str::to_string);
-    let event_time = match &fields.event_time {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => parse_iso_ms(s),
-        _ => None,
+    let entity = topic_entity(topic);
+    // An empty id identifies nothing; the next candidate is taken.
+    fn given<'s>(v: &'s Option<std::borrow::Cow<'_, str>>) -> Option<&'s str> {
+        v.as_deref().filter(|s| !s.is_empty())
     }
-    .or_else(|| {
-        [
-            &fields.end_time,
-            &fields.connected_time,
-            &fields.start_time,
-            &fields.timestamp,
-        ]
-        .into_iter()
-        .flatten()
-        .find_map(|s| parse_iso_ms(s))
-    })
-    .or_else(|| fields.participants.as_ref().and_then(|p| p.0));
+    let from_body = match entity.names() {
+        Names::Conversation => entity.id,
+        Names::ConversationsOf => given(&fields.id),
+        Names::Entity | Names::Nothing => None,
+    };
+    let key = given(&fields.conversation_id)
+        .or(from_body)
+        .or(entity.id)
+        .map(str::to_string);
+    let modified = || fields.modified_date.as_deref().and_then(parse_iso_ms);
+    let usual = || {
+        match &fields.event_time {
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::String(s)) => parse_iso_ms(s),
+            _ => None,
+        }
+        .or_else(|| {
+            [
+                &fields.end_time,
+                &fields.connected_time,
+                &fields.start_time,
+                &fields.timestamp,
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|s| parse_iso_ms(s))
+        })
+        .or_else(|| fields.participants.as_ref().and_then(|p| p.0))
+    };
+    let event_time = match entity.time() {
+        TimeField::ModifiedDate => modified().or_else(usual),
+        TimeField::Usual => usual().or_else(modified),
+    };
     Derived { key, event_time }
 }
 
@@ -410,6 +411,57 @@ mod tests {
             }
         );
         assert_eq!(derive("v2.users.u7.presence", None).key.as_deref(), Some("u7"));
+    }
+
+    #[test]
+    fn presence_takes_its_time_from_modified_date() {
+        // PresenceEventUserPresence: source, presenceDefinition, primary,
+        // message, modifiedDate.
+        let body = r#"{"source":"PURECLOUD","presenceDefinition":{"id":"p","systemPresence":"Available"},"primary":true,"message":"","modifiedDate":"2024-05-01T14:02:03.120Z"}"#;
+        let d = derive("v2.users.u7.presence", Some(&raw(body)));
+        assert_eq!(
+            d,
+            Derived {
+                key: Some("u7".into()),
+                event_time: Some(1714572123120)
+            }
+        );
+        // The one-pass frame reader agrees.
+        let frame = format!(r#"{{"topicName":"v2.users.u7.presence","eventBody":{body}}}"#);
+        assert_eq!(Frame::parse(&frame).unwrap().derived(), d);
+        // Elsewhere `modifiedDate` is the last resort, after the usual fields.
+        let d = derive(
+            "v2.users.u7.outofoffice",
+            Some(&raw(
+                r#"{"modifiedDate":"2024-05-01T14:02:03.120Z","startTime":"2024-05-01T00:00:00Z"}"#,
+            )),
+        );
+        assert_eq!(d.event_time, Some(1714521600000));
+        let d = derive(
+            "v2.users.u7.outofoffice",
+            Some(&raw(r#"{"modifiedDate":"2024-05-01T14:02:03.120Z"}"#)),
+        );
+        assert_eq!(d.event_time, Some(1714572123120));
+    }
+
+    #[test]
+    fn keys_follow_the_topic_family() {
+        let chat = derive("v2.conversations.chats.c5.members", Some(&raw(r#"{"id":"member-1"}"#)));
+        assert_eq!(chat.key.as_deref(), Some("c5"), "the chat, not `chats` or the member");
+        let audit = derive(
+            "v2.audits.entitytype.QUEUE.entityid.q9",
+            Some(&raw(r#"{"id":"audit-1"}"#)),
+        );
+        assert_eq!(audit.key.as_deref(), Some("q9"));
+        let calls = derive("v2.users.u1.conversations.calls", Some(&raw(r#"{"id":"c8"}"#)));
+        assert_eq!(calls.key.as_deref(), Some("c8"), "the conversation the body is");
+        let summary = derive("v2.users.u1.conversationsummary", Some(&raw(r#"{"id":"s1"}"#)));
+        assert_eq!(summary.key.as_deref(), Some("u1"), "not a conversation body");
+        let empty = derive(
+            "v2.routing.queues.q1.conversations",
+            Some(&raw(r#"{"conversationId":"","id":""}"#)),
+        );
+        assert_eq!(empty.key.as_deref(), Some("q1"), "empty ids are skipped");
     }
 
     #[test]

@@ -43,7 +43,13 @@ fn start_emulator(config: &Config, registry: &Registry) -> Result<(Hosts, Emulat
     component.set_state(ComponentState::Running);
     component.set_status(&EmulatorStatus { url: e.url() });
     tracing::info!(url = %e.url(), "bundled emulator running in-process at {}", e.url());
-    Ok((Hosts::single(&e.url()), e))
+    Ok((
+        Hosts {
+            api: e.url(),
+            login: e.login_url(),
+        },
+        e,
+    ))
 }
 
 /// The emulator's OAuth client, used when no credentials are configured.
@@ -51,6 +57,15 @@ fn start_emulator(config: &Config, registry: &Registry) -> Result<(Hosts, Emulat
 fn emulator_client(config: &Config) -> (String, Secret) {
     let s = config.emulator.clone().unwrap_or_default();
     (s.client_id, Secret::new(s.client_secret))
+}
+
+/// `http://host:(port+1)` for `http://host:port`: where a separately run
+/// emulator's login host is.
+fn next_port_url(api: &str) -> Option<String> {
+    let trimmed = api.trim_end_matches('/');
+    let (base, port) = trimmed.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    Some(format!("{base}:{}", port.checked_add(1)?))
 }
 
 /// Starts the token provider (and the in-process emulator, when the
@@ -88,11 +103,13 @@ pub(super) async fn start_genesys(
             "this cxrelay was built without the emulator feature: set `api_url` to an emulator running elsewhere (`cxrelay emulator`)".into(),
         ));
     } else if g.is_emulator() {
-        Hosts::resolve(
-            "emulator",
-            g.api_url.as_deref(),
-            g.login_url.as_deref().or(g.api_url.as_deref()),
-        )
+        // The emulator's login host is beside its API host (the next
+        // port) unless `login_url` says otherwise.
+        let login = g
+            .login_url
+            .clone()
+            .or_else(|| g.api_url.as_deref().and_then(next_port_url));
+        Hosts::resolve("emulator", g.api_url.as_deref(), login.as_deref())
     } else {
         Hosts::resolve(&g.environment, g.api_url.as_deref(), g.login_url.as_deref())
     };
@@ -138,7 +155,11 @@ pub(super) async fn start_genesys(
         hosts,
         tokens,
         budget: RequestBudget::new(g.requests_per_minute),
-        retry: RetryPolicy::default(),
+        retry: RetryPolicy {
+            timeout: g.request_timeout,
+            ..RetryPolicy::default()
+        },
+        channels: Default::default(),
     };
     Ok(Some(Genesys {
         org,

@@ -157,7 +157,11 @@ fn transform_spec(t: &ListenerTransform, key: Option<&Secret>) -> TransformSpec 
     TransformSpec {
         flatten: t.flatten,
         timestamps: t.timestamps,
-        mask: (!t.mask.is_empty()).then(|| Masker::new(t.mask_mode, &t.mask, key.map(|k| k.expose().as_bytes()))),
+        mask: (!t.mask.is_empty()).then(|| {
+            // Presets were checked when the config was loaded.
+            let fields = crate::transform::pii::expand(&t.mask).unwrap_or_else(|_| t.mask.clone());
+            Masker::new(t.mask_mode, &fields, key.map(|k| k.expose().as_bytes()))
+        }),
         rename: t.rename.clone(),
         drop: t.drop.clone(),
         select: t.select.clone(),

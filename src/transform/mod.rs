@@ -11,6 +11,7 @@
 //! pass over the payload (see `rewrite.rs`); keys keep their order.
 
 mod mask;
+pub mod pii;
 mod pipeline;
 mod rewrite;
 mod timestamps;

@@ -591,7 +591,7 @@ pub fn basic_auth(id: &str, secret: &str) -> String {
 #[cfg(feature = "emulator")]
 pub fn token_request(e: &cxrelay::emulator::EmulatorHandle, authorization: &str, body: &str) -> Response {
     request(
-        e.addr(),
+        e.login_addr(),
         "POST",
         "/oauth/token",
         &[
@@ -620,8 +620,9 @@ pub fn emulator_token(e: &cxrelay::emulator::EmulatorHandle) -> String {
 #[cfg(feature = "emulator")]
 pub fn genesys_section(emulator: &cxrelay::emulator::EmulatorHandle, requests_per_minute: u32) -> String {
     format!(
-        "[genesys]\nenvironment = \"emulator\"\napi_url = \"{}\"\nrequests_per_minute = {requests_per_minute}\n\n",
-        emulator.url()
+        "[genesys]\nenvironment = \"emulator\"\napi_url = \"{}\"\nlogin_url = \"{}\"\nrequests_per_minute = {requests_per_minute}\n\n",
+        emulator.url(),
+        emulator.login_url()
     )
 }
 

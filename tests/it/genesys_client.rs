@@ -246,6 +246,37 @@ async fn a_429_retry_after_window_is_honoured_by_every_caller() {
     assert!(max_in_window(&times, Duration::from_secs(1)) <= 10);
 }
 
+/// The emulator allows 20 requests a minute and says so in its
+/// `inin-ratelimit-*` headers; our budget would send 10 a second. After
+/// the first answer the budget spreads what is left over the window
+/// instead of running into 429s.
+#[actix::test]
+async fn the_platforms_rate_limit_headers_slow_the_budget_before_any_429() {
+    let e = emulator(EmulatorSettings {
+        requests_per_minute: 20,
+        ..Default::default()
+    });
+    let registry = Registry::new();
+    let tokens = good_provider(&e, &registry);
+    let budget = RequestBudget::new(600);
+    let api = ApiClient::new(&e.url(), Tokens::new(tokens), budget.clone(), RetryPolicy::default());
+    let _: serde_json::Value = api.get(ORG).await.unwrap();
+    // 19 left for up to 60 s: about one every 3 s, not one every 100 ms.
+    let pace = budget.platform_pace().expect("paced by the platform's headers");
+    assert!(pace >= Duration::from_secs(2), "{pace:?}");
+    let calls = join_all((0..10).map(|_| api.get::<serde_json::Value>(ORG)));
+    // At our own rate the ten would be done in about a second.
+    let finished = tokio::time::timeout(Duration::from_millis(1500), calls).await;
+    assert!(finished.is_err(), "the calls kept to the platform's pace");
+    let log = requests(&e, ORG);
+    assert!(log.len() <= 2, "{} requests reached the emulator", log.len());
+    assert!(
+        log.iter().all(|r| r.status == 200),
+        "no 429: {:?}",
+        log.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+}
+
 #[actix::test]
 async fn errors_carry_the_genesys_body_and_context_id() {
     let e = emulator(EmulatorSettings::default());

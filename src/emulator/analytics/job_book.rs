@@ -4,7 +4,6 @@
 //! result pages were served (for tests).
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use cxrelay_actors::event::now_ms;
@@ -14,6 +13,7 @@ use serde_json::json;
 
 use crate::emulator::faults::{Fault, FaultBook};
 use crate::emulator::ids::uuid;
+use crate::emulator::records::ActiveRecords;
 use crate::emulator::settings::bulk::BulkSettings;
 use crate::wire::{iso_ms, Interval};
 
@@ -64,8 +64,9 @@ pub struct Job {
     pub id: String,
     /// The interval asked for.
     pub interval: Interval,
-    /// Indices of its records on the timeline.
-    pub records: Range<u64>,
+    /// Its records: the conversations active in its interval, as they were
+    /// when it looked.
+    pub records: ActiveRecords,
     submitted: Instant,
     submitted_ms: i64,
     failure: Option<String>,
@@ -75,7 +76,7 @@ pub struct Job {
 impl Job {
     /// Number of records.
     pub fn len(&self) -> u64 {
-        self.records.end - self.records.start
+        self.records.len()
     }
 
     /// When it was submitted (ms since the epoch).
@@ -175,7 +176,7 @@ impl JobBook {
     }
 
     /// Records a new job for `records` of `interval`.
-    pub fn submit(&self, interval: Interval, records: Range<u64>, failure: Option<String>) -> Job {
+    pub fn submit(&self, interval: Interval, records: ActiveRecords, failure: Option<String>) -> Job {
         let mut j = self.inner.lock();
         let no = j.next_no;
         j.next_no += 1;

@@ -1,10 +1,9 @@
 //! Conversation details jobs over REST: submission, status, deletion and
 //! data availability. The jobs themselves are in [`super::job_book`].
 
-use std::ops::Range;
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use cxrelay_actors::event::now_ms;
 use serde::Deserialize;
 use serde_json::json;
@@ -12,31 +11,57 @@ use serde_json::json;
 use super::job_book::JobState;
 use crate::emulator::error_body::error;
 use crate::emulator::faults::Fault;
+use crate::emulator::records::ActiveRecords;
 use crate::emulator::state::EmulatorState;
 use crate::wire::{iso_ms, Interval};
 
+/// The SDK's AsyncConversationQuery: its fields, no others (the platform
+/// refuses a body it does not know). Filters are taken as given.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
 struct JobRequest {
     interval: Option<String>,
+    conversation_filters: Option<serde_json::Value>,
+    segment_filters: Option<serde_json::Value>,
+    evaluation_filters: Option<serde_json::Value>,
+    survey_filters: Option<serde_json::Value>,
+    resolution_filters: Option<serde_json::Value>,
+    order: Option<String>,
+    order_by: Option<String>,
+    limit: Option<u64>,
+    start_of_day_interval_matching: Option<bool>,
 }
 
-/// Parses a request body's `interval`, or says why not (a 400).
+/// Parses a job request body (the SDK's AsyncConversationQuery) to its
+/// interval, or says why not (a 400).
 pub(super) fn requested_interval(body: &[u8]) -> Result<Interval, String> {
-    let req: JobRequest =
-        serde_json::from_slice(body).map_err(|e| format!("The request body is not valid JSON: {e}"))?;
+    let req: JobRequest = serde_json::from_slice(body).map_err(|e| format!("The request body is not valid: {e}"))?;
+    if let Some(o) = req
+        .order
+        .as_deref()
+        .filter(|o| !["asc", "desc", "unordered"].contains(o))
+    {
+        return Err(format!("order must be asc, desc or unordered, not {o}"));
+    }
+    let order_by = ["conversationStart", "conversationEnd", "segmentStart", "segmentEnd"];
+    if let Some(o) = req.order_by.as_deref().filter(|o| !order_by.contains(o)) {
+        return Err(format!("orderBy must be one of {order_by:?}, not {o}"));
+    }
     let text = req.interval.ok_or_else(|| "interval is required".to_string())?;
     Interval::parse(&text).map_err(|e| e.to_string())
 }
 
-/// The records an interval holds, as far as the data lake has them now.
-pub(super) fn available_records(state: &EmulatorState, interval: Interval) -> Range<u64> {
+/// The conversations with activity in an interval, as far as the data
+/// lake has them now.
+pub(super) fn available_records(state: &EmulatorState, interval: Interval) -> ActiveRecords {
     let available = now_ms() - state.settings.bulk.data_lag.as_millis() as i64;
-    let seen = Interval::new(interval.start_ms, interval.end_ms.min(available).max(interval.start_ms));
-    state.bulk.timeline.range(seen)
+    state.bulk.timeline.active(interval, available)
 }
 
 /// `POST /api/v2/analytics/conversations/details/jobs`
-pub async fn submit(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> HttpResponse {
+pub async fn submit(state: web::Data<Arc<EmulatorState>>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    state.log.record_body("POST", req.path(), &body);
     let interval = match requested_interval(&body) {
         Ok(i) => i,
         Err(why) => return error(400, "bad.request", &why),

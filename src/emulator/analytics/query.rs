@@ -6,9 +6,10 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::jobs::{available_records, requested_interval};
+use super::jobs::available_records;
 use crate::emulator::error_body::error;
 use crate::emulator::state::EmulatorState;
+use crate::wire::Interval;
 
 #[derive(Deserialize, Default)]
 struct Paging {
@@ -18,22 +19,35 @@ struct Paging {
     page_number: Option<u32>,
 }
 
+/// The SDK's ConversationQuery: its fields, no others.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
 struct QueryBody {
+    interval: Option<String>,
     #[serde(default)]
     order: Option<String>,
+    order_by: Option<String>,
     #[serde(default)]
     paging: Option<Paging>,
+    conversation_filters: Option<serde_json::Value>,
+    segment_filters: Option<serde_json::Value>,
+    evaluation_filters: Option<serde_json::Value>,
+    survey_filters: Option<serde_json::Value>,
+    resolution_filters: Option<serde_json::Value>,
+    aggregations: Option<serde_json::Value>,
 }
 
 /// The query handler.
 pub async fn query(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> HttpResponse {
-    let interval = match requested_interval(&body) {
-        Ok(i) => i,
-        Err(why) => return error(400, "bad.request", &why),
+    let q = match serde_json::from_slice::<QueryBody>(&body) {
+        Ok(q) => q,
+        Err(e) => return error(400, "bad.request", &format!("The request body is not valid: {e}")),
     };
-    let Ok(q) = serde_json::from_slice::<QueryBody>(&body) else {
-        return error(400, "bad.request", "paging must be {\"pageSize\":n,\"pageNumber\":n}");
+    let interval = match q.interval.as_deref().map(Interval::parse) {
+        Some(Ok(i)) => i,
+        Some(Err(e)) => return error(400, "bad.request", &e.to_string()),
+        None => return error(400, "bad.request", "interval is required"),
     };
     let descending = match q.order.as_deref() {
         None | Some("asc") => false,
@@ -55,7 +69,7 @@ pub async fn query(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> Ht
         return error(400, "bad.request", "paging.pageNumber starts at 1");
     }
     let records = available_records(&state, interval);
-    let total = records.end - records.start;
+    let total = records.len();
     let skip = (number as u64 - 1).saturating_mul(size as u64);
     let take = total.saturating_sub(skip).min(size as u64);
     let mut body = String::with_capacity(take as usize * 2600 + 64);
@@ -64,18 +78,36 @@ pub async fn query(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> Ht
         body.push_str("\"conversations\":[");
         for k in 0..take {
             let n = if descending {
-                records.end - 1 - skip - k
+                records.index(total - 1 - skip - k)
             } else {
-                records.start + skip + k
+                records.index(skip + k)
             };
             if k > 0 {
                 body.push(',');
             }
-            body.push_str(&state.bulk.timeline.record(n));
+            // The query answers the SDK's AnalyticsConversationWithoutAttributes.
+            body.push_str(&without_attributes(
+                &state.bulk.timeline.record_as_of(n, records.as_of_ms),
+            ));
         }
         body.push_str("],");
     }
     // Genesys leaves out empty arrays.
     body.push_str(&format!("\"totalHits\":{total}}}"));
     HttpResponse::Ok().content_type("application/json").body(body)
+}
+
+/// A record without its participants' `attributes`.
+fn without_attributes(record: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(record) else {
+        return record.to_string();
+    };
+    if let Some(ps) = v.get_mut("participants").and_then(|p| p.as_array_mut()) {
+        for p in ps {
+            if let Some(o) = p.as_object_mut() {
+                o.remove("attributes");
+            }
+        }
+    }
+    v.to_string()
 }

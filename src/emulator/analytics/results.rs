@@ -128,11 +128,12 @@ pub async fn results(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>
     body.push('{');
     if end > start {
         body.push_str("\"conversations\":[");
-        for (k, n) in (job.records.start + start..job.records.start + end).enumerate() {
-            if k > 0 {
+        for k in start..end {
+            if k > start {
                 body.push(',');
             }
-            body.push_str(&state.bulk.timeline.record(n));
+            let n = job.records.index(k);
+            body.push_str(&state.bulk.timeline.record_as_of(n, job.records.as_of_ms));
         }
         body.push_str("],");
     }

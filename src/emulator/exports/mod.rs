@@ -58,7 +58,7 @@ pub async fn issue_url(state: web::Data<Arc<EmulatorState>>, id: web::Path<Strin
     let url = state
         .bulk
         .urls
-        .issue(&state.faults, state.base_url(), &export_path(&id));
+        .issue(&state.faults, &state.downloads_url(), &export_path(&id));
     if redirect {
         HttpResponse::SeeOther().insert_header((header::LOCATION, url)).finish()
     } else {

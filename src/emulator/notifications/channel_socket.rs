@@ -1,8 +1,8 @@
 //! The WebSocket endpoint, `GET /channels/{id}` (the channel's
 //! `connectUri`; the URL is the authorisation, no header is checked).
 //!
-//! One socket per channel: a second connect replaces the first, which
-//! sends what was already routed to it and then closes with 1000. The
+//! One socket per channel: a second connect cuts the first at once (it
+//! closes with 1000; what was routed to it and not yet sent is lost). The
 //! socket sends a heartbeat every `heartbeat_interval`, answers
 //! `{"message":"ping"}` with a pong, carries the traffic generator's events
 //! for its channel's topics, and acts out the socket faults.
@@ -23,8 +23,6 @@ use crate::emulator::state::EmulatorState;
 
 /// Event batches waiting for one socket before the generator waits.
 pub(super) const SOCKET_QUEUE: usize = 8;
-/// How long a replaced socket may keep sending what was routed to it.
-const REPLACED_GRACE: Duration = Duration::from_secs(5);
 /// Housekeeping period (expiry, closing deadline, idle malformed frames).
 const HOUSEKEEPING: Duration = Duration::from_millis(20);
 /// Malformed frames sent per housekeeping tick when no traffic flows.
@@ -46,7 +44,7 @@ pub async fn connect(
     id: web::Path<String>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let n = &state.notifications;
-    n.apply_pending_faults(&state.faults);
+    n.apply_pending_faults(&state.faults, &state.tokens);
     if !n.exists(&id) {
         return Ok(error(404, "not.found", &format!("Channel {id} not found")));
     }
@@ -72,7 +70,6 @@ pub async fn connect(
         malformed_sent: 0,
         fragment_left: 0,
         closing_at: None,
-        replaced_at: None,
         sent_since_tick: false,
     };
     actix_rt::spawn(socket.run());
@@ -93,7 +90,6 @@ struct Socket {
     malformed_sent: u64,
     fragment_left: u32,
     closing_at: Option<Instant>,
-    replaced_at: Option<Instant>,
     sent_since_tick: bool,
 }
 
@@ -116,7 +112,7 @@ impl Socket {
         let state = self.state.clone();
         let n = &state.notifications;
         // Faults armed before this socket existed apply to it now.
-        n.apply_pending_faults(&state.faults);
+        n.apply_pending_faults(&state.faults, &state.tokens);
         let every = n.settings.heartbeat_interval.max(Duration::from_millis(10));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
@@ -174,7 +170,7 @@ impl Socket {
                 }
                 changed = faults.changed() => {
                     if changed.is_ok() {
-                        n.apply_pending_faults(&state.faults);
+                        n.apply_pending_faults(&state.faults, &state.tokens);
                     }
                 }
                 _ = housekeeping.tick() => {
@@ -209,8 +205,11 @@ impl Socket {
                 1008,
                 "channel removed: its OAuth client opened more channels than allowed".into(),
             )),
-            SocketOrder::Replaced => {
-                self.replaced_at = Some(Instant::now());
+            SocketOrder::Replaced => Some(End::Close(1000, "replaced by a new connection".into())),
+            SocketOrder::System(frame) => {
+                if self.session.text(frame).await.is_err() {
+                    return Some(End::Gone("socket closed".into()));
+                }
                 None
             }
             SocketOrder::Malformed(n) => {
@@ -305,20 +304,15 @@ impl Socket {
         if self.closing_at.is_some_and(|t| now >= t) {
             return Some(End::Close(1001, "closed for maintenance".into()));
         }
-        if self.replaced_at.is_some_and(|t| now >= t + REPLACED_GRACE) {
-            return Some(End::Close(1000, "replaced by a new connection".into()));
-        }
         let n = &self.state.notifications;
-        if self.replaced_at.is_none() {
-            match n.expires(&self.id) {
-                // Removed: its order (expired, evicted) is on its way.
-                None => {}
-                Some(t) if t <= now => {
-                    // Purging sends this socket its `Expired` order.
-                    let _ = n.exists(&self.id);
-                }
-                Some(_) => {}
+        match n.expires(&self.id) {
+            // Removed: its order (expired, evicted) is on its way.
+            None => {}
+            Some(t) if t <= now => {
+                // Purging sends this socket its `Expired` order.
+                let _ = n.exists(&self.id);
             }
+            Some(_) => {}
         }
         if !self.sent_since_tick && !self.silenced {
             // No traffic to interleave with: send the malformed frames now.

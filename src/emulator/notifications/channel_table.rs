@@ -20,12 +20,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::channel_record::{ChannelRecord, RecordSnapshot};
-use super::frames::iso_ms;
+use super::frames::{iso_ms, system_message};
 use super::socket_messages::{Outgoing, SocketOrder};
 use super::traffic::control::TrafficControl;
-use crate::emulator::faults::{Fault, FaultBook};
-use crate::emulator::ids::derive;
+use crate::emulator::faults::{Fault, FaultBook, SystemTopicType};
+use crate::emulator::ids::{derive, random_uuid};
 use crate::emulator::settings::notifications::NotificationSettings;
+use crate::emulator::tokens::Tokens;
 
 /// Namespace of channel ids in [`derive`].
 const CHANNEL_IDS: u64 = 0xC4A7;
@@ -49,6 +50,8 @@ impl SocketSlot {
 struct Channel {
     id: String,
     client_id: String,
+    /// The token that created it: listings show a token its own channels.
+    token: String,
     seq: u64,
     expires: Instant,
     expires_ms: i64,
@@ -117,6 +120,9 @@ impl std::fmt::Debug for Notifications {
 pub(super) enum Refused {
     NotFound,
     TooMany(usize),
+    /// Topics were rejected and the request did not say `ignoreErrors`:
+    /// the platform fails all of it and subscribes nothing.
+    Rejected(Vec<TopicAnswer>),
 }
 
 /// A topic's answer in a subscription response.
@@ -126,7 +132,12 @@ pub(super) struct TopicAnswer {
     pub(super) state: &'static str,
     #[serde(rename = "rejectionReason", skip_serializing_if = "Option::is_none")]
     pub(super) rejection_reason: Option<String>,
+    #[serde(rename = "missingPermissions", skip_serializing_if = "Option::is_none")]
+    pub(super) missing_permissions: Option<Vec<String>>,
 }
+
+/// The permission a denied topic lacks (as the platform lists it).
+const NOTIFICATION_PERMISSION: &str = "analytics:conversationDetail:view";
 
 /// How subscriptions change.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -260,7 +271,7 @@ impl Notifications {
 
     /// Creates a channel for `client_id` (evicting its oldest past the
     /// limit); answers its description.
-    pub(super) fn create(&self, client_id: &str, base_url: &str) -> serde_json::Value {
+    pub(super) fn create(&self, client_id: &str, token: &str, base_url: &str) -> serde_json::Value {
         self.purge_expired();
         let lifetime = self.settings.channel_lifetime;
         let mut t = self.table.lock();
@@ -298,6 +309,7 @@ impl Notifications {
         let channel = Channel {
             id: id.clone(),
             client_id: client_id.to_string(),
+            token: token.to_string(),
             seq,
             expires: Instant::now() + lifetime,
             expires_ms: now_ms() + lifetime.as_millis() as i64,
@@ -312,13 +324,25 @@ impl Notifications {
         described
     }
 
-    /// The channels of `client_id`, described.
-    pub(super) fn list(&self, client_id: &str, base_url: &str) -> serde_json::Value {
+    /// The channels of `token` (the platform's default,
+    /// `includechannels=token`), described; with `all_tokens`
+    /// (`includechannels=oauthclient`) the client's other channels are
+    /// shown too, without their ids.
+    pub(super) fn list(&self, client_id: &str, token: &str, all_tokens: bool, base_url: &str) -> serde_json::Value {
         self.purge_expired();
         let t = self.table.lock();
         let mut mine: Vec<&Channel> = t.channels.values().filter(|c| c.client_id == client_id).collect();
         mine.sort_by_key(|c| c.seq);
-        let entities: Vec<serde_json::Value> = mine.iter().map(|c| c.describe(base_url)).collect();
+        let entities: Vec<serde_json::Value> = mine
+            .iter()
+            .filter_map(|c| {
+                if c.token == token {
+                    Some(c.describe(base_url))
+                } else {
+                    all_tokens.then(|| json!({ "expires": iso_ms(c.expires_ms) }))
+                }
+            })
+            .collect();
         json!({ "entities": entities })
     }
 
@@ -345,19 +369,22 @@ impl Notifications {
                     id: topic.clone(),
                     state: "Permitted",
                     rejection_reason: None,
+                    missing_permissions: None,
                 })
                 .collect()
         })
     }
 
-    /// Replaces or adds topics, rejecting invalid and denied ones one by
-    /// one.
+    /// Replaces or adds topics. Invalid and denied topics fail the whole
+    /// request unless `ignore_errors`; with it they are rejected one by one
+    /// and the others subscribed.
     pub(super) fn subscribe(
         &self,
         id: &str,
         client_id: &str,
         requested: Vec<String>,
         change: Change,
+        ignore_errors: bool,
     ) -> Result<Vec<TopicAnswer>, Refused> {
         if !self.owned(id, client_id) {
             return Err(Refused::NotFound);
@@ -370,27 +397,37 @@ impl Notifications {
                 continue;
             }
             let rejection = if !valid_topic(&topic) {
-                Some(format!("invalid.topic: `{topic}` is not a notification topic"))
+                Some((format!("invalid.topic: `{topic}` is not a notification topic"), None))
             } else if self.is_denied(&topic) {
-                Some("missing.permissions: this OAuth client may not subscribe to this topic".to_string())
+                Some((
+                    "missing.permissions: this OAuth client may not subscribe to this topic".to_string(),
+                    Some(vec![NOTIFICATION_PERMISSION.to_string()]),
+                ))
             } else {
                 None
             };
             match rejection {
-                Some(reason) => answers.push(TopicAnswer {
+                Some((reason, missing)) => answers.push(TopicAnswer {
                     id: topic,
                     state: "Rejected",
                     rejection_reason: Some(reason),
+                    missing_permissions: missing,
                 }),
                 None => {
                     answers.push(TopicAnswer {
                         id: topic.clone(),
                         state: "Permitted",
                         rejection_reason: None,
+                        missing_permissions: None,
                     });
                     permitted.push(topic);
                 }
             }
+        }
+        if !ignore_errors && answers.iter().any(|a| a.state == "Rejected") {
+            return Err(Refused::Rejected(
+                answers.into_iter().filter(|a| a.state == "Rejected").collect(),
+            ));
         }
         let mut t = self.table.lock();
         let Some(c) = t.channels.get_mut(id) else {
@@ -482,6 +519,30 @@ impl Notifications {
         }
     }
 
+    /// Acts out a system message on channel `id` and sends it on its socket.
+    fn system_message(&self, id: &str, kind: SystemTopicType, tokens: &Tokens) {
+        let mut t = self.table.lock();
+        let Some(c) = t.channels.get_mut(id) else { return };
+        let reason = match kind {
+            SystemTopicType::NoLongerSubscribed | SystemTopicType::SubscriptionChanged => {
+                // Nothing flows on the channel until its topics are PUT again.
+                c.topics.clear();
+                Some("another_channel_subscribed")
+            }
+            SystemTopicType::TokenRevoked => {
+                tokens.revoke(&c.token);
+                Some("user_tokens_revoked")
+            }
+        };
+        let frame = system_message(kind.as_str(), id, &c.client_id, reason, &random_uuid());
+        if let Some(s) = &c.socket {
+            s.order(SocketOrder::System(frame));
+        }
+        drop(t);
+        tracing::info!(channel = %id, message = kind.as_str(), "emulator: system message sent");
+        self.changed();
+    }
+
     /// Where each subscribed topic goes now (only `channel`'s, if given).
     pub(super) fn routing(&self, channel: Option<&str>, topics: Option<&[String]>) -> Routing {
         self.purge_expired();
@@ -519,7 +580,7 @@ impl Notifications {
     /// Takes the socket faults that can act now and hands them to the
     /// sockets (or channels) they concern. A fault aimed at a channel
     /// without a socket waits for one (except `expire_channel`).
-    pub fn apply_pending_faults(&self, book: &FaultBook) {
+    pub fn apply_pending_faults(&self, book: &FaultBook, tokens: &Tokens) {
         let (open, existing): (HashSet<String>, HashSet<String>) = {
             let t = self.table.lock();
             (
@@ -535,7 +596,7 @@ impl Notifications {
         // the same channel waits for the next socket (repeated failures).
         let terminal = |f: &Fault| matches!(f, Fault::CloseSocket { .. } | Fault::DropSocket { .. });
         let mut taken = book.take_all(|f| match f {
-            Fault::ExpireChannel { channel } => match channel {
+            Fault::ExpireChannel { channel } | Fault::SystemMessage { channel, .. } => match channel {
                 Some(c) => existing.contains(c),
                 None => !existing.is_empty(),
             },
@@ -556,6 +617,16 @@ impl Notifications {
             }
         }
         for fault in taken {
+            if let Fault::SystemMessage { channel, message } = &fault {
+                let ids: Vec<String> = match channel {
+                    Some(c) => vec![c.clone()],
+                    None => existing.iter().cloned().collect(),
+                };
+                for id in ids {
+                    self.system_message(&id, *message, tokens);
+                }
+                continue;
+            }
             if let Fault::ExpireChannel { channel } = &fault {
                 let ids: Vec<String> = match channel {
                     Some(c) => vec![c.clone()],
@@ -605,110 +676,4 @@ fn valid_topic(topic: &str) -> bool {
     topic.starts_with("v2.")
         && topic.len() <= 512
         && topic.split('.').all(|s| !s.is_empty() && !s.contains(['*', '>', ' ']))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn world(max_channels: usize, max_topics: usize) -> Notifications {
-        Notifications::new(
-            &NotificationSettings {
-                max_channels,
-                max_topics,
-                denied_topics: vec!["v2.analytics.>".into()],
-                ..NotificationSettings::default()
-            },
-            7,
-        )
-    }
-
-    #[test]
-    fn the_channel_past_the_limit_evicts_the_oldest_idle_one() {
-        let n = world(2, 10);
-        let a = n.create("c", "http://h")["id"].as_str().unwrap().to_string();
-        let b = n.create("c", "http://h")["id"].as_str().unwrap().to_string();
-        // `a` has a socket: `b` (idle) goes first even though `a` is older.
-        let (etx, _erx) = mpsc::channel(1);
-        let (otx, mut orx) = mpsc::channel(1);
-        n.attach(&a, etx, otx).unwrap();
-        let c = n.create("c", "http://h");
-        assert!(c["connectUri"]
-            .as_str()
-            .unwrap()
-            .starts_with("ws://h/channels/streaming-0-"));
-        let ids = n.channel_ids();
-        assert!(ids.contains(&a) && !ids.contains(&b), "{ids:?}");
-        // Another client's channels are not counted.
-        n.create("other", "http://h");
-        assert_eq!(n.channel_ids().len(), 3);
-        // With every channel connected, the oldest is evicted and told.
-        let c = c["id"].as_str().unwrap().to_string();
-        let (etx2, _erx2) = mpsc::channel(1);
-        let (otx2, _orx2) = mpsc::channel(1);
-        n.attach(&c, etx2, otx2).unwrap();
-        n.create("c", "http://h");
-        assert!(!n.channel_ids().contains(&a));
-        assert!(n.channel_ids().contains(&c));
-        assert!(matches!(orx.try_recv(), Ok(SocketOrder::Evicted)));
-    }
-
-    #[test]
-    fn topics_are_limited_and_rejected_one_by_one() {
-        let n = world(20, 3);
-        let id = n.create("c", "http://h")["id"].as_str().unwrap().to_string();
-        let answers = n
-            .subscribe(
-                &id,
-                "c",
-                vec![
-                    "v2.users.u1.presence".into(),
-                    "v2.analytics.queues.q.observations".into(),
-                    "bad".into(),
-                ],
-                Change::Replace,
-            )
-            .ok()
-            .unwrap();
-        let states: Vec<&str> = answers.iter().map(|a| a.state).collect();
-        assert_eq!(states, ["Permitted", "Rejected", "Rejected"]);
-        assert!(answers[1]
-            .rejection_reason
-            .as_deref()
-            .unwrap()
-            .starts_with("missing.permissions"));
-        assert_eq!(n.topics_of(&id).unwrap(), ["v2.users.u1.presence"]);
-        let four: Vec<String> = (0..4).map(|i| format!("v2.users.u{i}.presence")).collect();
-        assert!(matches!(
-            n.subscribe(&id, "c", four, Change::Replace),
-            Err(Refused::TooMany(4))
-        ));
-        let more: Vec<String> = (2..5).map(|i| format!("v2.users.u{i}.presence")).collect();
-        assert!(matches!(
-            n.subscribe(&id, "c", more, Change::Add),
-            Err(Refused::TooMany(4))
-        ));
-        assert!(matches!(
-            n.subscribe(&id, "someone-else", vec![], Change::Add),
-            Err(Refused::NotFound)
-        ));
-    }
-
-    #[test]
-    fn routing_lists_each_topic_with_its_channels() {
-        let n = world(20, 10);
-        let a = n.create("c", "http://h")["id"].as_str().unwrap().to_string();
-        let b = n.create("c", "http://h")["id"].as_str().unwrap().to_string();
-        let _ = n.subscribe(&a, "c", vec!["v2.users.u1.presence".into()], Change::Replace);
-        let _ = n.subscribe(
-            &b,
-            "c",
-            vec!["v2.users.u1.presence".into(), "v2.users.u2.presence".into()],
-            Change::Replace,
-        );
-        let r = n.routing(None, None);
-        assert_eq!(r.topics, ["v2.users.u1.presence", "v2.users.u2.presence"]);
-        assert_eq!(r.routes, vec![vec![0, 1], vec![1]]);
-        assert_eq!(n.routing(Some(&b), None).routes, vec![vec![0], vec![0]]);
-    }
 }

@@ -18,6 +18,34 @@ pub(super) fn socket_closing(grace_ms: u64, correlation: &str) -> String {
     )
 }
 
+/// A `v2.system.<type>` message for `channel`: its body is the SDK's
+/// SystemMessageSystemMessage.
+pub(super) fn system_message(
+    system_topic_type: &str,
+    channel: &str,
+    client_id: &str,
+    reason: Option<&str>,
+    correlation: &str,
+) -> String {
+    let mut body = serde_json::json!({
+        "channelId": channel,
+        "systemTopicType": system_topic_type,
+        "correlationId": correlation,
+        "oauthClientId": client_id,
+        "message": format!("{system_topic_type}: this channel's subscriptions need attention"),
+    });
+    if let Some(r) = reason {
+        body["reason"] = serde_json::Value::from(r);
+    }
+    serde_json::json!({
+        "topicName": format!("v2.system.{system_topic_type}"),
+        "version": "2",
+        "eventBody": body,
+        "metadata": {"CorrelationId": correlation},
+    })
+    .to_string()
+}
+
 /// The `n`-th malformed frame: bad JSON, no `topicName`, or oversized
 /// (valid JSON of `oversized` bytes), in rotation.
 pub(super) fn malformed(n: u64, oversized: usize) -> String {

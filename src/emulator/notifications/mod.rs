@@ -11,14 +11,18 @@
 //! - [`traffic`]: the deterministic event generator and its control
 //!   endpoint.
 //!
-//! Per-topic rejections are answered as Genesys does for topics an OAuth
-//! client lacks permission for: the request succeeds, and each topic in the
-//! answer carries `"state":"Permitted"` or `"state":"Rejected"` with a
-//! `"rejectionReason"`. Rejected topics are not subscribed.
+//! Topics an OAuth client may not have (missing permissions, invalid
+//! names) fail a subscription request as a whole, as on the platform,
+//! unless it says `?ignoreErrors=true`: then the request succeeds and each
+//! topic in the answer carries `"state":"Permitted"` or
+//! `"state":"Rejected"` with a `"rejectionReason"` (and the
+//! `"missingPermissions"`). Rejected topics are not subscribed.
 
 pub mod channel_record;
 pub mod channel_socket;
 pub mod channel_table;
+#[cfg(test)]
+mod channel_table_tests;
 pub mod channels;
 mod frames;
 pub mod socket_messages;

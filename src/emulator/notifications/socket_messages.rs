@@ -32,4 +32,6 @@ pub(super) enum SocketOrder {
     Malformed(u32),
     /// Send this many events fragmented.
     Fragment(u32),
+    /// Send this `v2.system.*` frame.
+    System(String),
 }

@@ -65,6 +65,7 @@ fn recording_path(batch: &str, index: usize) -> String {
 
 /// `POST /api/v2/recording/batchrequests`
 pub async fn submit(state: web::Data<Arc<EmulatorState>>, body: web::Bytes) -> HttpResponse {
+    state.log.record_body("POST", "/api/v2/recording/batchrequests", &body);
     let list = match serde_json::from_slice::<BatchRequest>(&body) {
         Ok(BatchRequest { list: Some(l) }) if !l.is_empty() => l,
         Ok(_) => {
@@ -116,9 +117,9 @@ pub async fn status(state: web::Data<Arc<EmulatorState>>, id: web::Path<String>)
                 let url = state
                     .bulk
                     .urls
-                    .issue(&state.faults, state.base_url(), &recording_path(&id, i));
+                    .issue(&state.faults, &state.downloads_url(), &recording_path(&id, i));
                 json!({"conversationId": item.conversation_id, "recordingId": item.recording_id,
-                       "resultUrl": url, "contentType": "audio/ogg", "errorMsg": null})
+                       "resultUrl": url, "contentType": "audio/ogg"})
             }
         })
         .collect();

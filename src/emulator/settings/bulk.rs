@@ -14,6 +14,12 @@ pub struct BulkSettings {
     /// it is a whole number of microseconds, e.g. 10,000/h: 20 h hold
     /// 200,000).
     pub conversations_per_hour: f64,
+    /// Share of conversations (0 to 1) that last hours, spanning analytics
+    /// windows.
+    pub long_conversations: f64,
+    /// The longest such a conversation talks.
+    #[serde(deserialize_with = "crate::wire::duration::deserialize")]
+    pub long_conversation_max: Duration,
     /// How far the data lake lags real time (`dataAvailabilityDate` is
     /// now minus this); jobs only see conversations before it.
     #[serde(deserialize_with = "crate::wire::duration::deserialize")]
@@ -50,6 +56,8 @@ impl Default for BulkSettings {
     fn default() -> Self {
         BulkSettings {
             conversations_per_hour: 600.0,
+            long_conversations: 0.02,
+            long_conversation_max: Duration::from_secs(3 * 3600),
             data_lag: Duration::from_secs(15 * 60),
             job_queued: Duration::from_secs(1),
             job_pending: Duration::from_secs(2),

@@ -29,6 +29,9 @@ pub struct AnalyticsJobConfig {
     /// (Rolling) where the first window starts (default: the latest
     /// complete window).
     pub start: Option<String>,
+    /// (Rolling) longest job when catching up after downtime.
+    #[serde(default = "default_catch_up", with = "duration")]
+    pub catch_up: Duration,
     /// Records per results page.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
@@ -66,6 +69,9 @@ fn default_max_job_attempts() -> u32 {
 }
 fn default_topic() -> String {
     DEFAULT_TOPIC.into()
+}
+fn default_catch_up() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 fn default_lag() -> Duration {
     Duration::from_secs(300)
@@ -118,10 +124,16 @@ impl TryFrom<Named<'_, AnalyticsJobConfig>> for AnalyticsJobSettings {
                         None
                     }
                 };
+                p.check(
+                    c.catch_up >= every && c.catch_up <= default_catch_up(),
+                    "catch_up",
+                    "must be at least `every` and at most 24h",
+                );
                 Some(Schedule::Rolling {
                     every,
                     lag: c.lag,
                     start,
+                    catch_up_ms: c.catch_up.as_millis() as i64,
                 })
             }
         };

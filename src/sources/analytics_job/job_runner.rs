@@ -17,7 +17,8 @@ use super::jobs_api::{JobStatus, JobsApi, ResultsPage};
 use super::page::{page_events, PageContext};
 use super::page_fetcher::{channel, fetch_pages, Fetched};
 use super::telemetry::{
-    AnalyticsJobStatus, JobFailed, JobResubmitted, JobSubmitted, PageCommitted, ResubmitReason, WindowDelivered,
+    AnalyticsJobStatus, JobFailed, JobResubmitted, JobSubmitted, PageCommitted, ResubmitReason, SubmissionUnanswered,
+    WindowDelivered,
 };
 use super::window::{Plan, Schedule};
 use super::AnalyticsJobSettings;
@@ -358,9 +359,24 @@ impl JobRunner {
     async fn submit(&mut self, window: Interval) -> Result<JobProgress, Stop> {
         let interval = self.cp.remaining(window);
         self.phase("submitting");
-        let id = self
-            .call("POST details/jobs", |api| async move { api.submit(interval).await })
-            .await?;
+        let id = loop {
+            let submitted = self
+                .call("POST details/jobs", |api| async move { api.submit(interval).await })
+                .await?;
+            match submitted {
+                Ok(id) => break id,
+                Err(e) => {
+                    self.status.unanswered_submissions += 1;
+                    self.publish();
+                    SubmissionUnanswered {
+                        source: &self.source,
+                        interval,
+                        error: &e.to_string(),
+                    }
+                    .emit();
+                }
+            }
+        };
         JobSubmitted {
             source: &self.source,
             job: &id,
@@ -503,6 +519,7 @@ impl JobRunner {
             page: page_no,
         };
         let mut built = Some(page_events(&cx, &page.conversations));
+        let held_open = built.as_ref().map_or(0, |b| b.held_open);
         let letters = built
             .as_mut()
             .map(|b| std::mem::take(&mut b.dead_letters))
@@ -545,10 +562,12 @@ impl JobRunner {
             source: &self.source,
             records: receipt.accepted,
             duplicates: receipt.duplicates,
+            held_open,
         }
         .emit();
         let st = &mut self.status;
         st.pages += 1;
+        st.held_open += held_open as u64;
         st.records += receipt.accepted as u64;
         st.bytes += bytes as u64;
         st.duplicates += receipt.duplicates as u64;

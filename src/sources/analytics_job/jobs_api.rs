@@ -79,15 +79,21 @@ impl JobsApi {
         JobsApi { api }
     }
 
-    /// Submits a job for `interval`, oldest conversations first.
-    pub async fn submit(&self, interval: Interval) -> Result<String, ApiError> {
+    /// Submits a job for `interval`, oldest conversations first. A
+    /// submission that went out without an answer is not sent again here:
+    /// it answers `Ok(Err(..))` (the job may exist, and there is no call
+    /// that finds it), and the caller decides.
+    pub async fn submit(&self, interval: Interval) -> Result<Result<String, ApiError>, ApiError> {
         let body = json!({
             "interval": interval.to_string(),
             "order": "asc",
             "orderBy": "conversationStart",
         });
-        let s: Submitted = self.api.post(BASE, &body).await?;
-        Ok(s.job_id)
+        match self.api.create::<Submitted>(BASE, &body).await {
+            Ok(s) => Ok(Ok(s.job_id)),
+            Err(e) if e.is_unanswered() => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
     }
 
     /// The job's state.

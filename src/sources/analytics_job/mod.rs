@@ -8,7 +8,9 @@
 //! submit, so a restart resumes at the saved cursor. A stale cursor or a
 //! job that is gone is resubmitted for the rest of the window from the
 //! high-water mark; records already delivered are dropped by their
-//! idempotency keys (conversation id within the window). A FAILED job is
+//! idempotency keys (the conversation id, across windows: each
+//! conversation is delivered once, in the window where it ended; see
+//! [`page`]). A FAILED job is
 //! retried `max_job_attempts` times, then the source is marked failed with
 //! the job's error message.
 

@@ -2,6 +2,14 @@
 //! `conversationId`, event time = `conversationStart`, payload = the record
 //! as received. A record without a `conversationId` cannot be keyed or
 //! deduplicated: it goes to dead letters with its position.
+//!
+//! A job returns every conversation that had activity in its interval, so
+//! a conversation spanning windows comes back in each, still open (no
+//! `conversationEnd`) in those before it ended. Each is delivered once, in
+//! its final state: in the window where it ended. One still open at the
+//! window's end (or ending after it) is held for a later window, and the
+//! idempotency key is the conversation id alone, so that it is delivered
+//! once across windows, not once per window.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,6 +29,8 @@ struct Head<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(rename = "conversationStart", borrow)]
     start: Option<Cow<'a, str>>,
+    #[serde(rename = "conversationEnd", borrow)]
+    end: Option<Cow<'a, str>>,
 }
 
 /// What a page becomes.
@@ -34,6 +44,9 @@ pub struct PageEvents {
     pub dead_letters: Vec<DeadLetter>,
     /// The latest `conversationStart` on the page.
     pub high_water: Option<i64>,
+    /// Records not delivered here: still open at the window's end, or
+    /// ending after it (a later window delivers them).
+    pub held_open: usize,
 }
 
 /// Where a page sits, for keys and dead-letter positions.
@@ -42,8 +55,8 @@ pub struct PageContext<'a> {
     pub source: &'a Arc<str>,
     /// Event topic.
     pub topic: &'a Arc<str>,
-    /// The window being fetched: the scope of idempotency keys, so that a
-    /// resubmitted job's records already delivered are dropped.
+    /// The window being fetched: a conversation is delivered in the window
+    /// where it ended.
     pub window: Interval,
     /// The job.
     pub job: &'a str,
@@ -61,10 +74,16 @@ pub fn page_events(cx: &PageContext<'_>, records: &[Box<RawValue>]) -> PageEvent
     let received = now_ms();
     for (i, raw) in records.iter().enumerate() {
         let head = serde_json::from_str::<Head<'_>>(raw.get());
-        let (id, start) = match head {
-            Ok(Head { id: Some(id), start }) if !id.is_empty() => {
-                (id.into_owned(), start.and_then(|s| parse_iso_ms(&s).ok()))
-            }
+        let (id, start, end) = match head {
+            Ok(Head {
+                id: Some(id),
+                start,
+                end,
+            }) if !id.is_empty() => (
+                id.into_owned(),
+                start.and_then(|s| parse_iso_ms(&s).ok()),
+                end.and_then(|e| parse_iso_ms(&e).ok()),
+            ),
             Ok(_) | Err(_) => {
                 let why = match head {
                     Err(e) => format!("record is not a conversation object: {e}"),
@@ -83,10 +102,11 @@ pub fn page_events(cx: &PageContext<'_>, records: &[Box<RawValue>]) -> PageEvent
         if let Some(t) = start {
             out.high_water = Some(out.high_water.map_or(t, |h: i64| h.max(t)));
         }
-        out.keys.push(Some(format!(
-            "analytics:{}:{}-{}:{id}",
-            cx.source, cx.window.start_ms, cx.window.end_ms
-        )));
+        if end.is_none_or(|e| e >= cx.window.end_ms) {
+            out.held_open += 1;
+            continue;
+        }
+        out.keys.push(Some(format!("analytics:{}:{id}", cx.source)));
         out.events.push(
             Event::builder(cx.source.clone(), cx.topic.clone())
                 .id(id.clone())
@@ -112,28 +132,41 @@ mod tests {
         let cx = PageContext {
             source: &source,
             topic: &topic,
-            window: Interval::new(0, 10),
+            window: Interval::new(0, 1_714_600_000_000),
             job: "j1",
             page: 4,
         };
         let out = page_events(
             &cx,
             &[
-                raw(r#"{"conversationId":"c1","conversationStart":"2024-05-01T14:02:03.120Z","x":[1]}"#),
+                raw(
+                    r#"{"conversationId":"c1","conversationStart":"2024-05-01T14:02:03.120Z","conversationEnd":"2024-05-01T14:09:00Z","x":[1]}"#,
+                ),
                 raw(r#"{"conversationStart":"2024-05-01T14:02:04.000Z"}"#),
                 raw(r#"[1,2]"#),
-                raw(r#"{"conversationId":"c2","conversationStart":"2024-05-01T14:02:05.000Z"}"#),
+                raw(
+                    r#"{"conversationId":"c2","conversationStart":"2024-05-01T14:02:05.000Z","conversationEnd":"2024-05-01T14:10:00Z"}"#,
+                ),
+                raw(r#"{"conversationId":"open","conversationStart":"2024-05-01T14:02:06.000Z"}"#),
+                raw(
+                    r#"{"conversationId":"later","conversationStart":"2024-05-01T14:02:07.000Z","conversationEnd":"2024-06-01T00:00:00Z"}"#,
+                ),
             ],
         );
         assert_eq!(out.events.len(), 2);
+        assert_eq!(out.held_open, 2, "open, or ending after the window: held");
         assert_eq!(out.events[0].key.as_deref(), Some("c1"));
         assert_eq!(out.events[0].event_time, Some(1_714_572_123_120));
         assert_eq!(
             &out.events[0].payload[..],
-            br#"{"conversationId":"c1","conversationStart":"2024-05-01T14:02:03.120Z","x":[1]}"#
+            br#"{"conversationId":"c1","conversationStart":"2024-05-01T14:02:03.120Z","conversationEnd":"2024-05-01T14:09:00Z","x":[1]}"#
         );
-        assert_eq!(out.keys[1].as_deref(), Some("analytics:details:0-10:c2"));
-        assert_eq!(out.high_water, Some(1_714_572_125_000));
+        assert_eq!(
+            out.keys[1].as_deref(),
+            Some("analytics:details:c2"),
+            "one key across windows"
+        );
+        assert_eq!(out.high_water, Some(1_714_572_127_000));
         assert_eq!(out.dead_letters.len(), 2);
         assert_eq!(out.dead_letters[0].position.as_deref(), Some("job j1 page 4 record 1"));
         assert!(out.dead_letters[1].error.contains("not a conversation object"));

@@ -13,6 +13,12 @@ pub const PAGES_TOTAL: &str = "cxrelay_analytics_pages_total";
 pub const RECORDS_TOTAL: &str = "cxrelay_analytics_records_total";
 /// Records dropped as already delivered (by their idempotency keys).
 pub const DUPLICATES_TOTAL: &str = "cxrelay_analytics_duplicates_total";
+/// Records not delivered in their window: still open at its end (a later
+/// window delivers them once they end).
+pub const HELD_OPEN_TOTAL: &str = "cxrelay_analytics_held_open_total";
+/// Job submissions whose answer never came (the job may exist; it cannot
+/// be looked up, so the window is submitted again).
+pub const UNANSWERED_SUBMISSIONS_TOTAL: &str = "cxrelay_analytics_unanswered_submissions_total";
 /// Jobs submitted again for the rest of a window, by reason.
 pub const RESUBMISSIONS_TOTAL: &str = "cxrelay_analytics_resubmissions_total";
 /// Jobs submitted.
@@ -27,6 +33,8 @@ pub const METRICS: &[&str] = &[
     PAGES_TOTAL,
     RECORDS_TOTAL,
     DUPLICATES_TOTAL,
+    HELD_OPEN_TOTAL,
+    UNANSWERED_SUBMISSIONS_TOTAL,
     RESUBMISSIONS_TOTAL,
     JOBS_SUBMITTED_TOTAL,
     JOBS_FAILED_TOTAL,
@@ -137,6 +145,8 @@ pub struct PageCommitted<'a> {
     pub records: usize,
     /// Records it dropped as already delivered.
     pub duplicates: usize,
+    /// Records held for a later window (still open).
+    pub held_open: usize,
 }
 
 impl PageCommitted<'_> {
@@ -146,8 +156,31 @@ impl PageCommitted<'_> {
         metrics::counter!(PAGES_TOTAL, "source" => source.clone()).increment(1);
         metrics::counter!(RECORDS_TOTAL, "source" => source.clone()).increment(self.records as u64);
         if self.duplicates > 0 {
-            metrics::counter!(DUPLICATES_TOTAL, "source" => source).increment(self.duplicates as u64);
+            metrics::counter!(DUPLICATES_TOTAL, "source" => source.clone()).increment(self.duplicates as u64);
         }
+        if self.held_open > 0 {
+            metrics::counter!(HELD_OPEN_TOTAL, "source" => source).increment(self.held_open as u64);
+        }
+    }
+}
+
+/// A job submission went out and its answer never came.
+#[derive(Debug)]
+pub struct SubmissionUnanswered<'a> {
+    /// The source.
+    pub source: &'a str,
+    /// What it was for.
+    pub interval: Interval,
+    /// Why no answer came.
+    pub error: &'a str,
+}
+
+impl SubmissionUnanswered<'_> {
+    /// Counts and logs it.
+    pub fn emit(self) {
+        metrics::counter!(UNANSWERED_SUBMISSIONS_TOTAL, "source" => self.source.to_string()).increment(1);
+        tracing::warn!(source = %self.source, interval = %self.interval, error = %self.error,
+            "a details job submission went unanswered; the API offers no way to find that job, so the window is submitted again (the lost one expires unused)");
     }
 }
 
@@ -196,6 +229,11 @@ pub struct AnalyticsJobStatus {
     pub bytes: u64,
     /// Records dropped as duplicates by this instance.
     pub duplicates: u64,
+    /// Records held for a later window by this instance: still open at
+    /// their window's end.
+    pub held_open: u64,
+    /// Job submissions whose answer never came.
+    pub unanswered_submissions: u64,
     /// Records sent to dead letters by this instance.
     pub dead_lettered: u64,
     /// The last page that had dead letters.
@@ -244,7 +282,8 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&s).unwrap(),
-            json!({"schedule": "Gaps", "pages": 0, "records": 0, "bytes": 0, "duplicates": 0, "dead_lettered": 0,
+            json!({"schedule": "Gaps", "pages": 0, "records": 0, "bytes": 0, "duplicates": 0, "held_open": 0,
+                   "unanswered_submissions": 0, "dead_lettered": 0,
                    "resubmissions": 0, "job_failures": 0, "finished": false})
         );
         s.phase = Some("polling".into());

@@ -24,6 +24,9 @@ pub enum Schedule {
         /// Where the first window starts (default: the latest complete
         /// window).
         start: Option<i64>,
+        /// Longest job when catching up after downtime (ms; at least
+        /// `every`).
+        catch_up_ms: i64,
     },
     /// The gap windows of a notifications source, handed in as they happen
     /// (see [`super::GapQueue`]); each is fetched once the data lake has
@@ -62,7 +65,12 @@ impl Schedule {
             }
             // The runner takes gap windows from its checkpoint instead.
             Schedule::Gaps => Plan::WaitUntil(now_ms + 60_000, "waiting for gaps".into()),
-            Schedule::Rolling { every, lag, start } => {
+            Schedule::Rolling {
+                every,
+                lag,
+                start,
+                catch_up_ms,
+            } => {
                 let every = (every.as_millis() as i64).max(1);
                 let lag = lag.as_millis() as i64;
                 let horizon = (now_ms - lag).min(available_ms);
@@ -78,7 +86,8 @@ impl Schedule {
                     };
                     return Plan::WaitUntil(next.max(now_ms + 1000), "waiting for the next window".into());
                 }
-                Plan::Fetch(Interval::new(from, aligned.min(from + MAX_JOB_SPAN_MS)))
+                let span = catch_up_ms.clamp(every, MAX_JOB_SPAN_MS.max(every));
+                Plan::Fetch(Interval::new(from, aligned.min(from + span)))
             }
         }
     }
@@ -105,6 +114,7 @@ mod tests {
             every: Duration::from_secs(300),
             lag: Duration::from_secs(60),
             start: None,
+            catch_up_ms: MAX_JOB_SPAN_MS,
         };
         // Now 12:03, availability 12:02: the latest complete window before
         // 12:02 is 11:55-12:00.
@@ -132,10 +142,22 @@ mod tests {
             every: Duration::from_secs(300),
             lag: Duration::ZERO,
             start: Some(0),
+            catch_up_ms: MAX_JOB_SPAN_MS,
         };
         assert_eq!(
             old.plan(None, 10 * MAX_JOB_SPAN_MS, 10 * MAX_JOB_SPAN_MS),
             Plan::Fetch(Interval::new(0, MAX_JOB_SPAN_MS))
+        );
+        // Or a window at a time, if so configured.
+        let windowed = Schedule::Rolling {
+            every: Duration::from_secs(300),
+            lag: Duration::ZERO,
+            start: Some(0),
+            catch_up_ms: 300_000,
+        };
+        assert_eq!(
+            windowed.plan(None, 10 * MAX_JOB_SPAN_MS, 10 * MAX_JOB_SPAN_MS),
+            Plan::Fetch(Interval::new(0, 300_000))
         );
     }
 }

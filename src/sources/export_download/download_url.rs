@@ -170,16 +170,21 @@ impl DownloadUrl {
                     self.progress.as_deref(),
                 )
                 .await?;
-                let result = results
-                    .into_iter()
-                    .find(|x| x.recording_id == r.recording_id)
-                    .ok_or_else(|| UrlError::Unavailable(format!("recording batch {batch} has no result for {r}")))?;
-                match result.result_url {
-                    Some(u) => self.absolute(&u)?,
+                // One recording alone: its result is never ambiguous.
+                let result = match batch_api::match_results(std::slice::from_ref(r), &results).first() {
+                    Some(batch_api::Matched::Result(x)) => *x,
+                    _ => {
+                        return Err(UrlError::Unavailable(format!(
+                            "recording batch {batch} has no result for {r}"
+                        )))
+                    }
+                };
+                match &result.result_url {
+                    Some(u) => self.absolute(u)?,
                     None => {
                         return Err(UrlError::Unavailable(format!(
                             "recording {r}: {}",
-                            result.error_msg.unwrap_or_else(|| "no result URL".into())
+                            result.error_msg.as_deref().unwrap_or("no result URL")
                         )))
                     }
                 }

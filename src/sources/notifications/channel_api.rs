@@ -1,5 +1,10 @@
-//! The notifications REST calls (genesys-api.md §2): create a channel,
-//! set / add / remove its subscriptions, check that it still exists.
+//! The notifications REST calls (genesys-api.md §2): create a channel (or
+//! find the one a lost answer created), set / add / remove its
+//! subscriptions, check that it still exists.
+//!
+//! Subscriptions are sent with `?ignoreErrors=true`: without it one topic
+//! the client may not have fails the whole request and nothing flows; with
+//! it each topic comes back `Permitted` or `Rejected` with its reason.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +12,7 @@ use awc::http::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::genesys::{ApiClient, ApiError};
+use crate::genesys::{ApiClient, ApiError, ChannelClaims};
 
 const CHANNELS: &str = "/api/v2/notifications/channels";
 
@@ -44,12 +49,31 @@ pub struct TopicAnswer {
     /// Why it was rejected.
     #[serde(rename = "rejectionReason", default)]
     pub rejection_reason: Option<String>,
+    /// The permissions the client lacks for it.
+    #[serde(rename = "missingPermissions", default)]
+    pub missing_permissions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 struct Entities {
     #[serde(default)]
     entities: Vec<TopicAnswer>,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    #[serde(default)]
+    entities: Vec<ListedChannel>,
+}
+
+/// A channel as listed: channels of other tokens come without an id.
+#[derive(Deserialize)]
+struct ListedChannel {
+    id: Option<String>,
+    #[serde(rename = "connectUri")]
+    connect_uri: Option<String>,
+    #[serde(default)]
+    expires: Option<String>,
 }
 
 /// How Genesys took a topic.
@@ -66,22 +90,60 @@ pub enum TopicState {
 /// Lifetime assumed when Genesys does not say (its documented default).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// `POST /api/v2/notifications/channels`
-pub async fn create(api: &ApiClient) -> Result<ChannelInfo, ApiError> {
-    let c: Created = api.post(CHANNELS, &json!({})).await?;
-    let lifetime = c
-        .expires
-        .as_deref()
+fn info(id: String, connect_uri: String, expires: Option<&str>) -> ChannelInfo {
+    let lifetime = expires
         .and_then(crate::genesys::notification::parse_iso_ms)
         .map(|ms| Duration::from_millis((ms - cxrelay_actors::event::now_ms()).max(0) as u64))
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_LIFETIME);
-    Ok(ChannelInfo {
-        id: c.id,
-        connect_uri: c.connect_uri,
+    ChannelInfo {
+        id,
+        connect_uri,
         expires_at: Instant::now() + lifetime,
         lifetime,
-    })
+    }
+}
+
+/// `POST /api/v2/notifications/channels`. An answer that never comes is
+/// not sent again ([`ApiError::Unanswered`]): the channel may exist.
+pub async fn create(api: &ApiClient) -> Result<ChannelInfo, ApiError> {
+    let c: Created = api.create(CHANNELS, &json!({})).await?;
+    Ok(info(c.id, c.connect_uri, c.expires.as_deref()))
+}
+
+/// `GET /api/v2/notifications/channels`: this token's channels.
+pub async fn list(api: &ApiClient) -> Result<Vec<ChannelInfo>, ApiError> {
+    let l: Listed = api.get(CHANNELS).await?;
+    Ok(l.entities
+        .into_iter()
+        .filter_map(|c| Some(info(c.id?, c.connect_uri?, c.expires.as_deref())))
+        .collect())
+}
+
+/// A channel for this process: created, or, when the create's answer was
+/// lost, the one it made (a listed channel nobody here claims), so that a
+/// timed-out create does not leak a channel towards the platform's limit
+/// of 20 (the 21st would evict one of ours). The channel is claimed.
+pub async fn create_once(api: &ApiClient, claims: &ChannelClaims) -> Result<(ChannelInfo, bool), ApiError> {
+    match create(api).await {
+        Ok(c) => {
+            claims.claim(&c.id);
+            Ok((c, false))
+        }
+        Err(e) if e.is_unanswered() => {
+            for c in list(api).await? {
+                if claims.claim(&c.id) {
+                    tracing::info!(channel = %c.id, error = %e, "a channel create went unanswered; taking over the channel it made");
+                    return Ok((c, true));
+                }
+            }
+            tracing::info!(error = %e, "a channel create went unanswered and made no channel; creating one");
+            let c = create(api).await?;
+            claims.claim(&c.id);
+            Ok((c, false))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn body(topics: &[String]) -> serde_json::Value {
@@ -98,7 +160,11 @@ pub fn states(requested: &[String], answers: Vec<TopicAnswer>) -> Vec<(String, T
         .map(|t| {
             let state = match by_topic.remove(t) {
                 Some(a) if a.state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("rejected")) => {
-                    TopicState::Rejected(a.rejection_reason.unwrap_or_else(|| "rejected by Genesys".into()))
+                    let mut why = a.rejection_reason.unwrap_or_else(|| "rejected by Genesys".into());
+                    if let Some(missing) = a.missing_permissions.filter(|m| !m.is_empty()) {
+                        why.push_str(&format!(" (missing permissions: {})", missing.join(", ")));
+                    }
+                    TopicState::Rejected(why)
                 }
                 Some(_) => TopicState::Permitted,
                 None => TopicState::Rejected("not subscribed: absent from Genesys's answer".into()),
@@ -116,7 +182,10 @@ pub async fn put_subscriptions(
     topics: &[String],
 ) -> Result<Vec<(String, TopicState)>, ApiError> {
     let e: Entities = api
-        .put(&format!("{CHANNELS}/{channel}/subscriptions"), &body(topics))
+        .put(
+            &format!("{CHANNELS}/{channel}/subscriptions?ignoreErrors=true"),
+            &body(topics),
+        )
         .await?;
     Ok(states(topics, e.entities))
 }
@@ -128,7 +197,10 @@ pub async fn add_subscriptions(
     topics: &[String],
 ) -> Result<Vec<(String, TopicState)>, ApiError> {
     let e: Entities = api
-        .post(&format!("{CHANNELS}/{channel}/subscriptions"), &body(topics))
+        .post(
+            &format!("{CHANNELS}/{channel}/subscriptions?ignoreErrors=true"),
+            &body(topics),
+        )
         .await?;
     Ok(states(topics, e.entities))
 }
@@ -160,16 +232,19 @@ mod tests {
                 id: "a".into(),
                 state: Some("Permitted".into()),
                 rejection_reason: None,
+                missing_permissions: None,
             },
             TopicAnswer {
                 id: "b".into(),
                 state: Some("Rejected".into()),
                 rejection_reason: Some("missing.permissions".into()),
+                missing_permissions: None,
             },
             TopicAnswer {
                 id: "c".into(),
                 state: None,
                 rejection_reason: None,
+                missing_permissions: None,
             },
         ];
         let s = states(&["a".into(), "b".into(), "c".into(), "d".into()], answers);

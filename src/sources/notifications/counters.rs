@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use super::frames::MalformedReason;
+use super::frames::{MalformedReason, SystemMessage};
 
 /// What a channel's sockets saw and did.
 #[derive(Debug, Default)]
@@ -35,6 +35,8 @@ pub struct ChannelCounters {
     pub socket_closing: AtomicU64,
     /// Malformed frames, by [`MalformedReason::index`].
     pub malformed: [AtomicU64; MalformedReason::ALL.len()],
+    /// `v2.system.*` messages, by kind.
+    pub system: [AtomicU64; SystemMessage::ALL.len()],
     /// Malformed frames kept in dead letters.
     pub dead_lettered: AtomicU64,
     /// Malformed frames that could not be kept (no journal, or the store
@@ -83,6 +85,10 @@ impl ChannelCounters {
             "pings": Self::get(&self.pings),
             "socket_closing": Self::get(&self.socket_closing),
             "malformed": malformed,
+            "system_messages": SystemMessage::ALL
+                .iter()
+                .map(|k| (k.as_str().to_string(), json!(Self::get(&self.system[k.index()]))))
+                .collect::<serde_json::Map<String, Value>>(),
             "malformed_total": self.malformed_total(),
             "dead_lettered": Self::get(&self.dead_lettered),
             "dead_letters_failed": Self::get(&self.dead_letters_failed),

@@ -16,6 +16,58 @@ use crate::genesys::notification::Frame;
 const METADATA_TOPIC: &str = "channel.metadata";
 /// The maintenance announcement.
 const SOCKET_CLOSING_TOPIC: &str = "v2.system.socket_closing";
+/// The platform's own messages about the channel (never events).
+const SYSTEM_PREFIX: &str = "v2.system.";
+
+/// A `v2.system.*` message about the channel (the SDK's
+/// SystemMessageSystemMessage `systemTopicType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SystemMessage {
+    /// The channel no longer receives its topics: resubscribe.
+    NoLongerSubscribed,
+    /// Its subscriptions were changed: set them again.
+    SubscriptionChanged,
+    /// The token it was made with was revoked: a new token, then set them
+    /// again.
+    TokenRevoked,
+    /// One this client does not know (counted, never ingested).
+    Other,
+}
+
+impl SystemMessage {
+    /// Every kind.
+    pub const ALL: [SystemMessage; 4] = [
+        SystemMessage::NoLongerSubscribed,
+        SystemMessage::SubscriptionChanged,
+        SystemMessage::TokenRevoked,
+        SystemMessage::Other,
+    ];
+
+    /// The `systemTopicType` (the label in metrics and status).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemMessage::NoLongerSubscribed => "no_longer_subscribed",
+            SystemMessage::SubscriptionChanged => "subscription_changed",
+            SystemMessage::TokenRevoked => "token_revoked",
+            SystemMessage::Other => "other",
+        }
+    }
+
+    /// Its index in [`SystemMessage::ALL`].
+    pub fn index(self) -> usize {
+        SystemMessage::ALL.iter().position(|k| *k == self).unwrap_or(3)
+    }
+
+    /// Reads the kind from the body's `systemTopicType`, else from the
+    /// topic's last segment.
+    fn read(topic: &str, body_type: Option<&str>) -> SystemMessage {
+        let name = body_type.unwrap_or_else(|| topic.trim_start_matches(SYSTEM_PREFIX));
+        SystemMessage::ALL
+            .into_iter()
+            .find(|k| *k != SystemMessage::Other && k.as_str() == name)
+            .unwrap_or(SystemMessage::Other)
+    }
+}
 
 /// Why a frame was not an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +126,8 @@ pub enum Classified {
     Pong,
     /// `v2.system.socket_closing`: about a minute left on this socket.
     SocketClosing,
+    /// Another `v2.system.*` message: acted on, never an event.
+    System(SystemMessage),
     /// Another `channel.metadata` frame.
     Metadata,
     /// Not an event.
@@ -144,6 +198,9 @@ impl FrameReader {
         }
         if topic == SOCKET_CLOSING_TOPIC {
             return Classified::SocketClosing;
+        }
+        if topic.starts_with(SYSTEM_PREFIX) {
+            return Classified::System(SystemMessage::read(topic, frame.system_topic_type()));
         }
         let derived = frame.derived();
         let id = match frame.correlation_id() {
@@ -229,6 +286,24 @@ mod tests {
                 r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"bye"}}"#
             ),
             Classified::SocketClosing
+        ));
+    }
+
+    #[test]
+    fn system_messages_are_never_events() {
+        let mut r = reader();
+        let frame = r#"{"topicName":"v2.system.no_longer_subscribed","version":"2","eventBody":{"channelId":"c","systemTopicType":"no_longer_subscribed"},"metadata":{"CorrelationId":"x"}}"#;
+        assert!(matches!(
+            read(&mut r, frame),
+            Classified::System(SystemMessage::NoLongerSubscribed)
+        ));
+        assert!(matches!(
+            read(&mut r, r#"{"topicName":"v2.system.token_revoked","eventBody":{}}"#),
+            Classified::System(SystemMessage::TokenRevoked)
+        ));
+        assert!(matches!(
+            read(&mut r, r#"{"topicName":"v2.system.something_new","eventBody":{}}"#),
+            Classified::System(SystemMessage::Other)
         ));
     }
 

@@ -20,7 +20,7 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::counters::ChannelCounters;
-use super::frames::{Classified, FrameReader, MalformedReason};
+use super::frames::{Classified, FrameReader, MalformedReason, SystemMessage};
 use super::group_commit::{GroupCommit, Submitted};
 use super::reassembly::{Assembled, Reassembly};
 use super::reconnect::Closed;
@@ -58,6 +58,15 @@ pub enum SocketEvent {
     Closing {
         /// The socket.
         generation: u64,
+    },
+    /// A `v2.system.*` message about the channel arrived on socket `gen`.
+    System {
+        /// The socket.
+        generation: u64,
+        /// Which.
+        message: SystemMessage,
+        /// When (ms since the epoch).
+        at_ms: i64,
     },
     /// Socket `gen` ended; what it read is committed (or counted lost).
     Ended {
@@ -273,6 +282,15 @@ impl SocketTask {
                 // Control path: one message per announcement.
                 self.s.owner.do_send(SocketEvent::Closing {
                     generation: self.s.generation,
+                });
+            }
+            Classified::System(message) => {
+                ChannelCounters::add(&self.s.counters.system[message.index()], 1);
+                // Control path: one message per system message.
+                self.s.owner.do_send(SocketEvent::System {
+                    generation: self.s.generation,
+                    message,
+                    at_ms: now_ms(),
                 });
             }
             Classified::Malformed(reason) => self.malformed(reason, &bytes, len),

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::control::Rejected;
 use super::counters::ChannelCounters;
-use super::frames::MalformedReason;
+use super::frames::{MalformedReason, SystemMessage};
 
 /// Frames read (any kind).
 pub const FRAMES_TOTAL: &str = "cxrelay_notification_frames_total";
@@ -37,6 +37,8 @@ pub const DISCONNECTS_TOTAL: &str = "cxrelay_notification_disconnects_total";
 pub const SOCKET_UP: &str = "cxrelay_notification_socket_up";
 /// Topics by state (`subscribed`, `rejected`).
 pub const TOPICS: &str = "cxrelay_notification_topics";
+/// `v2.system.*` messages, by `type` (never ingested as events).
+pub const SYSTEM_MESSAGES_TOTAL: &str = "cxrelay_notification_system_messages_total";
 
 /// Every metric named here.
 pub const METRICS: &[&str] = &[
@@ -53,6 +55,7 @@ pub const METRICS: &[&str] = &[
     DISCONNECTS_TOTAL,
     SOCKET_UP,
     TOPICS,
+    SYSTEM_MESSAGES_TOTAL,
 ];
 
 /// One channel's metrics at a moment: the counters so far (kept across
@@ -100,6 +103,10 @@ impl ChannelMetrics<'_> {
         for r in MalformedReason::ALL {
             counter!(MALFORMED_TOTAL, "source" => source.clone(), "channel" => channel.clone(), "reason" => r.as_str())
                 .absolute(ChannelCounters::get(&k.malformed[r.index()]));
+        }
+        for kind in SystemMessage::ALL {
+            counter!(SYSTEM_MESSAGES_TOTAL, "source" => source.clone(), "channel" => channel.clone(), "type" => kind.as_str())
+                .absolute(ChannelCounters::get(&k.system[kind.index()]));
         }
         counter!(GAPS_TOTAL, &labels).absolute(self.gaps);
         counter!(GAP_SECONDS_TOTAL, &labels).absolute(self.gap_ms / 1000);

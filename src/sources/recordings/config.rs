@@ -31,7 +31,7 @@ pub struct RecordingsConfig {
     /// A transfer silent this long is resumed.
     #[serde(default = "default_idle_timeout", with = "duration")]
     pub idle_timeout: Duration,
-    /// First delay between polls of a batch until it is `Completed`.
+    /// First delay between polls of a batch until it is complete.
     #[serde(default = "default_poll_interval", with = "duration")]
     pub poll_interval: Duration,
     /// Longest delay between polls.

@@ -10,7 +10,7 @@ use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::Event;
 use serde_json::json;
 
-use super::batch_api::{download_batch, BatchResult, RecordingRef, MAX_BATCH};
+use super::batch_api::{batches, download_batch, match_results, BatchResult, Matched, RecordingRef, MAX_BATCH};
 use super::checkpoint::RecordingsCheckpoint;
 use super::recording_file::{final_path, PartFile};
 use super::telemetry::{RecordingDownloaded, RecordingUnavailable, RecordingsStatus};
@@ -95,13 +95,24 @@ impl RecordingsRunner {
         self.publish();
         self.progress.set_busy(true);
         let api = self.org.client();
-        for batch in todo.chunks(MAX_BATCH) {
-            let results = match self.batch(&api, batch).await {
+        let mut queue: std::collections::VecDeque<Vec<RecordingRef>> =
+            todo.chunks(MAX_BATCH).map(<[RecordingRef]>::to_vec).collect();
+        while let Some(batch) = queue.pop_front() {
+            let results = match self.batch(&api, &batch).await {
                 Ok(r) => r,
                 Err(Stopped) => return,
             };
-            for r in batch {
-                let result = results.iter().find(|x| x.recording_id == r.recording_id);
+            let matched = match_results(&batch, &results);
+            let mut again = Vec::new();
+            for (r, m) in batch.iter().zip(matched) {
+                let result = match m {
+                    Matched::Result(x) => Some(x),
+                    Matched::Missing => None,
+                    Matched::Ambiguous => {
+                        again.push(r.clone());
+                        continue;
+                    }
+                };
                 let outcome = match result {
                     Some(BatchResult {
                         result_url: Some(url),
@@ -118,6 +129,8 @@ impl RecordingsRunner {
                     return;
                 }
             }
+            // Alone in their conversation, their results say which is which.
+            queue.extend(batches(&again));
         }
         self.progress.set_busy(false);
         self.status.finished = true;

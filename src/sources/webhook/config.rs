@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{IpAllowList, SignatureEncoding, Verifier, WebhookSettings, WebhookSource};
+use super::{
+    AuthMode, Authenticator, IpAllowList, SecretDigest, SignatureEncoding, Verifier, WebhookSettings, WebhookSource,
+};
 use crate::config::{duration, KeyProblem, KeyProblems, Named, Secret};
 use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 
@@ -16,11 +18,23 @@ use crate::sources::builder::{BuildError, SourceBuilder, SourceContext};
 pub struct WebhookConfig {
     /// The HTTP path events are POSTed to.
     pub path: String,
-    /// Environment variable holding the HMAC secret.
+    /// How callers authenticate.
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// Environment variable holding the secret: the HMAC key (`hmac`), the
+    /// API key (`api_key`) or the password (`basic`).
     pub secret_env: Option<String>,
-    /// Accept requests without a signature (explicit opt-in).
+    /// Environment variable holding the Basic user name (`basic`).
+    pub username_env: Option<String>,
+    /// Header carrying the API key (`api_key`).
+    #[serde(default = "default_api_key_header")]
+    pub api_key_header: String,
+    /// Accept requests without any authentication (explicit opt-in).
     #[serde(default)]
     pub allow_unsigned: bool,
+    /// What the bodies are.
+    #[serde(default)]
+    pub body: BodyFormat,
     /// Header carrying the signature.
     #[serde(default = "default_signature_header")]
     pub signature_header: String,
@@ -46,6 +60,30 @@ pub struct WebhookConfig {
     pub max_concurrent_requests: usize,
 }
 
+/// What a webhook source's bodies are (`body`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyFormat {
+    /// EventBridge envelopes and notification envelopes (`topicName`).
+    #[default]
+    Events,
+    /// Open Messaging normalized messages (outbound webhooks).
+    OpenMessaging,
+}
+
+impl BodyFormat {
+    /// The name used in config and `/status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BodyFormat::Events => "events",
+            BodyFormat::OpenMessaging => "open_messaging",
+        }
+    }
+}
+
+fn default_api_key_header() -> String {
+    "x-api-key".into()
+}
 fn default_signature_header() -> String {
     "X-Hub-Signature-256".into()
 }
@@ -65,12 +103,26 @@ fn default_max_concurrent_requests() -> usize {
     256
 }
 
-/// A webhook config with the secret its `secret_env` names.
+/// A webhook config with the secrets its `secret_env` and `username_env`
+/// name.
 pub struct WithSecret<'a> {
     /// The config.
     pub named: Named<'a, WebhookConfig>,
-    /// The HMAC secret (none with `allow_unsigned`).
+    /// The HMAC key, API key or password (none with `allow_unsigned`).
     pub secret: Option<&'a Secret>,
+    /// The Basic user name.
+    pub username: Option<&'a Secret>,
+}
+
+/// A header name from config, or the problem with it.
+fn header_name(p: &mut KeyProblems, key: &str, value: &str) -> Option<actix_web::http::header::HeaderName> {
+    match actix_web::http::header::HeaderName::try_from(value) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            p.at(key, format!("`{value}` is not a valid header name"));
+            None
+        }
+    }
 }
 
 impl TryFrom<WithSecret<'_>> for WebhookSettings {
@@ -84,10 +136,23 @@ impl TryFrom<WithSecret<'_>> for WebhookSettings {
             p.at("path", format!("`{path}` is not a path starting with `/`"));
         }
         if c.secret_env.is_none() && !c.allow_unsigned {
+            let what = match c.auth {
+                AuthMode::Hmac => "its HMAC secret",
+                AuthMode::ApiKey => "its API key",
+                AuthMode::Basic => "the Basic password",
+            };
             p.at(
                 "secret_env",
-                "a webhook source needs `secret_env` (its HMAC secret); to accept unsigned requests set `allow_unsigned = true` explicitly",
+                format!("a webhook source needs `secret_env` ({what}); to accept unsigned requests set `allow_unsigned = true` explicitly"),
             );
+        }
+        match (c.auth, &c.username_env) {
+            (AuthMode::Basic, None) if c.secret_env.is_some() => p.at(
+                "username_env",
+                "`auth = \"basic\"` needs `username_env` (the variable holding the user name)",
+            ),
+            (AuthMode::Hmac | AuthMode::ApiKey, Some(_)) => p.at("username_env", "only used with `auth = \"basic\"`"),
+            _ => {}
         }
         p.check(c.max_body_bytes > 0, "max_body_bytes", "must be at least 1");
         p.check(!c.body_timeout.is_zero(), "body_timeout", "must be more than 0");
@@ -103,19 +168,37 @@ impl TryFrom<WithSecret<'_>> for WebhookSettings {
                 None
             }
         };
-        if actix_web::http::header::HeaderName::try_from(c.signature_header.as_str()).is_err() {
-            p.at(
-                "signature_header",
-                format!("`{}` is not a valid header name", c.signature_header),
-            );
-        }
+        let signature_header = header_name(&mut p, "signature_header", &c.signature_header);
+        let api_key_header = header_name(&mut p, "api_key_header", &c.api_key_header);
+        let auth = match (c.auth, w.secret) {
+            (_, None) => None,
+            (AuthMode::Hmac, Some(s)) => signature_header.map(|header| Authenticator::Hmac {
+                header,
+                verifier: Verifier::new(s.expose().as_bytes(), &c.signature_prefix, c.signature_encoding),
+            }),
+            (AuthMode::ApiKey, Some(s)) => api_key_header.map(|header| Authenticator::ApiKey {
+                header,
+                key: SecretDigest::of(s.expose()),
+            }),
+            (AuthMode::Basic, Some(s)) => match w.username {
+                Some(u) => Some(Authenticator::Basic {
+                    user: SecretDigest::of(u.expose()),
+                    password: SecretDigest::of(s.expose()),
+                }),
+                // Never quietly unauthenticated: without the user name the
+                // source does not start.
+                None if c.username_env.is_some() => {
+                    p.at("username_env", "the user name's variable is not set");
+                    None
+                }
+                None => None,
+            },
+        };
         p.finish(|| WebhookSettings {
             name: w.named.name.to_string(),
             path: c.path.clone(),
-            verifier: w
-                .secret
-                .map(|s| Verifier::new(s.expose().as_bytes(), &c.signature_prefix, c.signature_encoding)),
-            signature_header: c.signature_header.clone(),
+            auth,
+            body: c.body,
             max_body_bytes: c.max_body_bytes,
             allow: allow.unwrap_or_default(),
             ack_timeout: c.ack_timeout,
@@ -127,13 +210,18 @@ impl TryFrom<WithSecret<'_>> for WebhookSettings {
 
 impl SourceBuilder for WebhookConfig {
     fn check(&self, name: &str) -> Vec<KeyProblem> {
-        // The secret's value is not needed to check the rest.
+        // The secrets' values are not needed to check the rest.
         let placeholder = Secret::new("checking");
         let secret = self.secret_env.as_ref().map(|_| &placeholder);
+        let username = self.username_env.as_ref().map(|_| &placeholder);
         let named = Named { name, config: self };
-        WebhookSettings::try_from(WithSecret { named, secret })
-            .err()
-            .unwrap_or_default()
+        WebhookSettings::try_from(WithSecret {
+            named,
+            secret,
+            username,
+        })
+        .err()
+        .unwrap_or_default()
     }
 
     fn needs_genesys(&self) -> bool {
@@ -150,12 +238,15 @@ impl SourceBuilder for WebhookConfig {
     }
 
     fn secret_vars(&self) -> Vec<(&'static str, &str)> {
-        self.secret_env.iter().map(|v| ("secret_env", v.as_str())).collect()
+        let secret = self.secret_env.iter().map(|v| ("secret_env", v.as_str()));
+        let user = self.username_env.iter().map(|v| ("username_env", v.as_str()));
+        secret.chain(user).collect()
     }
 
     fn describe(&self) -> String {
-        let auth = match &self.secret_env {
-            Some(var) => format!(
+        let auth = match (&self.secret_env, self.auth) {
+            (None, _) => "UNSIGNED (allow_unsigned = true): anyone who can reach it can send".to_string(),
+            (Some(var), AuthMode::Hmac) => format!(
                 "HMAC-SHA256 of the body in `{}: {}<{}>`, key from ${var}",
                 self.signature_header,
                 self.signature_prefix,
@@ -164,14 +255,22 @@ impl SourceBuilder for WebhookConfig {
                     SignatureEncoding::Hex => "hex",
                 }
             ),
-            None => "UNSIGNED (allow_unsigned = true): anyone who can reach it can send".to_string(),
+            (Some(var), AuthMode::ApiKey) => format!("API key in `{}`, from ${var}", self.api_key_header),
+            (Some(var), AuthMode::Basic) => format!(
+                "Basic auth, user from ${}, password from ${var}",
+                self.username_env.as_deref().unwrap_or("?")
+            ),
+        };
+        let body = match self.body {
+            BodyFormat::Events => "EventBridge or notification events",
+            BodyFormat::OpenMessaging => "Open Messaging messages",
         };
         let from = match &self.allow_ips {
             Some(ips) if !ips.is_empty() => format!("from {}", ips.join(", ")),
             _ => "from any address".to_string(),
         };
         format!(
-            "POST {} {from}; {auth}; bodies up to {} bytes; 202 once journaled (503 after {})",
+            "POST {} {from}; {auth}; {body}; bodies up to {} bytes; 202 once journaled (503 after {})",
             self.path,
             self.max_body_bytes,
             humantime::format_duration(self.ack_timeout)
@@ -193,8 +292,13 @@ impl SourceBuilder for WebhookConfig {
                 }
                 (secret, _) => secret,
             };
+            let username = cx.secret(name, "username_env");
             let named = Named { name, config: self };
-            let settings = WebhookSettings::try_from(WithSecret { named, secret })?;
+            let settings = WebhookSettings::try_from(WithSecret {
+                named,
+                secret,
+                username,
+            })?;
             let component = cx.component(name, "webhook");
             let source = WebhookSource::new(settings, cx.ingest.clone(), cx.dead_letters.clone(), component);
             cx.ingress.add(&self.path, source);

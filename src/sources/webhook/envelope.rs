@@ -21,6 +21,9 @@ pub enum EnvelopeError {
     /// An empty array.
     #[error("body holds no events")]
     Empty,
+    /// JSON, but not an Open Messaging message (`body = "open_messaging"`).
+    #[error("body is not an Open Messaging message")]
+    NotOpenMessage,
 }
 
 impl EnvelopeError {
@@ -30,6 +33,7 @@ impl EnvelopeError {
             EnvelopeError::InvalidJson => "invalid_json",
             EnvelopeError::Unrecognized => "unrecognized_envelope",
             EnvelopeError::Empty => "no_events",
+            EnvelopeError::NotOpenMessage => "unrecognized_message",
         }
     }
 }
@@ -116,7 +120,7 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
         let id = bridge_id
             .or(correlation)
             .or_else(|| key.clone())
-            .unwrap_or_else(|| format!("{source}-{}", uuid_like()));
+            .unwrap_or_else(|| generated_id(&source));
         events.push(
             Event::builder(source.clone(), topic)
                 .id(id)
@@ -130,12 +134,13 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
     Ok(Pushed { events, keys })
 }
 
-/// An id for an event that carries none: unique within this process run.
-fn uuid_like() -> String {
+/// An id for an event of `source` that carries none: unique within this
+/// process run.
+pub(super) fn generated_id(source: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
-        "{:x}-{}",
+        "{source}-{:x}-{}",
         cxrelay_actors::event::now_ms(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )

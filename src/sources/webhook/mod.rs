@@ -1,14 +1,16 @@
-//! Webhook ingress: events pushed to us (EventBridge targets, signed
-//! outbound webhooks), authenticated, deduplicated, and acknowledged only
-//! once durable.
+//! Webhook ingress: events pushed to us (EventBridge API destinations,
+//! signed Open Messaging outbound webhooks), authenticated, deduplicated,
+//! and acknowledged only once durable.
 //!
 //! The HTTP route (`src/http/webhook.rs`) hands each request to
 //! [`WebhookSource::receive`] on the HTTP worker threads: the hot path takes
 //! no actor hop besides the journal's group commit.
 
+pub mod auth;
 mod config;
 mod envelope;
 mod ip_allow;
+mod open_messaging;
 mod route;
 pub mod signature;
 pub mod telemetry;
@@ -20,12 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Recipient;
+use actix_web::http::header::HeaderMap;
 use cxrelay_actors::registry::{Component, ComponentState};
 use serde::Serialize;
 
-pub use config::WebhookConfig;
+pub use auth::{AuthMode, Authenticator, SecretDigest};
+pub use config::{BodyFormat, WebhookConfig};
 pub use envelope::{parse_body, EnvelopeError, Pushed};
 pub use ip_allow::IpAllowList;
+pub use open_messaging::parse_open_messaging;
 pub use signature::{SignatureEncoding, Verifier};
 
 use crate::ingest::{Ingest, IngestBatch, IngestError};
@@ -39,10 +44,10 @@ pub struct WebhookSettings {
     pub name: String,
     /// Route path.
     pub path: String,
-    /// Signature checking; `None` only with `allow_unsigned`.
-    pub verifier: Option<Verifier>,
-    /// Header carrying the signature.
-    pub signature_header: String,
+    /// Who may call; `None` only with `allow_unsigned`.
+    pub auth: Option<Authenticator>,
+    /// What the bodies are.
+    pub body: BodyFormat,
     /// Largest body accepted (raw, and decoded when gzip).
     pub max_body_bytes: usize,
     /// Sources allowed to call (empty: everyone).
@@ -65,7 +70,7 @@ pub struct WebhookCounters {
     pub accepted_events: AtomicU64,
     /// Events dropped as duplicates.
     pub duplicate_events: AtomicU64,
-    /// Requests refused for their signature (401).
+    /// Requests refused for their signature or credentials (401).
     pub bad_signature: AtomicU64,
     /// Requests refused for their source address (403).
     pub forbidden: AtomicU64,
@@ -132,11 +137,11 @@ impl WebhookSource {
         dead_letters: Option<Recipient<PutDeadLetters>>,
         component: Arc<Component>,
     ) -> Arc<Self> {
-        if settings.verifier.is_none() {
+        if settings.auth.is_none() {
             // Loud in status, but not a readiness failure: it was asked for.
             component.fail(
                 ComponentState::Degraded,
-                "accepting UNSIGNED requests (allow_unsigned = true): anyone who can reach this path can inject events",
+                "accepting UNSIGNED, unauthenticated requests (allow_unsigned = true): anyone who can reach this path can inject events",
             );
         } else {
             component.set_state(ComponentState::Running);
@@ -173,11 +178,6 @@ impl WebhookSource {
     /// The largest body accepted.
     pub fn max_body_bytes(&self) -> usize {
         self.settings.max_body_bytes
-    }
-
-    /// The header carrying the signature.
-    pub fn signature_header(&self) -> &str {
-        &self.settings.signature_header
     }
 
     /// The source's name.
@@ -220,10 +220,11 @@ impl WebhookSource {
         permit
     }
 
-    /// Whether a request's signature header could be valid, before its
-    /// body is read (always, for an unsigned source).
-    pub fn signature_well_formed(&self, header: Option<&[u8]>) -> bool {
-        let ok = self.settings.verifier.as_ref().is_none_or(|v| v.well_formed(header));
+    /// Whether a request may have its body read: its credentials (API
+    /// key, Basic) are right, or its signature header could be valid
+    /// (always, for a source without authentication).
+    pub fn admits_head(&self, headers: &HeaderMap) -> bool {
+        let ok = self.settings.auth.as_ref().is_none_or(|a| a.admits_head(headers));
         if !ok {
             self.count(&self.counters.bad_signature, 1);
         }
@@ -240,9 +241,9 @@ impl WebhookSource {
         self.count(&self.counters.body_timeouts, 1);
     }
 
-    /// Handles one request body (raw bytes as received) with its signature
-    /// header and content encoding.
-    pub async fn receive(&self, signature: Option<&[u8]>, gzip: bool, raw: &[u8]) -> Outcome {
+    /// Handles one request body (raw bytes as received) with the request's
+    /// headers (credentials, signature) and content encoding.
+    pub async fn receive(&self, headers: &HeaderMap, gzip: bool, raw: &[u8]) -> Outcome {
         if !self.open.load(Ordering::Acquire) {
             self.count(&self.counters.unavailable, 1);
             return Outcome::Unavailable {
@@ -250,8 +251,8 @@ impl WebhookSource {
                 reason: "not accepting events right now (starting or stopping)".into(),
             };
         }
-        if let Some(v) = &self.settings.verifier {
-            if !v.verify(signature, raw) {
+        if let Some(a) = &self.settings.auth {
+            if !a.admits(headers, raw) {
                 self.count(&self.counters.bad_signature, 1);
                 return Outcome::Unauthorized;
             }
@@ -269,7 +270,11 @@ impl WebhookSource {
         } else {
             raw
         };
-        let pushed = match parse_body(body, &self.settings.name) {
+        let parsed = match self.settings.body {
+            BodyFormat::Events => parse_body(body, &self.settings.name),
+            BodyFormat::OpenMessaging => parse_open_messaging(body, &self.settings.name),
+        };
+        let pushed = match parsed {
             Ok(p) => p,
             Err(e) => return self.malformed(e.reason(), body).await,
         };
@@ -349,6 +354,8 @@ impl WebhookSource {
     pub fn publish_detail(&self) {
         self.component.set_status(&WebhookStatus {
             path: &self.settings.path,
+            auth: self.settings.auth.as_ref().map_or("none", |a| a.mode().name()),
+            body: self.settings.body.name(),
             counters: &self.counters,
         });
     }

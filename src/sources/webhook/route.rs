@@ -64,10 +64,10 @@ async fn answer(source: &WebhookSource, req: &HttpRequest, payload: web::Payload
             return HttpResponse::UnsupportedMediaType().json(json!({"error": "unsupported_content_encoding"}));
         }
     };
-    // A caller without a signature of the right form is refused before
-    // its body costs anything.
-    let signature = req.headers().get(source.signature_header()).map(|v| v.as_bytes());
-    if !source.signature_well_formed(signature) {
+    // A caller without the right credentials (API key, Basic), or without
+    // a signature of the right form, is refused before its body costs
+    // anything.
+    if !source.admits_head(req.headers()) {
         return respond(Outcome::Unauthorized, max);
     }
     // The raw bytes as sent: the signature covers exactly these. A body
@@ -83,7 +83,7 @@ async fn answer(source: &WebhookSource, req: &HttpRequest, payload: web::Payload
                 .json(json!({"error": "body_timeout"}));
         }
     };
-    respond(source.receive(signature, gzip, &raw).await, max)
+    respond(source.receive(req.headers(), gzip, &raw).await, max)
 }
 
 enum BodyError {
@@ -112,7 +112,7 @@ fn respond(outcome: Outcome, max: usize) -> HttpResponse {
         Outcome::Accepted { accepted, duplicates } => {
             HttpResponse::Accepted().json(json!({"accepted": accepted, "duplicates": duplicates}))
         }
-        // No detail: a caller probing signatures learns nothing.
+        // No detail: a caller probing signatures or keys learns nothing.
         Outcome::Unauthorized => HttpResponse::Unauthorized().json(json!({"error": "unauthorized"})),
         Outcome::Forbidden => HttpResponse::Forbidden().json(json!({"error": "forbidden"})),
         Outcome::TooLarge => HttpResponse::PayloadTooLarge().json(json!({"error": "body_too_large", "max_bytes": max})),

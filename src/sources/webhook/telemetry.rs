@@ -35,6 +35,11 @@ impl RequestAnswered<'_> {
 pub struct WebhookStatus<'a> {
     /// The route.
     pub path: &'a str,
+    /// How callers authenticate: `hmac`, `api_key`, `basic`, or `none`
+    /// (`allow_unsigned`).
+    pub auth: &'static str,
+    /// What the bodies are: `events` or `open_messaging`.
+    pub body: &'static str,
     /// What its requests came to.
     pub counters: &'a WebhookCounters,
 }

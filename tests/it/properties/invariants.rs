@@ -19,7 +19,7 @@ use cxrelay::sources::export_download::json_array::{ArrayFramer, FramingError};
 use cxrelay::sources::export_download::parser::{spawn, ExportRecord, Parsed, ParserSettings};
 use cxrelay::sources::export_download::Detected;
 use cxrelay::sources::notifications::reassembly::{Assembled, Reassembly};
-use cxrelay::sources::webhook::parse_body;
+use cxrelay::sources::webhook::{parse_body, parse_open_messaging, EnvelopeError, Pushed};
 use cxrelay::store::DeadLetter;
 use cxrelay::transform::{MaskMode, Masker, TransformError, TransformSpec, REDACTED};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -431,11 +431,28 @@ pub fn rewrite_all(input: &[u8]) -> Checked {
 
 // ---- webhook envelopes ------------------------------------------------------
 
-/// `parse_body` on `body`: on success one event and one key slot per
-/// element, keys non-empty, payloads JSON, topics non-empty; on failure a
-/// reason code.
+/// Both webhook body parsers on `body` (`parse_body`, and
+/// `parse_open_messaging`, whose topics also have three non-empty
+/// segments): on success one event and one key slot per element, keys
+/// non-empty, payloads JSON, topics non-empty; on failure a reason code.
+/// Answers what `parse_body` made of it.
 pub fn check_webhook(body: &[u8]) -> Checked<Option<usize>> {
-    let pushed = match parse_body(body, "fuzz") {
+    if let Some(n) = check_parsed(body, parse_open_messaging(body, "fuzz"))? {
+        for e in &parse_open_messaging(body, "fuzz").map_err(|e| e.to_string())?.events {
+            let segments: Vec<&str> = e.topic.split('.').collect();
+            ensure!(
+                segments.len() == 3 && segments.iter().all(|s| !s.is_empty()),
+                "Open Messaging topic `{}` is not three segments",
+                e.topic
+            );
+        }
+        ensure!(n > 0, "no elements");
+    }
+    check_parsed(body, parse_body(body, "fuzz"))
+}
+
+fn check_parsed(body: &[u8], parsed: Result<Pushed, EnvelopeError>) -> Checked<Option<usize>> {
+    let pushed = match parsed {
         Ok(p) => p,
         Err(e) => {
             ensure!(

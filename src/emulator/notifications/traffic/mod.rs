@@ -31,3 +31,31 @@ mod lifecycles;
 mod render;
 
 pub use control::{TrafficControl, TrafficStatus};
+
+/// The first `count` event frames of a traffic run on `topics`, rendered
+/// as the generator renders them (for contract tests over many seeds,
+/// without sockets).
+pub fn sample_frames(seed: u64, topics: &[String], count: usize) -> Vec<String> {
+    let mut sorted = topics.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut lifecycles = lifecycles::Lifecycles::new(seed, 1_714_572_000_000, 8);
+    lifecycles.set_universe(&sorted);
+    let renderer = render::Renderer {
+        seed,
+        run: 1,
+        pad_to: None,
+    };
+    let mut out = Vec::with_capacity(count);
+    let mut frame = Vec::new();
+    for i in 0..count {
+        let Some((slot, step, topic, at)) = lifecycles.next() else {
+            break;
+        };
+        if let Some(life) = lifecycles.slots[slot].as_ref() {
+            renderer.render(i as u64, life, step, &sorted[topic], at, &mut frame);
+            out.push(String::from_utf8_lossy(&frame).into_owned());
+        }
+    }
+    out
+}

@@ -80,8 +80,12 @@ impl Renderer {
         self.tel(out, life);
         out.extend_from_slice(b",\"dnis\":\"tel:+18005550100\",\"addressFrom\":");
         self.tel(out, life);
-        out.extend_from_slice(b",\"addressTo\":\"tel:+18005550100\",\"divisionId\":");
-        self.quoted_id(out, life, 30);
+        out.extend_from_slice(b",\"addressTo\":\"tel:+18005550100\"");
+        // After-call work events carry no division (the SDK's model).
+        if phase != 5 {
+            out.extend_from_slice(b",\"divisionId\":");
+            self.quoted_id(out, life, 30);
+        }
         if phase != 0 && phase != 6 {
             out.extend_from_slice(b",\"queueId\":");
             push_str(out, &life.queue);
@@ -96,11 +100,11 @@ impl Renderer {
                 push_u64(out, (life.t[2] - life.t[1]).max(0) as u64);
             }
             4 | 6 => {
-                out.extend_from_slice(b",\"disconnectType\":\"CLIENT\",\"connectedDurationMs\":");
+                out.extend_from_slice(b",\"disconnectType\":\"CLIENT\",\"interactingDurationMs\":");
                 push_u64(out, (life.t[3] - life.t[2]).max(0) as u64);
             }
             5 => {
-                out.extend_from_slice(b",\"wrapupCode\":\"resolved\",\"wrapupNote\":\"Customer asked about invoice ");
+                out.extend_from_slice(b",\"wrapupCode\":\"resolved\",\"wrapupNotes\":\"Customer asked about invoice ");
                 push_u64(out, life.m);
                 out.extend_from_slice(b"\",\"wrapupDurationMs\":");
                 push_u64(out, (life.t[4] - life.t[3]).max(0) as u64);
@@ -119,11 +123,9 @@ impl Renderer {
         });
         out.extend_from_slice(b",\"id\":");
         self.quoted_id(out, life, 10 + k);
-        out.extend_from_slice(b",\"direction\":\"inbound\",\"recording\":false,\"recordingState\":\"none\",\"muted\":false,\"confined\":false,\"held\":false,\"disconnectType\":");
+        out.extend_from_slice(b",\"direction\":\"inbound\",\"recording\":false,\"recordingState\":\"none\",\"muted\":false,\"confined\":false,\"held\":false");
         if ended.is_some() {
-            out.extend_from_slice(b"\"peer\"");
-        } else {
-            out.extend_from_slice(b"null");
+            out.extend_from_slice(b",\"disconnectType\":\"peer\"");
         }
         out.extend_from_slice(b",\"connectedTime\":");
         self.time(out, life, connected);
@@ -131,19 +133,33 @@ impl Renderer {
             out.extend_from_slice(b",\"disconnectedTime\":");
             self.time(out, life, e);
         }
-        out.extend_from_slice(b",\"provider\":\"Edge\",\"self\":{\"nameRaw\":\"\",\"addressNormalized\":");
-        if other_ani {
-            out.extend_from_slice(b"\"tel:+18005550100\"");
-        } else {
+        out.extend_from_slice(b",\"provider\":\"Edge\",\"self\":");
+        self.address(out, life, !other_ani);
+        out.extend_from_slice(b",\"other\":");
+        self.address(out, life, other_ani);
+        out.extend_from_slice(b"}]");
+    }
+
+    /// A call's end as the SDK's QueueConversationEventTopicAddress: the
+    /// caller (name and number) or the org's number.
+    fn address(&self, out: &mut Vec<u8>, life: &Life, caller: bool) {
+        if caller {
+            out.extend_from_slice(b"{\"name\":\"Caller ");
+            push_u64(out, life.m);
+            out.extend_from_slice(b"\",\"nameRaw\":\"Caller ");
+            push_u64(out, life.m);
+            out.extend_from_slice(b"\",\"addressNormalized\":");
             self.tel(out, life);
-        }
-        out.extend_from_slice(b"},\"other\":{\"nameRaw\":\"\",\"addressNormalized\":");
-        if other_ani {
+            out.extend_from_slice(b",\"addressRaw\":");
             self.tel(out, life);
+            out.extend_from_slice(b",\"addressDisplayable\":");
+            self.tel(out, life);
+            out.push(b'}');
         } else {
-            out.extend_from_slice(b"\"tel:+18005550100\"");
+            out.extend_from_slice(
+                b"{\"nameRaw\":\"\",\"addressNormalized\":\"tel:+18005550100\",\"addressRaw\":\"tel:+18005550100\",\"addressDisplayable\":\"(800) 555-0100\"}",
+            );
         }
-        out.extend_from_slice(b"}}]");
     }
 
     fn queue_conversation(&self, out: &mut Vec<u8>, life: &Life, state: QueueState) {
@@ -151,7 +167,7 @@ impl Renderer {
         let ended = (state == QueueState::Ended).then_some(t3);
         out.extend_from_slice(b"{\"id\":");
         push_str(out, &life.conversation);
-        out.extend_from_slice(b",\"name\":\"\",\"participants\":[{\"id\":");
+        out.extend_from_slice(b",\"participants\":[{\"id\":");
         self.quoted_id(out, life, 1);
         out.extend_from_slice(b",\"connectedTime\":");
         self.time(out, life, t0);
@@ -161,15 +177,9 @@ impl Renderer {
         }
         out.extend_from_slice(b",\"name\":\"Caller ");
         push_u64(out, life.m);
-        out.extend_from_slice(b"\",\"purpose\":\"customer\",\"participantType\":\"External\",\"address\":");
+        out.extend_from_slice(b"\",\"purpose\":\"customer\",\"address\":");
         self.tel(out, life);
-        out.extend_from_slice(b",\"ani\":");
-        self.tel(out, life);
-        out.extend_from_slice(b",\"aniName\":\"Caller ");
-        push_u64(out, life.m);
-        out.extend_from_slice(
-            b"\",\"dnis\":\"tel:+18005550100\",\"wrapupRequired\":false,\"attributes\":{\"accountNumber\":\"",
-        );
+        out.extend_from_slice(b",\"wrapupRequired\":false,\"attributes\":{\"accountNumber\":\"");
         push_u64(out, 100_000 + life.ani % 900_000);
         out.extend_from_slice(b"\",\"language\":\"en-US\"},\"calls\":");
         self.call(out, life, 1, t0, ended, false);
@@ -183,7 +193,9 @@ impl Renderer {
         }
         out.extend_from_slice(b",\"name\":\"Support\",\"queueId\":");
         push_str(out, &life.queue);
-        out.extend_from_slice(b",\"purpose\":\"acd\",\"participantType\":\"Internal\",\"wrapupRequired\":false,\"conversationRoutingData\":{\"queue\":{\"id\":");
+        out.extend_from_slice(
+            b",\"purpose\":\"acd\",\"wrapupRequired\":false,\"conversationRoutingData\":{\"queue\":{\"id\":",
+        );
         push_str(out, &life.queue);
         out.extend_from_slice(
             b"},\"language\":{\"id\":\"en-US\"},\"priority\":0,\"skills\":[],\"scoredAgents\":[]},\"calls\":",
@@ -203,7 +215,9 @@ impl Renderer {
             push_str(out, &life.user);
             out.extend_from_slice(b",\"queueId\":");
             push_str(out, &life.queue);
-            out.extend_from_slice(b",\"purpose\":\"agent\",\"participantType\":\"Internal\",\"wrapupRequired\":true,\"wrapupTimeoutMs\":60000,\"calls\":");
+            out.extend_from_slice(
+                b",\"purpose\":\"agent\",\"wrapupRequired\":true,\"wrapupTimeoutMs\":60000,\"calls\":",
+            );
             self.call(out, life, 3, t2, ended, true);
             out.push(b'}');
         }

@@ -23,6 +23,11 @@ impl Handler<SocketEvent> for NotificationChannel {
                     self.establish(ctx, How::Handoff);
                 }
             }
+            SocketEvent::System {
+                generation,
+                message,
+                at_ms,
+            } => self.system_message(generation, message, at_ms, ctx),
             SocketEvent::Ended {
                 generation,
                 closed,

@@ -15,6 +15,7 @@
 
 mod handlers;
 mod status;
+mod system;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -389,7 +390,7 @@ impl NotificationChannel {
             let channel = match channel {
                 Some(c) => c,
                 None => {
-                    let c = channel_api::create(&api).await?;
+                    let (c, _taken_over) = channel_api::create_once(&api, &org.channels).await?;
                     progress.advance();
                     created = true;
                     states = Some(channel_api::put_subscriptions(&api, &c.id, &topics).await?);
@@ -463,6 +464,9 @@ impl NotificationChannel {
                     self.apply_states(states);
                 }
                 let new_channel = e.created || self.channel.as_ref().map(|c| &c.id) != Some(&e.channel.id);
+                if new_channel {
+                    self.forget_channel();
+                }
                 self.channel = Some(e.channel);
                 if let Some(old) = self.socket.replace(e.socket) {
                     // Handoff: the old socket carries on until Genesys
@@ -477,6 +481,10 @@ impl NotificationChannel {
                     });
                 }
                 self.socket_up_since = Some(now_ms());
+                if let Some((last_frame_ms, closed)) = old_end {
+                    // The old socket was cut as the new one connected.
+                    self.record_gap(last_frame_ms, format!("the replacement socket cut this one ({closed})"));
+                }
                 if new_channel || self.renewal.is_none() {
                     self.schedule_renewal(ctx);
                 }
@@ -487,7 +495,7 @@ impl NotificationChannel {
                 self.set_phase(Phase::Connected);
             }
             Err(Failure::Gone(why)) => {
-                self.channel = None;
+                self.forget_channel();
                 if let Some((last_frame_ms, closed)) = old_end {
                     self.gaps.open(last_frame_ms.unwrap_or_else(now_ms), closed.to_string());
                 }
@@ -523,6 +531,31 @@ impl NotificationChannel {
                 });
             }
             Err(Failure::Permanent(why)) => self.set_phase(Phase::Failed(why)),
+        }
+    }
+
+    /// Records a gap that is already over: from `from_ms` (the last frame
+    /// before it) to now.
+    fn record_gap(&mut self, from_ms: Option<i64>, reason: String) {
+        let now = now_ms();
+        if self.gaps.is_open() {
+            return;
+        }
+        self.gaps.open(from_ms.unwrap_or(now), reason);
+        if let Some(gap) = self.gaps.close(now) {
+            let topics = self.desired();
+            let window = backfill_window(&gap, &topics);
+            self.p
+                .gaps
+                .gap(&self.p.settings.source, &self.p.slot.name, &gap, window.as_ref());
+        }
+    }
+
+    /// Lets the current channel go (another of this process's sources may
+    /// not take it over: it is gone or replaced).
+    fn forget_channel(&mut self) {
+        if let Some(c) = self.channel.take() {
+            self.p.org.channels.release(&c.id);
         }
     }
 
@@ -620,7 +653,7 @@ impl NotificationChannel {
     /// The channel is gone while its socket may still be up: let the socket
     /// go and start over with a new channel.
     fn channel_lost(&mut self, ctx: &mut Context<Self>, why: String) {
-        self.channel = None;
+        self.forget_channel();
         if let Some(old) = self.socket.take() {
             old.command(SocketCommand::Close);
             self.retiring.insert(old.generation, old);
@@ -660,6 +693,11 @@ impl NotificationChannel {
     ) {
         if self.retiring.remove(&generation).is_some() {
             tracing::debug!(component = %self.p.slot.name, generation, %closed, "released socket ended");
+            if closed != Closed::ByUs && self.phase != Phase::Stopping {
+                // A second connect to a channel cuts the first at once: what
+                // was on its way to the old socket is lost.
+                self.record_gap(last_frame_ms, format!("the replacement socket cut this one ({closed})"));
+            }
             if self.phase == Phase::Stopping && self.socket.is_none() && self.retiring.is_empty() {
                 ctx.stop();
             }
