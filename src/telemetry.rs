@@ -67,10 +67,20 @@ pub fn metric_names() -> Vec<&'static str> {
 /// The heading of README's metrics reference.
 pub const METRICS_REFERENCE_HEADING: &str = "## Metrics reference";
 
+/// One row of README's metrics reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentedMetric {
+    /// `counter`, `gauge` or `histogram`, as Prometheus's `# TYPE` says.
+    pub kind: String,
+    /// Its label names (a histogram's `le` aside).
+    pub labels: Vec<String>,
+}
+
 /// The metrics reference of a README (`README.md`, section "Metrics
-/// reference"): each documented metric's name with its labels, from the
-/// table rows that start with a metric name. Empty when there is none.
-pub fn metrics_reference(readme: &str) -> BTreeMap<String, Vec<String>> {
+/// reference"): each documented metric by name, from the table rows that
+/// start with a metric name. Empty when there is none. The tests hold it
+/// to the telemetry modules and to what `/metrics` exposes.
+pub fn metrics_reference(readme: &str) -> BTreeMap<String, DocumentedMetric> {
     let Some(start) = readme.find(METRICS_REFERENCE_HEADING) else {
         return BTreeMap::new();
     };
@@ -81,14 +91,15 @@ pub fn metrics_reference(readme: &str) -> BTreeMap<String, Vec<String>> {
         .filter_map(|line| {
             let mut cells = line.strip_prefix('|')?.split('|').map(str::trim);
             let name = cells.next()?.strip_prefix("`cxrelay_")?.strip_suffix('`')?;
+            let kind = cells.next()?.to_string();
             let labels = cells
-                .nth(1)?
+                .next()?
                 .split(',')
                 .map(|l| l.trim().trim_matches('`'))
                 .filter(|l| !l.is_empty())
                 .map(str::to_string)
                 .collect();
-            Some((format!("cxrelay_{name}"), labels))
+            Some((format!("cxrelay_{name}"), DocumentedMetric { kind, labels }))
         })
         .collect()
 }
@@ -193,6 +204,22 @@ mod tests {
             unknown.is_empty(),
             "in the reference, declared by no telemetry module: {unknown:?}"
         );
+        let badly_typed: Vec<(&String, &str)> = reference
+            .iter()
+            .filter(|(n, d)| {
+                let expected = match n.as_str() {
+                    n if n.ends_with("_total") => "counter",
+                    n if n.ends_with("_seconds") && d.kind == "histogram" => "histogram",
+                    _ => "gauge",
+                };
+                d.kind != expected
+            })
+            .map(|(n, d)| (n, d.kind.as_str()))
+            .collect();
+        assert!(
+            badly_typed.is_empty(),
+            "counters end in _total, everything else is a gauge or a histogram of seconds: {badly_typed:?}"
+        );
     }
 
     #[test]
@@ -203,7 +230,9 @@ mod tests {
                     ## Next\n| `cxrelay_d` | gauge | | d |\n";
         let r = super::metrics_reference(text);
         assert_eq!(r.keys().collect::<Vec<_>>(), ["cxrelay_b_total", "cxrelay_c"]);
-        assert_eq!(r["cxrelay_b_total"], ["listener"]);
-        assert!(r["cxrelay_c"].is_empty());
+        assert_eq!(r["cxrelay_b_total"].labels, ["listener"]);
+        assert_eq!(r["cxrelay_b_total"].kind, "counter");
+        assert!(r["cxrelay_c"].labels.is_empty());
+        assert_eq!(r["cxrelay_c"].kind, "gauge");
     }
 }

@@ -166,17 +166,26 @@
       const g = cd.gaps || {};
       gaps += g.count || 0;
       const open = g.open_since_ms ? duration((s.service.now_ms - g.open_since_ms) / 1000) : null;
+      // A gap backfill (`<source>/backfill`) is an analytics job: its
+      // phase, the gaps it still has to cover and how far it is.
+      const partProgress = progressOf(cd);
+      dead += typeof cd.dead_lettered === 'number' ? cd.dead_lettered : 0;
       subs.push(el('div', { cls: 'sub', 'data-node': 'part:' + ch.name }, [
         el('div', { cls: 'head' }, [el('span', { cls: 'name', text: ch.name.slice(src.name.length + 1) }),
-          el('span', { cls: 'kind', text: cd.state || '' }), badge(ch.state)]),
+          el('span', { cls: 'kind', text: typeof cd.state === 'string' ? cd.state : '' }), badge(ch.state)]),
         kv([
           ['socket', cd.socket ? (cd.socket.up ? 'up' : 'down') : null, null, cd.socket && !cd.socket.up ? 'warn' : null],
           ['topics', cd.topics ? cd.topics.permitted + ' of ' + cd.topics.total : null, null, cd.topics && cd.topics.rejected ? 'warn' : null],
           ['events', k.events !== undefined ? num(k.events) : null, k.events],
           ['gaps', g.count !== undefined ? num(g.count) + (open ? ' (open ' + open + ')' : '') : null, g.count, g.count ? 'warn' : null, 'gaps'],
+          ['phase', typeof cd.phase === 'string' ? cd.phase : null],
+          ['gaps to backfill', typeof cd.pending_gaps === 'number' ? num(cd.pending_gaps) : null, cd.pending_gaps, cd.pending_gaps ? 'warn' : null, 'pending_gaps'],
+          ['records', typeof cd.records === 'number' && cd.phase ? num(cd.records) : null, cd.records],
           ['retry', cd.retry && cd.retry.attempt ? cd.retry.attempt + ' of ' + cd.retry.limit : null, null, 'warn'],
           ['restarts', ch.restarts ? num(ch.restarts) : null, ch.restarts, 'warn'],
         ]),
+        partProgress !== null && cd.window ? bar(partProgress, cd.finished ? null : 'warn') : null,
+        partProgress !== null && cd.window ? barLabel('backfill ' + cd.window, percent(partProgress)) : null,
         errorLine(ch),
       ]));
     }
