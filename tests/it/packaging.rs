@@ -5,7 +5,7 @@
 //! copies and the config it rewrites.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::common::{binary, cxrelay_cmd};
@@ -69,28 +69,52 @@ fn the_systemd_unit_verifies() {
 }
 
 #[test]
-fn the_alert_rules_pass_promtool() {
+fn the_alert_rules_and_the_dashboards_queries_pass_promtool() {
     let Some(promtool) = on_path(&["promtool"]) else {
         return skip_or_fail(
-            "the_alert_rules_pass_promtool",
+            "the_alert_rules_and_the_dashboards_queries_pass_promtool",
             "no `promtool` on PATH (Debian package `prometheus`)",
             "apt-get install prometheus",
         );
     };
-    let rules = repo().join("packaging/prometheus/alerts.yml");
-    let out = Command::new(promtool)
-        .arg("check")
-        .arg("rules")
-        .arg(&rules)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check rules: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let check = |rules: &Path| {
+        let out = Command::new(&promtool)
+            .arg("check")
+            .arg("rules")
+            .arg(rules)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool check rules {}: {}\n{}{}",
+            rules.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    check(&repo().join("packaging/prometheus/alerts.yml"));
+    // The dashboard's queries, as recording rules, so that promtool parses
+    // them too (Grafana would only show a broken panel). JSON strings are
+    // YAML strings.
+    let dashboard: serde_json::Value = serde_json::from_str(&packaging("grafana/cxrelay.json")).unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = target["expr"].as_str() else { continue };
+            let expr = expr.replace("$instance", ".*");
+            rules.push_str(&format!(
+                "      - record: dashboard:panel_{}_{}\n        expr: {}\n",
+                panel["id"],
+                target["refId"].as_str().unwrap_or("x"),
+                serde_json::Value::from(expr)
+            ));
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("dashboard-queries.yml");
+    std::fs::write(&path, rules).unwrap();
+    check(&path);
 }
 
 /// Every `cxrelay_...` name in `text`, a histogram's series folded into
