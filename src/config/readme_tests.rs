@@ -88,6 +88,7 @@ fn minimal_of_kind(kind: &str) -> &'static str {
         "recordings" => "recordings = []\noutput = 'rec'",
         "file" => "path = 'out'",
         "http" => "url = 'http://127.0.0.1:1/'",
+        "object_store" => "bucket = 'cx-events'",
         _ => "",
     }
 }

@@ -47,6 +47,20 @@ fn default_batch_interval() -> Duration {
 }
 
 impl SinkCommon {
+    /// Applies a kind's batching defaults to the keys the file left out
+    /// (`set` tells which keys were written).
+    pub fn with_kind_defaults(mut self, kind: Option<(usize, Duration)>, set: impl Fn(&str) -> bool) -> Self {
+        if let Some((events, interval)) = kind {
+            if !set("batch_events") {
+                self.batch_events = events;
+            }
+            if !set("batch_interval") {
+                self.batch_interval = interval;
+            }
+        }
+        self
+    }
+
     /// Problems of the common keys.
     pub fn check(&self) -> Vec<KeyProblem> {
         let mut p = KeyProblems::new();
@@ -69,6 +83,13 @@ pub trait SinkBuilder: std::fmt::Debug {
 
     /// Where it writes, in a few words for `cxrelay check`.
     fn describe(&self) -> String;
+
+    /// Its own defaults for `batch_events` and `batch_interval`, where the
+    /// common ones do not suit it (an object store wants an object per few
+    /// thousand events, not one every 200 ms). Keys set in the file win.
+    fn default_batching(&self) -> Option<(usize, Duration)> {
+        None
+    }
 
     /// A local directory it writes into, if any (shown by `cxrelay demo`).
     fn output_dir(&self) -> Option<&std::path::Path> {

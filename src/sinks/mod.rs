@@ -8,6 +8,8 @@ mod encode;
 pub mod file;
 mod held;
 pub mod http;
+pub mod nats;
+pub mod object_store;
 pub mod postgres;
 pub mod registry;
 mod sink_actor;

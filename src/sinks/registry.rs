@@ -15,6 +15,10 @@ component_kinds! {
         Http(super::http::HttpSinkConfig) = "http",
         /// Rows in a PostgreSQL table, idempotent on the event id.
         Postgres(super::postgres::PostgresSinkConfig) = "postgres",
+        /// NDJSON objects in an S3 bucket.
+        ObjectStore(super::object_store::ObjectStoreSinkConfig) = "object_store",
+        /// Each event published to a NATS JetStream subject.
+        Nats(super::nats::NatsSinkConfig) = "nats",
         /// Counted, then dropped.
         Blackhole(super::blackhole::BlackholeSinkConfig) = "blackhole",
     }

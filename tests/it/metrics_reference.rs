@@ -1,6 +1,7 @@
 //! README's metrics reference against what `/metrics` exposes: cxrelay
 //! runs every kind of source (with the bundled emulator), a healthy and a
-//! failing sink, and webhook requests; then every metric it exposes must
+//! failing sink, sinks of every kind with metrics of their own, and
+//! webhook requests; then every metric it exposes must
 //! be in the reference with its type and labels, and every metric the
 //! reference names must be exposed.
 
@@ -81,6 +82,18 @@ topics = ["gen.>"]
 sink = {{ kind = "http", url = "http://{}/events" }}
 mailbox = 4
 when_full = "drop_newest"
+
+# Sinks whose servers are not running: nothing is routed to them (their
+# connections are made at the first batch), and their counters show at 0.
+[[listener]]
+name = "lake"
+topics = ["nothing.>"]
+sink = {{ kind = "object_store", bucket = "events", endpoint = "http://127.0.0.1:9", region = "us-east-1" }}
+
+[[listener]]
+name = "stream"
+topics = ["nothing.>"]
+sink = {{ kind = "nats", url = "nats://127.0.0.1:9" }}
 "#,
         // The export's 5 malformed records are more dead letters than its
         // share: the refused ones are counted.
