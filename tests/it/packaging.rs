@@ -1,5 +1,6 @@
 //! `packaging/`, checked with the tools that read each file: the systemd
-//! unit with `systemd-analyze verify`, the alert rules with `promtool`,
+//! unit with `systemd-analyze verify`, the alert rules and their unit
+//! tests and the dashboard's queries with `promtool`,
 //! and every metric the rules and the Grafana dashboard query against
 //! README's metrics reference; the Containerfile against the tree it
 //! copies and the config it rewrites.
@@ -94,6 +95,22 @@ fn the_alert_rules_and_the_dashboards_queries_pass_promtool() {
         );
     };
     check(&repo().join("packaging/prometheus/alerts.yml"));
+    // The rules' own unit tests: when each fires, for which labels, and
+    // what it says.
+    let tests = repo().join("packaging/prometheus/alerts.test.yml");
+    let out = Command::new(&promtool)
+        .arg("test")
+        .arg("rules")
+        .arg(&tests)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The dashboard's queries, as recording rules, so that promtool parses
     // them too (Grafana would only show a broken panel). JSON strings are
     // YAML strings.
