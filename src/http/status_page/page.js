@@ -93,13 +93,25 @@
     ].concat(children));
   }
 
+  // What ingest accepted from a source and its parts (a notifications
+  // source's gap backfill publishes as `<source>/backfill`).
+  function ingestOf(s, name) {
+    const sum = { events: 0, duplicates: 0 };
+    for (const [key, v] of Object.entries(s.ingest || {})) {
+      if (key !== name && !key.startsWith(name + '/')) continue;
+      sum.events += v.events || 0;
+      sum.duplicates += v.duplicates || 0;
+    }
+    return sum;
+  }
+
   // --- rates ----------------------------------------------------------------
   // The counters each sample keeps, by key; the rate of a key sums its
   // increases over the window, so a counter that restarts from zero (a
   // restarted sink's) does not count backwards.
   function counters(s) {
     const c = {};
-    for (const [name, v] of Object.entries(s.ingest || {})) c['source:' + name] = v.events;
+    for (const src of (s.topology || {}).sources || []) c['source:' + src.name] = ingestOf(s, src.name).events;
     c.router = (s.router || {}).published || 0;
     for (const l of s.listeners || []) c['listener:' + l.name] = l.queue.delivered;
     for (const comp of s.components || []) {
@@ -154,7 +166,7 @@
     const state = worst(parts.map(c => c.state)) || 'starting';
     const own = parts.find(c => c.name === src.name) || { detail: {}, restarts: 0 };
     const d = own.detail || {};
-    const ingest = (s.ingest || {})[src.name] || { events: 0, duplicates: 0 };
+    const ingest = ingestOf(s, src.name);
     const restarts = parts.reduce((n, c) => n + (c.restarts || 0), 0);
     let dead = typeof d.dead_lettered === 'number' ? d.dead_lettered : 0;
     let gaps = 0;
