@@ -86,8 +86,8 @@ pub struct QueueStats {
     blocked: AtomicBool,
     /// When the oldest event of the batch last taken was queued: the
     /// listener reads it as it takes that batch (one batch is in flight at
-    /// a time), so its wait costs one clock read per event and one lock
-    /// per batch.
+    /// a time), so its wait costs a clock read per batch published (per
+    /// event pushed alone) and one lock per batch taken.
     batch_queued_at: Mutex<Option<Instant>>,
 }
 
