@@ -68,6 +68,7 @@ pub enum IngestError {
 enum Mode {
     Direct(Addr<Router>),
     Journal { appends: AppendQueue, db: Arc<StoreDb> },
+    Cluster(crate::cluster::ClusterIngest),
 }
 
 /// Hands events in. Cheap to clone, `Send`.
@@ -91,10 +92,25 @@ impl Ingest {
         }
     }
 
+    /// Ingest into the cluster's stream (`[cluster]`).
+    pub fn cluster(cluster: crate::cluster::ClusterIngest) -> Self {
+        Ingest {
+            mode: Mode::Cluster(cluster),
+        }
+    }
+
+    /// The cluster ingest path, in cluster mode.
+    pub fn as_cluster(&self) -> Option<&crate::cluster::ClusterIngest> {
+        match &self.mode {
+            Mode::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Appends handed to the journal whose events are not yet routed.
     pub fn outstanding(&self) -> usize {
         match &self.mode {
-            Mode::Direct(_) => 0,
+            Mode::Direct(_) | Mode::Cluster(_) => 0,
             Mode::Journal { appends, .. } => appends.outstanding(),
         }
     }
@@ -104,6 +120,7 @@ impl Ingest {
         match &self.mode {
             Mode::Direct(_) => Ok(None),
             Mode::Journal { db, .. } => db.checkpoint(source),
+            Mode::Cluster(c) => Ok(c.checkpoint(source)),
         }
     }
 
@@ -113,6 +130,7 @@ impl Ingest {
         match &self.mode {
             Mode::Direct(_) => true,
             Mode::Journal { db, .. } => db.is_available() && !db.journal_full(),
+            Mode::Cluster(c) => c.is_available(),
         }
     }
 
@@ -120,7 +138,8 @@ impl Ingest {
     /// answer; the commit re-checks against the store).
     pub fn seen_recently(&self, source: &str, key: &str) -> bool {
         match &self.mode {
-            Mode::Direct(_) => false,
+            // The stream drops duplicates by message id, and says so.
+            Mode::Direct(_) | Mode::Cluster(_) => false,
             Mode::Journal { db, .. } => db
                 .idempotency
                 .seen(&scoped_key(source, key), cxrelay_actors::event::now_ms()),
@@ -144,6 +163,7 @@ impl Ingest {
                     duplicates: 0,
                 })
             }
+            Mode::Cluster(c) => c.submit(batch).await,
             Mode::Journal { appends, db } => {
                 if !db.is_available() {
                     return Err(IngestError::StoreUnavailable(
