@@ -66,8 +66,8 @@ pub struct ClusterConfig {
     #[serde(with = "duration")]
     pub ack_wait: Duration,
     /// A partition whose node stopped pulling for this long moves to
-    /// another node (longer than `ack_wait`, so that what the dead node
-    /// held is due again before anything newer is handed out).
+    /// another node (at least 1s longer than `ack_wait`, so that what the
+    /// dead node held is due again before anything newer is handed out).
     #[serde(with = "duration")]
     pub takeover_after: Duration,
     /// A node that has not said it is alive for this long is gone.
@@ -234,10 +234,10 @@ impl ClusterConfig {
         p.check(self.max_ack_pending > 0, "max_ack_pending", "must be at least 1");
         p.check(!self.ack_wait.is_zero(), "ack_wait", "must be more than 0");
         p.check(
-            self.takeover_after > self.ack_wait,
+            self.takeover_after >= self.ack_wait + Duration::from_secs(1),
             "takeover_after",
             format!(
-                "must be longer than `ack_wait` ({}): what a dead node held must be due again before its partition moves, or per-key order breaks",
+                "must be at least 1s longer than `ack_wait` ({}): what a dead node held must be due again before its partition moves, or per-key order breaks",
                 humantime::format_duration(self.ack_wait)
             ),
         );

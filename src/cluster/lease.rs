@@ -92,31 +92,41 @@ pub async fn hold(
 ) {
     let key = key_of(&source);
     let every = s.lease_ttl / 3;
+    // Stop this much before the lease could run out on the server.
+    let margin = s.lease_ttl / 10;
     loop {
         let since = sent.elapsed();
         if since < every {
             tokio::time::sleep(every - since).await;
         }
-        let attempt = Instant::now();
-        // The lease (counted from the last renewal sent) bounds the wait.
-        let left = (sent + s.lease_ttl).saturating_duration_since(attempt);
-        let margin = s.lease_ttl / 10;
-        let wait = left.saturating_sub(margin);
-        let renewed = tokio::time::timeout(wait, nats.leases.update(&key, Bytes::from(s.node.clone()), revision)).await;
-        match renewed {
-            Ok(Ok(rev)) => {
-                revision = rev;
-                sent = attempt;
-            }
-            Ok(Err(e)) if is_conflict(&e) => fence(&source, &format!("the lease changed hands: {e}")),
-            Ok(Err(e)) => {
-                tracing::warn!(source, error = %e, "lease not renewed; trying again");
-                if sent.elapsed() + margin >= s.lease_ttl {
-                    fence(&source, "the lease ran out");
+        // Attempts until one is answered, each bounded, all within the lease
+        // (a server that died mid-request is replaced by another meanwhile).
+        loop {
+            let attempt = Instant::now();
+            let Some(left) = (sent + s.lease_ttl).checked_duration_since(attempt + margin) else {
+                fence(&source, "the lease ran out before NATS answered");
+            };
+            let wait = left.min(every / 2).max(Duration::from_millis(100));
+            match tokio::time::timeout(wait, nats.leases.update(&key, Bytes::from(s.node.clone()), revision)).await {
+                Ok(Ok(rev)) => {
+                    revision = rev;
+                    sent = attempt;
+                    break;
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(Err(e)) if is_conflict(&e) => {
+                    // An attempt that timed out may have been applied: the
+                    // key then holds this node's name at a newer revision.
+                    match nats.leases.entry(&key).await {
+                        Ok(Some(entry)) if entry.value.as_ref() == s.node.as_bytes() => revision = entry.revision,
+                        _ => fence(&source, &format!("the lease changed hands: {e}")),
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(source, error = %e, "lease not renewed; trying again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(_) => tracing::warn!(source, "lease renewal unanswered; trying again"),
             }
-            Err(_) => fence(&source, "the lease ran out before NATS answered"),
         }
     }
 }

@@ -184,10 +184,7 @@ impl Handler<Assign> for ProcessNode {
 /// Pulls partition `p` for ever (again after any error), routing what
 /// arrives.
 async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Addr<Router>, shared: Arc<Shared>) {
-    // Pull requests expire well within `takeover_after`, so a live node
-    // keeps its pin; a dead one loses it after `takeover_after`.
-    let expires = (s.takeover_after / 3).max(Duration::from_millis(600));
-    let heartbeat = expires / 4;
+    let (expires, heartbeat) = pull_timing(&s);
     loop {
         let consumer: Result<PullConsumer, _> = match nats.js.get_stream(&s.stream).await {
             Ok(stream) => stream.get_consumer(&consumer_name(p)).await.map_err(|e| e.to_string()),
@@ -208,26 +205,41 @@ async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Add
         match messages {
             Ok(messages) => {
                 let mut chunks = messages.ready_chunks(CHUNK);
+                // The stream carries on after an error (a missed heartbeat
+                // on a busy machine, a reconnect): starting a new one would
+                // give up this node's pin and stall the partition for
+                // `takeover_after`. It ends only when it cannot go on.
                 while let Some(chunk) = chunks.next().await {
                     let mut ok = Vec::with_capacity(chunk.len());
-                    let mut failed = None;
                     for m in chunk {
                         match m {
                             Ok(m) => ok.push(m),
-                            Err(e) => failed = Some(e.to_string()),
+                            Err(e) => tracing::debug!(partition = p, error = %e, "pulling"),
                         }
                     }
                     route(ok, &router, &shared).await;
-                    if let Some(e) = failed {
-                        tracing::warn!(partition = p, error = %e, "pulling: starting over");
-                        break;
-                    }
                 }
+                tracing::warn!(partition = p, "the pull ended; starting over");
             }
             Err(e) => tracing::warn!(partition = p, error = %e, "cannot pull the partition; retrying"),
         }
         tokio::time::sleep(super::ingest::RETRY).await;
     }
+}
+
+/// How long a pull request lasts, and the heartbeat within it.
+///
+/// A message handed to this node is delivered again `ack_wait` after it was
+/// handed out, and it was handed out at the latest when this node's last
+/// pull request expired; the server moves the pin `takeover_after` after
+/// that last request. With requests lasting at most half the difference
+/// between the two, everything a dead node held is due again (and goes
+/// first) before its partition's newer events reach the next node: per-key
+/// order holds across a takeover.
+pub fn pull_timing(s: &ClusterSettings) -> (Duration, Duration) {
+    let room = s.takeover_after.saturating_sub(s.ack_wait) / 2;
+    let expires = room.clamp(Duration::from_millis(500), Duration::from_secs(30));
+    (expires, expires * 2 / 5)
 }
 
 /// Gives messages their positions and routes their events, in order.

@@ -28,9 +28,13 @@ fn events_wanted(default: u64) -> u64 {
 /// A `[cluster]` section: quick timings, so takeovers happen within the
 /// test's patience.
 fn cluster_section(urls: &[String], node: &str, roles: &str, replicas: usize) -> String {
+    cluster_section_with(urls, node, roles, replicas, "3s")
+}
+
+fn cluster_section_with(urls: &[String], node: &str, roles: &str, replicas: usize, lease_ttl: &str) -> String {
     let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
     format!(
-        "[cluster]\nnats_urls = [{}]\nstream = \"{STREAM}\"\nreplicas = {replicas}\npartitions = 8\nnode = \"{node}\"\nroles = [{roles}]\nack_wait = \"4s\"\ntakeover_after = \"5s\"\nnode_ttl = \"2s\"\nlease_ttl = \"3s\"\nmax_ack_pending = 2000\n\n",
+        "[cluster]\nnats_urls = [{}]\nstream = \"{STREAM}\"\nreplicas = {replicas}\npartitions = 8\nnode = \"{node}\"\nroles = [{roles}]\nack_wait = \"3s\"\ntakeover_after = \"6s\"\nnode_ttl = \"2s\"\nlease_ttl = \"{lease_ttl}\"\nmax_ack_pending = 2000\n\n",
         urls.join(", ")
     )
 }
@@ -241,7 +245,8 @@ fn cluster_loses_nothing_when_a_nats_server_dies() {
         &format!(
             "{}{}{}",
             preamble(&di),
-            cluster_section(&nats.urls(), "i", "\"ingest\"", 3),
+            // The lease outlasts a server's death and the election after it.
+            cluster_section_with(&nats.urls(), "i", "\"ingest\"", 3, "10s"),
             generator(total, 500, 5_000)
         ),
     );
@@ -402,12 +407,26 @@ fn cluster_standby_takes_over_a_notifications_source() {
             && component(&b.get("/status").json(), "queues/channel-0")["state"] == "running"
     });
     let socket_after = killed_at.elapsed();
-    let channel = component(&b.get("/status").json(), "queues/channel-0");
+    // The gap runs from the last frame the dead owner committed to the
+    // first frame on the standby's socket (a heartbeat at the latest).
+    let mut channel = Value::Null;
+    wait_until("the takeover recorded as a gap", Duration::from_secs(10), || {
+        channel = component(&b.get("/status").json(), "queues/channel-0");
+        channel["detail"]["gaps"]["count"].as_u64().unwrap_or(0) >= 1
+    });
     let gaps = &channel["detail"]["gaps"];
-    assert!(gaps["count"].as_u64().unwrap_or(0) >= 1, "no gap recorded: {channel}");
     assert!(
         gaps.to_string().contains("cxrelay was not running"),
         "the takeover is not the gap: {gaps}"
+    );
+    // The standby's channel is new: traffic from now on goes to it.
+    e.state().notifications.traffic.start(
+        e.state(),
+        TrafficRequest {
+            rate: Some(500.0),
+            count: Some(500),
+            ..TrafficRequest::default()
+        },
     );
     wait_until("events written by b", Duration::from_secs(30), || {
         written(&db).len() >= 100
