@@ -68,7 +68,7 @@ pub enum IngestError {
 enum Mode {
     Direct(Addr<Router>),
     Journal { appends: AppendQueue, db: Arc<StoreDb> },
-    Cluster(crate::cluster::ClusterIngest),
+    Cluster(Arc<crate::cluster::ClusterIngest>),
 }
 
 /// Hands events in. Cheap to clone, `Send`.
@@ -95,7 +95,7 @@ impl Ingest {
     /// Ingest into the cluster's stream (`[cluster]`).
     pub fn cluster(cluster: crate::cluster::ClusterIngest) -> Self {
         Ingest {
-            mode: Mode::Cluster(cluster),
+            mode: Mode::Cluster(Arc::new(cluster)),
         }
     }
 
