@@ -446,3 +446,80 @@ fn cluster_standby_takes_over_a_notifications_source() {
         socket_after.as_secs_f64()
     );
 }
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) start after ')':
+    // state is the first of them, utime the 12th, stime the 13th.
+    let rest: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let field = |i: usize| rest.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    ticks as f64 / 100.0
+}
+
+/// Events per second and CPU per event through JetStream (one server,
+/// one ingest node, 1 or 2 processing nodes) and through the embedded
+/// journal (one process), the same generator and file sink. Run with
+/// `cargo test --test it cluster_bench -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn cluster_bench() {
+    let Some(nats) = NatsServer::start(None, false) else { return };
+    let total = events_wanted(50_000);
+    let gen = generator(total, 1000, 1_000_000);
+    let urls = vec![nats.url()];
+    let nats_pid = nats.pid();
+    for processing in [1usize, 2] {
+        let root = tempfile::tempdir().unwrap();
+        let stream = format!("B{processing}");
+        let section = |node: &str, roles: &str| cluster_section(&urls, node, roles, 1).replace(STREAM, &stream);
+        let nodes: Vec<(PathBuf, Proc)> = (0..processing)
+            .map(|i| {
+                let d = root.path().join(format!("p{i}"));
+                let p = Proc::start(
+                    &d,
+                    &format!("{}{}{}", preamble(&d), section(&format!("p{i}"), "\"process\""), file_listener(&d, "\">\"")),
+                );
+                (d, p)
+            })
+            .collect();
+        wait_until("partitions assigned", Duration::from_secs(30), || {
+            nodes.iter().map(|(_, p)| owned(p)).sum::<usize>() == 8
+        });
+        // A measurement, not a check: the partitions the first node gave up
+        // reach the second once their pins time out (takeover_after).
+        std::thread::sleep(Duration::from_secs(7));
+        let di = root.path().join("i");
+        let nodes_before: f64 = nodes.iter().map(|(_, p)| cpu_seconds(p.pid())).sum();
+        let nats_before = cpu_seconds(nats_pid);
+        let started = Instant::now();
+        let ingest = Proc::start(&di, &format!("{}{}{}", preamble(&di), section("i", "\"ingest\""), gen));
+        wait_until("every event written", Duration::from_secs(600), || {
+            nodes.iter().map(|(d, _)| written(d).len()).sum::<usize>() as u64 >= total
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let relay = nodes.iter().map(|(_, p)| cpu_seconds(p.pid())).sum::<f64>() - nodes_before + cpu_seconds(ingest.pid());
+        let server = cpu_seconds(nats_pid) - nats_before;
+        let per = |cpu: f64| cpu / total as f64 * 1e6;
+        eprintln!(
+            "bench: JetStream, 1 ingest + {processing} processing node(s): {total} events in {secs:.1}s = {:.0} events/s; CPU {:.0} µs/event (cxrelay {:.0}, nats-server {:.0})",
+            total as f64 / secs,
+            per(relay + server),
+            per(relay),
+            per(server)
+        );
+        drop(ingest);
+    }
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path().join("j");
+    let started = Instant::now();
+    let p = Proc::start(&d, &format!("{}{}{}", preamble(&d), gen, file_listener(&d, "\">\"")));
+    wait_until("every event written", Duration::from_secs(600), || written(&d).len() as u64 >= total);
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "bench: embedded journal, one process: {total} events in {secs:.1}s = {:.0} events/s; CPU {:.0} µs/event",
+        total as f64 / secs,
+        cpu_seconds(p.pid()) / total as f64 * 1e6
+    );
+}

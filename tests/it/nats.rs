@@ -166,6 +166,11 @@ impl NatsServer {
         std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
+    /// The server's process id (0 when it is not running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The URL to give the sink.
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
