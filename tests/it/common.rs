@@ -52,6 +52,15 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
+    // A whole URL goes to its own host (the emulator serves logins,
+    // downloads and sockets on hosts of their own, as the platform does).
+    let (addr, path) = match path.strip_prefix("http://").and_then(|rest| rest.split_once('/')) {
+        Some((host, rest)) => match host.parse::<SocketAddr>() {
+            Ok(a) => (a, format!("/{rest}")),
+            Err(_) => (addr, path.to_string()),
+        },
+        None => (addr, path.to_string()),
+    };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!(
@@ -673,4 +682,24 @@ pub fn kill_9_at_random_moments(dir: &Path, config: &str, times: usize, mut afte
         after_each();
     }
     seed
+}
+
+/// The conversations a fixed-interval analytics source delivers for the
+/// ISO `interval` from the emulator: those that ended in it (each
+/// conversation once, in its final state).
+#[cfg(feature = "emulator")]
+pub fn conversations_ended_in(e: &cxrelay::emulator::EmulatorHandle, interval: &str) -> Vec<String> {
+    let interval = cxrelay::wire::Interval::parse(interval).expect("an ISO interval");
+    ended_in(&e.state().bulk.timeline, interval)
+}
+
+/// The conversations of `tl` that ended in `interval`: what an analytics
+/// job or backfill of it delivers.
+#[cfg(feature = "emulator")]
+pub fn ended_in(tl: &cxrelay::emulator::records::Timeline, interval: cxrelay::wire::Interval) -> Vec<String> {
+    let back = cxrelay::wire::Interval::new(interval.start_ms - tl.max_duration_ms(), interval.end_ms);
+    tl.range(back)
+        .filter(|n| (interval.start_ms..interval.end_ms).contains(&tl.end_ms(*n)))
+        .map(|n| tl.conversation_id(n))
+        .collect()
 }
