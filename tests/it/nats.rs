@@ -74,7 +74,7 @@ impl NatsCluster {
             .collect();
         let c = NatsCluster { servers };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !crate::s3::block_on(c.servers[0].jetstream_ready()) {
+        while !crate::s3::block_on(c.servers[0].jetstream_ready_for_r3()) {
             assert!(Instant::now() < deadline, "the JetStream cluster elected no leader");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -188,17 +188,27 @@ impl NatsServer {
         jetstream::new(client)
     }
 
-    async fn jetstream_ready(&self) -> bool {
+    async fn jetstream_ready_for_r3(&self) -> bool {
         let Ok(Ok(client)) =
             tokio::time::timeout(Duration::from_secs(2), async_nats::connect(self.addr.to_string())).await
         else {
             return false;
         };
         let js = jetstream::new(client);
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), js.query_account()).await,
-            Ok(Ok(_))
-        )
+        // Ready for R3 once a stream of 3 replicas can be placed (a leader
+        // alone is not enough: every server must have joined).
+        let probe = async {
+            js.create_stream(jetstream::stream::Config {
+                name: "PROBE".into(),
+                subjects: vec!["probe.ready".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+            js.delete_stream("PROBE").await.ok()
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(5), probe).await, Ok(Some(_)))
     }
 
     /// Messages in `stream` now (0 when it does not exist).
