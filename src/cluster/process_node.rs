@@ -232,12 +232,13 @@ async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Add
 /// A message handed to this node is delivered again `ack_wait` after it was
 /// handed out, and it was handed out at the latest when this node's last
 /// pull request expired; the server moves the pin `takeover_after` after
-/// that last request. With requests lasting at most half the difference
-/// between the two, everything a dead node held is due again (and goes
-/// first) before its partition's newer events reach the next node: per-key
-/// order holds across a takeover.
+/// that last request. With requests lasting at most a quarter of the
+/// difference between the two (the rest is slack for the server's timers),
+/// everything a dead node held is due again (and goes first) before its
+/// partition's newer events reach the next node: per-key order holds
+/// across a takeover.
 pub fn pull_timing(s: &ClusterSettings) -> (Duration, Duration) {
-    let room = s.takeover_after.saturating_sub(s.ack_wait) / 2;
+    let room = s.takeover_after.saturating_sub(s.ack_wait) / 4;
     let expires = room.clamp(Duration::from_millis(500), Duration::from_secs(30));
     (expires, expires * 2 / 5)
 }

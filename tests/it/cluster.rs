@@ -18,6 +18,14 @@ use crate::nats::{NatsCluster, NatsServer};
 
 const STREAM: &str = "CXT";
 
+/// The tests that start three NATS servers and several nodes take turns:
+/// together they would starve each other of this machine's two cores.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn events_wanted(default: u64) -> u64 {
     std::env::var("CXRELAY_CLUSTER_EVENTS")
         .ok()
@@ -34,7 +42,7 @@ fn cluster_section(urls: &[String], node: &str, roles: &str, replicas: usize) ->
 fn cluster_section_with(urls: &[String], node: &str, roles: &str, replicas: usize, lease_ttl: &str) -> String {
     let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
     format!(
-        "[cluster]\nnats_urls = [{}]\nstream = \"{STREAM}\"\nreplicas = {replicas}\npartitions = 8\nnode = \"{node}\"\nroles = [{roles}]\nack_wait = \"3s\"\ntakeover_after = \"6s\"\nnode_ttl = \"2s\"\nlease_ttl = \"{lease_ttl}\"\nmax_ack_pending = 2000\n\n",
+        "[cluster]\nnats_urls = [{}]\nstream = \"{STREAM}\"\nreplicas = {replicas}\npartitions = 8\nnode = \"{node}\"\nroles = [{roles}]\nack_wait = \"2s\"\ntakeover_after = \"8s\"\nnode_ttl = \"2s\"\nlease_ttl = \"{lease_ttl}\"\nmax_ack_pending = 2000\n\n",
         urls.join(", ")
     )
 }
@@ -137,6 +145,7 @@ fn owned(p: &Proc) -> usize {
 /// survivor takes over the dead node's partitions.
 #[test]
 fn cluster_survives_a_processing_node_killed_midway() {
+    let _turn = heavy();
     let Some(nats) = NatsCluster::start() else { return };
     let total = events_wanted(20_000);
     let keys = 1000;
@@ -221,6 +230,7 @@ fn cluster_survives_a_processing_node_killed_midway() {
 /// nothing is lost (R3: the other two hold every acknowledged message).
 #[test]
 fn cluster_loses_nothing_when_a_nats_server_dies() {
+    let _turn = heavy();
     let Some(mut nats) = NatsCluster::start() else { return };
     let total = events_wanted(10_000);
     let root = tempfile::tempdir().unwrap();
@@ -452,7 +462,11 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command (which may hold spaces) start after ')':
     // state is the first of them, utime the 12th, stime the 13th.
-    let rest: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
     let field = |i: usize| rest.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
     let ticks = field(11) + field(12);
     ticks as f64 / 100.0
@@ -465,7 +479,10 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[test]
 #[ignore = "a measurement, not a check"]
 fn cluster_bench() {
-    let Some(nats) = NatsServer::start(None, false) else { return };
+    let _turn = heavy();
+    let Some(nats) = NatsServer::start(None, false) else {
+        return;
+    };
     let total = events_wanted(50_000);
     let gen = generator(total, 1000, 1_000_000);
     let urls = vec![nats.url()];
@@ -479,7 +496,12 @@ fn cluster_bench() {
                 let d = root.path().join(format!("p{i}"));
                 let p = Proc::start(
                     &d,
-                    &format!("{}{}{}", preamble(&d), section(&format!("p{i}"), "\"process\""), file_listener(&d, "\">\"")),
+                    &format!(
+                        "{}{}{}",
+                        preamble(&d),
+                        section(&format!("p{i}"), "\"process\""),
+                        file_listener(&d, "\">\"")
+                    ),
                 );
                 (d, p)
             })
@@ -499,7 +521,8 @@ fn cluster_bench() {
             nodes.iter().map(|(d, _)| written(d).len()).sum::<usize>() as u64 >= total
         });
         let secs = started.elapsed().as_secs_f64();
-        let relay = nodes.iter().map(|(_, p)| cpu_seconds(p.pid())).sum::<f64>() - nodes_before + cpu_seconds(ingest.pid());
+        let relay =
+            nodes.iter().map(|(_, p)| cpu_seconds(p.pid())).sum::<f64>() - nodes_before + cpu_seconds(ingest.pid());
         let server = cpu_seconds(nats_pid) - nats_before;
         let per = |cpu: f64| cpu / total as f64 * 1e6;
         eprintln!(
@@ -515,7 +538,9 @@ fn cluster_bench() {
     let d = root.path().join("j");
     let started = Instant::now();
     let p = Proc::start(&d, &format!("{}{}{}", preamble(&d), gen, file_listener(&d, "\">\"")));
-    wait_until("every event written", Duration::from_secs(600), || written(&d).len() as u64 >= total);
+    wait_until("every event written", Duration::from_secs(600), || {
+        written(&d).len() as u64 >= total
+    });
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "bench: embedded journal, one process: {total} events in {secs:.1}s = {:.0} events/s; CPU {:.0} µs/event",
