@@ -250,16 +250,23 @@ fn cluster_loses_nothing_when_a_nats_server_dies() {
         Duration::from_secs(30),
         || owned(&p) == 8,
     );
-    let i = Proc::start(
-        &di,
-        &format!(
-            "{}{}{}",
-            preamble(&di),
-            // The lease outlasts a server's death and the election after it.
-            cluster_section_with(&nats.urls(), "i", "\"ingest\"", 3, "10s"),
-            generator(total, 500, 5_000)
-        ),
-    );
+    // Two ingest nodes, as a cluster runs them: should the owner of the
+    // generator lose its lease while the servers elect new leaders (its
+    // renewals unanswered for the whole lease on a starved machine), it
+    // stops and the standby resumes from the checkpoint.
+    let ingest = |dir: &Path, name: &str| {
+        Proc::start(
+            dir,
+            &format!(
+                "{}{}{}",
+                preamble(dir),
+                cluster_section_with(&nats.urls(), name, "\"ingest\"", 3, "20s"),
+                generator(total, 500, 5_000)
+            ),
+        )
+    };
+    let i = ingest(&di, "i");
+    let i2 = ingest(&root.path().join("i2"), "i2");
     wait_until("a quarter of the events written", Duration::from_secs(120), || {
         written(&dp).len() as u64 >= total / 4
     });
@@ -273,7 +280,7 @@ fn cluster_loses_nothing_when_a_nats_server_dies() {
         assert!(all.contains(&format!("gen-{n}")), "event gen-{n} was lost");
     }
     assert_per_key_order(&[&out]);
-    drop(i);
+    drop((i, i2));
 }
 
 fn eventbridge(n: u64) -> String {
