@@ -62,6 +62,7 @@ pub fn metric_names() -> Vec<&'static str> {
         crate::store::telemetry::METRICS,
         crate::sinks::object_store::telemetry::METRICS,
         crate::sinks::nats::telemetry::METRICS,
+        crate::cluster::telemetry::METRICS,
     ]
     .concat()
 }

@@ -71,6 +71,7 @@ pub enum IngestError {
 enum Mode {
     Direct(Addr<Router>),
     Journal { appends: AppendQueue, db: Arc<StoreDb> },
+    Cluster(Arc<crate::cluster::ClusterIngest>),
 }
 
 /// Hands events in. Cheap to clone, `Send`.
@@ -102,10 +103,26 @@ impl Ingest {
         &self.stats
     }
 
+    /// Ingest into the cluster's stream (`[cluster]`).
+    pub fn cluster(cluster: crate::cluster::ClusterIngest) -> Self {
+        Ingest {
+            mode: Mode::Cluster(Arc::new(cluster)),
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// The cluster ingest path, in cluster mode.
+    pub fn as_cluster(&self) -> Option<&crate::cluster::ClusterIngest> {
+        match &self.mode {
+            Mode::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Appends handed to the journal whose events are not yet routed.
     pub fn outstanding(&self) -> usize {
         match &self.mode {
-            Mode::Direct(_) => 0,
+            Mode::Direct(_) | Mode::Cluster(_) => 0,
             Mode::Journal { appends, .. } => appends.outstanding(),
         }
     }
@@ -115,6 +132,7 @@ impl Ingest {
         match &self.mode {
             Mode::Direct(_) => Ok(None),
             Mode::Journal { db, .. } => db.checkpoint(source),
+            Mode::Cluster(c) => Ok(c.checkpoint(source)),
         }
     }
 
@@ -124,6 +142,7 @@ impl Ingest {
         match &self.mode {
             Mode::Direct(_) => true,
             Mode::Journal { db, .. } => db.is_available() && !db.journal_full(),
+            Mode::Cluster(c) => c.is_available(),
         }
     }
 
@@ -131,7 +150,8 @@ impl Ingest {
     /// answer; the commit re-checks against the store).
     pub fn seen_recently(&self, source: &str, key: &str) -> bool {
         match &self.mode {
-            Mode::Direct(_) => false,
+            // The stream drops duplicates by message id, and says so.
+            Mode::Direct(_) | Mode::Cluster(_) => false,
             Mode::Journal { db, .. } => db
                 .idempotency
                 .seen(&scoped_key(source, key), cxrelay_actors::event::now_ms()),
@@ -165,6 +185,7 @@ impl Ingest {
                     duplicates: 0,
                 })
             }
+            Mode::Cluster(c) => c.submit(batch).await,
             Mode::Journal { appends, db } => {
                 if !db.is_available() {
                     return Err(IngestError::StoreUnavailable(

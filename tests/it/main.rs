@@ -6,6 +6,7 @@ mod analytics_job;
 mod backfill;
 mod backfill_command;
 mod cli;
+mod cluster;
 mod common;
 mod contract;
 mod demo;
