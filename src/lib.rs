@@ -5,6 +5,7 @@
 //! [`service::Service`] and register their own listener actors with the
 //! router through [`cxrelay_actors::Subscribe`].
 
+pub mod cluster;
 pub mod config;
 pub mod dlq;
 #[cfg(feature = "emulator")]

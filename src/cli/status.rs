@@ -239,5 +239,52 @@ pub fn render(base: &str, s: &Value) -> String {
         text(&r["published"]),
         text(&r["unrouted"])
     ));
+    let cluster = s["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "cluster")
+        .map(|c| &c["detail"]);
+    if let Some(c) = cluster.filter(|c| c.is_object()) {
+        out.push_str(&render_cluster(c));
+    }
+    out
+}
+
+/// Cluster mode's part: members, partitions, leases.
+fn render_cluster(c: &Value) -> String {
+    let list = |v: &Value| -> Vec<String> { v.as_array().into_iter().flatten().map(text).collect() };
+    let mut out = format!(
+        "\ncluster: node {} ({}), stream {}, lag {}, redeliveries here {}\n\n",
+        text(&c["node"]),
+        list(&c["roles"]).join(", "),
+        text(&c["stream"]),
+        text(&c["lag"]),
+        text(&c["redeliveries"])
+    );
+    let mut t = plain_table(&["NODE", "ROLES", "STARTED"]);
+    for n in c["nodes"].as_array().into_iter().flatten() {
+        let started = n["started_ms"].as_i64().map(format_ms).unwrap_or_else(|| "-".into());
+        t.add_row(vec![text(&n["node"]), list(&n["roles"]).join(", "), started]);
+    }
+    out.push_str(&table_text(&t));
+    let mut t = plain_table(&["PARTITION", "NODE", "PENDING", "UNACKED", "REDELIVERED"]);
+    for p in c["partitions"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            text(&p["partition"]),
+            text(&p["node"]),
+            text(&p["pending"]),
+            text(&p["ack_pending"]),
+            text(&p["redelivered"]),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&table_text(&t));
+    let mut t = plain_table(&["SOURCE", "LEASE OWNER"]);
+    for l in c["leases"].as_array().into_iter().flatten() {
+        t.add_row(vec![text(&l["source"]), text(&l["owner"])]);
+    }
+    out.push('\n');
+    out.push_str(&table_text(&t));
     out
 }

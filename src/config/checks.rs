@@ -53,7 +53,8 @@ pub(super) fn check(
         if !s.enabled {
             continue;
         }
-        if builder.acknowledges_upstream() && !c.service.journal {
+        // In cluster mode the stream is the durability point.
+        if builder.acknowledges_upstream() && !c.service.journal && c.cluster.is_none() {
             report(
                 at.key("kind"),
                 &format!(
@@ -115,6 +116,11 @@ fn sections(c: &Config, problem: &mut dyn FnMut(&[&str], String)) {
     }
     if c.transform.chunk_size == 0 {
         problem(&["transform", "chunk_size"], "must be at least 1".into());
+    }
+    if let Some(cluster) = &c.cluster {
+        for p in cluster.check() {
+            problem(&["cluster", &p.key], p.message);
+        }
     }
     if let Some(g) = &c.genesys {
         if g.environment.trim().is_empty() {

@@ -349,6 +349,7 @@ impl<'a> Reader<'a> {
             ("http", keys_of::<super::HttpConfig>()),
             ("genesys", keys_of::<super::GenesysConfig>()),
             ("transform", keys_of::<super::TransformConfig>()),
+            ("cluster", keys_of::<crate::cluster::ClusterConfig>()),
         ] {
             if let Some(DeValue::Table(t)) = root.get_mut(name).map(|v| v.get_mut()) {
                 self.drop_unknown_keys(t, keys, &root_path.key(name), &format!("`[{name}]`"));
@@ -360,6 +361,7 @@ impl<'a> Reader<'a> {
             genesys: self.section(&mut root, "genesys"),
             emulator: self.section(&mut root, "emulator"),
             transform: self.section(&mut root, "transform").unwrap_or_default(),
+            cluster: self.section(&mut root, "cluster"),
         };
         let mut read = Read {
             config: Config {
@@ -368,6 +370,7 @@ impl<'a> Reader<'a> {
                 genesys: sections.genesys,
                 emulator: sections.emulator,
                 transform: sections.transform,
+                cluster: sections.cluster,
                 source: Vec::new(),
                 listener: Vec::new(),
             },

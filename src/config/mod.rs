@@ -63,6 +63,9 @@ pub struct Config {
     pub transform: TransformConfig,
     /// Listeners, in file order.
     pub listener: Vec<ListenerConfig>,
+    /// Cluster mode on NATS JetStream; `None`: one process on the embedded
+    /// store.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Config {
@@ -72,6 +75,11 @@ impl Config {
     /// wherever cxrelay is started from.
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
         crate::sources::builder::resolve_path(&mut self.service.data_dir, base);
+        if let Some(c) = &mut self.cluster {
+            for p in [&mut c.creds_file, &mut c.tls_ca_file].into_iter().flatten() {
+                crate::sources::builder::resolve_path(p, base);
+            }
+        }
         for s in &mut self.source {
             s.spec.builder_mut().resolve_paths(base);
         }
@@ -94,6 +102,7 @@ struct Sections {
     emulator: Option<EmulatorSettings>,
     #[serde(default)]
     transform: TransformConfig,
+    cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// One `[[source]]`: the keys every source has, and its kind's typed config.

@@ -128,6 +128,7 @@ fn expected_for(id: &str) -> Option<Expected> {
         "[http]" => expected::<HttpConfig>(""),
         "[genesys]" => expected::<GenesysConfig>("environment = 'emulator'"),
         "[transform]" => expected::<TransformConfig>(""),
+        "[cluster]" => expected::<crate::cluster::ClusterConfig>(""),
         "transform = { ... }" => expected::<ListenerTransform>(""),
         "[[listener]]" => {
             let mut e = expected::<ListenerKeys>("name = 'l'\ntopics = ['a']");
@@ -231,6 +232,7 @@ fn every_key_is_documented_with_the_default_the_code_has() {
         "[http]",
         "[genesys]",
         "[transform]",
+        "[cluster]",
         "[[source]]",
         "[[listener]]",
         "transform = { ... }",

@@ -83,6 +83,16 @@ pub fn named_secrets(config: &Config) -> Vec<(KeyPath, NamedSecret)> {
         push(genesys.key("client_id_env"), &g.client_id_env, required, None);
         push(genesys.key("client_secret_env"), &g.client_secret_env, required, None);
     }
+    if let Some(c) = &config.cluster {
+        for (key, var) in c.secret_vars() {
+            push(
+                root.key("cluster").key(key),
+                var,
+                true,
+                Some(("cluster".into(), key.into())),
+            );
+        }
+    }
     for (i, s) in config.source.iter().enumerate().filter(|(_, s)| s.enabled) {
         for (key, var) in s.spec.builder().secret_vars() {
             let path = root.key("source").index(i).key(key);

@@ -77,7 +77,7 @@ impl Hosts {
         }
     }
 
-    /// Both hosts at one base URL (the bundled emulator).
+    /// Both hosts at one base URL (a proxy or a test server serving both).
     pub fn single(base: &str) -> Hosts {
         let base = base.trim_end_matches('/').to_string();
         Hosts {

@@ -5,6 +5,8 @@
 //! only then is it published. With the journal off, it is published
 //! directly and `submit` returns once it is queued.
 
+pub mod telemetry;
+
 use std::sync::Arc;
 
 use actix::Addr;
@@ -13,6 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::store::idempotency::key_hash;
 use crate::store::{Append, AppendQueue, AppendRequest, StoreDb};
+pub use telemetry::IngestStats;
 
 /// A batch of events from one source.
 #[derive(Debug, Default)]
@@ -69,12 +72,14 @@ pub enum IngestError {
 enum Mode {
     Direct(Addr<Router>),
     Journal { appends: AppendQueue, db: Arc<StoreDb> },
+    Cluster(Arc<crate::cluster::ClusterIngest>),
 }
 
 /// Hands events in. Cheap to clone, `Send`.
 #[derive(Clone)]
 pub struct Ingest {
     mode: Mode,
+    stats: IngestStats,
 }
 
 impl Ingest {
@@ -82,6 +87,7 @@ impl Ingest {
     pub fn direct(router: Addr<Router>) -> Self {
         Ingest {
             mode: Mode::Direct(router),
+            stats: IngestStats::default(),
         }
     }
 
@@ -89,13 +95,35 @@ impl Ingest {
     pub fn journaled(appends: AppendQueue, db: Arc<StoreDb>) -> Self {
         Ingest {
             mode: Mode::Journal { appends, db },
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// What this ingest (and every clone of it) accepted, by source.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Ingest into the cluster's stream (`[cluster]`).
+    pub fn cluster(cluster: crate::cluster::ClusterIngest) -> Self {
+        Ingest {
+            mode: Mode::Cluster(Arc::new(cluster)),
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// The cluster ingest path, in cluster mode.
+    pub fn as_cluster(&self) -> Option<&crate::cluster::ClusterIngest> {
+        match &self.mode {
+            Mode::Cluster(c) => Some(c),
+            _ => None,
         }
     }
 
     /// Appends handed to the journal whose events are not yet routed.
     pub fn outstanding(&self) -> usize {
         match &self.mode {
-            Mode::Direct(_) => 0,
+            Mode::Direct(_) | Mode::Cluster(_) => 0,
             Mode::Journal { appends, .. } => appends.outstanding(),
         }
     }
@@ -105,6 +133,7 @@ impl Ingest {
         match &self.mode {
             Mode::Direct(_) => Ok(None),
             Mode::Journal { db, .. } => db.checkpoint(source),
+            Mode::Cluster(c) => Ok(c.checkpoint(source)),
         }
     }
 
@@ -114,6 +143,7 @@ impl Ingest {
         match &self.mode {
             Mode::Direct(_) => true,
             Mode::Journal { db, .. } => db.is_available() && !db.journal_full(),
+            Mode::Cluster(c) => c.is_available(),
         }
     }
 
@@ -121,7 +151,8 @@ impl Ingest {
     /// answer; the commit re-checks against the store).
     pub fn seen_recently(&self, source: &str, key: &str) -> bool {
         match &self.mode {
-            Mode::Direct(_) => false,
+            // The stream drops duplicates by message id, and says so.
+            Mode::Direct(_) | Mode::Cluster(_) => false,
             Mode::Journal { db, .. } => db
                 .idempotency
                 .seen(key_hash(source, key), cxrelay_actors::event::now_ms()),
@@ -132,6 +163,16 @@ impl Ingest {
     /// backpressure: a full journal queue or a full `block` listener holds
     /// the caller here.
     pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
+        // A batch comes from one source: counted under its first event's.
+        let source = batch.events.first().map(|e| e.source.clone());
+        let receipt = self.submit_batch(batch).await?;
+        if let Some(source) = source {
+            self.stats.count(&source, receipt.accepted, receipt.duplicates);
+        }
+        Ok(receipt)
+    }
+
+    async fn submit_batch(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
         match &self.mode {
             Mode::Direct(router) => {
                 let n = batch.events.len();
@@ -145,6 +186,7 @@ impl Ingest {
                     duplicates: 0,
                 })
             }
+            Mode::Cluster(c) => c.submit(batch).await,
             Mode::Journal { appends, db } => {
                 if !db.is_available() {
                     return Err(IngestError::StoreUnavailable(

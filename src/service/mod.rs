@@ -3,6 +3,7 @@
 //! component's kind: each source and sink builds itself (see
 //! `sources::registry` and `sinks::registry`).
 
+mod cluster;
 mod genesys;
 mod journal;
 mod listeners;
@@ -61,6 +62,9 @@ pub enum StartError {
     /// The Genesys org could not be set up.
     #[error("genesys: {0}")]
     Genesys(String),
+    /// Cluster mode could not start.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// A source could not be set up.
     #[error("source `{source_name}`: {message}")]
     Source {
@@ -89,6 +93,8 @@ pub struct Service {
     /// Kept for the emulator it may run (stopped last).
     #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
     genesys: Option<Genesys>,
+    /// Cluster mode's parts (`[cluster]`).
+    cluster: Option<cluster::ClusterRuntime>,
 }
 
 impl Service {
@@ -132,7 +138,14 @@ impl Service {
             .map(|l| (l, QueueStats::new(l.mailbox)))
             .collect();
 
-        let (ingest, journal) = if config.service.journal {
+        let mut cluster = cluster::connect_cluster(&config, &secrets, &registry).await?;
+        let processes = cluster
+            .as_ref()
+            .is_none_or(|(_, c)| c.settings.has(crate::cluster::Role::Process));
+        let (ingest, journal) = if let Some((ingest, _)) = &cluster {
+            // The stream is the journal.
+            (ingest.clone(), None)
+        } else if config.service.journal {
             let (ingest, journal) = journal::open_journal(&config, &registry, &router, &durable, &mut threads).await?;
             (ingest, Some(journal))
         } else {
@@ -152,6 +165,8 @@ impl Service {
             store: journal.as_ref().map(|j| j.store.clone()),
             ingress: ingress.clone(),
             notifications: notifications.clone(),
+            ingest_stats: ingest.stats().clone(),
+            topology: Arc::new(http::topology::Topology::of(&config)),
         };
         let (http_addr, http) = http::start(&config.http, state).map_err(|source| StartError::Listen {
             listen: config.http.listen.clone(),
@@ -170,7 +185,8 @@ impl Service {
             chunk_size: config.transform.chunk_size,
         };
         let mut listeners = Vec::new();
-        for l in &config.listener {
+        // An ingest-only node runs no listeners: processing nodes do.
+        for l in config.listener.iter().filter(|_| processes) {
             let thread = Arbiter::new();
             let stats = durable.iter().find(|(d, _)| d.name == l.name).map(|(_, s)| s.clone());
             listeners.push(listeners::start_listener(l, stats, &parts, &thread).await?);
@@ -193,6 +209,11 @@ impl Service {
                 .fetch_max(j.db.next_seq().saturating_sub(1), Ordering::AcqRel);
         }
 
+        let mut cluster = cluster.take().map(|(_, c)| c);
+        if let Some(c) = &mut cluster {
+            let stats: Vec<Arc<QueueStats>> = durable.iter().map(|(_, s)| s.clone()).collect();
+            c.start_nodes(&config, &router, &stats, &mut threads);
+        }
         let genesys = genesys::start_genesys(&config, &secrets, &registry, &supervisor, &mut threads).await?;
         let cx = SourceContext {
             ingest: ingest.clone(),
@@ -205,7 +226,10 @@ impl Service {
             ingress: ingress.clone(),
             notifications,
         };
-        for s in config.source.iter().filter(|s| s.enabled) {
+        if let Some(c) = &cluster {
+            c.start_sources(&config, &cx).await?;
+        }
+        for s in config.source.iter().filter(|s| s.enabled && cluster.is_none()) {
             s.spec
                 .builder()
                 .start(&s.name, &cx)
@@ -234,6 +258,7 @@ impl Service {
             http_addr,
             threads,
             genesys,
+            cluster,
         })
     }
 

@@ -38,6 +38,9 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        if let Some(c) = &self.cluster {
+            c.release_leases().await;
+        }
         // Whatever sources handed over before they stopped gets committed
         // and routed before the queues drain.
         while self.ingest.outstanding() > 0 && !left().is_zero() && self.ingest.is_available() {
@@ -65,6 +68,9 @@ impl Service {
             }
         }
         let _ = self.supervisor.send(StopChildren(Some(ComponentKind::Listener))).await;
+        if let Some(c) = &self.cluster {
+            c.leave().await;
+        }
         if let Some(j) = &self.journal {
             if let Ok(Err(e)) | Err(e) = j.store.send(SyncStore).await.map_err(|e| e.to_string()) {
                 clean = false;

@@ -105,7 +105,7 @@ impl Store {
     /// listener acknowledged everything ever pushed to it, every event up
     /// to `routed` that it matched is safe; otherwise only what it
     /// acknowledged is.
-    fn safe_position(routed: u64, stats: &QueueStats) -> u64 {
+    pub(crate) fn safe_position(routed: u64, stats: &QueueStats) -> u64 {
         let pushed = stats.last_pushed_seq();
         let acked = stats.acked_seq();
         if acked >= pushed {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
-use cxrelay::emulator::records::Timeline;
 use cxrelay::emulator::{EmulatorSettings, Fault};
 use cxrelay::genesys::interval::Interval;
 
@@ -74,8 +73,8 @@ fn make_a_gap(p: &Proc, e: &cxrelay::emulator::EmulatorHandle, dir: &std::path::
     });
     let gap = channel()["detail"]["gaps"]["recent"][0].clone();
     let window = Interval::new(gap["from_ms"].as_i64().unwrap(), gap["to_ms"].as_i64().unwrap());
-    let timeline = Timeline::new(e.state().settings.seed, PER_HOUR);
-    let expected: Vec<String> = timeline.range(window).map(|n| timeline.conversation_id(n)).collect();
+    let timeline = e.state().bulk.timeline;
+    let expected: Vec<String> = ended_in(&timeline, window).into_iter().collect();
     assert!(
         expected.len() >= 5,
         "a gap of {window} holds {} conversations",
@@ -112,9 +111,11 @@ fn the_conversations_of_a_gap_are_backfilled_exactly_once_from_analytics() {
         assert_eq!(seen.get(c), Some(&1), "conversation {c} of the gap");
     }
     assert_eq!(seen.len(), expected.len(), "only the gap's conversations");
+    wait_until("the backfill idle again", Duration::from_secs(10), || {
+        component(&p.get("/status").json(), "rt/backfill")["state"] == "idle"
+    });
     let status = p.get("/status").json();
     let backfill = component(&status, "rt/backfill");
-    assert_eq!(backfill["state"], "idle", "{backfill}");
     assert_eq!(backfill["detail"]["phase"], "waiting for gaps", "{backfill}");
     // The job asked for exactly the gap.
     let jobs = e
@@ -197,8 +198,8 @@ fn the_time_cxrelay_was_stopped_is_a_gap_and_is_backfilled() {
     );
     assert!(to >= restarted_ms, "{gap}");
     let window = Interval::new(from, to);
-    let timeline = Timeline::new(e.state().settings.seed, PER_HOUR);
-    let expected: Vec<String> = timeline.range(window).map(|n| timeline.conversation_id(n)).collect();
+    let timeline = e.state().bulk.timeline;
+    let expected: Vec<String> = ended_in(&timeline, window).into_iter().collect();
     assert!(expected.len() >= 20, "{window} holds {} conversations", expected.len());
     wait_until(
         "the downtime's conversations backfilled",

@@ -52,6 +52,15 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
+    // A whole URL goes to its own host (the emulator serves logins,
+    // downloads and sockets on hosts of their own, as the platform does).
+    let (addr, path) = match path.strip_prefix("http://").and_then(|rest| rest.split_once('/')) {
+        Some((host, rest)) => match host.parse::<SocketAddr>() {
+            Ok(a) => (a, format!("/{rest}")),
+            Err(_) => (addr, path.to_string()),
+        },
+        None => (addr, path.to_string()),
+    };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!(
@@ -326,15 +335,21 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 /// declares (every name must come from one, and so be documented).
 pub fn undeclared_metrics(text: &str) -> Vec<String> {
     let declared = cxrelay::telemetry::metric_names();
-    let mut out: Vec<String> = text
+    // A histogram's samples are its name with `_bucket`, `_sum`, `_count`.
+    let is_declared = |name: &str| {
+        declared.contains(&name)
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| name.strip_suffix(s).is_some_and(|base| declared.contains(&base)))
+    };
+    let out: std::collections::BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())
-        .filter(|name| name.starts_with("cxrelay_") && !declared.contains(name))
+        .filter(|name| name.starts_with("cxrelay_") && !is_declared(name))
         .map(str::to_string)
         .collect();
-    out.dedup();
-    out
+    out.into_iter().collect()
 }
 
 /// Reads one HTTP/1.1 message (headers, then Content-Length bytes) from
@@ -673,4 +688,24 @@ pub fn kill_9_at_random_moments(dir: &Path, config: &str, times: usize, mut afte
         after_each();
     }
     seed
+}
+
+/// The conversations a fixed-interval analytics source delivers for the
+/// ISO `interval` from the emulator: those that ended in it (each
+/// conversation once, in its final state).
+#[cfg(feature = "emulator")]
+pub fn conversations_ended_in(e: &cxrelay::emulator::EmulatorHandle, interval: &str) -> Vec<String> {
+    let interval = cxrelay::wire::Interval::parse(interval).expect("an ISO interval");
+    ended_in(&e.state().bulk.timeline, interval)
+}
+
+/// The conversations of `tl` that ended in `interval`: what an analytics
+/// job or backfill of it delivers.
+#[cfg(feature = "emulator")]
+pub fn ended_in(tl: &cxrelay::emulator::records::Timeline, interval: cxrelay::wire::Interval) -> Vec<String> {
+    let back = cxrelay::wire::Interval::new(interval.start_ms - tl.max_duration_ms(), interval.end_ms);
+    tl.range(back)
+        .filter(|n| (interval.start_ms..interval.end_ms).contains(&tl.end_ms(*n)))
+        .map(|n| tl.conversation_id(n))
+        .collect()
 }

@@ -82,7 +82,7 @@ fn api_calls_need_a_live_bearer_token() {
     assert_error_body(
         &api(&e, "made-up", "GET", "/api/v2/organizations/me"),
         401,
-        "credentials.expired",
+        "bad.credentials",
     );
     let t = emulator_token(&e);
     let r = api(&e, &t, "GET", "/api/v2/organizations/me");
@@ -91,11 +91,7 @@ fn api_calls_need_a_live_bearer_token() {
     wait_until("the 1 s token expires", Duration::from_secs(5), || {
         api(&e, &t, "GET", "/api/v2/organizations/me").status == 401
     });
-    assert_error_body(
-        &api(&e, &t, "GET", "/api/v2/organizations/me"),
-        401,
-        "credentials.expired",
-    );
+    assert_error_body(&api(&e, &t, "GET", "/api/v2/organizations/me"), 401, "bad.credentials");
 }
 
 #[test]
@@ -179,11 +175,7 @@ fn faults_are_armed_through_the_control_endpoint_and_spent_after_their_count() {
     );
     assert_eq!(r.status, 500);
     arm(r#"{"kind":"expire_tokens"}"#);
-    assert_error_body(
-        &api(&e, &t, "GET", "/api/v2/organizations/me"),
-        401,
-        "credentials.expired",
-    );
+    assert_error_body(&api(&e, &t, "GET", "/api/v2/organizations/me"), 401, "bad.credentials");
 }
 
 #[test]

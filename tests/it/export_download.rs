@@ -325,11 +325,11 @@ fn an_expired_download_url_is_asked_for_again_and_a_fixed_one_fails_clearly() {
     // without showing the URL's signature.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let url = e
-        .state()
-        .bulk
-        .urls
-        .issue(&e.state().faults, &e.url(), "/downloads/exports/exp");
+    let url = e.state().bulk.urls.issue(
+        &e.state().faults,
+        &format!("http://{}", e.downloads_addr()),
+        "/downloads/exports/exp",
+    );
     e.inject(Fault::ExpireDownloads);
     let p = Proc::start(dir, &config(dir, &e, &format!("url = \"{url}\"")));
     wait_until("failed", Duration::from_secs(30), || {

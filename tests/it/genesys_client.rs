@@ -23,7 +23,13 @@ fn provider(e: &EmulatorHandle, secret: &str, settings: TokenSettings, registry:
         client_secret: Secret::new(secret),
     };
     let component = registry.register("genesys-auth", ComponentKind::Auth, true);
-    TokenProvider::new(Hosts::single(&e.url()), creds, settings, component).start()
+    TokenProvider::new(
+        Hosts::resolve("emulator", Some(&e.url()), Some(&e.login_url())),
+        creds,
+        settings,
+        component,
+    )
+    .start()
 }
 
 fn good_provider(e: &EmulatorHandle, registry: &Registry) -> Addr<TokenProvider> {

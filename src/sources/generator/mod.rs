@@ -150,6 +150,14 @@ impl Generator {
             .checkpoint
             .then(|| (self.s.name.clone(), (self.next + n as u64).to_string().into_bytes()));
         self.in_flight = true;
+        // In cluster mode an event's id is its message id: a standby that
+        // takes the source over from an older checkpoint publishes the
+        // same events again, and the stream keeps one of each.
+        let keys = if self.ingest.as_cluster().is_some() {
+            events.iter().map(|e| Some(e.id.clone())).collect()
+        } else {
+            Vec::new()
+        };
         let ingest = self.ingest.clone();
         let progress = self.progress.clone();
         ctx.spawn(
@@ -160,7 +168,7 @@ impl Generator {
                 ingest
                     .submit(IngestBatch {
                         events,
-                        keys: Vec::new(),
+                        keys,
                         checkpoint,
                     })
                     .await

@@ -1,0 +1,277 @@
+//! The processing side of a node: pulls the partitions assigned to it,
+//! routes their events to the listeners, and acknowledges each message to
+//! the stream once every durable listener has committed it.
+//!
+//! Events get a node-local position, in the order they are routed, so the
+//! listeners' acknowledgement counters work as they do over the journal:
+//! everything at or below the lowest safe position of all durable
+//! listeners is committed, and its messages are acknowledged. Positions
+//! start at the start time in microseconds, so a restarted node's positions
+//! are above any it used before (a file sink skips positions it already
+//! wrote).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{self, AckKind};
+use cxrelay_actors::{Publish, QueueStats, Router};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+
+use super::nats::{Nats, GROUP};
+use super::partition::consumer_name;
+use super::telemetry::{PARTITIONS_OWNED, REDELIVERIES_TOTAL};
+use super::ClusterSettings;
+use crate::store::codec;
+use crate::store::Store;
+
+/// How often committed positions turn into acknowledgements.
+const ACK_EVERY: Duration = Duration::from_millis(50);
+/// Most messages routed at once.
+const CHUNK: usize = 500;
+
+/// Counters shared with the status.
+#[derive(Debug, Default)]
+pub struct ProcessCounters {
+    /// Events routed from the stream.
+    pub consumed: AtomicU64,
+    /// Messages acknowledged.
+    pub acknowledged: AtomicU64,
+    /// Messages received more than once.
+    pub redeliveries: AtomicU64,
+}
+
+/// What the pulls and the acknowledger share.
+struct Shared {
+    /// Messages routed, not yet acknowledged, by position.
+    held: Mutex<BTreeMap<u64, jetstream::Message>>,
+    /// The next position; held while a chunk is routed, so positions reach
+    /// the router in order.
+    next: tokio::sync::Mutex<u64>,
+    /// Everything at or below this has been handed to the router.
+    routed: AtomicU64,
+    counters: Arc<ProcessCounters>,
+}
+
+/// Pulls partitions and acknowledges what listeners committed.
+pub struct ProcessNode {
+    nats: Nats,
+    settings: Arc<ClusterSettings>,
+    router: Addr<Router>,
+    durable: Vec<Arc<QueueStats>>,
+    shared: Arc<Shared>,
+    pulls: HashMap<u32, tokio::task::JoinHandle<()>>,
+}
+
+impl ProcessNode {
+    /// A processing node routing to `router`; `durable` are the counters of
+    /// the listeners whose commits hold acknowledgements back.
+    pub fn new(
+        nats: Nats,
+        settings: Arc<ClusterSettings>,
+        router: Addr<Router>,
+        durable: Vec<Arc<QueueStats>>,
+        counters: Arc<ProcessCounters>,
+    ) -> Self {
+        let start = u64::try_from(cxrelay_actors::event::now_ms())
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        ProcessNode {
+            nats,
+            settings,
+            router,
+            durable,
+            shared: Arc::new(Shared {
+                held: Mutex::default(),
+                next: tokio::sync::Mutex::new(start),
+                routed: AtomicU64::new(start.saturating_sub(1)),
+                counters,
+            }),
+            pulls: HashMap::new(),
+        }
+    }
+
+    /// Acknowledges every held message at or below what all durable
+    /// listeners committed.
+    fn acknowledge(&mut self) {
+        // Read before the listeners' counters (see Store::safe_position).
+        let routed = self.shared.routed.load(Ordering::Acquire);
+        let safe = self
+            .durable
+            .iter()
+            .map(|s| Store::safe_position(routed, s))
+            .min()
+            .unwrap_or(routed);
+        let done: Vec<jetstream::Message> = {
+            let mut held = self.shared.held.lock();
+            let rest = held.split_off(&safe.saturating_add(1));
+            std::mem::replace(&mut *held, rest).into_values().collect()
+        };
+        if done.is_empty() {
+            return;
+        }
+        let counters = self.shared.counters.clone();
+        actix::spawn(async move {
+            let n = done.len() as u64;
+            for m in done {
+                // An acknowledgement lost here is a redelivery, not a loss.
+                if let Err(e) = m.ack().await {
+                    tracing::debug!(error = %e, "acknowledgement not sent");
+                }
+            }
+            counters.acknowledged.fetch_add(n, Ordering::Relaxed);
+        });
+    }
+}
+
+impl Actor for ProcessNode {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(ACK_EVERY, |this, _| this.acknowledge());
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for (_, pull) in self.pulls.drain() {
+            pull.abort();
+        }
+    }
+}
+
+/// The partitions this node processes from now on.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Assign(pub Vec<u32>);
+
+impl Handler<Assign> for ProcessNode {
+    type Result = ();
+    fn handle(&mut self, msg: Assign, _: &mut Self::Context) {
+        // Partitions no longer ours: stop pulling (what is held is still
+        // acknowledged once committed; the pin moves when it times out).
+        self.pulls.retain(|p, pull| {
+            let keep = msg.0.contains(p);
+            if !keep {
+                pull.abort();
+                tracing::info!(partition = p, "partition released");
+            }
+            keep
+        });
+        for p in msg.0 {
+            if self.pulls.contains_key(&p) {
+                continue;
+            }
+            tracing::info!(
+                partition = p,
+                "pulling partition (it is processed here once the server pins this node)"
+            );
+            let pull = pull_partition(
+                self.nats.clone(),
+                self.settings.clone(),
+                p,
+                self.router.clone(),
+                self.shared.clone(),
+            );
+            self.pulls.insert(p, actix::spawn(pull));
+        }
+        metrics::gauge!(PARTITIONS_OWNED).set(self.pulls.len() as f64);
+    }
+}
+
+/// Pulls partition `p` for ever (again after any error), routing what
+/// arrives.
+async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Addr<Router>, shared: Arc<Shared>) {
+    let (expires, heartbeat) = pull_timing(&s);
+    loop {
+        let consumer: Result<PullConsumer, _> = match nats.js.get_stream(&s.stream).await {
+            Ok(stream) => stream.get_consumer(&consumer_name(p)).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let messages = match consumer {
+            Ok(c) => c
+                .stream()
+                .group(GROUP)
+                .max_messages_per_batch(s.max_ack_pending.min(1000))
+                .expires(expires)
+                .heartbeat(heartbeat)
+                .messages()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match messages {
+            Ok(messages) => {
+                let mut chunks = messages.ready_chunks(CHUNK);
+                // The stream carries on after an error (a missed heartbeat
+                // on a busy machine, a reconnect): starting a new one would
+                // give up this node's pin and stall the partition for
+                // `takeover_after`. It ends only when it cannot go on.
+                while let Some(chunk) = chunks.next().await {
+                    let mut ok = Vec::with_capacity(chunk.len());
+                    for m in chunk {
+                        match m {
+                            Ok(m) => ok.push(m),
+                            Err(e) => tracing::debug!(partition = p, error = %e, "pulling"),
+                        }
+                    }
+                    route(ok, &router, &shared).await;
+                }
+                tracing::warn!(partition = p, "the pull ended; starting over");
+            }
+            Err(e) => tracing::warn!(partition = p, error = %e, "cannot pull the partition; retrying"),
+        }
+        tokio::time::sleep(super::ingest::RETRY).await;
+    }
+}
+
+/// How long a pull request lasts, and the heartbeat within it.
+///
+/// A message handed to this node is delivered again `ack_wait` after it was
+/// handed out, and it was handed out at the latest when this node's last
+/// pull request expired; the server moves the pin `takeover_after` after
+/// that last request. With requests lasting at most a quarter of the
+/// difference between the two (the rest is slack for the server's timers),
+/// everything a dead node held is due again (and goes first) before its
+/// partition's newer events reach the next node: per-key order holds
+/// across a takeover.
+pub fn pull_timing(s: &ClusterSettings) -> (Duration, Duration) {
+    let room = s.takeover_after.saturating_sub(s.ack_wait) / 4;
+    let expires = room.clamp(Duration::from_millis(500), Duration::from_secs(30));
+    (expires, expires * 2 / 5)
+}
+
+/// Gives messages their positions and routes their events, in order.
+async fn route(messages: Vec<jetstream::Message>, router: &Addr<Router>, shared: &Shared) {
+    if messages.is_empty() {
+        return;
+    }
+    let mut next = shared.next.lock().await;
+    let mut events = Vec::with_capacity(messages.len());
+    for m in messages {
+        if m.info().is_ok_and(|i| i.delivered > 1) {
+            shared.counters.redeliveries.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(REDELIVERIES_TOTAL).increment(1);
+        }
+        match codec::decode(*next, &m.payload) {
+            Ok((ev, _)) => {
+                shared.held.lock().insert(*next, m);
+                events.push(Arc::new(ev));
+                *next += 1;
+            }
+            Err(e) => {
+                // Not an event cxrelay wrote: delivering it again would
+                // fail again.
+                tracing::error!(subject = %m.subject, error = %e, "a message of the stream is not an event; dropped");
+                let _ = m.ack_with(AckKind::Term).await;
+            }
+        }
+    }
+    let (n, last) = (events.len() as u64, next.saturating_sub(1));
+    if router.send(Publish { events }).await.is_ok() {
+        shared.routed.fetch_max(last, Ordering::AcqRel);
+        shared.counters.consumed.fetch_add(n, Ordering::Relaxed);
+    }
+}
