@@ -132,6 +132,9 @@ impl Actor for ProcessNode {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        // Exposed at 0 from the start, so that rate() sees the first one.
+        metrics::counter!(REDELIVERIES_TOTAL).increment(0);
+        metrics::gauge!(PARTITIONS_OWNED).set(0.0);
         ctx.run_interval(ACK_EVERY, |this, _| this.acknowledge());
     }
 

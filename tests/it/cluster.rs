@@ -343,6 +343,15 @@ fn cluster_two_ingest_nodes_deduplicate_webhook_retries() {
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), deliveries as usize);
     assert_eq!(ids.len(), deliveries as usize, "an event was written twice: {ids:?}");
+    // Cluster mode's metrics (named in README's metrics reference, which
+    // the single-process reference test cannot expose).
+    let metrics = a.get("/metrics").text();
+    for name in cxrelay::cluster::telemetry::METRICS {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "{name} not exposed in cluster mode"
+        );
+    }
 }
 
 /// Two ingest nodes run the same notifications source; the lease owner is
