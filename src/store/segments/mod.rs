@@ -276,9 +276,13 @@ impl SegmentLog {
         if rotate || self.file.is_none() {
             if rotate {
                 let id = self.segments.back().map_or(1, |s| s.id + 1);
+                // A file of that name can only be left by a rotation that
+                // failed before it was synced: nothing in it was ever
+                // acknowledged, so it starts over.
                 let f = OpenOptions::new()
                     .write(true)
-                    .create_new(true)
+                    .create(true)
+                    .truncate(true)
                     .open(path_of(&self.dir, id))?;
                 // The new file's name must survive a crash with its data.
                 sync_dir(&self.dir)?;
