@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::common::*;
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
-use cxrelay::emulator::records::Timeline;
 use cxrelay::emulator::{EmulatorSettings, Fault};
 use cxrelay::genesys::interval::Interval;
 

@@ -555,3 +555,37 @@ fn cluster_bench() {
         cpu_seconds(p.pid()) / total as f64 * 1e6
     );
 }
+
+/// An orderly stop of a node: exit 0, every event it wrote acknowledged
+/// (the work-queue stream is empty), its lease and membership given up at
+/// once.
+#[test]
+fn cluster_orderly_stop_acknowledges_everything_and_gives_up_the_lease() {
+    let Some(nats) = NatsServer::start(None, false) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path().join("a");
+    let a = Proc::start(
+        &d,
+        &format!(
+            "{}{}{}{}",
+            preamble(&d),
+            cluster_section(&[nats.url()], "a", "\"ingest\", \"process\"", 1),
+            generator(2000, 100, 5000),
+            file_listener(&d, "\">\"")
+        ),
+    );
+    wait_until("every event written", Duration::from_secs(60), || {
+        written(&d).len() >= 2000
+    });
+    assert!(a.terminate().success());
+    assert_eq!(nats.messages(STREAM), 0, "events left unacknowledged");
+    // Keys are the names in hex.
+    assert_eq!(nats.kv_get("CXT_leases", "67656e"), None, "the lease was not given up");
+    assert_eq!(nats.kv_get("CXT_nodes", "a"), None, "the node did not leave");
+    assert!(
+        nats.kv_get("CXT_checkpoints", "67656e").is_some(),
+        "no checkpoint saved"
+    );
+}
