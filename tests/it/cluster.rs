@@ -604,7 +604,7 @@ fn cluster_standby_resumes_a_source_at_its_checkpoint() {
     let urls = vec![nats.url()];
     let total = 6000;
     let (dp, da, db) = (root.path().join("p"), root.path().join("a"), root.path().join("b"));
-    let p = Proc::start(
+    let _p = Proc::start(
         &dp,
         &format!(
             "{}{}{}",
