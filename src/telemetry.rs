@@ -5,9 +5,11 @@
 //! runtime's own (router, listener queues, component health) are in
 //! `src/http/metrics_export.rs`. No metric name appears anywhere else.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -48,6 +50,9 @@ pub fn metric_names() -> Vec<&'static str> {
     use crate::sources::{analytics_job, export_download, notifications, recordings, webhook};
     [
         crate::http::metrics_export::METRICS,
+        crate::http::process::METRICS,
+        crate::ingest::telemetry::METRICS,
+        crate::sinks::telemetry::METRICS,
         crate::sources::telemetry::METRICS,
         analytics_job::telemetry::METRICS,
         export_download::telemetry::METRICS,
@@ -62,20 +67,97 @@ pub fn metric_names() -> Vec<&'static str> {
     .concat()
 }
 
+/// The heading of README's metrics reference.
+pub const METRICS_REFERENCE_HEADING: &str = "## Metrics reference";
+
+/// One row of README's metrics reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentedMetric {
+    /// `counter`, `gauge` or `histogram`, as Prometheus's `# TYPE` says.
+    pub kind: String,
+    /// Its label names (a histogram's `le` aside).
+    pub labels: Vec<String>,
+}
+
+/// The metrics reference of a README (`README.md`, section "Metrics
+/// reference"): each documented metric by name, from the table rows that
+/// start with a metric name. Empty when there is none. The tests hold it
+/// to the telemetry modules and to what `/metrics` exposes.
+pub fn metrics_reference(readme: &str) -> BTreeMap<String, DocumentedMetric> {
+    let Some(start) = readme.find(METRICS_REFERENCE_HEADING) else {
+        return BTreeMap::new();
+    };
+    let section = &readme[start + METRICS_REFERENCE_HEADING.len()..];
+    let section = section.find("\n## ").map_or(section, |end| &section[..end]);
+    section
+        .lines()
+        .filter_map(|line| {
+            let mut cells = line.strip_prefix('|')?.split('|').map(str::trim);
+            let name = cells.next()?.strip_prefix("`cxrelay_")?.strip_suffix('`')?;
+            let kind = cells.next()?.to_string();
+            let labels = cells
+                .next()?
+                .split(',')
+                .map(|l| l.trim().trim_matches('`'))
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            Some((format!("cxrelay_{name}"), DocumentedMetric { kind, labels }))
+        })
+        .collect()
+}
+
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// The process-wide Prometheus recorder (installed on first use).
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes: until then each sample is held in memory.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The process-wide Prometheus recorder (installed on first use), with the
+/// histograms' bucket bounds, and a thread that folds histogram samples
+/// into buckets every few seconds so that memory stays flat whether or not
+/// `/metrics` is scraped.
 pub fn prometheus() -> PrometheusHandle {
     PROMETHEUS
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = recorder_builder().build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed when cxrelay is
             // embedded; metrics then go there and this handle renders ours.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no metrics upkeep thread: histogram samples are folded at scrape time only");
+            }
             handle
         })
         .clone()
+}
+
+/// The recorder's settings: every histogram cxrelay records, with bucket
+/// bounds chosen for what it measures (a histogram without them would be
+/// rendered as a summary).
+fn recorder_builder() -> PrometheusBuilder {
+    use crate::sinks::telemetry::{
+        COMMIT_BUCKETS, END_TO_END_LATENCY_SECONDS, LATENCY_BUCKETS, LISTENER_QUEUE_WAIT_SECONDS, SINK_COMMIT_SECONDS,
+    };
+    let histograms = [
+        (END_TO_END_LATENCY_SECONDS, LATENCY_BUCKETS),
+        (LISTENER_QUEUE_WAIT_SECONDS, LATENCY_BUCKETS),
+        (SINK_COMMIT_SECONDS, COMMIT_BUCKETS),
+    ];
+    histograms
+        .into_iter()
+        .fold(PrometheusBuilder::new(), |b, (name, bounds)| {
+            b.set_buckets_for_metric(Matcher::Full(name.to_string()), bounds)
+                .expect("bucket bounds are constants, never empty")
+        })
 }
 
 /// Installs rustls's crypto provider (ring) once per process, before any
@@ -112,11 +194,48 @@ mod tests {
     }
 
     #[test]
-    fn every_metric_is_documented_in_the_readme() {
-        let undocumented: Vec<&str> = metric_names()
-            .into_iter()
-            .filter(|n| !README.contains(&format!("`{n}`")) && !README.contains(&format!("`{n}{{")))
+    fn the_readme_reference_names_every_metric_and_nothing_else() {
+        let reference = super::metrics_reference(README);
+        let declared: BTreeSet<&str> = metric_names().into_iter().collect();
+        let undocumented: Vec<&&str> = declared.iter().filter(|n| !reference.contains_key(**n)).collect();
+        assert!(
+            undocumented.is_empty(),
+            "not in the README's metrics reference: {undocumented:?}"
+        );
+        let unknown: Vec<&String> = reference.keys().filter(|n| !declared.contains(n.as_str())).collect();
+        assert!(
+            unknown.is_empty(),
+            "in the reference, declared by no telemetry module: {unknown:?}"
+        );
+        let badly_typed: Vec<(&String, &str)> = reference
+            .iter()
+            .filter(|(n, d)| {
+                let expected = match n.as_str() {
+                    n if n.ends_with("_total") => "counter",
+                    n if n.ends_with("_seconds") && d.kind == "histogram" => "histogram",
+                    _ => "gauge",
+                };
+                d.kind != expected
+            })
+            .map(|(n, d)| (n, d.kind.as_str()))
             .collect();
-        assert!(undocumented.is_empty(), "not in the README: {undocumented:?}");
+        assert!(
+            badly_typed.is_empty(),
+            "counters end in _total, everything else is a gauge or a histogram of seconds: {badly_typed:?}"
+        );
+    }
+
+    #[test]
+    fn the_reference_is_read_from_its_table_rows() {
+        let text = "# x\n| `cxrelay_a_total` | counter | `source`, `reason` | a |\n\
+                    ## Metrics reference\n\ntext `cxrelay_not_a_row`\n| metric | type | labels | meaning |\n\
+                    | `cxrelay_b_total` | counter | `listener` | b |\n| `cxrelay_c` | gauge | | c |\n\
+                    ## Next\n| `cxrelay_d` | gauge | | d |\n";
+        let r = super::metrics_reference(text);
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["cxrelay_b_total", "cxrelay_c"]);
+        assert_eq!(r["cxrelay_b_total"].labels, ["listener"]);
+        assert_eq!(r["cxrelay_b_total"].kind, "counter");
+        assert!(r["cxrelay_c"].labels.is_empty());
+        assert_eq!(r["cxrelay_c"].kind, "gauge");
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,11 @@ pub struct QueueStats {
     /// Highest journal position the listener has acknowledged as durable.
     acked_seq: AtomicU64,
     blocked: AtomicBool,
+    /// When the oldest event of the batch last taken was queued: the
+    /// listener reads it as it takes that batch (one batch is in flight at
+    /// a time), so its wait costs a clock read per batch published (per
+    /// event pushed alone) and one lock per batch taken.
+    batch_queued_at: Mutex<Option<Instant>>,
 }
 
 /// A point-in-time copy of [`QueueStats`].
@@ -167,6 +173,13 @@ impl QueueStats {
         self.acked_seq.load(Ordering::Acquire)
     }
 
+    /// How long the oldest event of the batch last taken from the queue
+    /// has waited since it was queued (`None` before any batch). Read by
+    /// the listener as it takes the batch, it is that batch's queue wait.
+    pub fn batch_waited(&self) -> Option<Duration> {
+        self.batch_queued_at.lock().map(|at| at.elapsed())
+    }
+
     /// Highest journal position ever pushed into the queue.
     pub fn last_pushed_seq(&self) -> u64 {
         self.last_pushed_seq.load(Ordering::Acquire)
@@ -223,7 +236,8 @@ pub enum Pushed<T> {
 }
 
 struct Inner<T> {
-    items: VecDeque<T>,
+    /// Each item with when it was queued.
+    items: VecDeque<(T, Instant)>,
     closed: bool,
 }
 
@@ -274,10 +288,10 @@ impl<T: Positioned> ListenerQueue<T> {
         self.capacity
     }
 
-    fn accept(&self, inner: &mut Inner<T>, item: T) {
+    fn accept(&self, inner: &mut Inner<T>, item: T, now: Instant) {
         let seq = item.position();
         let was_empty = inner.items.is_empty();
-        inner.items.push_back(item);
+        inner.items.push_back((item, now));
         let depth = inner.items.len();
         self.stats.depth.store(depth, Ordering::Release);
         self.stats.high_water.fetch_max(depth, Ordering::Relaxed);
@@ -292,13 +306,21 @@ impl<T: Positioned> ListenerQueue<T> {
 
     /// Pushes without waiting, applying the policy when full.
     pub fn try_push(&self, item: T) -> Pushed<T> {
+        // Read before the lock: the clock is not the queue's to hold up.
+        self.try_push_at(item, Instant::now())
+    }
+
+    /// [`try_push`](Self::try_push) of an item that arrived at `now`: a
+    /// publisher handing over a batch reads the clock once for all of it
+    /// (a clock read is a fair part of what routing one event costs).
+    pub fn try_push_at(&self, item: T, now: Instant) -> Pushed<T> {
         let mut inner = self.inner.lock();
         if inner.closed {
             self.stats.count_drop(DropReason::ListenerGone, 1);
             return Pushed::Dropped(DropReason::ListenerGone);
         }
         if inner.items.len() < self.capacity {
-            self.accept(&mut inner, item);
+            self.accept(&mut inner, item, now);
             return Pushed::Queued;
         }
         match self.policy {
@@ -310,7 +332,7 @@ impl<T: Positioned> ListenerQueue<T> {
             WhenFull::DropOldest => {
                 inner.items.pop_front();
                 self.stats.count_drop(DropReason::Evicted, 1);
-                self.accept(&mut inner, item);
+                self.accept(&mut inner, item, now);
                 Pushed::Dropped(DropReason::Evicted)
             }
         }
@@ -346,7 +368,8 @@ impl<T: Positioned> ListenerQueue<T> {
                 if !inner.items.is_empty() {
                     let was_full = inner.items.len() >= self.capacity;
                     let n = inner.items.len().min(max.max(1));
-                    let batch: Vec<T> = inner.items.drain(..n).collect();
+                    *self.stats.batch_queued_at.lock() = inner.items.front().map(|(_, at)| *at);
+                    let batch: Vec<T> = inner.items.drain(..n).map(|(item, _)| item).collect();
                     self.stats.depth.store(inner.items.len(), Ordering::Release);
                     // Counted in flight before the depth drop becomes visible
                     // to anyone checking for idleness.
@@ -456,6 +479,23 @@ mod tests {
         blocked.await.unwrap();
         assert_eq!(q.stats().snapshot().dropped_listener_gone, 2);
         assert!(q.pop_batch(1).await.is_none());
+    }
+
+    #[test]
+    fn a_batch_reports_how_long_its_oldest_event_waited() {
+        let q = ListenerQueue::<u64>::new(8, WhenFull::Block);
+        assert_eq!(q.stats().batch_waited(), None, "no batch taken yet");
+        q.try_push(1);
+        // Time has to pass for a wait to be measured (not synchronisation).
+        std::thread::sleep(Duration::from_millis(30));
+        q.try_push(2);
+        let batch = futures_util::FutureExt::now_or_never(q.pop_batch(10)).unwrap().unwrap();
+        assert_eq!(batch, vec![1, 2]);
+        let waited = q.stats().batch_waited().unwrap();
+        assert!(
+            waited >= Duration::from_millis(30),
+            "the oldest event's wait: {waited:?}"
+        );
     }
 
     #[test]

@@ -108,7 +108,10 @@ fn serve(loaded: Loaded, demo: Option<String>) -> ExitCode {
                 let url = service.emulator().map(|e| e.url()).unwrap_or_default();
                 eprintln!("cxrelay demo: bundled Genesys Cloud emulator at {url}");
             }
-            eprintln!("cxrelay demo: status at http://{}/status", service.http_addr());
+            eprintln!(
+                "cxrelay demo: status page at http://{}/ (JSON at /status)",
+                service.http_addr()
+            );
             for p in &outputs {
                 eprintln!("cxrelay demo: events are written to {p}");
             }

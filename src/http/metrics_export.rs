@@ -5,6 +5,7 @@
 //! [`crate::telemetry::metric_names`] lists them all.
 
 use actix_web::{web, HttpResponse};
+use cxrelay_actors::registry::ComponentState;
 use metrics::{counter, gauge};
 
 use super::AppState;
@@ -29,6 +30,10 @@ pub const LISTENER_QUEUE_CAPACITY: &str = "cxrelay_listener_queue_capacity";
 pub const COMPONENT_RESTARTS_TOTAL: &str = "cxrelay_component_restarts_total";
 /// Whether a component is ready (1) or not (0), with its kind.
 pub const COMPONENT_READY: &str = "cxrelay_component_ready";
+/// A component's state: 1 for the state it is in, 0 for the others.
+pub const COMPONENT_STATE: &str = "cxrelay_component_state";
+/// Whether the service is ready (1, `/health/ready` answers 200) or not (0).
+pub const READY: &str = "cxrelay_ready";
 /// Seconds since the service started.
 pub const UPTIME_SECONDS: &str = "cxrelay_uptime_seconds";
 
@@ -44,6 +49,8 @@ pub const METRICS: &[&str] = &[
     LISTENER_QUEUE_CAPACITY,
     COMPONENT_RESTARTS_TOTAL,
     COMPONENT_READY,
+    COMPONENT_STATE,
+    READY,
     UPTIME_SECONDS,
 ];
 
@@ -70,15 +77,27 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         gauge!(LISTENER_QUEUE_HIGH_WATER, "listener" => name.clone()).set(q.high_water as f64);
         gauge!(LISTENER_QUEUE_CAPACITY, "listener" => name).set(q.capacity as f64);
     }
-    for c in state.registry.snapshot() {
+    let components = state.registry.snapshot();
+    let mut ready = true;
+    for c in &components {
         counter!(COMPONENT_RESTARTS_TOTAL, "component" => c.name.clone()).absolute(c.restarts);
         gauge!(COMPONENT_READY, "component" => c.name.clone(), "kind" => c.kind.as_str()).set(if c.state.is_ready() {
             1.0
         } else {
             0.0
         });
+        // Every state is written, the others as 0: an alert on
+        // `state="failed"` sees the series go back to 0, not vanish.
+        for s in ComponentState::ALL {
+            gauge!(COMPONENT_STATE, "component" => c.name.clone(), "kind" => c.kind.as_str(), "state" => s.as_str())
+                .set(if s == c.state { 1.0 } else { 0.0 });
+        }
+        ready &= !c.gates_readiness || c.state.is_ready();
     }
+    gauge!(READY).set(if ready { 1.0 } else { 0.0 });
     gauge!(UPTIME_SECONDS).set(state.started.elapsed().as_secs_f64());
+    state.ingest_stats.emit();
+    super::process::ProcessStatus::read().emit();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.prometheus.render())

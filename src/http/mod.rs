@@ -1,11 +1,14 @@
-//! The HTTP server: health, metrics, status, the admin API, and the
-//! routes sources serve (webhook ingress).
+//! The HTTP server: health, metrics, status and the status page, the
+//! admin API, and the routes sources serve (webhook ingress).
 
 pub mod admin;
 mod health;
 mod ingress;
 pub(crate) mod metrics_export;
+pub mod process;
 mod status;
+mod status_page;
+pub mod topology;
 
 pub use ingress::{Ingress, IngressRoutes};
 
@@ -39,6 +42,10 @@ pub struct AppState {
     pub ingress: IngressRoutes,
     /// Notifications sources (runtime control through the admin API).
     pub notifications: crate::sources::notifications::NotificationSources,
+    /// What ingest accepted, by source.
+    pub ingest_stats: crate::ingest::IngestStats,
+    /// Sources -> router -> listeners -> sinks, as configured.
+    pub topology: Arc<topology::Topology>,
 }
 
 /// Starts the server as `[http]` says; returns the bound address and a
@@ -51,6 +58,7 @@ pub fn start(http: &crate::config::HttpConfig, state: AppState) -> std::io::Resu
             .app_data(data.clone())
             .app_data(ingress.clone())
             .default_service(web::to(ingress::dispatch))
+            .route("/", web::get().to(status_page::page))
             .route("/health/live", web::get().to(health::live))
             .route("/health/ready", web::get().to(health::ready))
             .route("/metrics", web::get().to(metrics_export::metrics))

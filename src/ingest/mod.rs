@@ -5,6 +5,8 @@
 //! only then is it published. With the journal off, it is published
 //! directly and `submit` returns once it is queued.
 
+pub mod telemetry;
+
 use std::sync::Arc;
 
 use actix::Addr;
@@ -12,6 +14,7 @@ use cxrelay_actors::{Event, Publish, Router};
 use tokio::sync::oneshot;
 
 use crate::store::{Append, AppendQueue, AppendRequest, StoreDb};
+pub use telemetry::IngestStats;
 
 /// A batch of events from one source.
 #[derive(Debug, Default)]
@@ -75,6 +78,7 @@ enum Mode {
 #[derive(Clone)]
 pub struct Ingest {
     mode: Mode,
+    stats: IngestStats,
 }
 
 impl Ingest {
@@ -82,6 +86,7 @@ impl Ingest {
     pub fn direct(router: Addr<Router>) -> Self {
         Ingest {
             mode: Mode::Direct(router),
+            stats: IngestStats::default(),
         }
     }
 
@@ -89,13 +94,20 @@ impl Ingest {
     pub fn journaled(appends: AppendQueue, db: Arc<StoreDb>) -> Self {
         Ingest {
             mode: Mode::Journal { appends, db },
+            stats: IngestStats::default(),
         }
+    }
+
+    /// What this ingest (and every clone of it) accepted, by source.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
     }
 
     /// Ingest into the cluster's stream (`[cluster]`).
     pub fn cluster(cluster: crate::cluster::ClusterIngest) -> Self {
         Ingest {
             mode: Mode::Cluster(Arc::new(cluster)),
+            stats: IngestStats::default(),
         }
     }
 
@@ -150,6 +162,16 @@ impl Ingest {
     /// backpressure: a full journal queue or a full `block` listener holds
     /// the caller here.
     pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
+        // A batch comes from one source: counted under its first event's.
+        let source = batch.events.first().map(|e| e.source.clone());
+        let receipt = self.submit_batch(batch).await?;
+        if let Some(source) = source {
+            self.stats.count(&source, receipt.accepted, receipt.duplicates);
+        }
+        Ok(receipt)
+    }
+
+    async fn submit_batch(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
         match &self.mode {
             Mode::Direct(router) => {
                 let n = batch.events.len();

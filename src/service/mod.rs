@@ -165,6 +165,8 @@ impl Service {
             store: journal.as_ref().map(|j| j.store.clone()),
             ingress: ingress.clone(),
             notifications: notifications.clone(),
+            ingest_stats: ingest.stats().clone(),
+            topology: Arc::new(http::topology::Topology::of(&config)),
         };
         let (http_addr, http) = http::start(&config.http, state).map_err(|source| StartError::Listen {
             listen: config.http.listen.clone(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use cxrelay_actors::event::now_ms;
 use cxrelay_actors::registry::{Component, ComponentState, Progress, StopReason};
 use cxrelay_actors::retry::{Backoff, BackoffPolicy};
 use cxrelay_actors::router::AckHandle;
@@ -13,7 +14,7 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 
 use super::held::{Claim, HeldEvents};
-use super::telemetry::SinkStatus;
+use super::telemetry::{SinkMetrics, SinkStatus};
 use super::{SinkError, SinkWriter};
 use crate::store::{DeadLetter, PutDeadLetters};
 use crate::transform::{Transformed, Transformer};
@@ -120,6 +121,7 @@ pub struct SinkActor<W: SinkWriter> {
     transform_rejected: u64,
     /// The last tick's error, if it failed (reported once, not each tick).
     tick_error: Option<String>,
+    metrics: SinkMetrics,
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -209,7 +211,6 @@ impl<W: SinkWriter> SinkActor<W> {
             ack: taken.ack,
             attempts: 0,
             committing: false,
-            component,
             progress,
             claim: taken.claim,
             taken_over,
@@ -219,6 +220,8 @@ impl<W: SinkWriter> SinkActor<W> {
             dead_lettered: 0,
             transform_rejected: 0,
             tick_error: None,
+            metrics: SinkMetrics::new(component.name()),
+            component,
         }
     }
 
@@ -374,6 +377,7 @@ impl<W: SinkWriter> SinkActor<W> {
                 .map(move |res, this, ctx| {
                     if matches!(res, Ok(Ok(_))) {
                         this.dead_lettered += n as u64;
+                        this.metrics.dead_lettered(n);
                         this.prepared = Some(events);
                         this.attempt(ctx);
                     } else {
@@ -398,24 +402,37 @@ impl<W: SinkWriter> SinkActor<W> {
         if self.superseded() {
             return self.bow_out(ctx);
         }
+        let started = Instant::now();
         let write = self.begin_commit();
         let fut = self.unless_retired(write);
-        ctx.wait(fut.into_actor(self).map(|res, this, ctx| match res {
+        ctx.wait(fut.into_actor(self).map(move |res, this, ctx| match res {
             None => this.bow_out(ctx),
             Some(Ok(())) => {
+                this.metrics.attempt_finished(started.elapsed(), true);
+                this.metrics
+                    .batch_committed(this.pending.iter().map(|e| e.received_at), now_ms());
                 this.committing = false;
                 this.committed(ctx);
             }
-            Some(Err(AttemptError::Panicked(message))) => {
+            Some(Err(e)) => {
+                this.metrics.attempt_finished(started.elapsed(), false);
+                this.attempt_failed(e, ctx);
+            }
+        }));
+    }
+
+    fn attempt_failed(&mut self, e: AttemptError, ctx: &mut Context<Self>) {
+        match e {
+            AttemptError::Panicked(message) => {
                 // The writer's state may be half-updated: never reuse it.
-                this.writer = None;
-                this.component.restarted(StopReason::Panicked {
+                self.writer = None;
+                self.component.restarted(StopReason::Panicked {
                     message: message.clone(),
                 });
-                this.failed(AttemptError::Panicked(message).into_message(), Next::Backoff, ctx);
+                self.failed(AttemptError::Panicked(message).into_message(), Next::Backoff, ctx);
             }
-            Some(Err(AttemptError::Failed(error, next))) => this.failed(error, next, ctx),
-        }));
+            AttemptError::Failed(error, next) => self.failed(error, next, ctx),
+        }
     }
 
     fn failed(&mut self, error: String, next: Next, ctx: &mut Context<Self>) {
@@ -441,6 +458,7 @@ impl<W: SinkWriter> SinkActor<W> {
         };
         tracing::warn!(listener = %self.component.name(), %error, attempt = self.attempts, ?delay,
             "sink commit failed; retrying");
+        self.metrics.retrying();
         self.component.fail(state, error);
         // The wait holds the actor (its status tick too): show the counts
         // and the writer's state (an open breaker) now.
@@ -487,6 +505,7 @@ impl<W: SinkWriter> SinkActor<W> {
                     _ if this.superseded() => this.bow_out(ctx),
                     Ok(Ok(_)) => {
                         this.dead_lettered += n as u64;
+                        this.metrics.dead_lettered(n);
                         this.committing = false;
                         this.committed(ctx);
                         this.component.set_state(ComponentState::Degraded);
@@ -613,6 +632,9 @@ impl<W: SinkWriter> Handler<Deliver> for SinkActor<W> {
         if self.progress.is_retired() || !self.claim.hold(&msg.events, &msg.ack) {
             self.bow_out(ctx);
             return Taken::Refused;
+        }
+        if let Some(waited) = msg.waited() {
+            self.metrics.batch_taken(waited);
         }
         self.ack = Some(msg.ack);
         if msg.events.is_empty() {

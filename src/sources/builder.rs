@@ -128,6 +128,10 @@ impl SourceContext {
 
     /// A bulk source's way out: ingest, dead letters, its health entry.
     pub fn delivery(&self, component: Arc<Component>) -> Delivery {
+        super::telemetry::DeliveryStarted {
+            source: component.name(),
+        }
+        .emit();
         Delivery {
             ingest: self.ingest.clone(),
             dead_letters: self.dead_letters.clone(),

@@ -21,6 +21,24 @@ pub struct SourceKindStatus {
     pub kind: &'static str,
 }
 
+/// A bulk source's way out is made: its dead-letter and drop counters are
+/// written at 0, so each series exists from the start and the first
+/// increment shows in `rate()` and `increase()`.
+#[derive(Debug)]
+pub struct DeliveryStarted<'a> {
+    /// The source.
+    pub source: &'a str,
+}
+
+impl DeliveryStarted<'_> {
+    /// Registers the counters.
+    pub fn emit(self) {
+        let source = self.source.to_string();
+        metrics::counter!(SOURCE_DEAD_LETTERS_TOTAL, "source" => source.clone()).increment(0);
+        metrics::counter!(SOURCE_DROPPED_TOTAL, "source" => source, "reason" => "no_dead_letter_store").increment(0);
+    }
+}
+
 /// Records of a source are about to be kept in dead letters.
 #[derive(Debug)]
 pub struct DeadLettersKept<'a> {

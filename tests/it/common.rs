@@ -335,15 +335,21 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 /// declares (every name must come from one, and so be documented).
 pub fn undeclared_metrics(text: &str) -> Vec<String> {
     let declared = cxrelay::telemetry::metric_names();
-    let mut out: Vec<String> = text
+    // A histogram's samples are its name with `_bucket`, `_sum`, `_count`.
+    let is_declared = |name: &str| {
+        declared.contains(&name)
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| name.strip_suffix(s).is_some_and(|base| declared.contains(&base)))
+    };
+    let out: std::collections::BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())
-        .filter(|name| name.starts_with("cxrelay_") && !declared.contains(name))
+        .filter(|name| name.starts_with("cxrelay_") && !is_declared(name))
         .map(str::to_string)
         .collect();
-    out.dedup();
-    out
+    out.into_iter().collect()
 }
 
 /// Reads one HTTP/1.1 message (headers, then Content-Length bytes) from

@@ -620,15 +620,15 @@ fn five_second_tokens_cause_no_reconnect_and_no_expired_token_use() {
     let p = start(tmp.path(), &e, &source(10, ""));
     wait_connected(&p, &e, 1);
     let id = only_channel(&e);
-    traffic(&e, Some(1000.0), 14_000);
+    traffic(&e, Some(500.0), 7_000);
     wait_until("traffic sent", Duration::from_secs(60), || traffic_done(&e));
     let r = record(&e, &id);
     assert_eq!(r.connects, 1, "the socket stayed up through token expiry");
-    assert_eq!((r.delivered_count, r.missed_count), (14_000, 0));
+    assert_eq!((r.delivered_count, r.missed_count), (7_000, 0));
     wait_until("events written", Duration::from_secs(60), || {
-        written_ids(tmp.path()).len() >= 14_000
+        written_ids(tmp.path()).len() >= 7_000
     });
-    assert_eq!(written_ids(tmp.path()).len(), 14_000);
+    assert_eq!(written_ids(tmp.path()).len(), 7_000);
     // Tokens were replaced several times, none was used once expired.
     assert!(requests(&e, "POST", "/oauth/token") >= 3);
     let refused = e.state().log.count(|r| r.status == 401);

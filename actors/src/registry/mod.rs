@@ -48,6 +48,32 @@ pub enum ComponentState {
 }
 
 impl ComponentState {
+    /// Every state, in declaration order.
+    pub const ALL: [ComponentState; 8] = [
+        ComponentState::Starting,
+        ComponentState::Running,
+        ComponentState::Idle,
+        ComponentState::Degraded,
+        ComponentState::Paused,
+        ComponentState::Restarting,
+        ComponentState::Failed,
+        ComponentState::Stopped,
+    ];
+
+    /// The state as written in `/status` and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ComponentState::Starting => "starting",
+            ComponentState::Running => "running",
+            ComponentState::Idle => "idle",
+            ComponentState::Degraded => "degraded",
+            ComponentState::Paused => "paused",
+            ComponentState::Restarting => "restarting",
+            ComponentState::Failed => "failed",
+            ComponentState::Stopped => "stopped",
+        }
+    }
+
     /// Whether this state lets `/health/ready` answer 200.
     pub fn is_ready(self) -> bool {
         matches!(
@@ -352,6 +378,13 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_serialise_as_their_labels() {
+        for s in ComponentState::ALL {
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::Value::from(s.as_str())));
+        }
+    }
 
     #[test]
     fn readiness_follows_gating_components_only() {

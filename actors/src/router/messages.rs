@@ -51,6 +51,16 @@ pub struct Deliver {
     pub ack: AckHandle,
 }
 
+impl Deliver {
+    /// How long the oldest event of this batch waited in the listener's
+    /// queue, measured now: called as a listener takes the batch, it is
+    /// the batch's queue wait (`None` when the batch did not come through
+    /// a queue).
+    pub fn waited(&self) -> Option<Duration> {
+        self.ack.0.batch_waited()
+    }
+}
+
 /// Registers a listener.
 #[derive(Message)]
 #[rtype(result = "Result<Subscription, PatternError>")]

@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde::Serialize;
@@ -332,6 +332,9 @@ impl Handler<Publish> for Router {
         let mut pending: Vec<(Queue, Arc<Event>)> = Vec::new();
         let mut waiting: Vec<Queue> = Vec::new();
         let mut max_seq = 0;
+        // One clock read for the batch: its events arrived together, and
+        // the queue wait is measured from here.
+        let now = Instant::now();
         for ev in msg.events {
             max_seq = max_seq.max(ev.seq);
             let queues = self.route(&ev.topic);
@@ -347,7 +350,7 @@ impl Handler<Publish> for Router {
                     pending.push((q.clone(), ev.clone()));
                     continue;
                 }
-                if let Pushed::Full(ev) = q.try_push(ev.clone()) {
+                if let Pushed::Full(ev) = q.try_push_at(ev.clone(), now) {
                     waiting.push(q.clone());
                     pending.push((q.clone(), ev));
                 }

@@ -252,6 +252,7 @@ impl SinkBuilder for NatsSinkConfig {
             timeout: self.timeout,
         });
         crate::telemetry::install_tls_provider();
+        super::telemetry::SinkStarted { listener: &cx.listener }.emit();
         Ok(cx.starter(move || Ok(NatsWriter::new(settings.clone()))))
     }
 }

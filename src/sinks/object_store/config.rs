@@ -221,6 +221,7 @@ impl SinkBuilder for ObjectStoreSinkConfig {
             naming,
         });
         crate::telemetry::install_tls_provider();
+        super::telemetry::SinkStarted { listener: &cx.listener }.emit();
         Ok(cx.starter(move || ObjectStoreWriter::new(settings.clone())))
     }
 }

@@ -191,6 +191,7 @@ pub async fn start_analytics_job(
     component: Arc<Component>,
 ) -> Result<(), BuildError> {
     component.set_status(&AnalyticsJobStatus::new(&settings));
+    super::telemetry::SourceStarted { source: &settings.name }.emit();
     let org = cx.org()?;
     let delivery = cx.delivery(component.clone());
     let db = cx.db.clone();

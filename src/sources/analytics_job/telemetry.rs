@@ -41,6 +41,37 @@ pub const METRICS: &[&str] = &[
     DONE_UNTIL_SECONDS,
 ];
 
+/// An analytics job source starts: every counter it has is written at 0,
+/// so each series exists from the start and the first increment shows in
+/// `rate()` and `increase()` (a series that appears at 1 hides it).
+#[derive(Debug)]
+pub struct SourceStarted<'a> {
+    /// The source.
+    pub source: &'a str,
+}
+
+impl SourceStarted<'_> {
+    /// Registers the counters.
+    pub fn emit(self) {
+        let source = self.source.to_string();
+        for name in [
+            PAGES_TOTAL,
+            RECORDS_TOTAL,
+            DUPLICATES_TOTAL,
+            HELD_OPEN_TOTAL,
+            UNANSWERED_SUBMISSIONS_TOTAL,
+            JOBS_SUBMITTED_TOTAL,
+            JOBS_FAILED_TOTAL,
+        ] {
+            metrics::counter!(name, "source" => source.clone()).increment(0);
+        }
+        for reason in [ResubmitReason::StaleCursor, ResubmitReason::Gone] {
+            metrics::counter!(RESUBMISSIONS_TOTAL, "source" => source.clone(), "reason" => reason.as_str())
+                .increment(0);
+        }
+    }
+}
+
 /// A details job was submitted.
 #[derive(Debug)]
 pub struct JobSubmitted<'a> {

@@ -157,6 +157,7 @@ impl SourceBuilder for ExportConfig {
             let settings = ExportSettings::try_from(Named { name, config: self })?;
             let component = cx.component(name, "export");
             component.set_status(&ExportStatus::new(&settings));
+            super::telemetry::SourceStarted { source: name }.emit();
             let org = cx.org.clone();
             let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();

@@ -114,6 +114,14 @@ impl ChannelMetrics<'_> {
             counter!(DISCONNECTS_TOTAL, "source" => source.clone(), "channel" => channel.clone(), "reason" => reason.clone())
                 .absolute(*n);
         }
+        // Close codes are Genesys's to choose; the two endings cxrelay names
+        // itself exist from the start, so an alert sees the first one.
+        for reason in ["abnormal", "silent"] {
+            if !self.disconnects.contains_key(reason) {
+                counter!(DISCONNECTS_TOTAL, "source" => source.clone(), "channel" => channel.clone(), "reason" => reason)
+                    .increment(0);
+            }
+        }
         gauge!(SOCKET_UP, &labels).set(if self.socket_up { 1.0 } else { 0.0 });
         gauge!(TOPICS, "source" => source.clone(), "channel" => channel.clone(), "state" => "subscribed")
             .set(self.subscribed as f64);

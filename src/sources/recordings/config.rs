@@ -134,6 +134,7 @@ impl SourceBuilder for RecordingsConfig {
                 .map_err(|e| BuildError::new(format!("cannot create {}: {e}", settings.output.display())))?;
             let org = cx.org()?;
             let component = cx.component(name, "recordings");
+            super::telemetry::SourceStarted { source: name }.emit();
             let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();
             let stuck_after = settings.stuck_after();

@@ -152,10 +152,14 @@ async fn frames_on_a_socket_and_system_messages_match_the_models() {
     e.state().notifications.traffic.start(
         e.state(),
         TrafficRequest {
-            count: Some(2000),
+            // Enough to go on flowing however long a resubscription takes
+            // on a loaded machine (events for topics not subscribed then
+            // are spent unseen).
+            count: Some(100_000),
             ..TrafficRequest::default()
         },
     );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut events = 0;
     for kind in [
         SystemTopicType::SubscriptionChanged,
@@ -165,6 +169,12 @@ async fn frames_on_a_socket_and_system_messages_match_the_models() {
         // Events first, then the system message.
         let target = events + 100;
         while events < target {
+            // Heartbeats come whether events do or not: a deadline, so a
+            // channel that stopped carrying events fails the test.
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{events} events, waiting for {target}"
+            );
             let f = next_text(&mut ws, Duration::from_secs(10)).await;
             if !f.contains("\"channel.metadata\"") {
                 events += 1;
