@@ -69,6 +69,8 @@ impl ClusterRuntime {
         durable: &[Arc<QueueStats>],
         threads: &mut Vec<Arbiter>,
     ) {
+        // The metrics recorder is installed by now (with the HTTP server).
+        crate::cluster::telemetry::register();
         let process = self.settings.has(Role::Process).then(|| {
             let thread = Arbiter::new();
             let (nats, settings, router, durable, counters) = (

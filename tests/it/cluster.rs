@@ -343,6 +343,29 @@ fn cluster_two_ingest_nodes_deduplicate_webhook_retries() {
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), deliveries as usize);
     assert_eq!(ids.len(), deliveries as usize, "an event was written twice: {ids:?}");
+    // Cluster mode's metrics, as README's metrics reference names them.
+    let reference = cxrelay::telemetry::metrics_reference(include_str!("../../README.md"));
+    let exposed = crate::metrics_reference::exposed(&a.get("/metrics").text());
+    let wrong: Vec<String> = crate::metrics_reference::disagreements(&reference, &exposed)
+        .into_iter()
+        .filter(|w| w.starts_with("cxrelay_cluster_"))
+        .chain(
+            reference
+                .keys()
+                .filter(|n| n.starts_with("cxrelay_cluster_") && !exposed.contains_key(*n))
+                .map(|n| format!("{n}: in the reference, never exposed")),
+        )
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "cluster metrics disagree with the README:\n  {}",
+        wrong.join("\n  ")
+    );
+    assert_eq!(
+        metric(&a.get("/metrics").text(), "cxrelay_cluster_duplicates_total").unwrap_or(0.0)
+            + metric(&b.get("/metrics").text(), "cxrelay_cluster_duplicates_total").unwrap_or(0.0),
+        2.0 * deliveries as f64
+    );
 }
 
 /// Two ingest nodes run the same notifications source; the lease owner is
