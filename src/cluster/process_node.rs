@@ -65,6 +65,8 @@ pub struct ProcessNode {
     durable: Vec<Arc<QueueStats>>,
     shared: Arc<Shared>,
     pulls: HashMap<u32, tokio::task::JoinHandle<()>>,
+    /// Stopping: no more pulls.
+    stopping: bool,
 }
 
 impl ProcessNode {
@@ -92,12 +94,13 @@ impl ProcessNode {
                 counters,
             }),
             pulls: HashMap::new(),
+            stopping: false,
         }
     }
 
-    /// Acknowledges every held message at or below what all durable
-    /// listeners committed.
-    fn acknowledge(&mut self) {
+    /// Takes every held message at or below what all durable listeners
+    /// committed.
+    fn committed(&mut self) -> Vec<jetstream::Message> {
         // Read before the listeners' counters (see Store::safe_position).
         let routed = self.shared.routed.load(Ordering::Acquire);
         let safe = self
@@ -106,25 +109,66 @@ impl ProcessNode {
             .map(|s| Store::safe_position(routed, s))
             .min()
             .unwrap_or(routed);
-        let done: Vec<jetstream::Message> = {
-            let mut held = self.shared.held.lock();
-            let rest = held.split_off(&safe.saturating_add(1));
-            std::mem::replace(&mut *held, rest).into_values().collect()
-        };
-        if done.is_empty() {
-            return;
+        let mut held = self.shared.held.lock();
+        let rest = held.split_off(&safe.saturating_add(1));
+        std::mem::replace(&mut *held, rest).into_values().collect()
+    }
+
+    /// Acknowledges what listeners committed, in the background.
+    fn acknowledge(&mut self) {
+        let done = self.committed();
+        if !done.is_empty() {
+            actix::spawn(send_acks(done, self.shared.counters.clone()));
         }
-        let counters = self.shared.counters.clone();
-        actix::spawn(async move {
-            let n = done.len() as u64;
-            for m in done {
-                // An acknowledgement lost here is a redelivery, not a loss.
-                if let Err(e) = m.ack().await {
-                    tracing::debug!(error = %e, "acknowledgement not sent");
-                }
-            }
-            counters.acknowledged.fetch_add(n, Ordering::Relaxed);
-        });
+    }
+}
+
+/// Sends acknowledgements (each a plain publish: no round trip).
+async fn send_acks(done: Vec<jetstream::Message>, counters: Arc<ProcessCounters>) {
+    let n = done.len() as u64;
+    for m in done {
+        // An acknowledgement lost here is a redelivery, not a loss.
+        if let Err(e) = m.ack().await {
+            tracing::debug!(error = %e, "acknowledgement not sent");
+        }
+    }
+    counters.acknowledged.fetch_add(n, Ordering::Relaxed);
+}
+
+/// At an orderly stop, before listeners drain: no more events come in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopPulling;
+
+impl Handler<StopPulling> for ProcessNode {
+    type Result = ();
+    fn handle(&mut self, _: StopPulling, _: &mut Self::Context) {
+        self.stopping = true;
+        for (_, pull) in self.pulls.drain() {
+            pull.abort();
+        }
+    }
+}
+
+/// At an orderly stop, once listeners committed: acknowledges everything
+/// committed, so that none of it is delivered again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Finish;
+
+impl Handler<Finish> for ProcessNode {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Finish, _: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        for (_, pull) in self.pulls.drain() {
+            pull.abort();
+        }
+        let done = self.committed();
+        let (counters, client) = (self.shared.counters.clone(), self.nats.client.clone());
+        Box::pin(async move {
+            send_acks(done, counters).await;
+            let _ = client.flush().await;
+        })
     }
 }
 
@@ -132,9 +176,6 @@ impl Actor for ProcessNode {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Exposed at 0 from the start, so that rate() sees the first one.
-        metrics::counter!(REDELIVERIES_TOTAL).increment(0);
-        metrics::gauge!(PARTITIONS_OWNED).set(0.0);
         ctx.run_interval(ACK_EVERY, |this, _| this.acknowledge());
     }
 
@@ -153,6 +194,9 @@ pub struct Assign(pub Vec<u32>);
 impl Handler<Assign> for ProcessNode {
     type Result = ();
     fn handle(&mut self, msg: Assign, _: &mut Self::Context) {
+        if self.stopping {
+            return;
+        }
         // Partitions no longer ours: stop pulling (what is held is still
         // acknowledged once committed; the pin moves when it times out).
         self.pulls.retain(|p, pull| {
