@@ -322,3 +322,33 @@ async fn route(messages: Vec<jetstream::Message>, router: &Addr<Router>, shared:
         shared.counters.consumed.fetch_add(n, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ClusterConfig, ClusterSettings};
+
+    fn settings(ack_wait: u64, takeover_after: u64) -> ClusterSettings {
+        let c = ClusterConfig {
+            ack_wait: Duration::from_secs(ack_wait),
+            takeover_after: Duration::from_secs(takeover_after),
+            ..ClusterConfig::default()
+        };
+        ClusterSettings::new(&c, &crate::config::Secrets::default(), Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn pull_requests_leave_a_dead_nodes_events_due_before_its_partition_moves() {
+        for (ack_wait, takeover) in [(10, 15), (2, 8), (3, 4), (30, 120)] {
+            let s = settings(ack_wait, takeover);
+            let (expires, heartbeat) = pull_timing(&s);
+            // Handed out by the last request at the latest, due again
+            // `ack_wait` later, with slack before the pin moves.
+            assert!(
+                expires + s.ack_wait < s.takeover_after,
+                "{ack_wait}s/{takeover}s: {expires:?}"
+            );
+            assert!(heartbeat < expires / 2);
+        }
+    }
+}
