@@ -233,6 +233,14 @@ impl Handler<Assign> for ProcessNode {
 async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Addr<Router>, shared: Arc<Shared>) {
     let (expires, heartbeat) = pull_timing(&s);
     loop {
+        // Whatever another pull held of this partition (a node that died,
+        // or gave the partition up, or this node's previous pull) is due
+        // again `ack_wait` after it was handed out; the server hands due
+        // events out before newer ones. Pulling only after that (and a
+        // second of slack for the server's timer) keeps each key's events
+        // in order across a takeover: the server may unpin a client the
+        // moment its connection drops, well before `takeover_after`.
+        tokio::time::sleep(s.ack_wait + Duration::from_secs(1)).await;
         let consumer: Result<PullConsumer, _> = match nats.js.get_stream(&s.stream).await {
             Ok(stream) => stream.get_consumer(&consumer_name(p)).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -270,7 +278,6 @@ async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Add
             }
             Err(e) => tracing::warn!(partition = p, error = %e, "cannot pull the partition; retrying"),
         }
-        tokio::time::sleep(super::ingest::RETRY).await;
     }
 }
 

@@ -150,7 +150,7 @@ fn a_gap_waiting_for_the_data_lake_survives_kill_9() {
     let p = Proc::start(dir, &config(dir, &e));
     wait_until(
         "the gap's conversations backfilled after the restart",
-        Duration::from_secs(40),
+        Duration::from_secs(120),
         || {
             let seen = backfilled(dir);
             expected.iter().all(|c| seen.contains_key(c))

@@ -211,7 +211,7 @@ fn a_hundred_thousand_events_survive_two_kill_9s_in_exactly_one_object_each() {
     let mut at_kill = Vec::new();
     for threshold in [20_000, 55_000] {
         let p = Proc::start_with(dir, &config, &ENV);
-        wait_until("events stored", Duration::from_secs(120), || committed(&p) >= threshold);
+        wait_until("events stored", Duration::from_secs(300), || committed(&p) >= threshold);
         p.kill9();
         let (seen, objects, _) = ids(&moto, "cx-crash");
         at_kill.push((seen.len(), objects, moto.open_uploads("cx-crash")));
