@@ -13,6 +13,7 @@ use actix::Addr;
 use cxrelay_actors::{Event, Publish, Router};
 use tokio::sync::oneshot;
 
+use crate::store::idempotency::key_hash;
 use crate::store::{Append, AppendQueue, AppendRequest, StoreDb};
 pub use telemetry::IngestStats;
 
@@ -154,7 +155,7 @@ impl Ingest {
             Mode::Direct(_) | Mode::Cluster(_) => false,
             Mode::Journal { db, .. } => db
                 .idempotency
-                .seen(&scoped_key(source, key), cxrelay_actors::event::now_ms()),
+                .seen(key_hash(source, key), cxrelay_actors::event::now_ms()),
         }
     }
 
@@ -202,7 +203,7 @@ impl Ingest {
                     .keys
                     .into_iter()
                     .zip(&batch.events)
-                    .map(|(k, e)| k.map(|k| scoped_key(&e.source, &k)))
+                    .map(|(k, e)| k.map(|k| key_hash(&e.source, &k)))
                     .collect();
                 let (reply, rx) = oneshot::channel();
                 let append = Append {

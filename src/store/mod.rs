@@ -1,14 +1,18 @@
-//! Durable state: the journal, acknowledgements, checkpoints, idempotency
-//! keys and dead letters, in one embedded redb file.
+//! Durable state: the journal (append-only segment files), and in one
+//! embedded redb file acknowledgements, checkpoints, idempotency keys and
+//! dead letters.
 
+pub mod appends;
 pub mod codec;
 pub mod db;
 pub mod dead_letter_table;
 pub mod dead_letters;
 pub mod idempotency;
 pub mod journal_writer;
+mod migrate;
 pub mod read_only;
 pub mod replay;
+pub mod segments;
 pub mod store_actor;
 pub mod telemetry;
 

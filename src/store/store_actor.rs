@@ -169,8 +169,18 @@ impl Store {
                 .db
                 .expire_idempotency_within(cxrelay_actors::event::now_ms(), EXPIRE_BUDGET);
         }
-        self.publish_detail();
+        // Counters first, so that the backlog and the detail published
+        // this tick both describe the journal as it is now.
+        self.refresh_stats();
         self.publish_backlog();
+        self.publish_detail();
+    }
+
+    fn refresh_stats(&mut self) {
+        // A failed look leaves the last good counters shown.
+        if let Ok(s) = self.db.stats() {
+            self.stats = Some(s);
+        }
     }
 
     /// The journal's backlog against its bound: metrics, status, and the
@@ -216,10 +226,6 @@ impl Store {
     }
 
     fn publish_detail(&mut self) {
-        // A failed look leaves the last good counters shown.
-        if let Ok(s) = self.db.stats() {
-            self.stats = Some(s);
-        }
         self.component.set_status(&StoreStatus {
             path: &self.path,
             journal_entries: self.stats.map(|s| s.entries),
@@ -242,6 +248,7 @@ impl Actor for Store {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.refresh_stats();
         self.publish_detail();
         self.component.set_state(ComponentState::Running);
         ctx.run_interval(TICK, |this, _| this.tick());

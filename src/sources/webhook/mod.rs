@@ -126,6 +126,10 @@ pub struct WebhookSource {
     open: AtomicBool,
     /// One permit per request in hand.
     slots: tokio::sync::Semaphore,
+    /// The request counter of 202 answers, taken from the registry on the
+    /// first one (after the metrics recorder is installed): nearly every
+    /// request ends there, and a lookup builds its label strings.
+    accepted_metric: std::sync::OnceLock<metrics::Counter>,
 }
 
 impl WebhookSource {
@@ -155,6 +159,7 @@ impl WebhookSource {
             counters: WebhookCounters::default(),
             open: AtomicBool::new(false),
             slots,
+            accepted_metric: std::sync::OnceLock::new(),
         });
         source.publish_detail();
         source
@@ -192,6 +197,19 @@ impl WebhookSource {
 
     fn count(&self, c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a request answered with `status`.
+    pub fn answered(&self, status: u16) {
+        let answered = telemetry::RequestAnswered {
+            source: &self.settings.name,
+            status,
+        };
+        if status == 202 {
+            self.accepted_metric.get_or_init(|| answered.counter()).increment(1);
+        } else {
+            answered.emit();
+        }
     }
 
     /// Whether a caller at `peer` may call at all (checked before reading

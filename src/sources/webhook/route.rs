@@ -28,8 +28,7 @@ impl Ingress for WebhookSource {
 /// Handles one pushed request.
 async fn receive(source: Arc<WebhookSource>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let response = answer(&source, &req, payload).await;
-    let (source, status) = (source.name(), response.status().as_u16());
-    super::telemetry::RequestAnswered { source, status }.emit();
+    source.answered(response.status().as_u16());
     response
 }
 

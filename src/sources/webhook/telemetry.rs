@@ -24,8 +24,13 @@ pub struct RequestAnswered<'a> {
 impl RequestAnswered<'_> {
     /// Counts it.
     pub fn emit(self) {
+        self.counter().increment(1);
+    }
+
+    /// The counter of this source and status (a registry lookup, with its
+    /// label strings built: callers on the hot path keep the handle).
+    pub fn counter(&self) -> metrics::Counter {
         metrics::counter!(REQUESTS_TOTAL, "source" => self.source.to_string(), "status" => self.status.to_string())
-            .increment(1);
     }
 }
 

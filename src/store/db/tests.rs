@@ -1,0 +1,226 @@
+use super::*;
+use crate::store::DeadLetter;
+use std::time::Duration;
+
+fn ev(i: u64) -> Event {
+    Event::builder("src", "a.b")
+        .id(format!("e{i}"))
+        .payload(format!("{{\"n\":{i}}}"))
+        .build()
+}
+
+fn k(key: &str) -> u128 {
+    crate::store::idempotency::key_hash("src", key)
+}
+
+fn open(dir: &Path) -> StoreDb {
+    StoreDb::open(dir, 60_000, 1000).unwrap()
+}
+
+#[test]
+fn appends_assign_positions_that_survive_reopening_and_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut batch = vec![Append {
+        events: (0..5).map(ev).collect(),
+        checkpoint: Some(("src".into(), b"5".to_vec())),
+        ..Append::default()
+    }];
+    db.append(&mut batch, 0).unwrap();
+    let seqs: Vec<u64> = batch[0].events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    db.save_acks(&[("l".into(), 5)], 5).unwrap();
+    db.sync().unwrap();
+    assert_eq!(db.stats().unwrap().entries, 0);
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(db.next_seq(), 6, "positions never go back after truncation");
+    assert_eq!(db.checkpoint("src").unwrap().unwrap(), b"5");
+    assert_eq!(db.acks().unwrap()["l"], 5);
+}
+
+#[test]
+fn duplicates_by_key_are_dropped_within_a_batch_and_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = cxrelay_actors::event::now_ms();
+    let db = open(dir.path());
+    let mut batch = vec![
+        Append {
+            events: vec![ev(1), ev(2)],
+            keys: vec![Some(k("k1")), Some(k("k1"))],
+            ..Append::default()
+        },
+        Append {
+            events: vec![ev(3)],
+            keys: vec![Some(k("k3"))],
+            ..Append::default()
+        },
+    ];
+    assert_eq!(db.append(&mut batch, t0).unwrap(), vec![1, 0]);
+    // Gone without a sync (as after kill -9): the keys rode in the record.
+    drop(db);
+    let db = open(dir.path());
+    assert!(db.idempotency.seen(k("k1"), t0), "keys come back at open");
+    let mut again = vec![Append {
+        events: vec![ev(4)],
+        keys: vec![Some(k("k1"))],
+        ..Append::default()
+    }];
+    assert_eq!(db.append(&mut again, t0 + 10).unwrap(), vec![1], "the store remembers");
+    drop(db);
+    // More keys than memory may hold: the table answers.
+    let db = StoreDb::open(dir.path(), 60_000, 1).unwrap();
+    let mut third = vec![Append {
+        events: vec![ev(5)],
+        keys: vec![Some(k("k3"))],
+        ..Append::default()
+    }];
+    assert_eq!(db.append(&mut third, t0 + 20).unwrap(), vec![1], "the table remembers");
+    // After the window the key is forgotten.
+    assert_eq!(db.expire_idempotency(t0 + 120_000, 100).unwrap(), 2);
+    let mut later = vec![Append {
+        events: vec![ev(6)],
+        keys: vec![Some(k("k1"))],
+        ..Append::default()
+    }];
+    assert_eq!(db.append(&mut later, t0 + 120_000).unwrap(), vec![0]);
+}
+
+#[test]
+fn the_data_dir_and_the_store_are_private_to_their_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = open(&data);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(db.path()), 0o600);
+}
+
+#[test]
+fn recovery_continues_after_what_the_journal_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut batch = vec![Append {
+        events: (0..3).map(ev).collect(),
+        ..Append::default()
+    }];
+    db.append(&mut batch, 0).unwrap();
+    assert_eq!(db.next_seq(), 4);
+    // As if a commit had reached the disk while being reported failed:
+    // memory is behind what is on disk.
+    db.next_seq.store(2, Ordering::Release);
+    db.recover().unwrap();
+    assert_eq!(db.next_seq(), 4, "a later append must not reuse positions 2 and 3");
+}
+
+#[test]
+fn expiry_keeps_up_with_more_than_one_chunk_of_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut batch = vec![Append {
+        events: (0..25_000).map(ev).collect(),
+        keys: (0..25_000).map(|i| Some(k(&format!("k{i}")))).collect(),
+        ..Append::default()
+    }];
+    db.append(&mut batch, 0).unwrap();
+    db.sync().unwrap();
+    let n = db.expire_idempotency_within(120_000, Duration::from_secs(30)).unwrap();
+    assert_eq!(n, 25_000, "one round forgets every expired key");
+}
+
+#[test]
+fn scan_reads_back_in_order_with_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut batch = vec![
+        Append {
+            events: vec![ev(1)],
+            ..Append::default()
+        },
+        Append {
+            events: vec![ev(2)],
+            target: Some("wh".into()),
+            ..Append::default()
+        },
+    ];
+    db.append(&mut batch, 0).unwrap();
+    let all = db.scan(0, 10).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0].event.seq, all[0].target.as_deref()), (1, None));
+    assert_eq!((all[1].event.id.as_str(), all[1].target.as_deref()), ("e2", Some("wh")));
+    assert_eq!(db.scan(1, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn dead_letters_are_listed_replayed_atomically_and_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let e = std::sync::Arc::new(ev(7));
+    let ids = db
+        .put_dead_letters(&[
+            DeadLetter::for_event(&e, "sink", Some("wh"), "HTTP 500", 5),
+            DeadLetter::for_raw("hook", "webhook", "bad JSON", b"{nope", None),
+        ])
+        .unwrap();
+    assert_eq!(ids, vec![Some(1), Some(2)]);
+    let listed = db.dead_letters(0, 10).unwrap();
+    assert_eq!(listed[0].error, "HTTP 500");
+    let (mut appends, refused) = crate::store::dead_letter_table::replay_appends(listed);
+    assert_eq!(refused.len(), 1);
+    db.append(&mut appends, 0).unwrap();
+    assert_eq!(db.dead_letters(0, 10).unwrap().len(), 1);
+    let back = db.scan(0, 10).unwrap();
+    assert_eq!(
+        (back[0].event.id.as_str(), back[0].target.as_deref()),
+        ("e7", Some("wh"))
+    );
+    assert_eq!(db.purge_dead_letters(i64::MAX).unwrap(), 1);
+    assert_eq!(db.stats().unwrap().dead_letters, 0);
+}
+
+#[test]
+fn a_second_opener_is_told_the_store_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let _db = open(dir.path());
+    assert!(matches!(StoreDb::open(dir.path(), 1, 1), Err(StoreError::Locked(_))));
+}
+
+#[test]
+fn a_crash_mid_write_keeps_every_acknowledged_event_key_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = cxrelay_actors::event::now_ms();
+    let db = open(dir.path());
+    for i in 0..3u64 {
+        let mut batch = vec![Append {
+            events: vec![ev(i)],
+            keys: vec![Some(k(&format!("k{i}")))],
+            checkpoint: Some(("src".into(), i.to_string().into_bytes())),
+            ..Append::default()
+        }];
+        db.append(&mut batch, t0).unwrap();
+    }
+    drop(db);
+    // The next group's write was cut by the crash: a partial frame.
+    let seg = dir.path().join("journal").join(format!("{:020}.seg", 1));
+    let len = std::fs::metadata(&seg).unwrap().len();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // Records here are a third of the file each: this is most of one.
+    let torn = bytes[..(len / 3 - 5) as usize].to_vec();
+    bytes.extend_from_slice(&torn);
+    std::fs::write(&seg, &bytes).unwrap();
+    let db = open(dir.path());
+    assert_eq!(db.next_seq(), 4, "positions go on after the last intact record");
+    let back: Vec<String> = db.scan(0, 10).unwrap().into_iter().map(|e| e.event.id).collect();
+    assert_eq!(back, ["e0", "e1", "e2"]);
+    assert_eq!(db.checkpoint("src").unwrap().unwrap(), b"2");
+    assert!(db.idempotency.seen(k("k2"), t0));
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the torn tail is cut");
+    let mut again = vec![Append {
+        events: vec![ev(9), ev(10)],
+        keys: vec![Some(k("k1")), Some(k("k10"))],
+        ..Append::default()
+    }];
+    assert_eq!(db.append(&mut again, t0).unwrap(), vec![1]);
+    assert_eq!(again[0].events[1].seq, 4);
+}

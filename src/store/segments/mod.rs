@@ -1,0 +1,468 @@
+//! The journal: append-only segment files of framed records.
+//!
+//! Each group commit is one record ([`record`]) in one frame ([`frame`]:
+//! length + CRC), appended to the current segment (`journal/<n>.seg`) and
+//! made durable with one `fdatasync`; a segment past its size is closed and
+//! the next one created (the directory is synced so the new file survives
+//! a crash). Positions are consecutive across records.
+//!
+//! Truncation is logical first: records every durable listener has are
+//! forgotten from the in-memory index (and from the byte count the bound
+//! is checked against); a segment whose records are all forgotten is
+//! deleted once the store has made the keys and checkpoints it carried
+//! durable elsewhere (see [`crate::store::StoreDb`]).
+//!
+//! Crash safety: a record is acknowledged (a webhook's 202, a source's
+//! checkpoint) only after its frame and everything before it are synced.
+//! A crash can therefore leave at most the frames of unacknowledged groups
+//! damaged, and only at the end of the last segment. Opening reads every
+//! frame, checks its CRC, and cuts the last segment back to its last
+//! intact frame; damage anywhere else (bad sectors) skips the rest of that
+//! segment, loudly.
+
+pub mod frame;
+pub mod record;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use cxrelay_actors::Event;
+
+use crate::store::idempotency::KeyHash;
+use record::Record;
+
+/// The directory of segment files inside `data_dir`.
+pub const DIR_NAME: &str = "journal";
+
+/// One segment file.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    id: u64,
+    len: u64,
+}
+
+/// Consecutive records of one segment, as one index entry: the index stays
+/// small (entries of up to `granule` bytes) and truncation frees whole
+/// entries.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    segment: u64,
+    offset: u64,
+    first_seq: u64,
+    last_seq: u64,
+    bytes: u64,
+    first_received_ms: Option<i64>,
+}
+
+/// What the index keeps of a record.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    first_seq: u64,
+    last_seq: u64,
+    first_received_ms: Option<i64>,
+}
+
+impl Summary {
+    fn of(r: &Record<'_>) -> Self {
+        Summary {
+            first_seq: r.first_seq,
+            last_seq: r.last_seq(),
+            first_received_ms: r.first_received_ms(),
+        }
+    }
+}
+
+/// An event read back, with its target listener.
+pub type Entry = (Event, Option<String>);
+
+/// What opening found in the segments besides the events.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The position after the last event held.
+    pub next_seq: u64,
+    /// Idempotency keys carried by the records, with their expiry.
+    pub keys: Vec<(KeyHash, i64)>,
+    /// The last checkpoint of each source carried by the records.
+    pub checkpoints: HashMap<String, Vec<u8>>,
+    /// Damage found and repaired, for the log.
+    pub repairs: Vec<String>,
+}
+
+/// The segment files and their index.
+#[derive(Debug)]
+pub struct SegmentLog {
+    dir: PathBuf,
+    segments: VecDeque<Segment>,
+    /// The last segment, open for appending at its end.
+    file: Option<File>,
+    spans: VecDeque<Span>,
+    held_bytes: u64,
+    truncated_upto: u64,
+    segment_bytes: u64,
+    granule: u64,
+    /// The frame being built (reused: a commit allocates nothing here).
+    buf: Vec<u8>,
+}
+
+fn path_of(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl SegmentLog {
+    /// Opens the segments in `dir` (creating it), forgetting what is at or
+    /// below `truncated_upto`, and repairing a torn tail.
+    pub fn open(dir: &Path, truncated_upto: u64) -> std::io::Result<(Self, Recovered)> {
+        std::fs::create_dir_all(dir)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let mut ids: Vec<u64> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        ids.sort_unstable();
+        let mut log = SegmentLog {
+            dir: dir.to_path_buf(),
+            segments: VecDeque::new(),
+            file: None,
+            spans: VecDeque::new(),
+            held_bytes: 0,
+            truncated_upto,
+            segment_bytes: 64 << 20,
+            granule: 256 << 10,
+            buf: Vec::with_capacity(1 << 20),
+        };
+        let mut rec = Recovered {
+            next_seq: 1,
+            ..Recovered::default()
+        };
+        for (i, &id) in ids.iter().enumerate() {
+            let last = i + 1 == ids.len();
+            let len = log.load_segment(id, last, &mut rec)?;
+            log.segments.push_back(Segment { id, len });
+        }
+        if let Some(seg) = log.segments.back() {
+            log.file = Some(log.open_for_append(seg.id)?);
+        }
+        Ok((log, rec))
+    }
+
+    fn open_for_append(&self, id: u64) -> std::io::Result<File> {
+        let mut f = OpenOptions::new().write(true).open(path_of(&self.dir, id))?;
+        f.seek(SeekFrom::End(0))?;
+        Ok(f)
+    }
+
+    /// Reads one segment into the index; answers its good length (the last
+    /// segment is cut back to it).
+    fn load_segment(&mut self, id: u64, last: bool, rec: &mut Recovered) -> std::io::Result<u64> {
+        let path = path_of(&self.dir, id);
+        let data = std::fs::read(&path)?;
+        let mut at = 0usize;
+        let damage = loop {
+            match frame::next(&data[at..]) {
+                frame::Next::Frame(payload, n) => {
+                    let Ok(r) = Record::parse(payload) else {
+                        break Some("a record it cannot read");
+                    };
+                    rec.next_seq = rec.next_seq.max(r.first_seq + u64::from(r.count));
+                    rec.keys.extend(r.keys().map(|k| (k, r.keys_expire_ms)));
+                    for (source, value) in &r.checkpoints {
+                        rec.checkpoints.insert((*source).to_string(), value.to_vec());
+                    }
+                    self.index(id, at as u64, n as u64, Summary::of(&r));
+                    at += n;
+                }
+                frame::Next::End => break None,
+                frame::Next::Torn => break Some("a frame cut short"),
+                frame::Next::Corrupt => break Some("a frame that fails its checksum"),
+            }
+        };
+        let Some(what) = damage else {
+            return Ok(data.len() as u64);
+        };
+        let cut = data.len() - at;
+        if last {
+            // Only the group being written when cxrelay stopped can be
+            // damaged here, and it was never acknowledged.
+            let f = OpenOptions::new().write(true).open(&path)?;
+            f.set_len(at as u64)?;
+            f.sync_all()?;
+            rec.repairs.push(format!(
+                "journal segment {}: {what} at byte {at}; cut the {cut} bytes from there (a write torn by a crash, never acknowledged)",
+                path.display()
+            ));
+            Ok(at as u64)
+        } else {
+            rec.repairs.push(format!(
+                "journal segment {}: {what} at byte {at}; the {cut} bytes after it are skipped (damaged storage?)",
+                path.display()
+            ));
+            Ok(data.len() as u64)
+        }
+    }
+
+    /// Adds a record to the index (unless it is truncated already).
+    fn index(&mut self, segment: u64, offset: u64, bytes: u64, r: Summary) {
+        if r.last_seq <= self.truncated_upto {
+            return;
+        }
+        self.held_bytes += bytes;
+        if let Some(s) = self.spans.back_mut() {
+            if s.segment == segment && s.bytes < self.granule {
+                s.last_seq = s.last_seq.max(r.last_seq);
+                s.bytes += bytes;
+                s.first_received_ms = s.first_received_ms.or(r.first_received_ms);
+                return;
+            }
+        }
+        self.spans.push_back(Span {
+            segment,
+            offset,
+            first_seq: r.first_seq,
+            last_seq: r.last_seq,
+            bytes,
+            first_received_ms: r.first_received_ms,
+        });
+    }
+
+    /// Sizes segments and index entries for a journal bound of `max_bytes`:
+    /// a small bound gets small segments, so that truncation frees space
+    /// at its scale.
+    pub fn size_for(&mut self, max_bytes: u64) {
+        self.segment_bytes = (max_bytes / 4).clamp(64 << 10, 64 << 20);
+        self.granule = (max_bytes / 64).clamp(1 << 10, 1 << 20);
+    }
+
+    /// The buffer to encode the next record into (after [`frame::HEADER`]
+    /// bytes left for the frame header); then [`SegmentLog::write_record`].
+    pub fn record_buf(&mut self) -> &mut Vec<u8> {
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; frame::HEADER]);
+        &mut self.buf
+    }
+
+    /// Appends the record built in [`SegmentLog::record_buf`] and makes it
+    /// durable. Answers the bytes it takes. On an error nothing of it is
+    /// acknowledged, and the segment is reopened (cut back) before the next
+    /// write.
+    pub fn write_record(&mut self) -> std::io::Result<u64> {
+        frame::seal(&mut self.buf, 0);
+        let result = self.write_frame();
+        if result.is_err() {
+            // Whatever part of the frame reached the file is not a record:
+            // cut it off now if the file lets us (recovery re-checks).
+            let prev = self.segments.back().map_or(0, |s| s.len);
+            if let Some(f) = self.file.take() {
+                let _ = f.set_len(prev);
+            }
+        }
+        result
+    }
+
+    fn write_frame(&mut self) -> std::io::Result<u64> {
+        let rotate = self.segments.back().is_none_or(|s| s.len >= self.segment_bytes);
+        if rotate || self.file.is_none() {
+            if rotate {
+                let id = self.segments.back().map_or(1, |s| s.id + 1);
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(path_of(&self.dir, id))?;
+                // The new file's name must survive a crash with its data.
+                sync_dir(&self.dir)?;
+                self.segments.push_back(Segment { id, len: 0 });
+                self.file = Some(f);
+            } else {
+                let id = self.segments.back().map_or(1, |s| s.id);
+                self.file = Some(self.open_for_append(id)?);
+            }
+        }
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no segment open"))?;
+        f.write_all(&self.buf)?;
+        f.sync_data()?;
+        let bytes = self.buf.len() as u64;
+        let seg = self
+            .segments
+            .back_mut()
+            .ok_or_else(|| std::io::Error::other("no segment"))?;
+        let (id, offset) = (seg.id, seg.len);
+        seg.len += bytes;
+        if let Ok(r) = Record::parse(&self.buf[frame::HEADER..]).map(|r| Summary::of(&r)) {
+            self.index(id, offset, bytes, r);
+        }
+        Ok(bytes)
+    }
+
+    /// Re-reads the last segment after a write error: its good length (a
+    /// failed write may have reached the disk whole, or in part), and the
+    /// position after the last event it holds.
+    pub fn reopen(&mut self) -> std::io::Result<u64> {
+        self.file = None;
+        let Some(seg) = self.segments.back().copied() else {
+            return Ok(0);
+        };
+        self.spans.retain(|s| s.segment != seg.id);
+        self.held_bytes = self.spans.iter().map(|s| s.bytes).sum();
+        let mut rec = Recovered::default();
+        let len = self.load_segment(seg.id, true, &mut rec)?;
+        for r in &rec.repairs {
+            tracing::warn!("{r}");
+        }
+        if let Some(s) = self.segments.back_mut() {
+            s.len = len;
+        }
+        self.file = Some(self.open_for_append(seg.id)?);
+        Ok(rec.next_seq)
+    }
+
+    /// Forgets records whose events are all at or below `upto`. Answers the
+    /// bytes freed and the segments that hold nothing any more (they may be
+    /// deleted once what they carried is durable elsewhere).
+    pub fn truncate(&mut self, upto: u64) -> (u64, Vec<u64>) {
+        let mut freed = 0;
+        self.truncated_upto = self.truncated_upto.max(upto);
+        while self.spans.front().is_some_and(|s| s.last_seq <= upto) {
+            if let Some(s) = self.spans.pop_front() {
+                freed += s.bytes;
+            }
+        }
+        self.held_bytes -= freed;
+        let current = self.segments.back().map(|s| s.id);
+        let keep_from = self.spans.front().map(|s| s.segment).or(current).unwrap_or(0);
+        let dead = self
+            .segments
+            .iter()
+            .map(|s| s.id)
+            .filter(|&id| id < keep_from && Some(id) != current)
+            .collect();
+        (freed, dead)
+    }
+
+    /// Deletes segments [`SegmentLog::truncate`] found empty.
+    pub fn remove(&mut self, ids: &[u64]) -> std::io::Result<()> {
+        for id in ids {
+            match std::fs::remove_file(path_of(&self.dir, *id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            self.segments.retain(|s| s.id != *id);
+        }
+        Ok(())
+    }
+
+    /// Bytes of the records not yet truncated.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes
+    }
+
+    /// Everything at or below this position is forgotten.
+    pub fn truncated_upto(&self) -> u64 {
+        self.truncated_upto
+    }
+
+    /// Events held (positions are consecutive), and when the oldest was
+    /// received.
+    pub fn held_events(&self) -> (u64, Option<i64>) {
+        let (Some(first), Some(last)) = (self.spans.front(), self.spans.back()) else {
+            return (0, None);
+        };
+        let first_seq = first.first_seq.max(self.truncated_upto + 1);
+        let events = (last.last_seq + 1).saturating_sub(first_seq);
+        (events, self.spans.iter().find_map(|s| s.first_received_ms))
+    }
+
+    /// Segment files on disk.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Up to about `limit` events after position `after`, in order.
+    pub fn scan(&self, after: u64, limit: usize) -> std::io::Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let Some(start) = self.spans.iter().position(|s| s.last_seq > after) else {
+            return Ok(out);
+        };
+        let (first_segment, first_offset) = (self.spans[start].segment, self.spans[start].offset);
+        for seg in self.segments.iter().filter(|s| s.id >= first_segment) {
+            let offset = if seg.id == first_segment { first_offset } else { 0 };
+            if !self.scan_segment(seg, offset, after, limit, &mut out)? || out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the events of one segment from `offset`; answers whether the
+    /// scan may go on to the next segment.
+    fn scan_segment(
+        &self,
+        seg: &Segment,
+        offset: u64,
+        after: u64,
+        limit: usize,
+        out: &mut Vec<Entry>,
+    ) -> std::io::Result<bool> {
+        let mut f = std::io::BufReader::with_capacity(256 << 10, File::open(path_of(&self.dir, seg.id))?);
+        f.seek(SeekFrom::Start(offset))?;
+        let mut at = offset;
+        let mut payload = Vec::new();
+        while at < seg.len && out.len() < limit {
+            let mut head = [0u8; frame::HEADER];
+            f.read_exact(&mut head)?;
+            let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            if len == 0 || len > frame::MAX_PAYLOAD || at + (frame::HEADER + len) as u64 > seg.len {
+                tracing::error!(
+                    segment = seg.id,
+                    at,
+                    "unreadable journal frame; skipping the rest of the segment"
+                );
+                return Ok(true);
+            }
+            payload.resize(len, 0);
+            f.read_exact(&mut payload)?;
+            at += (frame::HEADER + len) as u64;
+            let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+            let record = (crc32fast::hash(&payload) == crc)
+                .then(|| Record::parse(&payload).ok())
+                .flatten();
+            let Some(r) = record else {
+                tracing::error!(
+                    segment = seg.id,
+                    at,
+                    "damaged journal record; skipping the rest of the segment"
+                );
+                return Ok(true);
+            };
+            if r.last_seq() <= after {
+                continue;
+            }
+            for item in r.events() {
+                match item {
+                    Ok((ev, _)) if ev.seq <= after => {}
+                    Ok(entry) => out.push(entry),
+                    Err(e) => tracing::error!(segment = seg.id, error = %e, "skipping an unreadable journal event"),
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests;
