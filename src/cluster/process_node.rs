@@ -233,6 +233,14 @@ impl Handler<Assign> for ProcessNode {
 async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Addr<Router>, shared: Arc<Shared>) {
     let (expires, heartbeat) = pull_timing(&s);
     loop {
+        // Whatever another pull held of this partition (a node that died,
+        // or gave the partition up, or this node's previous pull) is due
+        // again `ack_wait` after it was handed out; the server hands due
+        // events out before newer ones. Pulling only after that (and a
+        // second of slack for the server's timer) keeps each key's events
+        // in order across a takeover: the server may unpin a client the
+        // moment its connection drops, well before `takeover_after`.
+        tokio::time::sleep(s.ack_wait + Duration::from_secs(1)).await;
         let consumer: Result<PullConsumer, _> = match nats.js.get_stream(&s.stream).await {
             Ok(stream) => stream.get_consumer(&consumer_name(p)).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -270,7 +278,6 @@ async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Add
             }
             Err(e) => tracing::warn!(partition = p, error = %e, "cannot pull the partition; retrying"),
         }
-        tokio::time::sleep(super::ingest::RETRY).await;
     }
 }
 
@@ -320,5 +327,35 @@ async fn route(messages: Vec<jetstream::Message>, router: &Addr<Router>, shared:
     if router.send(Publish { events }).await.is_ok() {
         shared.routed.fetch_max(last, Ordering::AcqRel);
         shared.counters.consumed.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ClusterConfig, ClusterSettings};
+
+    fn settings(ack_wait: u64, takeover_after: u64) -> ClusterSettings {
+        let c = ClusterConfig {
+            ack_wait: Duration::from_secs(ack_wait),
+            takeover_after: Duration::from_secs(takeover_after),
+            ..ClusterConfig::default()
+        };
+        ClusterSettings::new(&c, &crate::config::Secrets::default(), Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn pull_requests_leave_a_dead_nodes_events_due_before_its_partition_moves() {
+        for (ack_wait, takeover) in [(10, 15), (2, 8), (3, 4), (30, 120)] {
+            let s = settings(ack_wait, takeover);
+            let (expires, heartbeat) = pull_timing(&s);
+            // Handed out by the last request at the latest, due again
+            // `ack_wait` later, with slack before the pin moves.
+            assert!(
+                expires + s.ack_wait < s.takeover_after,
+                "{ack_wait}s/{takeover}s: {expires:?}"
+            );
+            assert!(heartbeat < expires / 2);
+        }
     }
 }
