@@ -288,3 +288,40 @@ fn render_cluster(c: &Value) -> String {
     out.push_str(&table_text(&t));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_node_shows_members_partitions_and_leases() {
+        let status = serde_json::json!({
+            "service": {"ready": true, "uptime_s": 5, "version": "0.1.0"},
+            "components": [{"name": "cluster", "kind": "store", "state": "running", "restarts": 0, "detail": {
+                "node": "cx1", "roles": ["ingest", "process"], "stream": "CXRELAY", "lag": 12, "redeliveries": 3,
+                "nodes": [{"node": "cx1", "roles": ["ingest", "process"], "started_ms": 0},
+                          {"node": "cx2", "roles": ["process"], "started_ms": 0}],
+                "partitions": [{"partition": 0, "node": "cx1", "pending": 10, "ack_pending": 2, "redelivered": 0}],
+                "leases": [{"source": "live", "owner": "cx2"}]
+            }}],
+            "listeners": [],
+            "router": {"published": 0, "unrouted": 0}
+        });
+        let text = render("http://127.0.0.1:8080", &status);
+        for expected in [
+            "cluster: node cx1 (ingest, process), stream CXRELAY, lag 12",
+            "cx2",
+            "PARTITION",
+            "LEASE OWNER",
+            "live",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_single_process_shows_no_cluster_part() {
+        let status = serde_json::json!({"service": {}, "components": [], "listeners": [], "router": {}});
+        assert!(!render("u", &status).contains("cluster:"));
+    }
+}

@@ -65,6 +65,8 @@ pub struct ProcessNode {
     durable: Vec<Arc<QueueStats>>,
     shared: Arc<Shared>,
     pulls: HashMap<u32, tokio::task::JoinHandle<()>>,
+    /// Stopping: no more pulls.
+    stopping: bool,
 }
 
 impl ProcessNode {
@@ -92,12 +94,13 @@ impl ProcessNode {
                 counters,
             }),
             pulls: HashMap::new(),
+            stopping: false,
         }
     }
 
-    /// Acknowledges every held message at or below what all durable
-    /// listeners committed.
-    fn acknowledge(&mut self) {
+    /// Takes every held message at or below what all durable listeners
+    /// committed.
+    fn committed(&mut self) -> Vec<jetstream::Message> {
         // Read before the listeners' counters (see Store::safe_position).
         let routed = self.shared.routed.load(Ordering::Acquire);
         let safe = self
@@ -106,25 +109,66 @@ impl ProcessNode {
             .map(|s| Store::safe_position(routed, s))
             .min()
             .unwrap_or(routed);
-        let done: Vec<jetstream::Message> = {
-            let mut held = self.shared.held.lock();
-            let rest = held.split_off(&safe.saturating_add(1));
-            std::mem::replace(&mut *held, rest).into_values().collect()
-        };
-        if done.is_empty() {
-            return;
+        let mut held = self.shared.held.lock();
+        let rest = held.split_off(&safe.saturating_add(1));
+        std::mem::replace(&mut *held, rest).into_values().collect()
+    }
+
+    /// Acknowledges what listeners committed, in the background.
+    fn acknowledge(&mut self) {
+        let done = self.committed();
+        if !done.is_empty() {
+            actix::spawn(send_acks(done, self.shared.counters.clone()));
         }
-        let counters = self.shared.counters.clone();
-        actix::spawn(async move {
-            let n = done.len() as u64;
-            for m in done {
-                // An acknowledgement lost here is a redelivery, not a loss.
-                if let Err(e) = m.ack().await {
-                    tracing::debug!(error = %e, "acknowledgement not sent");
-                }
-            }
-            counters.acknowledged.fetch_add(n, Ordering::Relaxed);
-        });
+    }
+}
+
+/// Sends acknowledgements (each a plain publish: no round trip).
+async fn send_acks(done: Vec<jetstream::Message>, counters: Arc<ProcessCounters>) {
+    let n = done.len() as u64;
+    for m in done {
+        // An acknowledgement lost here is a redelivery, not a loss.
+        if let Err(e) = m.ack().await {
+            tracing::debug!(error = %e, "acknowledgement not sent");
+        }
+    }
+    counters.acknowledged.fetch_add(n, Ordering::Relaxed);
+}
+
+/// At an orderly stop, before listeners drain: no more events come in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopPulling;
+
+impl Handler<StopPulling> for ProcessNode {
+    type Result = ();
+    fn handle(&mut self, _: StopPulling, _: &mut Self::Context) {
+        self.stopping = true;
+        for (_, pull) in self.pulls.drain() {
+            pull.abort();
+        }
+    }
+}
+
+/// At an orderly stop, once listeners committed: acknowledges everything
+/// committed, so that none of it is delivered again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Finish;
+
+impl Handler<Finish> for ProcessNode {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: Finish, _: &mut Self::Context) -> Self::Result {
+        self.stopping = true;
+        for (_, pull) in self.pulls.drain() {
+            pull.abort();
+        }
+        let done = self.committed();
+        let (counters, client) = (self.shared.counters.clone(), self.nats.client.clone());
+        Box::pin(async move {
+            send_acks(done, counters).await;
+            let _ = client.flush().await;
+        })
     }
 }
 
@@ -132,9 +176,6 @@ impl Actor for ProcessNode {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Exposed at 0 from the start, so that rate() sees the first one.
-        metrics::counter!(REDELIVERIES_TOTAL).increment(0);
-        metrics::gauge!(PARTITIONS_OWNED).set(0.0);
         ctx.run_interval(ACK_EVERY, |this, _| this.acknowledge());
     }
 
@@ -153,6 +194,9 @@ pub struct Assign(pub Vec<u32>);
 impl Handler<Assign> for ProcessNode {
     type Result = ();
     fn handle(&mut self, msg: Assign, _: &mut Self::Context) {
+        if self.stopping {
+            return;
+        }
         // Partitions no longer ours: stop pulling (what is held is still
         // acknowledged once committed; the pin moves when it times out).
         self.pulls.retain(|p, pull| {
@@ -189,6 +233,14 @@ impl Handler<Assign> for ProcessNode {
 async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Addr<Router>, shared: Arc<Shared>) {
     let (expires, heartbeat) = pull_timing(&s);
     loop {
+        // Whatever another pull held of this partition (a node that died,
+        // or gave the partition up, or this node's previous pull) is due
+        // again `ack_wait` after it was handed out; the server hands due
+        // events out before newer ones. Pulling only after that (and a
+        // second of slack for the server's timer) keeps each key's events
+        // in order across a takeover: the server may unpin a client the
+        // moment its connection drops, well before `takeover_after`.
+        tokio::time::sleep(s.ack_wait + Duration::from_secs(1)).await;
         let consumer: Result<PullConsumer, _> = match nats.js.get_stream(&s.stream).await {
             Ok(stream) => stream.get_consumer(&consumer_name(p)).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -226,7 +278,6 @@ async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Add
             }
             Err(e) => tracing::warn!(partition = p, error = %e, "cannot pull the partition; retrying"),
         }
-        tokio::time::sleep(super::ingest::RETRY).await;
     }
 }
 
@@ -276,5 +327,35 @@ async fn route(messages: Vec<jetstream::Message>, router: &Addr<Router>, shared:
     if router.send(Publish { events }).await.is_ok() {
         shared.routed.fetch_max(last, Ordering::AcqRel);
         shared.counters.consumed.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{ClusterConfig, ClusterSettings};
+
+    fn settings(ack_wait: u64, takeover_after: u64) -> ClusterSettings {
+        let c = ClusterConfig {
+            ack_wait: Duration::from_secs(ack_wait),
+            takeover_after: Duration::from_secs(takeover_after),
+            ..ClusterConfig::default()
+        };
+        ClusterSettings::new(&c, &crate::config::Secrets::default(), Duration::from_secs(3600))
+    }
+
+    #[test]
+    fn pull_requests_leave_a_dead_nodes_events_due_before_its_partition_moves() {
+        for (ack_wait, takeover) in [(10, 15), (2, 8), (3, 4), (30, 120)] {
+            let s = settings(ack_wait, takeover);
+            let (expires, heartbeat) = pull_timing(&s);
+            // Handed out by the last request at the latest, due again
+            // `ack_wait` later, with slack before the pin moves.
+            assert!(
+                expires + s.ack_wait < s.takeover_after,
+                "{ack_wait}s/{takeover}s: {expires:?}"
+            );
+            assert!(heartbeat < expires / 2);
+        }
     }
 }

@@ -27,6 +27,15 @@ pub const METRICS: &[&str] = &[
     PARTITIONS_OWNED,
 ];
 
+/// Exposes this node's counters at 0 from its start, so that `rate()` sees
+/// the first event.
+pub fn register() {
+    for name in [PUBLISHED_TOTAL, DUPLICATES_TOTAL, REDELIVERIES_TOTAL] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!(PARTITIONS_OWNED).set(0.0);
+}
+
 /// A batch was acknowledged by the stream.
 pub struct Published {
     /// Events stored.

@@ -24,6 +24,7 @@ pub(super) struct ClusterRuntime {
     component: Arc<Component>,
     counters: Arc<ProcessCounters>,
     membership: Option<Addr<Membership>>,
+    process: Option<Addr<ProcessNode>>,
     /// Sources whose lease this node holds now.
     held: Arc<Mutex<Vec<String>>>,
 }
@@ -53,6 +54,7 @@ pub(super) async fn connect_cluster(
             component,
             counters: Arc::default(),
             membership: None,
+            process: None,
             held: Arc::default(),
         },
     )))
@@ -67,6 +69,8 @@ impl ClusterRuntime {
         durable: &[Arc<QueueStats>],
         threads: &mut Vec<Arbiter>,
     ) {
+        // The metrics recorder is installed by now (with the HTTP server).
+        crate::cluster::telemetry::register();
         let process = self.settings.has(Role::Process).then(|| {
             let thread = Arbiter::new();
             let (nats, settings, router, durable, counters) = (
@@ -83,6 +87,7 @@ impl ClusterRuntime {
             addr
         });
         let leased = leased_sources(config).map(|s| s.name.clone()).collect();
+        self.process = process.clone();
         let membership = Membership::new(
             self.nats.clone(),
             self.settings.clone(),
@@ -133,16 +138,24 @@ impl ClusterRuntime {
         Ok(())
     }
 
-    /// At an orderly stop, once sources stopped: gives their leases up.
+    /// At an orderly stop, once sources stopped: gives their leases up and
+    /// stops pulling, so that listener queues can drain.
     pub async fn release_leases(&self) {
+        if let Some(p) = &self.process {
+            let _ = p.send(crate::cluster::process_node::StopPulling).await;
+        }
         let held = std::mem::take(&mut *self.held.lock());
         for source in held {
             lease::release(&self.nats, &source).await;
         }
     }
 
-    /// At an orderly stop, once listeners committed: leaves the members.
+    /// At an orderly stop, once listeners committed: acknowledges what they
+    /// committed and leaves the members.
     pub async fn leave(&self) {
+        if let Some(p) = &self.process {
+            let _ = p.send(crate::cluster::process_node::Finish).await;
+        }
         if let Some(m) = &self.membership {
             let _ = m.send(Leave).await;
         }

@@ -8,7 +8,14 @@ use serde::Serialize;
 
 use cxrelay_actors::registry::{Component, ComponentState};
 
+use crate::ingest::Ingest;
 use crate::store::{StoreDb, StoreError};
+
+/// Whether a source commits checkpoints with its events: with the
+/// journal, or in cluster mode (into the checkpoints bucket).
+pub fn checkpointing(db: Option<&StoreDb>, ingest: &Ingest) -> bool {
+    db.is_some() || ingest.as_cluster().is_some()
+}
 
 /// A source's saved state.
 pub trait JsonCheckpoint: Serialize + DeserializeOwned + Default {
@@ -32,10 +39,14 @@ pub trait JsonCheckpoint: Serialize + DeserializeOwned + Default {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The checkpoint `source` saved in `db` (a fresh one with the journal
-    /// off). An unreadable store is an error: without its checkpoint a
-    /// source would deliver again what it delivered.
-    fn load(db: Option<&StoreDb>, source: &str) -> Result<Self, StoreError> {
+    /// The checkpoint `source` saved: in the bucket the cluster keeps them
+    /// in (cluster mode), else in `db` (a fresh one with the journal off).
+    /// An unreadable store is an error: without its checkpoint a source
+    /// would deliver again what it delivered.
+    fn load(db: Option<&StoreDb>, ingest: &Ingest, source: &str) -> Result<Self, StoreError> {
+        if let Some(cluster) = ingest.as_cluster() {
+            return Ok(Self::decode(cluster.checkpoint(source).as_deref()));
+        }
         match db {
             Some(db) => Ok(Self::decode(db.checkpoint(source)?.as_deref())),
             None => Ok(Self::default()),
@@ -46,8 +57,8 @@ pub trait JsonCheckpoint: Serialize + DeserializeOwned + Default {
     /// `component` restarting when the store cannot be read: without its
     /// checkpoint the source would deliver again what it delivered, so it
     /// waits for the store instead.
-    fn load_for_start(db: Option<&StoreDb>, source: &str, component: &Component) -> Option<Self> {
-        match Self::load(db, source) {
+    fn load_for_start(db: Option<&StoreDb>, ingest: &Ingest, source: &str, component: &Component) -> Option<Self> {
+        match Self::load(db, ingest, source) {
             Ok(c) => {
                 component.set_state(ComponentState::Running);
                 Some(c)

@@ -106,7 +106,7 @@ sink = {{ kind = "nats", url = "nats://127.0.0.1:9" }}
 
 /// A metric as exposed: its `# TYPE` and the label names of its samples.
 #[derive(Debug, Default)]
-struct Exposed {
+pub struct Exposed {
     kind: String,
     labels: BTreeSet<String>,
 }
@@ -114,7 +114,7 @@ struct Exposed {
 /// Every `cxrelay_` metric in Prometheus text, by name (a histogram's
 /// `_bucket`, `_sum` and `_count` samples under the histogram's name,
 /// without `le`).
-fn exposed(text: &str) -> BTreeMap<String, Exposed> {
+pub fn exposed(text: &str) -> BTreeMap<String, Exposed> {
     let mut out: BTreeMap<String, Exposed> = BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -164,7 +164,10 @@ fn exposed(text: &str) -> BTreeMap<String, Exposed> {
 
 /// What is wrong between the reference and what is exposed (empty: they
 /// agree).
-fn disagreements(reference: &BTreeMap<String, DocumentedMetric>, exposed: &BTreeMap<String, Exposed>) -> Vec<String> {
+pub fn disagreements(
+    reference: &BTreeMap<String, DocumentedMetric>,
+    exposed: &BTreeMap<String, Exposed>,
+) -> Vec<String> {
     let mut wrong = Vec::new();
     for (name, e) in exposed {
         let Some(doc) = reference.get(name) else {

@@ -211,6 +211,15 @@ impl NatsServer {
         matches!(tokio::time::timeout(Duration::from_secs(5), probe).await, Ok(Some(_)))
     }
 
+    /// The value of `key` in bucket `bucket` (none: absent or deleted).
+    pub fn kv_get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        crate::s3::block_on(async {
+            let js = self.context().await;
+            let kv = js.get_key_value(bucket).await.ok()?;
+            kv.get(key).await.ok().flatten().map(|v| v.to_vec())
+        })
+    }
+
     /// Messages in `stream` now (0 when it does not exist).
     pub fn messages(&self, stream: &str) -> u64 {
         crate::s3::block_on(async {

@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -70,8 +71,12 @@ impl Browser {
     /// Starts chromedriver on a free port and a headless Chromium session
     /// in a window of `width` x `height`.
     pub fn start(tools: &Tools, width: u32, height: u32) -> Browser {
+        // Its own process group, with the browser it starts: dropping the
+        // Browser ends them all, even when no session was made (a browser
+        // outliving its driver would run on, orphaned).
         let mut driver = Command::new(&tools.chromedriver)
             .arg("--port=0")
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -94,7 +99,7 @@ impl Browser {
         let port = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(port) => port,
             Err(e) => {
-                let _ = driver.kill();
+                kill_group(&mut driver);
                 panic!("chromedriver did not say its port within 30 s: {e}");
             }
         };
@@ -219,9 +224,22 @@ impl Drop for Browser {
             // Ends the browser too; errors do not matter any more.
             let _ = send(self.addr, "DELETE", &self.session_path(""), b"");
         }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        kill_group(&mut self.driver);
     }
+}
+
+/// Kills chromedriver's process group (the driver and any browser it
+/// started) and reaps the driver.
+fn kill_group(driver: &mut Child) {
+    if let Ok(pgid) = i32::try_from(driver.id()) {
+        // SAFETY: kill(2) with a negative pid signals that process group,
+        // which `process_group(0)` made for this driver alone.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let _ = driver.kill();
+    let _ = driver.wait();
 }
 
 /// Where test artifacts (screenshots) are kept: `target/test-artifacts/`.

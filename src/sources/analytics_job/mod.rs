@@ -129,8 +129,12 @@ impl Actor for AnalyticsJob {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some(checkpoint) = Checkpoint::load_for_start(self.db.as_deref(), &self.settings.name, self.component())
-        else {
+        let Some(checkpoint) = Checkpoint::load_for_start(
+            self.db.as_deref(),
+            &self.delivery.ingest,
+            &self.settings.name,
+            self.component(),
+        ) else {
             ctx.stop();
             return;
         };
@@ -140,7 +144,7 @@ impl Actor for AnalyticsJob {
             self.delivery.clone(),
             self.progress.clone(),
             checkpoint,
-            self.db.is_some(),
+            crate::sources::checkpoint::checkpointing(self.db.as_deref(), &self.delivery.ingest),
         );
         ctx.spawn(runner.run().into_actor(self));
     }

@@ -109,8 +109,12 @@ impl Actor for ExportDownload {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let component = self.delivery.component.clone();
-        let Some(checkpoint) = ExportCheckpoint::load_for_start(self.db.as_deref(), &self.settings.name, &component)
-        else {
+        let Some(checkpoint) = ExportCheckpoint::load_for_start(
+            self.db.as_deref(),
+            &self.delivery.ingest,
+            &self.settings.name,
+            &component,
+        ) else {
             ctx.stop();
             return;
         };
@@ -136,7 +140,7 @@ impl Actor for ExportDownload {
             self.delivery.clone(),
             self.progress.clone(),
             checkpoint,
-            self.db.is_some(),
+            crate::sources::checkpoint::checkpointing(self.db.as_deref(), &self.delivery.ingest),
         );
         ctx.spawn(runner.run(make_body).into_actor(self));
     }

@@ -113,9 +113,12 @@ impl Actor for RecordingsSource {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let component = self.delivery.component.clone();
-        let Some(checkpoint) =
-            RecordingsCheckpoint::load_for_start(self.db.as_deref(), &self.settings.name, &component)
-        else {
+        let Some(checkpoint) = RecordingsCheckpoint::load_for_start(
+            self.db.as_deref(),
+            &self.delivery.ingest,
+            &self.settings.name,
+            &component,
+        ) else {
             ctx.stop();
             return;
         };
@@ -125,7 +128,7 @@ impl Actor for RecordingsSource {
             self.delivery.clone(),
             self.progress.clone(),
             checkpoint,
-            self.db.is_some(),
+            crate::sources::checkpoint::checkpointing(self.db.as_deref(), &self.delivery.ingest),
         );
         ctx.spawn(runner.run().into_actor(self));
     }
