@@ -165,14 +165,19 @@ impl ClusterConfig {
 
     /// The variables holding secrets, by key.
     pub fn secret_vars(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("token_env", &self.token_env),
-            ("user_env", &self.user_env),
-            ("password_env", &self.password_env),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-        .collect()
+        self.keys().secret_vars()
+    }
+
+    /// The credential and TLS keys, as the shared NATS client takes them.
+    pub fn keys(&self) -> crate::nats_client::NatsKeys<'_> {
+        crate::nats_client::NatsKeys {
+            token_env: self.token_env.as_deref(),
+            user_env: self.user_env.as_deref(),
+            password_env: self.password_env.as_deref(),
+            creds_file: self.creds_file.as_deref(),
+            tls: self.tls,
+            tls_ca_file: self.tls_ca_file.as_deref(),
+        }
     }
 
     /// Every problem of the section, by key.
@@ -207,30 +212,7 @@ impl ClusterConfig {
             "roles",
             "name at least one of `ingest`, `process`",
         );
-        let methods = [
-            self.token_env.is_some(),
-            self.user_env.is_some(),
-            self.creds_file.is_some(),
-        ];
-        p.check(
-            methods.iter().filter(|m| **m).count() <= 1,
-            "token_env",
-            "use one of `token_env`, `user_env`/`password_env` and `creds_file`",
-        );
-        p.check(
-            self.user_env.is_some() == self.password_env.is_some(),
-            if self.user_env.is_some() {
-                "password_env"
-            } else {
-                "user_env"
-            },
-            "set both `user_env` and `password_env`",
-        );
-        p.check(
-            self.tls_ca_file.is_none() || self.tls,
-            "tls_ca_file",
-            "is used only with `tls = true`",
-        );
+        self.keys().check(&mut p);
         p.check(self.max_ack_pending > 0, "max_ack_pending", "must be at least 1");
         p.check(!self.ack_wait.is_zero(), "ack_wait", "must be more than 0");
         p.check(

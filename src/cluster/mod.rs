@@ -36,7 +36,7 @@ pub use membership::Membership;
 pub use process_node::ProcessNode;
 
 use crate::config::Secrets;
-use nats::NatsAuth;
+use crate::nats_client::NatsAuth;
 
 /// Why cluster mode could not start or carry on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -91,18 +91,12 @@ impl ClusterSettings {
     /// The settings of a checked `[cluster]`; `idempotency_window` is
     /// `[service]`'s, which the stream's duplicate window follows.
     pub fn new(c: &ClusterConfig, secrets: &Secrets, idempotency_window: Duration) -> Self {
-        let secret = |k: &str| secrets.component("cluster", k).cloned();
-        let auth = match (
-            secret("token_env"),
-            secret("user_env"),
-            secret("password_env"),
-            &c.creds_file,
-        ) {
-            (Some(t), _, _, _) => NatsAuth::Token(t),
-            (_, Some(u), Some(p), _) => NatsAuth::UserPassword(u, p),
-            (_, _, _, Some(f)) => NatsAuth::CredsFile(f.clone()),
-            _ => NatsAuth::None,
-        };
+        // The loader refused a variable that is not set; an embedder that
+        // skipped it connects without credentials and is told so by NATS.
+        let auth = c
+            .keys()
+            .auth(|k| secrets.component("cluster", k).cloned())
+            .unwrap_or(NatsAuth::None);
         ClusterSettings {
             node: c.node_name(),
             roles: c.roles.clone(),

@@ -8,28 +8,14 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{pull, AckPolicy, PriorityPolicy};
 use async_nats::jetstream::stream::{DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, kv, stream};
-use async_nats::ConnectOptions;
 
 use super::partition::{consumer_name, subject};
 use super::{ClusterError, ClusterSettings};
-use crate::config::Secret;
+use crate::nats_client::connect_options;
 
 /// The priority group every processing node pulls in: the server pins one
 /// client per partition consumer.
 pub const GROUP: &str = "cxrelay";
-
-/// How a node authenticates to NATS.
-#[derive(Clone)]
-pub enum NatsAuth {
-    /// No credentials.
-    None,
-    /// A token.
-    Token(Secret),
-    /// A user and a password.
-    UserPassword(Secret, Secret),
-    /// A credentials file.
-    CredsFile(std::path::PathBuf),
-}
 
 /// A node's connection and the objects it uses.
 #[derive(Clone)]
@@ -51,29 +37,13 @@ pub struct Nats {
 /// buckets exist.
 pub async fn connect(s: &ClusterSettings) -> Result<Nats, ClusterError> {
     let nats_error = |what: &str, e: &dyn std::fmt::Display| ClusterError::Nats(format!("{what}: {e}"));
-    let mut options = match &s.auth {
-        NatsAuth::None => ConnectOptions::new(),
-        NatsAuth::Token(t) => ConnectOptions::new().token(t.expose().to_string()),
-        NatsAuth::UserPassword(u, p) => {
-            ConnectOptions::new().user_and_password(u.expose().to_string(), p.expose().to_string())
-        }
-        // The error names the file, never what is in it.
-        NatsAuth::CredsFile(path) => ConnectOptions::new()
-            .credentials_file(path)
-            .await
-            .map_err(|e| nats_error(&format!("`creds_file` {}", path.display()), &e))?,
-    };
-    options = options
-        .name(format!("cxrelay/{}", s.node))
+    let options = connect_options(&s.auth, s.tls, s.tls_ca_file.as_deref(), format!("cxrelay/{}", s.node))
+        .await
+        .map_err(ClusterError::Nats)?
         .connection_timeout(s.timeout)
         .request_timeout(Some(s.timeout))
-        // Reconnect for ever: intake waits (503) meanwhile.
-        .max_reconnects(None::<usize>)
-        .retry_on_initial_connect()
-        .require_tls(s.tls);
-    if let Some(ca) = &s.tls_ca_file {
-        options = options.add_root_certificates(ca.clone());
-    }
+        // Intake waits (503) while reconnecting.
+        .retry_on_initial_connect();
     let client = options
         .connect(s.servers.clone())
         .await

@@ -10,8 +10,9 @@ use async_nats::ServerAddr;
 use serde::{Deserialize, Serialize};
 
 use super::subject::SubjectTemplate;
-use super::{Auth, NatsSettings, NatsWriter};
+use super::{NatsSettings, NatsWriter};
 use crate::config::{duration, KeyProblem, KeyProblems};
+use crate::nats_client::NatsKeys;
 use crate::sinks::builder::{SinkBuilder, SinkContext, SinkStarter};
 use crate::sinks::file::Encoding;
 use crate::sinks::SinkError;
@@ -107,6 +108,18 @@ impl NatsSinkConfig {
             Some(self.stream_subjects.clone())
         }
     }
+
+    /// The credential and TLS keys, as the shared NATS client takes them.
+    fn keys(&self) -> NatsKeys<'_> {
+        NatsKeys {
+            token_env: self.token_env.as_deref(),
+            user_env: self.user_env.as_deref(),
+            password_env: self.password_env.as_deref(),
+            creds_file: self.creds_file.as_deref(),
+            tls: self.tls,
+            tls_ca_file: self.tls_ca_file.as_deref(),
+        }
+    }
 }
 
 impl SinkBuilder for NatsSinkConfig {
@@ -155,46 +168,13 @@ impl SinkBuilder for NatsSinkConfig {
             "duplicate_window",
             "must be at least 1s (retries are deduplicated within it)",
         );
-        let methods = [
-            self.token_env.is_some(),
-            self.user_env.is_some(),
-            self.creds_file.is_some(),
-        ];
-        p.check(
-            methods.iter().filter(|m| **m).count() <= 1,
-            "token_env",
-            "use one of `token_env`, `user_env`/`password_env` and `creds_file`",
-        );
-        p.check(
-            self.user_env.is_some() == self.password_env.is_some(),
-            if self.user_env.is_some() {
-                "password_env"
-            } else {
-                "user_env"
-            },
-            "set both `user_env` and `password_env`",
-        );
-        p.check(
-            self.tls_ca_file.is_none() || self.tls,
-            "tls_ca_file",
-            "is used only with `tls = true`",
-        );
+        self.keys().check(&mut p);
         p.check(!self.timeout.is_zero(), "timeout", "must be more than 0");
         p.into_vec()
     }
 
     fn secret_vars(&self) -> Vec<(&'static str, &str)> {
-        let mut vars = Vec::new();
-        for (key, var) in [
-            ("token_env", &self.token_env),
-            ("user_env", &self.user_env),
-            ("password_env", &self.password_env),
-        ] {
-            if let Some(v) = var {
-                vars.push((key, v.as_str()));
-            }
-        }
-        vars
+        self.keys().secret_vars()
     }
 
     fn describe(&self) -> String {
@@ -221,19 +201,7 @@ impl SinkBuilder for NatsSinkConfig {
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
         let subject = SubjectTemplate::parse(&self.subject).map_err(bad)?;
-        let secret = |key: &str| {
-            cx.secret(key)
-                .ok_or_else(|| bad(format!("`{key}`: its environment variable is not set")))
-        };
-        let auth = if self.token_env.is_some() {
-            Auth::Token(secret("token_env")?)
-        } else if self.user_env.is_some() {
-            Auth::UserPassword(secret("user_env")?, secret("password_env")?)
-        } else if let Some(path) = &self.creds_file {
-            Auth::CredsFile(path.clone())
-        } else {
-            Auth::None
-        };
+        let auth = self.keys().auth(|key| cx.secret(key)).map_err(bad)?;
         let stream = self
             .stream
             .as_ref()

@@ -27,14 +27,14 @@ use async_nats::connection::State;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
-use async_nats::{ConnectOptions, ServerAddr};
+use async_nats::ServerAddr;
 use bytes::Bytes;
 use cxrelay_actors::Event;
 use futures_util::future::{join_all, LocalBoxFuture};
 
 use self::subject::SubjectTemplate;
 use self::telemetry::{BatchPublished, NatsStatus};
-use crate::config::Secret;
+use crate::nats_client::{connect_options, NatsAuth};
 use crate::sinks::file::Encoding;
 use crate::sinks::{SinkError, SinkWriter};
 
@@ -43,18 +43,6 @@ use crate::sinks::{SinkError, SinkWriter};
 /// for one batch (the acknowledgement futures, their permits) whatever the
 /// batch size.
 const WINDOW: usize = 4096;
-
-/// How the sink authenticates.
-pub enum Auth {
-    /// No credentials.
-    None,
-    /// A token.
-    Token(Secret),
-    /// A user and a password.
-    UserPassword(Secret, Secret),
-    /// A credentials file (JWT and NKey seed).
-    CredsFile(PathBuf),
-}
 
 /// Where and how a nats sink publishes, fixed when it is built.
 pub struct NatsSettings {
@@ -73,7 +61,7 @@ pub struct NatsSettings {
     /// The duplicate window of a stream this sink creates.
     pub duplicate_window: Duration,
     /// Credentials.
-    pub auth: Auth,
+    pub auth: NatsAuth,
     /// Require TLS.
     pub tls: bool,
     /// Extra CA certificates.
@@ -129,27 +117,16 @@ impl NatsWriter {
 
 /// Connects, and checks or creates the stream.
 async fn connect(s: &NatsSettings) -> Result<Conn, SinkError> {
-    let mut options = match &s.auth {
-        Auth::None => ConnectOptions::new(),
-        Auth::Token(t) => ConnectOptions::new().token(t.expose().to_string()),
-        Auth::UserPassword(u, p) => {
-            ConnectOptions::new().user_and_password(u.expose().to_string(), p.expose().to_string())
-        }
-        // The error names the file, never what is in it.
-        Auth::CredsFile(path) => ConnectOptions::new()
-            .credentials_file(path)
-            .await
-            .map_err(|e| s.error(format!("`creds_file` {}: {e}", path.display())))?,
-    };
-    options = options
-        .name(format!("cxrelay/{}", s.listener))
-        .connection_timeout(s.timeout)
-        // Reconnect for ever: the sink holds its batch meanwhile.
-        .max_reconnects(None::<usize>)
-        .require_tls(s.tls);
-    if let Some(ca) = &s.tls_ca_file {
-        options = options.add_root_certificates(ca.clone());
-    }
+    let options = connect_options(
+        &s.auth,
+        s.tls,
+        s.tls_ca_file.as_deref(),
+        format!("cxrelay/{}", s.listener),
+    )
+    .await
+    .map_err(|e| s.error(e))?
+    // The sink holds its batch while reconnecting.
+    .connection_timeout(s.timeout);
     let client = options
         .connect(s.servers.clone())
         .await
