@@ -67,6 +67,15 @@ pub fn metric_names() -> Vec<&'static str> {
     .concat()
 }
 
+/// Writes each of `names` at 0 for one component (`label` = `value`), so
+/// that its series exist from the start and the first increment shows in
+/// `rate()` and `increase()`.
+pub fn counters_at_zero<'a>(names: impl IntoIterator<Item = &'a &'static str>, label: &'static str, value: &str) {
+    for name in names {
+        metrics::counter!(*name, label => value.to_string()).increment(0);
+    }
+}
+
 /// The heading of README's metrics reference.
 pub const METRICS_REFERENCE_HEADING: &str = "## Metrics reference";
 

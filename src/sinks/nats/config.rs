@@ -220,7 +220,7 @@ impl SinkBuilder for NatsSinkConfig {
             timeout: self.timeout,
         });
         crate::telemetry::install_tls_provider();
-        super::telemetry::SinkStarted { listener: &cx.listener }.emit();
+        crate::telemetry::counters_at_zero(super::telemetry::METRICS, "listener", &cx.listener);
         Ok(cx.starter(move || Ok(NatsWriter::new(settings.clone()))))
     }
 }

@@ -12,24 +12,6 @@ pub const DUPLICATES_TOTAL: &str = "cxrelay_nats_duplicates_total";
 /// Every metric named here.
 pub const METRICS: &[&str] = &[PUBLISHED_TOTAL, DUPLICATES_TOTAL];
 
-/// The sink is built: its counters are written at 0, so each series
-/// exists from the start and the first increment shows in `rate()` and
-/// `increase()`.
-#[derive(Debug)]
-pub struct SinkStarted<'a> {
-    /// The listener.
-    pub listener: &'a str,
-}
-
-impl SinkStarted<'_> {
-    /// Registers the counters.
-    pub fn emit(self) {
-        for name in METRICS {
-            metrics::counter!(*name, "listener" => self.listener.to_string()).increment(0);
-        }
-    }
-}
-
 /// A batch was acknowledged by the stream.
 #[derive(Debug)]
 pub struct BatchPublished<'a> {

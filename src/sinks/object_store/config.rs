@@ -221,7 +221,7 @@ impl SinkBuilder for ObjectStoreSinkConfig {
             naming,
         });
         crate::telemetry::install_tls_provider();
-        super::telemetry::SinkStarted { listener: &cx.listener }.emit();
+        crate::telemetry::counters_at_zero(super::telemetry::METRICS, "listener", &cx.listener);
         Ok(cx.starter(move || ObjectStoreWriter::new(settings.clone())))
     }
 }

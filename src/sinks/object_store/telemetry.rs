@@ -14,24 +14,6 @@ pub const ALREADY_STORED_TOTAL: &str = "cxrelay_object_store_already_stored_tota
 /// Every metric named here.
 pub const METRICS: &[&str] = &[OBJECTS_TOTAL, BYTES_TOTAL, ALREADY_STORED_TOTAL];
 
-/// The sink is built: its counters are written at 0, so each series
-/// exists from the start and the first increment shows in `rate()` and
-/// `increase()`.
-#[derive(Debug)]
-pub struct SinkStarted<'a> {
-    /// The listener.
-    pub listener: &'a str,
-}
-
-impl SinkStarted<'_> {
-    /// Registers the counters.
-    pub fn emit(self) {
-        for name in METRICS {
-            metrics::counter!(*name, "listener" => self.listener.to_string()).increment(0);
-        }
-    }
-}
-
 /// An object was uploaded.
 #[derive(Debug)]
 pub struct ObjectUploaded<'a> {

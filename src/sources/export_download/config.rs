@@ -157,7 +157,7 @@ impl SourceBuilder for ExportConfig {
             let settings = ExportSettings::try_from(Named { name, config: self })?;
             let component = cx.component(name, "export");
             component.set_status(&ExportStatus::new(&settings));
-            super::telemetry::SourceStarted { source: name }.emit();
+            crate::telemetry::counters_at_zero(super::telemetry::METRICS, "source", name);
             let org = cx.org.clone();
             let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();

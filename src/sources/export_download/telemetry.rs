@@ -14,24 +14,6 @@ pub const RESUMES_TOTAL: &str = "cxrelay_export_resumes_total";
 /// Every metric named here.
 pub const METRICS: &[&str] = &[RECORDS_TOTAL, RESUMES_TOTAL];
 
-/// An export (or recordings) source starts: its counters are written at
-/// 0, so each series exists from the start and the first increment shows
-/// in `rate()` and `increase()`.
-#[derive(Debug)]
-pub struct SourceStarted<'a> {
-    /// The source.
-    pub source: &'a str,
-}
-
-impl SourceStarted<'_> {
-    /// Registers the counters.
-    pub fn emit(self) {
-        for name in METRICS {
-            metrics::counter!(*name, "source" => self.source.to_string()).increment(0);
-        }
-    }
-}
-
 /// A batch of an export's records is committed (no log: there are many,
 /// and `/status` shows the totals).
 #[derive(Debug)]

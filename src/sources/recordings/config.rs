@@ -134,7 +134,14 @@ impl SourceBuilder for RecordingsConfig {
                 .map_err(|e| BuildError::new(format!("cannot create {}: {e}", settings.output.display())))?;
             let org = cx.org()?;
             let component = cx.component(name, "recordings");
-            super::telemetry::SourceStarted { source: name }.emit();
+            // Resumed downloads are counted as exports count them.
+            crate::telemetry::counters_at_zero(
+                super::telemetry::METRICS
+                    .iter()
+                    .chain([&crate::sources::export_download::telemetry::RESUMES_TOTAL]),
+                "source",
+                name,
+            );
             let delivery = cx.delivery(component.clone());
             let db = cx.db.clone();
             let stuck_after = settings.stuck_after();

@@ -14,25 +14,6 @@ pub const UNAVAILABLE_TOTAL: &str = "cxrelay_recordings_unavailable_total";
 /// Every metric named here.
 pub const METRICS: &[&str] = &[DOWNLOADED_TOTAL, BYTES_TOTAL, UNAVAILABLE_TOTAL];
 
-/// A recordings source starts: its counters (and the resumes it shares
-/// with exports) are written at 0, so each series exists from the start
-/// and the first increment shows in `rate()` and `increase()`.
-#[derive(Debug)]
-pub struct SourceStarted<'a> {
-    /// The source.
-    pub source: &'a str,
-}
-
-impl SourceStarted<'_> {
-    /// Registers the counters.
-    pub fn emit(self) {
-        use crate::sources::export_download::telemetry::RESUMES_TOTAL;
-        for name in METRICS.iter().chain([&RESUMES_TOTAL]) {
-            metrics::counter!(*name, "source" => self.source.to_string()).increment(0);
-        }
-    }
-}
-
 /// A recording is in its file and its event committed.
 #[derive(Debug)]
 pub struct RecordingDownloaded<'a> {
