@@ -72,10 +72,13 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads little-endian fields off the front of a buffer; a field past
+/// its end is `Truncated`. Shared by the entry and segment record formats.
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+    /// The next `n` bytes.
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         if self.0.len() < n {
             return Err(CodecError::Truncated);
         }
@@ -83,14 +86,35 @@ impl<'a> Reader<'a> {
         self.0 = rest;
         Ok(head)
     }
-    fn i64(&mut self) -> Result<i64, CodecError> {
-        let b = self.take(8)?;
-        Ok(i64::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated)?))
+
+    /// A `u32`.
+    pub(crate) fn u32(&mut self) -> Result<u32, CodecError> {
+        let mut a = [0; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(a))
     }
-    fn str(&mut self) -> Result<&'a str, CodecError> {
-        let b = self.take(4)?;
-        let n = u32::from_le_bytes(b.try_into().map_err(|_| CodecError::Truncated)?) as usize;
-        std::str::from_utf8(self.take(n)?).map_err(|_| CodecError::Utf8)
+
+    /// A `u64`.
+    pub(crate) fn u64(&mut self) -> Result<u64, CodecError> {
+        let mut a = [0; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    /// An `i64`.
+    pub(crate) fn i64(&mut self) -> Result<i64, CodecError> {
+        Ok(self.u64()? as i64)
+    }
+
+    /// Bytes after their `u32` length.
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    /// UTF-8 after its `u32` length.
+    pub(crate) fn str(&mut self) -> Result<&'a str, CodecError> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| CodecError::Utf8)
     }
 }
 

@@ -61,8 +61,9 @@ struct Outer<'a> {
     topic_name: Option<serde::de::IgnoredAny>,
 }
 
-/// Parses a pushed body into events for source `source`.
-pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
+/// The elements of a pushed body: one JSON value, or an array of them
+/// (none is refused), each left unparsed.
+pub(crate) fn elements(body: &[u8]) -> Result<Vec<&RawValue>, EnvelopeError> {
     let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
     let elements: Vec<&RawValue> = if text.trim_start().starts_with('[') {
         serde_json::from_str(text).map_err(|_| EnvelopeError::InvalidJson)?
@@ -72,6 +73,12 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
     if elements.is_empty() {
         return Err(EnvelopeError::Empty);
     }
+    Ok(elements)
+}
+
+/// Parses a pushed body into events for source `source`.
+pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
+    let elements = elements(body)?;
     let source: Arc<str> = Arc::from(source);
     let mut events = Vec::with_capacity(elements.len());
     let mut keys = Vec::with_capacity(elements.len());

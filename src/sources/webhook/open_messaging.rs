@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use cxrelay_actors::Event;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::envelope::{generated_id, EnvelopeError, Pushed};
 use crate::genesys::notification::parse_iso_ms;
@@ -80,15 +79,7 @@ fn segment(v: Option<&str>) -> String {
 ///   inbound one), else the integration (`channel.id`);
 /// - event time: `channel.time`.
 pub fn parse_open_messaging(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
-    let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
-    let elements: Vec<&RawValue> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(text).map_err(|_| EnvelopeError::InvalidJson)?
-    } else {
-        vec![serde_json::from_str(text).map_err(|_| EnvelopeError::InvalidJson)?]
-    };
-    if elements.is_empty() {
-        return Err(EnvelopeError::Empty);
-    }
+    let elements = super::envelope::elements(body)?;
     let source: Arc<str> = Arc::from(source);
     let mut events = Vec::with_capacity(elements.len());
     let mut keys = Vec::with_capacity(elements.len());

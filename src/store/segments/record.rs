@@ -14,7 +14,7 @@
 
 use cxrelay_actors::Event;
 
-use crate::store::codec::{self, CodecError};
+use crate::store::codec::{self, CodecError, Reader};
 use crate::store::idempotency::KeyHash;
 
 const VERSION: u8 = 1;
@@ -93,32 +93,6 @@ pub struct Record<'a> {
     /// Checkpoints, in commit order (a later one of a source wins).
     pub checkpoints: Vec<(&'a str, &'a [u8])>,
     events: &'a [u8],
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
-        if self.0.len() < n {
-            return Err(CodecError::Truncated);
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn u32(&mut self) -> Result<u32, CodecError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, CodecError> {
-        let mut a = [0; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
 }
 
 impl<'a> Record<'a> {
