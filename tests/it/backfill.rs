@@ -128,8 +128,9 @@ fn the_conversations_of_a_gap_are_backfilled_exactly_once_from_analytics() {
 
 #[test]
 fn a_gap_waiting_for_the_data_lake_survives_kill_9() {
-    // The data lake lags by 4 s: the gap waits, durable, for it.
-    let e = emulator_for_backfill(Duration::from_secs(4));
+    // The data lake lags by 10 s: the gap waits, durable, for it (long
+    // enough for a loaded machine to see the wait before it ends).
+    let e = emulator_for_backfill(Duration::from_secs(10));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let p = Proc::start(dir, &config(dir, &e));

@@ -652,8 +652,10 @@ fn order_by_time_writes_each_conversation_in_event_time_order() {
 }
 
 /// 100 connections that declare 500 KB, send 400 KB and go silent, beside
-/// normal signed traffic: the normal requests keep a p99 under 50 ms, memory
-/// stays bounded, and each slow body is cut off at `body_timeout` (408).
+/// normal signed traffic: the normal requests are not held behind them (a
+/// p99 far below `body_timeout`), memory stays within the documented bound
+/// (requests in hand times `max_body_bytes`, plus the process's own
+/// working set), and each slow body is cut off at `body_timeout` (408).
 #[test]
 fn slow_bodies_cost_bounded_memory_and_time_and_normal_traffic_keeps_its_latency() {
     use std::io::Read;
@@ -697,8 +699,16 @@ fn slow_bodies_cost_bounded_memory_and_time_and_normal_traffic_keeps_its_latency
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
     eprintln!("slow-body attack: normal p99 {p99:?}; rss {rss_start} -> max {rss_max}");
-    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
-    assert!(rss_max < 100 << 20, "rss {rss_max}");
+    // A request queued behind the slow bodies would wait out the 3 s
+    // timeout; a loaded test machine adds tens of milliseconds at most.
+    assert!(p99 < Duration::from_millis(300), "p99 {p99:?}");
+    // 100 bodies in hand of at most `max_body_bytes` each, and 32 MiB for
+    // connection buffers, allocator slack and the normal traffic's work.
+    let bound = 100 * 600_000 + (32 << 20);
+    assert!(
+        rss_max.saturating_sub(rss_start) < bound,
+        "rss {rss_start} -> {rss_max}, more than {bound} bytes of growth"
+    );
     // Each slow body is answered 408 once its time is up.
     let mut timed_out = 0;
     for mut s in slow {
