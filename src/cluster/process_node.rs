@@ -11,7 +11,7 @@
 //! wrote).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,8 +47,11 @@ pub struct ProcessCounters {
 
 /// What the pulls and the acknowledger share.
 struct Shared {
-    /// Messages routed, not yet acknowledged, by position.
-    held: Mutex<BTreeMap<u64, jetstream::Message>>,
+    /// Messages routed, not yet acknowledged, by position, with their
+    /// partition.
+    held: Mutex<BTreeMap<u64, (u32, jetstream::Message)>>,
+    /// Per partition, how many of `held` are its.
+    unacked: Vec<AtomicUsize>,
     /// The next position; held while a chunk is routed, so positions reach
     /// the router in order.
     next: tokio::sync::Mutex<u64>,
@@ -82,6 +85,7 @@ impl ProcessNode {
         let start = u64::try_from(cxrelay_actors::event::now_ms())
             .unwrap_or(0)
             .saturating_mul(1000);
+        let unacked = (0..settings.partitions).map(|_| AtomicUsize::new(0)).collect();
         ProcessNode {
             nats,
             settings,
@@ -89,6 +93,7 @@ impl ProcessNode {
             durable,
             shared: Arc::new(Shared {
                 held: Mutex::default(),
+                unacked,
                 next: tokio::sync::Mutex::new(start),
                 routed: AtomicU64::new(start.saturating_sub(1)),
                 counters,
@@ -111,7 +116,16 @@ impl ProcessNode {
             .unwrap_or(routed);
         let mut held = self.shared.held.lock();
         let rest = held.split_off(&safe.saturating_add(1));
-        std::mem::replace(&mut *held, rest).into_values().collect()
+        let done = std::mem::replace(&mut *held, rest);
+        drop(held);
+        done.into_values()
+            .map(|(p, m)| {
+                if let Some(n) = self.shared.unacked.get(p as usize) {
+                    n.fetch_sub(1, Ordering::AcqRel);
+                }
+                m
+            })
+            .collect()
     }
 
     /// Acknowledges what listeners committed, in the background.
@@ -245,7 +259,7 @@ async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Add
             Ok(stream) => stream.get_consumer(&consumer_name(p)).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        let messages = match consumer {
+        let pulled = match consumer {
             Ok(c) => c
                 .stream()
                 .group(GROUP)
@@ -254,29 +268,118 @@ async fn pull_partition(nats: Nats, s: Arc<ClusterSettings>, p: u32, router: Add
                 .heartbeat(heartbeat)
                 .messages()
                 .await
+                .map(|m| (c, m))
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
-        match messages {
-            Ok(messages) => {
+        match pulled {
+            Ok((consumer, messages)) => {
                 let mut chunks = messages.ready_chunks(CHUNK);
+                let mut gate = TakeoverGate::new(p);
+                let mut recheck = tokio::time::interval(RECHECK_EVERY);
                 // The stream carries on after an error (a missed heartbeat
                 // on a busy machine, a reconnect): starting a new one would
                 // give up this node's pin and stall the partition for
                 // `takeover_after`. It ends only when it cannot go on.
-                while let Some(chunk) = chunks.next().await {
-                    let mut ok = Vec::with_capacity(chunk.len());
-                    for m in chunk {
-                        match m {
-                            Ok(m) => ok.push(m),
-                            Err(e) => tracing::debug!(partition = p, error = %e, "pulling"),
+                loop {
+                    let ready = tokio::select! {
+                        chunk = chunks.next() => {
+                            let Some(chunk) = chunk else { break };
+                            let mut ok = Vec::with_capacity(chunk.len());
+                            for m in chunk {
+                                match m {
+                                    Ok(m) => ok.push(m),
+                                    Err(e) => tracing::debug!(partition = p, error = %e, "pulling"),
+                                }
+                            }
+                            let older = gate.admit(ok);
+                            route(older, p, &router, &shared).await;
+                            gate.release_if_clear(&consumer, &shared).await
                         }
-                    }
-                    route(ok, &router, &shared).await;
+                        _ = recheck.tick(), if gate.holding() => gate.release_if_clear(&consumer, &shared).await,
+                    };
+                    route(ready, p, &router, &shared).await;
                 }
                 tracing::warn!(partition = p, "the pull ended; starting over");
             }
             Err(e) => tracing::warn!(partition = p, error = %e, "cannot pull the partition; retrying"),
+        }
+    }
+}
+
+/// How often a held-back partition asks the server whether an earlier
+/// holder's events are still unacknowledged.
+const RECHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// Keeps per-key order when a partition changes hands.
+///
+/// Events handed to an earlier holder (a node that died, or this node's
+/// previous pull) and not acknowledged are delivered again only when their
+/// `ack_wait` runs out, and the server hands newer events to a new holder
+/// meanwhile. So from the start of a pull, events delivered for the first
+/// time are held back while the consumer counts more unacknowledged
+/// messages than this node holds of the partition; redeliveries (the
+/// older events) are routed at once. The server stops delivering new
+/// events at `max_ack_pending`, which bounds what is held back.
+struct TakeoverGate {
+    partition: u32,
+    /// `None` once nothing older is outstanding elsewhere.
+    held_back: Option<Vec<jetstream::Message>>,
+}
+
+impl TakeoverGate {
+    fn new(partition: u32) -> Self {
+        TakeoverGate {
+            partition,
+            held_back: Some(Vec::new()),
+        }
+    }
+
+    fn holding(&self) -> bool {
+        self.held_back.is_some()
+    }
+
+    /// What may be routed now of what arrived; the rest is held back.
+    fn admit(&mut self, messages: Vec<jetstream::Message>) -> Vec<jetstream::Message> {
+        let Some(held_back) = self.held_back.as_mut() else {
+            return messages;
+        };
+        let (older, first): (Vec<_>, Vec<_>) = messages
+            .into_iter()
+            .partition(|m| m.info().is_ok_and(|i| i.delivered > 1));
+        held_back.extend(first);
+        older
+    }
+
+    /// Everything held back, once the consumer's unacknowledged messages
+    /// are all this node's.
+    async fn release_if_clear(&mut self, consumer: &PullConsumer, shared: &Shared) -> Vec<jetstream::Message> {
+        let Some(held_back) = self.held_back.as_ref() else {
+            return Vec::new();
+        };
+        let mine = held_back.len()
+            + shared
+                .unacked
+                .get(self.partition as usize)
+                .map_or(0, |n| n.load(Ordering::Acquire));
+        match consumer.get_info().await {
+            // An acknowledgement sent but not yet applied counts as
+            // another's for a moment: the release is late, never early.
+            Ok(info) if info.num_ack_pending <= mine => {
+                let released = self.held_back.take().unwrap_or_default();
+                if info.num_ack_pending > released.len() {
+                    tracing::debug!(
+                        partition = self.partition,
+                        "earlier holder's events all delivered again"
+                    );
+                }
+                released
+            }
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                tracing::debug!(partition = self.partition, error = %e, "consumer info");
+                Vec::new()
+            }
         }
     }
 }
@@ -298,7 +401,7 @@ pub fn pull_timing(s: &ClusterSettings) -> (Duration, Duration) {
 }
 
 /// Gives messages their positions and routes their events, in order.
-async fn route(messages: Vec<jetstream::Message>, router: &Addr<Router>, shared: &Shared) {
+async fn route(messages: Vec<jetstream::Message>, partition: u32, router: &Addr<Router>, shared: &Shared) {
     if messages.is_empty() {
         return;
     }
@@ -311,7 +414,10 @@ async fn route(messages: Vec<jetstream::Message>, router: &Addr<Router>, shared:
         }
         match codec::decode(*next, &m.payload) {
             Ok((ev, _)) => {
-                shared.held.lock().insert(*next, m);
+                shared.held.lock().insert(*next, (partition, m));
+                if let Some(n) = shared.unacked.get(partition as usize) {
+                    n.fetch_add(1, Ordering::AcqRel);
+                }
                 events.push(Arc::new(ev));
                 *next += 1;
             }
