@@ -399,8 +399,9 @@ fn cluster_two_ingest_nodes_deduplicate_webhook_retries() {
 
 /// Two ingest nodes run the same notifications source; the lease owner is
 /// killed with SIGKILL while events flow. The standby takes the lease
-/// within the lease's TTL, resumes with the dead owner's checkpoint and
-/// records the time in between as a gap; at no moment does the emulator
+/// within the lease's TTL, resumes with the dead owner's checkpoint,
+/// records the time in between as a gap and backfills the gap's
+/// conversations from analytics, each once; at no moment does the emulator
 /// see two sockets for the source (never two owners).
 #[test]
 fn cluster_standby_takes_over_a_notifications_source() {
@@ -417,17 +418,26 @@ fn cluster_standby_takes_over_a_notifications_source() {
             heartbeat_interval: Duration::from_millis(500),
             ..NotificationSettings::default()
         },
+        // A dense data lake without lag: the takeover's gap holds
+        // conversations to backfill at once.
+        bulk: cxrelay::emulator::bulk::BulkSettings {
+            conversations_per_hour: 36_000.0,
+            data_lag: Duration::ZERO,
+            job_queued: Duration::from_millis(100),
+            job_pending: Duration::from_millis(100),
+            ..cxrelay::emulator::bulk::BulkSettings::default()
+        },
         ..cxrelay::emulator::EmulatorSettings::default()
     });
     let root = tempfile::tempdir().unwrap();
     let urls = vec![nats.url()];
     let node = |dir: &Path, name: &str| {
         format!(
-            "{}{}{}[[source]]\nname = \"queues\"\nkind = \"notifications\"\ntopics = [\"v2.routing.queues.{{queue}}.conversations\"]\nids = {{ queue = [\"q0\", \"q1\", \"q2\"] }}\n\n{}",
+            "{}{}{}[[source]]\nname = \"queues\"\nkind = \"notifications\"\ntopics = [\"v2.routing.queues.{{queue}}.conversations\"]\nids = {{ queue = [\"q0\", \"q1\", \"q2\"] }}\nbackfill = true\n\n{}",
             preamble(dir),
             cluster_section(&urls, name, "\"ingest\", \"process\"", 1),
             genesys_section(&e, 6000),
-            file_listener(dir, "\"v2.>\"")
+            file_listener(dir, "\"v2.>\", \"analytics.conversations\"")
         )
     };
     let (da, db) = (root.path().join("a"), root.path().join("b"));
@@ -488,6 +498,36 @@ fn cluster_standby_takes_over_a_notifications_source() {
         gaps.to_string().contains("cxrelay was not running"),
         "the takeover is not the gap: {gaps}"
     );
+    // The gap's conversations come from analytics, through the stream, to
+    // the standby's file, each once.
+    let gap = gaps["recent"]
+        .as_array()
+        .and_then(|r| r.iter().find(|g| g["reason"] == "cxrelay was not running"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let window = cxrelay::wire::Interval::new(
+        gap["from_ms"].as_i64().unwrap_or(0),
+        gap["to_ms"].as_i64().unwrap_or(0),
+    );
+    let expected = ended_in(&e.state().bulk.timeline, window);
+    assert!(!expected.is_empty(), "the gap {window} holds no conversation: {gap}");
+    let backfilled = || -> HashMap<String, usize> {
+        let mut seen = HashMap::new();
+        for l in written(&db) {
+            if l["topic"] == "analytics.conversations" {
+                *seen.entry(l["key"].as_str().unwrap_or("").to_string()).or_insert(0) += 1;
+            }
+        }
+        seen
+    };
+    wait_until("the gap's conversations backfilled", Duration::from_secs(60), || {
+        let seen = backfilled();
+        expected.iter().all(|c| seen.contains_key(c))
+    });
+    let seen = backfilled();
+    for c in &expected {
+        assert_eq!(seen.get(c), Some(&1), "conversation {c} of the gap");
+    }
     // The standby's channel is new: traffic from now on goes to it.
     e.state().notifications.traffic.start(
         e.state(),
@@ -510,9 +550,10 @@ fn cluster_standby_takes_over_a_notifications_source() {
         "lease taken {lease_after:?} after the kill"
     );
     eprintln!(
-        "cluster lease test: the standby held the lease {:.1}s and had its socket {:.1}s after the owner was killed (lease_ttl 3s)",
+        "cluster lease test: the standby held the lease {:.1}s and had its socket {:.1}s after the owner was killed (lease_ttl 3s); {} conversations of the gap backfilled once each",
         lease_after.as_secs_f64(),
-        socket_after.as_secs_f64()
+        socket_after.as_secs_f64(),
+        expected.len()
     );
 }
 
