@@ -28,6 +28,7 @@ use super::telemetry::Published;
 use super::{ClusterError, ClusterSettings};
 use crate::ingest::{scoped_key, IngestBatch, IngestError, Receipt};
 use crate::store::codec;
+use cxrelay_actors::Event;
 
 /// Messages published before their acknowledgements are awaited.
 const WINDOW: usize = 4096;
@@ -91,8 +92,27 @@ impl ClusterIngest {
     /// saves its checkpoint. Refused as a whole when NATS cannot take it
     /// (its events may be in the stream: a retry publishes the same ids).
     pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
+        self.within_timeout(self.publish(batch)).await
+    }
+
+    /// Publishes dead letters sent back: delivered to `target` only (every
+    /// listener with `None`), without idempotency keys (a replay is asked
+    /// for on purpose).
+    pub async fn send_back(&self, events: Vec<Event>, target: Option<&str>) -> Result<Receipt, IngestError> {
+        self.within_timeout(async {
+            let receipt = self.publish_events(&events, Vec::new(), target).await?;
+            self.emit(receipt);
+            Ok(receipt)
+        })
+        .await
+    }
+
+    async fn within_timeout(
+        &self,
+        work: impl std::future::Future<Output = Result<Receipt, IngestError>>,
+    ) -> Result<Receipt, IngestError> {
         let timeout = self.settings.timeout * 2;
-        match tokio::time::timeout(timeout, self.publish(batch)).await {
+        match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(IngestError::StoreUnavailable(format!(
                 "NATS did not acknowledge within {}",
@@ -101,15 +121,44 @@ impl ClusterIngest {
         }
     }
 
+    fn emit(&self, receipt: Receipt) {
+        Published {
+            accepted: receipt.accepted,
+            duplicates: receipt.duplicates,
+        }
+        .emit();
+    }
+
+    fn unavailable(&self, what: &str, e: &dyn std::fmt::Display) -> IngestError {
+        IngestError::StoreUnavailable(format!("NATS stream `{}`: {what}: {e}", self.settings.stream))
+    }
+
     async fn publish(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
+        let receipt = self.publish_events(&batch.events, batch.keys, None).await?;
+        self.emit(receipt);
+        if let Some((name, bytes)) = batch.checkpoint {
+            self.nats
+                .checkpoints
+                .put(key_of(&name), Bytes::from(bytes.clone()))
+                .await
+                .map_err(|e| self.unavailable("saving the checkpoint", &e))?;
+            self.checkpoints.insert(name, bytes);
+        }
+        Ok(receipt)
+    }
+
+    /// Publishes events and waits for every acknowledgement.
+    async fn publish_events(
+        &self,
+        events: &[Event],
+        keys: Vec<Option<String>>,
+        target: Option<&str>,
+    ) -> Result<Receipt, IngestError> {
         let s = &self.settings;
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-            IngestError::StoreUnavailable(format!("NATS stream `{}`: {what}: {e}", s.stream))
-        };
-        let mut keys = batch.keys.into_iter();
-        let mut messages = batch.events.iter().map(|ev| {
+        let mut keys = keys.into_iter();
+        let mut messages = events.iter().map(|ev| {
             let mut body = Vec::with_capacity(ev.payload.len() + 128);
-            codec::encode(ev, None, &mut body);
+            codec::encode(ev, target, &mut body);
             let mut m = PublishMessage::build().payload(Bytes::from(body));
             // The same event from any node, on any retry, has the same id:
             // the stream keeps one.
@@ -127,7 +176,7 @@ impl ClusterIngest {
                     .js
                     .send_publish(subject, m)
                     .await
-                    .map_err(|e| unavailable("publishing", &e))?;
+                    .map_err(|e| self.unavailable("publishing", &e))?;
                 acks.push(ack.into_future());
             }
             if acks.is_empty() {
@@ -137,22 +186,9 @@ impl ClusterIngest {
                 match ack {
                     Ok(a) if a.duplicate => receipt.duplicates += 1,
                     Ok(_) => receipt.accepted += 1,
-                    Err(e) => return Err(unavailable("not acknowledged", &e)),
+                    Err(e) => return Err(self.unavailable("not acknowledged", &e)),
                 }
             }
-        }
-        Published {
-            accepted: receipt.accepted,
-            duplicates: receipt.duplicates,
-        }
-        .emit();
-        if let Some((name, bytes)) = batch.checkpoint {
-            self.nats
-                .checkpoints
-                .put(key_of(&name), Bytes::from(bytes.clone()))
-                .await
-                .map_err(|e| unavailable("saving the checkpoint", &e))?;
-            self.checkpoints.insert(name, bytes);
         }
         Ok(receipt)
     }

@@ -17,6 +17,7 @@
 //!   owner stopped.
 
 pub mod config;
+pub mod dead_letters;
 pub mod ingest;
 pub mod lease;
 pub mod membership;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, AckKind};
-use cxrelay_actors::{Publish, QueueStats, Router};
+use cxrelay_actors::{QueueStats, Router};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 
@@ -27,6 +27,7 @@ use super::partition::consumer_name;
 use super::telemetry::{PARTITIONS_OWNED, REDELIVERIES_TOTAL};
 use super::ClusterSettings;
 use crate::store::codec;
+use crate::store::routes::Routes;
 use crate::store::Store;
 
 /// How often committed positions turn into acknowledgements.
@@ -406,19 +407,22 @@ async fn route(messages: Vec<jetstream::Message>, partition: u32, router: &Addr<
         return;
     }
     let mut next = shared.next.lock().await;
-    let mut events = Vec::with_capacity(messages.len());
+    let mut routes = Routes::default();
+    let mut n = 0;
     for m in messages {
         if m.info().is_ok_and(|i| i.delivered > 1) {
             shared.counters.redeliveries.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(REDELIVERIES_TOTAL).increment(1);
         }
         match codec::decode(*next, &m.payload) {
-            Ok((ev, _)) => {
+            Ok((ev, target)) => {
                 shared.held.lock().insert(*next, (partition, m));
                 if let Some(n) = shared.unacked.get(partition as usize) {
                     n.fetch_add(1, Ordering::AcqRel);
                 }
-                events.push(Arc::new(ev));
+                // A dead letter sent back goes to its one listener.
+                routes.push_one(target, Arc::new(ev));
+                n += 1;
                 *next += 1;
             }
             Err(e) => {
@@ -429,8 +433,8 @@ async fn route(messages: Vec<jetstream::Message>, partition: u32, router: &Addr<
             }
         }
     }
-    let (n, last) = (events.len() as u64, next.saturating_sub(1));
-    if router.send(Publish { events }).await.is_ok() {
+    let last = next.saturating_sub(1);
+    if routes.deliver(router).await {
         shared.routed.fetch_max(last, Ordering::AcqRel);
         shared.counters.consumed.fetch_add(n, Ordering::Relaxed);
     }

@@ -8,6 +8,7 @@ use actix::prelude::*;
 use cxrelay_actors::{ComponentKind, QueueStats, Registry, Router};
 
 use super::StartError;
+use crate::cluster::ClusterIngest;
 use crate::config::{Config, ListenerConfig};
 use crate::ingest::Ingest;
 use crate::store::{AppendQueue, DurableListener, JournalWriter, Store, StoreDb};
@@ -17,6 +18,46 @@ pub(super) struct Journal {
     pub db: Arc<StoreDb>,
     pub store: Addr<Store>,
     pub routed_upto: Arc<AtomicU64>,
+}
+
+/// Cluster mode on a processing node: the store holds dead letters only
+/// (the stream is the journal); those sent back are published to the
+/// stream.
+pub(super) async fn open_dead_letters(
+    config: &Config,
+    registry: &Registry,
+    ingest: ClusterIngest,
+    threads: &mut Vec<Arbiter>,
+) -> Result<Addr<Store>, StartError> {
+    let component = registry.register("store", ComponentKind::Store, true);
+    let db = Arc::new(StoreDb::open(
+        &config.service.data_dir,
+        config.service.idempotency_window.as_millis() as i64,
+        config.service.idempotency_cache_keys,
+    )?);
+    db.set_dead_letter_cap(config.service.dead_letters_per_component);
+    let (queue, rx) = AppendQueue::new(config.service.journal_queue);
+    actix::spawn(crate::cluster::dead_letters::send_back(
+        rx,
+        queue.clone(),
+        ingest,
+        db.clone(),
+    ));
+    let thread = Arbiter::new();
+    let store = Store::start_in_arbiter(&thread.handle(), move |_| {
+        // No journal here: nothing is routed from it, no listener's
+        // position is kept.
+        Store::new(
+            db,
+            Arc::new(AtomicU64::new(0)),
+            Vec::new(),
+            &Default::default(),
+            component,
+            queue,
+        )
+    });
+    threads.push(thread);
+    Ok(store)
 }
 
 /// Opens the store, starts the journal writer and the store actor on their

@@ -142,16 +142,24 @@ impl Service {
         let processes = cluster
             .as_ref()
             .is_none_or(|(_, c)| c.settings.has(crate::cluster::Role::Process));
-        let (ingest, journal) = if let Some((ingest, _)) = &cluster {
-            // The stream is the journal.
-            (ingest.clone(), None)
+        let (ingest, journal, letters) = if let Some((ingest, _)) = &cluster {
+            // The stream is the journal; a processing node keeps its
+            // listeners' dead letters.
+            let letters = match ingest.as_cluster() {
+                Some(c) if processes => {
+                    Some(journal::open_dead_letters(&config, &registry, c.clone(), &mut threads).await?)
+                }
+                _ => None,
+            };
+            (ingest.clone(), None, letters)
         } else if config.service.journal {
             let (ingest, journal) = journal::open_journal(&config, &registry, &router, &durable, &mut threads).await?;
-            (ingest, Some(journal))
+            let store = journal.store.clone();
+            (ingest, Some(journal), Some(store))
         } else {
-            (Ingest::direct(router.clone()), None)
+            (Ingest::direct(router.clone()), None, None)
         };
-        let dead_letters = journal.as_ref().map(|j| j.store.clone().recipient());
+        let dead_letters = letters.as_ref().map(|s| s.clone().recipient());
         let ingress = IngressRoutes::default();
         let notifications = crate::sources::notifications::NotificationSources::default();
 
@@ -162,7 +170,7 @@ impl Service {
             started: Instant::now(),
             prometheus: telemetry::prometheus(),
             admin_token: secrets.admin_token.clone(),
-            store: journal.as_ref().map(|j| j.store.clone()),
+            store: letters.clone(),
             ingress: ingress.clone(),
             notifications: notifications.clone(),
             ingest_stats: ingest.stats().clone(),

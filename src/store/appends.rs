@@ -143,7 +143,9 @@ impl StoreDb {
 
     /// Removes dead letters whose events are now committed. A failure
     /// leaves them in the table: they may be sent back twice, never lost.
-    fn remove_replayed(&self, ids: &[u64]) {
+    /// Removes dead letters whose events were sent back (a failure only
+    /// leaves them listed: replaying them again duplicates, never loses).
+    pub fn remove_replayed(&self, ids: &[u64]) {
         let result = (|| {
             let db = self.handle()?;
             let mut txn = db.begin_write().map_err(ctx("begin"))?;

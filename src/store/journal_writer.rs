@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use cxrelay_actors::registry::{Component, ComponentState};
-use cxrelay_actors::router::PublishTo;
-use cxrelay_actors::{Event, Publish, Router};
+use cxrelay_actors::{Event, Router};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::db::{Append, StoreDb};
+use super::routes::Routes;
 use super::telemetry::JournalStatus;
 use crate::ingest::IngestError;
 
@@ -73,6 +73,12 @@ impl AppendQueue {
         })
     }
 
+    /// Marks one append as handled by a consumer other than the journal
+    /// writer (cluster mode sends dead letters back through the stream).
+    pub fn finished(&self) {
+        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+    }
+
     /// Appends handed over whose events are not yet routed.
     pub fn outstanding(&self) -> usize {
         self.outstanding.load(Ordering::Acquire)
@@ -125,12 +131,6 @@ impl Actor for JournalWriter {
     }
 }
 
-/// Consecutive events for the same destination, in commit order.
-enum Route {
-    All(Vec<Arc<Event>>),
-    To(String, Vec<Arc<Event>>),
-}
-
 impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
     fn handle(&mut self, requests: Vec<AppendRequest>, ctx: &mut Self::Context) {
         let count = requests.len();
@@ -149,7 +149,7 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
             }
         };
         self.commits += 1;
-        let mut routes: Vec<Route> = Vec::new();
+        let mut routes = Routes::default();
         let mut max_seq = 0;
         for ((a, reply), d) in appends.into_iter().zip(replies).zip(dups) {
             let accepted = a.events.len() - d;
@@ -162,11 +162,7 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
             if let Some(last) = events.last() {
                 max_seq = max_seq.max(last.seq);
             }
-            match (a.target, routes.last_mut()) {
-                (None, Some(Route::All(v))) => v.extend(events),
-                (None, _) => routes.push(Route::All(events)),
-                (Some(t), _) => routes.push(Route::To(t, events)),
-            }
+            routes.push(a.target, events);
         }
         if self.component.state() != ComponentState::Running {
             self.component.set_state(ComponentState::Running);
@@ -181,19 +177,7 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
         let outstanding = self.outstanding.clone();
         ctx.wait(
             async move {
-                for route in routes {
-                    let _ = match route {
-                        Route::All(events) if !events.is_empty() => router.send(Publish { events }).await.map(|_| ()),
-                        Route::All(_) => Ok(()),
-                        Route::To(target, events) => router
-                            .send(PublishTo {
-                                listener: target.into(),
-                                events,
-                            })
-                            .await
-                            .map(|_| ()),
-                    };
-                }
+                routes.deliver(&router).await;
                 routed.fetch_max(max_seq, Ordering::AcqRel);
                 outstanding.fetch_sub(count, Ordering::AcqRel);
             }

@@ -12,6 +12,7 @@ pub mod journal_writer;
 mod migrate;
 pub mod read_only;
 pub mod replay;
+pub mod routes;
 pub mod segments;
 pub mod store_actor;
 pub mod telemetry;

@@ -35,7 +35,7 @@ fn events_wanted(default: u64) -> u64 {
 
 /// A `[cluster]` section: quick timings, so takeovers happen within the
 /// test's patience.
-fn cluster_section(urls: &[String], node: &str, roles: &str, replicas: usize) -> String {
+pub(crate) fn cluster_section(urls: &[String], node: &str, roles: &str, replicas: usize) -> String {
     cluster_section_with(urls, node, roles, replicas, "3s")
 }
 
@@ -47,14 +47,14 @@ fn cluster_section_with(urls: &[String], node: &str, roles: &str, replicas: usiz
     )
 }
 
-fn file_listener(dir: &Path, topics: &str) -> String {
+pub(crate) fn file_listener(dir: &Path, topics: &str) -> String {
     format!(
         "[[listener]]\nname = \"out\"\ntopics = [{topics}]\nsink = {{ kind = \"file\", path = \"{}\", batch_events = 2000, batch_interval = \"50ms\" }}\nmailbox = 8192\nbatch = 2000\n",
         dir.join("out").display()
     )
 }
 
-fn generator(count: u64, keys: u64, rate: u64) -> String {
+pub(crate) fn generator(count: u64, keys: u64, rate: u64) -> String {
     format!(
         "[[source]]\nname = \"gen\"\nkind = \"generator\"\ntopics = [\"conv.{{key}}\"]\nrate = {rate}\ncount = {count}\nkeys = {keys}\npayload_bytes = 100\n\n"
     )
@@ -63,7 +63,7 @@ fn generator(count: u64, keys: u64, rate: u64) -> String {
 /// Every complete line a node's file sink wrote, in the order written:
 /// files sorted by their creation stamp (`<listener>-<ms>-<n>`), the open
 /// (hidden, `.part`) ones included.
-fn written(dir: &Path) -> Vec<Value> {
+pub(crate) fn written(dir: &Path) -> Vec<Value> {
     let out = dir.join("out");
     let Ok(rd) = fs::read_dir(&out) else {
         return Vec::new();
@@ -96,7 +96,7 @@ fn written(dir: &Path) -> Vec<Value> {
     lines
 }
 
-fn ids_of(lines: &[Value]) -> Vec<String> {
+pub(crate) fn ids_of(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
         .filter_map(|l| l["id"].as_str().map(str::to_string))
@@ -505,10 +505,7 @@ fn cluster_standby_takes_over_a_notifications_source() {
         .and_then(|r| r.iter().find(|g| g["reason"] == "cxrelay was not running"))
         .cloned()
         .unwrap_or(Value::Null);
-    let window = cxrelay::wire::Interval::new(
-        gap["from_ms"].as_i64().unwrap_or(0),
-        gap["to_ms"].as_i64().unwrap_or(0),
-    );
+    let window = cxrelay::wire::Interval::new(gap["from_ms"].as_i64().unwrap_or(0), gap["to_ms"].as_i64().unwrap_or(0));
     let expected = ended_in(&e.state().bulk.timeline, window);
     assert!(!expected.is_empty(), "the gap {window} holds no conversation: {gap}");
     let backfilled = || -> HashMap<String, usize> {

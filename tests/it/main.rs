@@ -7,6 +7,7 @@ mod backfill;
 mod backfill_command;
 mod cli;
 mod cluster;
+mod cluster_dead_letters;
 mod common;
 mod contract;
 mod demo;
