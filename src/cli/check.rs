@@ -55,7 +55,12 @@ pub fn topology(c: &Config) -> String {
         c.service.data_dir.display(),
         c.service.data_dir.join(cxrelay::store::db::FILE_NAME).display()
     );
-    let journal = if c.service.journal {
+    let journal = if let Some(k) = &c.cluster {
+        format!(
+            "the NATS JetStream stream `{}` (the embedded journal is not used; dead letters stay in the store above)",
+            k.stream
+        )
+    } else if c.service.journal {
         format!(
             "every event journaled before it is routed (at most {} bytes held)",
             c.service.max_journal_bytes
@@ -64,6 +69,9 @@ pub fn topology(c: &Config) -> String {
         "OFF: events go straight to listeners; a crash loses what is queued".to_string()
     };
     let _ = writeln!(out, "journal: {journal}");
+    if let Some(k) = &c.cluster {
+        out.push_str(&cluster(k));
+    }
     let admin = match &c.http.admin_token_env {
         Some(var) => format!("admin API with the token in ${var}"),
         None => "admin API disabled".to_string(),
@@ -121,6 +129,47 @@ pub fn topology(c: &Config) -> String {
             l.mailbox,
             l.when_full.as_str()
         );
+    }
+    out
+}
+
+/// What `[cluster]` makes of this node.
+fn cluster(k: &cxrelay::cluster::ClusterConfig) -> String {
+    use cxrelay::cluster::Role;
+    let mut out = String::new();
+    let servers: Vec<String> = k.nats_urls.iter().map(|u| cxrelay::urls::redacted(u)).collect();
+    let roles: Vec<&str> = k.roles.iter().map(|r| r.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "cluster: node `{}` ({}) on NATS {}",
+        k.node_name(),
+        roles.join(" + "),
+        servers.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "  stream `{}`: {} partition(s), {} replica(s), at most {} bytes in flight; up to {} unacknowledged events per partition",
+        k.stream, k.partitions, k.replicas, k.max_bytes, k.max_ack_pending
+    );
+    let d = humantime::format_duration;
+    let _ = writeln!(
+        out,
+        "  redelivery after {}, partitions move after {}, a node is gone after {}, a source lease after {}",
+        d(k.ack_wait),
+        d(k.takeover_after),
+        d(k.node_ttl),
+        d(k.lease_ttl)
+    );
+    if k.roles.contains(&Role::Ingest) {
+        let _ = writeln!(
+            out,
+            "  sources: webhooks on this node; every other source on the one node holding its lease"
+        );
+    } else {
+        let _ = writeln!(out, "  sources: none on this node (no `ingest` role)");
+    }
+    if !k.roles.contains(&Role::Process) {
+        let _ = writeln!(out, "  listeners: none on this node (no `process` role)");
     }
     out
 }

@@ -167,6 +167,48 @@ sink = { kind = "file", path = "out" }
     );
 }
 
+#[test]
+fn check_describes_a_cluster_node_and_refuses_credentials_in_its_urls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/cluster-node.toml");
+    let text = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("node = \"cx1\"", "node = \"cx2\"\nroles = [\"process\"]");
+    let path = tmp.path().join("c.toml");
+    std::fs::write(&path, &text).unwrap();
+    let (code, out, err) = bare(
+        tmp.path(),
+        &["check", "--offline", "--config", path.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("journal: the NATS JetStream stream `CXRELAY`"), "{out}");
+    assert!(
+        out.contains("cluster: node `cx2` (process) on NATS nats://10.0.0.1:4222"),
+        "{out}"
+    );
+    assert!(out.contains("16 partition(s), 3 replica(s)"), "{out}");
+    assert!(out.contains("sources: none on this node (no `ingest` role)"), "{out}");
+    assert!(
+        out.contains("CXRELAY_NATS_TOKEN     required (cluster.token_env)"),
+        "{out}"
+    );
+    // A password in a URL is refused, with the key and line, and not shown.
+    let with_password = text.replace("nats://10.0.0.3:4222", "nats://ops:hunter2@10.0.0.3:4222");
+    std::fs::write(&path, with_password).unwrap();
+    let (code, out, err) = bare(
+        tmp.path(),
+        &["check", "--offline", "--config", path.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("c.toml:18:1: `cluster.nats_urls`: must not hold credentials"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2") && !out.contains("hunter2"), "{err}");
+}
+
 fn letter(i: u64, listener: &str, source: &str, at_ms: i64) -> DeadLetter {
     let topic = "v2.detail.events.conversation.0123456789abcdef0123456789abcdef.customer.start";
     let ev = Arc::new(
