@@ -40,29 +40,29 @@ pub struct Metadata<'a> {
 /// The few body fields used for keys and times (all others are skipped).
 #[derive(Debug, Deserialize, Default)]
 struct BodyFields<'a> {
-    #[serde(rename = "conversationId", borrow)]
-    conversation_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "conversationId", borrow, default)]
+    conversation_id: Loose<'a>,
+    #[serde(borrow, default)]
+    id: Loose<'a>,
     #[serde(rename = "eventTime")]
     event_time: Option<serde_json::Value>,
-    #[serde(rename = "endTime", borrow)]
-    end_time: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "connectedTime", borrow)]
-    connected_time: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "startTime", borrow)]
-    start_time: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "endTime", borrow, default)]
+    end_time: Loose<'a>,
+    #[serde(rename = "connectedTime", borrow, default)]
+    connected_time: Loose<'a>,
+    #[serde(rename = "startTime", borrow, default)]
+    start_time: Loose<'a>,
+    #[serde(borrow, default)]
+    timestamp: Loose<'a>,
     /// When the entity became as the body shows it (presence).
-    #[serde(rename = "modifiedDate", borrow)]
-    modified_date: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "modifiedDate", borrow, default)]
+    modified_date: Loose<'a>,
     /// `channel.metadata` frames: "WebSocket Heartbeat", "pong".
-    #[serde(borrow)]
-    message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Loose<'a>,
     /// `v2.system.*` messages: what happened to the channel.
-    #[serde(rename = "systemTopicType", borrow)]
-    system_topic_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "systemTopicType", borrow, default)]
+    system_topic_type: Loose<'a>,
     /// Conversation events (`v2.routing.queues.{id}.conversations`, ...)
     /// carry their times on the participants.
     #[serde(default)]
@@ -78,10 +78,10 @@ impl<'de> Deserialize<'de> for LatestParticipantTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize, Default)]
         struct Times<'a> {
-            #[serde(rename = "connectedTime", borrow)]
-            connected_time: Option<std::borrow::Cow<'a, str>>,
-            #[serde(rename = "endTime", borrow)]
-            end_time: Option<std::borrow::Cow<'a, str>>,
+            #[serde(rename = "connectedTime", borrow, default)]
+            connected_time: Loose<'a>,
+            #[serde(rename = "endTime", borrow, default)]
+            end_time: Loose<'a>,
         }
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
@@ -95,7 +95,7 @@ impl<'de> Deserialize<'de> for LatestParticipantTime {
                 // strings: only the latest of those is parsed.
                 let mut latest_utc: Option<std::borrow::Cow<'de, str>> = None;
                 while let Some(Lenient(p)) = seq.next_element::<Lenient<Times<'de>>>()? {
-                    for t in [p.connected_time, p.end_time].into_iter().flatten() {
+                    for t in [p.connected_time.0, p.end_time.0].into_iter().flatten() {
                         if is_utc_millis(&t) {
                             if latest_utc.as_deref().is_none_or(|l| *t > *l) {
                                 latest_utc = Some(t);
@@ -137,6 +137,60 @@ impl<'de> Deserialize<'de> for LatestParticipantTime {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A string field cxrelay only peeks at: any other JSON value (a number, an
+/// object...) reads as absent, so that one field of an unexpected type
+/// neither refuses the frame nor costs a second parse of it.
+#[derive(Debug, Default)]
+struct Loose<'a>(Option<std::borrow::Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Loose<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Loose(Some(std::borrow::Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose(Some(std::borrow::Cow::Owned(v.to_string()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Loose(Some(std::borrow::Cow::Owned(v))))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Loose(None))
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Loose(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -219,8 +273,8 @@ impl<'a> Frame<'a> {
                 Ok(Frame {
                     topic_name: f.topic_name,
                     metadata: f.metadata,
-                    message: fields.message,
-                    system_topic_type: fields.system_topic_type,
+                    message: fields.message.0,
+                    system_topic_type: fields.system_topic_type.0,
                     derived,
                 })
             }
@@ -236,9 +290,10 @@ impl<'a> Frame<'a> {
                 Ok(Frame {
                     topic_name: e.topic_name,
                     derived,
-                    message: fields.message.map(|m| std::borrow::Cow::Owned(m.into_owned())),
+                    message: fields.message.0.map(|m| std::borrow::Cow::Owned(m.into_owned())),
                     system_topic_type: fields
                         .system_topic_type
+                        .0
                         .map(|m| std::borrow::Cow::Owned(m.into_owned())),
                     metadata: e.metadata,
                 })
@@ -312,8 +367,8 @@ pub fn derive(topic: &str, body: Option<&RawValue>) -> Derived {
 fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
     let entity = topic_entity(topic);
     // An empty id identifies nothing; the next candidate is taken.
-    fn given<'s>(v: &'s Option<std::borrow::Cow<'_, str>>) -> Option<&'s str> {
-        v.as_deref().filter(|s| !s.is_empty())
+    fn given<'s>(v: &'s Loose<'_>) -> Option<&'s str> {
+        v.0.as_deref().filter(|s| !s.is_empty())
     }
     let from_body = match entity.names() {
         Names::Conversation => entity.id,
@@ -324,7 +379,7 @@ fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
         .or(from_body)
         .or(entity.id)
         .map(str::to_string);
-    let modified = || fields.modified_date.as_deref().and_then(parse_iso_ms);
+    let modified = || fields.modified_date.0.as_deref().and_then(parse_iso_ms);
     let usual = || {
         match &fields.event_time {
             Some(serde_json::Value::Number(n)) => n.as_i64(),
@@ -339,8 +394,8 @@ fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
                 &fields.timestamp,
             ]
             .into_iter()
-            .flatten()
-            .find_map(|s| parse_iso_ms(s))
+            .filter_map(|l| l.0.as_deref())
+            .find_map(parse_iso_ms)
         })
         .or_else(|| fields.participants.as_ref().and_then(|p| p.0))
     };
@@ -501,5 +556,26 @@ mod tests {
         assert_eq!(odd.derived().event_time, None);
         assert!(Frame::parse(r#"{"topicName":"x","eventBody":{"#).is_err());
         assert!(Frame::parse("[1]").is_err());
+    }
+
+    #[test]
+    fn a_field_of_another_type_loses_only_that_field() {
+        // One participant's time in epoch seconds: the conversation id and
+        // the other participants' times still count.
+        let text = r#"{"topicName":"v2.routing.queues.q1.conversations","eventBody":{"id":"conv-3","startTime":17,"participants":[{"connectedTime":1714572000},{"connectedTime":"2024-05-01T14:02:03.120Z","endTime":{"at":1}}]}}"#;
+        let f = Frame::parse(text).unwrap();
+        assert_eq!(
+            f.derived(),
+            Derived {
+                key: Some("conv-3".into()),
+                event_time: Some(1714572123120)
+            }
+        );
+        // So does the envelope-only reading webhooks use.
+        let envelope: Envelope<'_> = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            derive("v2.routing.queues.q1.conversations", envelope.event_body),
+            f.derived()
+        );
     }
 }
