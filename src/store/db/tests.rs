@@ -203,9 +203,11 @@ fn a_crash_mid_write_keeps_every_acknowledged_event_key_and_checkpoint() {
     drop(db);
     // The next group's write was cut by the crash: a partial frame.
     let seg = dir.path().join("journal").join(format!("{:020}.seg", 1));
-    let len = std::fs::metadata(&seg).unwrap().len();
     let mut bytes = std::fs::read(&seg).unwrap();
-    // Records here are a third of the file each: this is most of one.
+    // The records, without the zeros written ahead of them.
+    let len = crate::store::segments::frame::records_len(&bytes) as u64;
+    bytes.truncate(len as usize);
+    // Records here are a third of that each: this is most of one.
     let torn = bytes[..(len / 3 - 5) as usize].to_vec();
     bytes.extend_from_slice(&torn);
     std::fs::write(&seg, &bytes).unwrap();

@@ -68,6 +68,15 @@ pub fn next(buf: &[u8]) -> Next<'_> {
     Next::Frame(payload, HEADER + len)
 }
 
+/// Bytes of the intact frames at the front of `buf`.
+pub fn records_len(buf: &[u8]) -> usize {
+    let mut at = 0;
+    while let Next::Frame(_, n) = next(&buf[at..]) {
+        at += n;
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

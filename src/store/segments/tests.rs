@@ -54,13 +54,13 @@ fn a_torn_tail_is_cut_and_appends_carry_on_after_the_last_intact_record() {
     let third = append(&mut log, 6, 4);
     drop(log);
     let file = segment_file(&dir, 1);
-    let full = std::fs::metadata(&file).unwrap().len();
+    let written = std::fs::read(&file).unwrap();
+    let full = frame::records_len(&written) as u64;
+    assert!(written[full as usize..].iter().all(|&b| b == 0), "zeros ahead of the records");
     // Every possible tear inside the third record: it is gone, the first
     // two are whole.
     for cut in [1, 7, 8, 9, third / 2, third - 1] {
-        let f = OpenOptions::new().write(true).open(&file).unwrap();
-        f.set_len(full - third + cut).unwrap();
-        drop(f);
+        std::fs::write(&file, &written[..(full - third + cut) as usize]).unwrap();
         let (log, rec) = SegmentLog::open(&dir, 0).unwrap();
         assert_eq!(seqs(&log, 0), [1, 2, 3, 4, 5], "cut {cut}");
         assert_eq!(rec.next_seq, 6);
@@ -68,14 +68,23 @@ fn a_torn_tail_is_cut_and_appends_carry_on_after_the_last_intact_record() {
         assert_eq!(rec.keys.iter().map(|k| k.0).collect::<Vec<_>>(), [1, 4]);
         assert_eq!(rec.repairs.len(), 1, "the repair is reported");
         assert_eq!(std::fs::metadata(&file).unwrap().len(), full - third, "the tail is cut");
-        drop(log);
-        // Restore the full length for the next cut (zeros: garbage).
-        let f = OpenOptions::new().write(true).open(&file).unwrap();
-        f.set_len(full).unwrap();
     }
-    // Zeros at the tail are garbage too; after the cut, appends go on.
+    // Garbage, then zeros (a torn write into the zeros written ahead):
+    // cut as well.
+    let mut torn = written[..(full - third + 9) as usize].to_vec();
+    torn.extend_from_slice(&[0; 4096]);
+    std::fs::write(&file, &torn).unwrap();
+    let (log, rec) = SegmentLog::open(&dir, 0).unwrap();
+    assert_eq!((rec.next_seq, rec.repairs.len()), (6, 1));
+    drop(log);
+    // Zeros alone after the last record are its end, not damage; appends
+    // go on over them.
+    let mut zeros = written[..(full - third) as usize].to_vec();
+    zeros.extend_from_slice(&[0; 4096]);
+    std::fs::write(&file, &zeros).unwrap();
     let (mut log, rec) = SegmentLog::open(&dir, 0).unwrap();
     assert_eq!(rec.next_seq, 6);
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
     append(&mut log, 6, 1);
     drop(log);
     let (log, rec) = SegmentLog::open(&dir, 0).unwrap();
@@ -93,7 +102,7 @@ fn a_checksum_mismatch_at_the_tail_drops_that_record_only() {
     drop(log);
     let file = segment_file(&dir, 1);
     let mut bytes = std::fs::read(&file).unwrap();
-    let last = bytes.len() - 1;
+    let last = frame::records_len(&bytes) - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&file, &bytes).unwrap();
     let (log, rec) = SegmentLog::open(&dir, 0).unwrap();
