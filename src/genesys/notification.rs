@@ -249,6 +249,7 @@ pub struct Frame<'a> {
     pub metadata: Option<Metadata<'a>>,
     message: Option<std::borrow::Cow<'a, str>>,
     system_topic_type: Option<std::borrow::Cow<'a, str>>,
+    timestamp: Option<std::borrow::Cow<'a, str>>,
     derived: Derived,
 }
 
@@ -261,6 +262,8 @@ struct OnePass<'a> {
     body: Option<Lenient<BodyFields<'a>>>,
     #[serde(default, borrow)]
     metadata: Option<Metadata<'a>>,
+    #[serde(default, borrow)]
+    timestamp: Loose<'a>,
 }
 
 impl<'a> Frame<'a> {
@@ -275,6 +278,7 @@ impl<'a> Frame<'a> {
                     metadata: f.metadata,
                     message: fields.message.0,
                     system_topic_type: fields.system_topic_type.0,
+                    timestamp: f.timestamp.0,
                     derived,
                 })
             }
@@ -295,6 +299,7 @@ impl<'a> Frame<'a> {
                         .system_topic_type
                         .0
                         .map(|m| std::borrow::Cow::Owned(m.into_owned())),
+                    timestamp: e.timestamp,
                     metadata: e.metadata,
                 })
             }
@@ -309,6 +314,11 @@ impl<'a> Frame<'a> {
     /// `eventBody.systemTopicType`, as in `v2.system.*` messages.
     pub fn system_topic_type(&self) -> Option<&str> {
         self.system_topic_type.as_deref()
+    }
+
+    /// `timestamp`: the send time of a pushed notification (ISO-8601).
+    pub fn timestamp(&self) -> Option<&str> {
+        self.timestamp.as_deref()
     }
 
     /// `metadata.CorrelationId`.

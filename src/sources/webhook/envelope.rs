@@ -7,7 +7,7 @@ use cxrelay_actors::Event;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::genesys::notification::{derive, parse_iso_ms, Envelope};
+use crate::genesys::notification::{parse_iso_ms, Frame};
 
 /// Why a body was refused (the reason is the 400's machine-readable code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,43 +77,51 @@ pub(crate) fn elements(body: &[u8]) -> Result<Vec<&RawValue>, EnvelopeError> {
 }
 
 /// Parses a pushed body into events for source `source`.
+///
+/// A body is read twice at most: once for its outer fields (the element,
+/// or the array of them) and once for the notification inside, together
+/// with the few body fields its key and time come from.
 pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
-    let elements = elements(body)?;
+    let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
+    // A single element (the usual body) is read as it is; an array is
+    // split first.
+    let split;
+    let texts: Vec<&str> = if text.trim_start().starts_with('[') {
+        split = elements(body)?;
+        split.iter().map(|e| e.get()).collect()
+    } else {
+        vec![text]
+    };
     let source: Arc<str> = Arc::from(source);
-    let mut events = Vec::with_capacity(elements.len());
-    let mut keys = Vec::with_capacity(elements.len());
-    for el in elements {
-        let outer: Outer<'_> = serde_json::from_str(el.get()).map_err(|_| EnvelopeError::Unrecognized)?;
+    let mut events = Vec::with_capacity(texts.len());
+    let mut keys = Vec::with_capacity(texts.len());
+    for el in texts {
+        let outer: Outer<'_> = serde_json::from_str(el).map_err(|_| refusal(el))?;
         // EventBridge wraps the notification in `detail`; a bare
         // notification is the element itself.
         let (notification_raw, bridge_id, bridge_time) = match (outer.detail, outer.topic_name) {
             (Some(detail), _) => (
-                detail,
+                detail.get(),
                 outer.id.as_deref().map(str::to_string),
                 outer.time.as_deref().and_then(parse_iso_ms),
             ),
             (None, Some(_)) => (el, None, None),
             (None, None) => return Err(EnvelopeError::Unrecognized),
         };
-        let n: Envelope<'_> = serde_json::from_str(notification_raw.get()).map_err(|_| EnvelopeError::Unrecognized)?;
+        let n = Frame::parse(notification_raw).map_err(|_| EnvelopeError::Unrecognized)?;
         let topic = n
             .topic_name
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or(EnvelopeError::Unrecognized)?;
-        let derived = derive(topic, n.event_body);
+        let derived = n.derived();
         let event_time = derived
             .event_time
-            .or_else(|| n.timestamp.as_deref().and_then(parse_iso_ms))
+            .or_else(|| n.timestamp().and_then(parse_iso_ms))
             .or(bridge_time);
         // An empty id identifies nothing: as a key it would match every
         // other event with an empty id.
-        let correlation = n
-            .metadata
-            .as_ref()
-            .and_then(|m| m.correlation_id.as_deref())
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
+        let correlation = n.correlation_id().filter(|c| !c.is_empty()).map(str::to_string);
         let bridge_id = bridge_id.filter(|id| !id.is_empty());
         // Key precedence: EventBridge id, then the correlation id, then
         // what identifies the event by content: its entity, topic and time,
@@ -133,12 +141,21 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
                 .id(id)
                 .key_opt(derived.key)
                 .event_time(event_time)
-                .payload(notification_raw.get().as_bytes().to_vec())
+                .payload(notification_raw.as_bytes().to_vec())
                 .build(),
         );
         keys.push(key);
     }
     Ok(Pushed { events, keys })
+}
+
+/// Why an element's outer fields could not be read: not JSON at all, or
+/// JSON of another shape.
+fn refusal(el: &str) -> EnvelopeError {
+    match serde_json::from_str::<serde::de::IgnoredAny>(el) {
+        Ok(_) => EnvelopeError::Unrecognized,
+        Err(_) => EnvelopeError::InvalidJson,
+    }
 }
 
 /// An id for an event of `source` that carries none: unique within this

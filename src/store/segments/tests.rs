@@ -56,7 +56,10 @@ fn a_torn_tail_is_cut_and_appends_carry_on_after_the_last_intact_record() {
     let file = segment_file(&dir, 1);
     let written = std::fs::read(&file).unwrap();
     let full = frame::records_len(&written) as u64;
-    assert!(written[full as usize..].iter().all(|&b| b == 0), "zeros ahead of the records");
+    assert!(
+        written[full as usize..].iter().all(|&b| b == 0),
+        "zeros ahead of the records"
+    );
     // Every possible tear inside the third record: it is gone, the first
     // two are whole.
     for cut in [1, 7, 8, 9, third / 2, third - 1] {
