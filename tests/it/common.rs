@@ -128,9 +128,12 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, &[], b"").unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
-/// The binary under test.
+/// The binary under test: this build's, or the one `CXRELAY_TEST_BIN`
+/// names (the ignored benchmarks measure a release build that way).
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cxrelay"))
+    std::env::var_os("CXRELAY_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cxrelay")))
 }
 
 /// A running cxrelay process with its own directory.
