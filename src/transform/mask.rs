@@ -62,19 +62,29 @@ impl Masker {
     /// The token that replaces a value whose text is `value` (a string's
     /// content, or the compact JSON of anything else).
     pub fn mask(&self, value: &[u8]) -> String {
+        let mut token = Vec::with_capacity(7 + 64);
+        self.mask_into(value, &mut token);
+        // Written from ASCII alone.
+        String::from_utf8(token).unwrap_or_default()
+    }
+
+    /// Appends the token for `value` to `out` (what [`Masker::mask`]
+    /// answers, without allocating).
+    pub fn mask_into(&self, value: &[u8], out: &mut Vec<u8>) {
         match (self.mode, &self.key) {
             (MaskMode::Hash, Some(key)) => {
                 // The keyed state is cloned: the key's pads are computed once.
                 let mut mac = key.clone();
                 mac.update(value);
                 let digest = mac.finalize().into_bytes();
-                let mut token = String::with_capacity(7 + 64);
-                token.push_str("sha256:");
-                token.push_str(&hex::encode(digest));
-                token
+                out.extend_from_slice(b"sha256:");
+                let at = out.len();
+                out.resize(at + 2 * digest.len(), 0);
+                // Both are sized for the digest: encoding cannot fail.
+                let _ = hex::encode_to_slice(digest, &mut out[at..]);
             }
             // Without a key nothing else is safe.
-            _ => REDACTED.to_string(),
+            _ => out.extend_from_slice(REDACTED.as_bytes()),
         }
     }
 }

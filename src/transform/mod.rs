@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 pub use mask::{MaskMode, Masker, REDACTED};
 pub use pipeline::{Transformed, Transformer};
 pub use rewrite::{GROWTH_SLACK, MAX_FLAT_KEY, MAX_GROWTH};
-pub use timestamps::{is_time_field, iso_ms};
+pub use timestamps::is_time_field;
 pub use worker::{TransformJob, TransformOutput, TransformWorker};
 
 /// What to do to each record.

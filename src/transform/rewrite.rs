@@ -407,17 +407,17 @@ impl<'a> Rewriter<'a> {
     }
 
     fn masked(&mut self, m: &Masker) -> Result<()> {
-        let token = if self.peek() == Some(b'"') {
+        if self.peek() == Some(b'"') {
             let s = self.string()?;
             let text = self.text(s)?;
-            m.mask(text.as_bytes())
+            self.out.push(b'"');
+            m.mask_into(text.as_bytes(), self.out);
         } else {
             // Objects, arrays, numbers: masked whole, by their compact text.
             self.compact_into_scratch()?;
-            m.mask(&self.scratch)
-        };
-        self.out.push(b'"');
-        self.out.extend_from_slice(token.as_bytes());
+            self.out.push(b'"');
+            m.mask_into(&self.scratch, self.out);
+        }
         self.out.push(b'"');
         Ok(())
     }
@@ -429,7 +429,7 @@ impl<'a> Rewriter<'a> {
             Some(b'"') => {
                 let s = self.string()?;
                 let text = self.text(s)?;
-                timestamps::normalise_str(&text)
+                timestamps::normal_form(&text)
             }
             Some(b'-' | b'0'..=b'9') => {
                 let integer = self.number()?;
@@ -437,14 +437,14 @@ impl<'a> Rewriter<'a> {
                 integer
                     .then(|| text.parse::<i64>().ok())
                     .flatten()
-                    .and_then(timestamps::normalise_ms)
+                    .and_then(timestamps::normal_form_ms)
             }
             _ => None,
         };
         match iso {
             Some(iso) => {
                 self.out.push(b'"');
-                self.out.extend_from_slice(iso.as_bytes());
+                self.out.extend_from_slice(&iso);
                 self.out.push(b'"');
                 Ok(true)
             }

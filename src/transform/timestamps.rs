@@ -10,6 +10,8 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::wire::time::{iso_ms_form, IsoMs};
+
 /// Epoch milliseconds accepted as times: 2001-09-09 to 2286-11-20.
 const MS_RANGE: std::ops::Range<i64> = 1_000_000_000_000..10_000_000_000_000;
 
@@ -21,34 +23,33 @@ pub fn is_time_field(name: &str) -> bool {
             .any(|s| name.len() > s.len() && name.ends_with(s))
 }
 
-/// Formats ms since the epoch as ISO-8601 UTC with milliseconds.
-pub fn iso_ms(ms: i64) -> Option<String> {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok()?;
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    ))
+/// An ISO-8601 time with any offset, normalised; `None` if it is not one
+/// (the tests' reference model; the rewriter takes [`normal_form`]).
+#[cfg(test)]
+pub fn normalise_str(s: &str) -> Option<String> {
+    normal_form(s).map(|b| b.iter().map(|&c| char::from(c)).collect())
 }
 
-/// An ISO-8601 time with any offset, normalised; `None` if it is not one.
-pub fn normalise_str(s: &str) -> Option<String> {
+/// [`normalise_str`], as bytes (nothing allocated).
+pub fn normal_form(s: &str) -> Option<IsoMs> {
     // Already normal: the common case costs a shape check, not a parse.
     if is_normal(s) {
-        return Some(s.to_string());
+        return s.as_bytes().try_into().ok();
     }
     let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
-    iso_ms((t.unix_timestamp_nanos() / 1_000_000) as i64)
+    iso_ms_form((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-/// Epoch milliseconds, normalised; `None` outside the plausible range.
+/// Epoch milliseconds, normalised; `None` outside the plausible range
+/// (the tests' reference model; the rewriter takes [`normal_form_ms`]).
+#[cfg(test)]
 pub fn normalise_ms(ms: i64) -> Option<String> {
-    MS_RANGE.contains(&ms).then(|| iso_ms(ms)).flatten()
+    normal_form_ms(ms).map(|b| b.iter().map(|&c| char::from(c)).collect())
+}
+
+/// [`normalise_ms`], as bytes (nothing allocated).
+pub fn normal_form_ms(ms: i64) -> Option<IsoMs> {
+    MS_RANGE.contains(&ms).then(|| iso_ms_form(ms)).flatten()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` exactly, with valid field ranges.

@@ -14,28 +14,63 @@ pub fn parse_iso_ms(s: &str) -> Result<i64, IntervalError> {
         .map_err(|_| IntervalError::Time(s.to_string()))
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, as bytes.
+pub type IsoMs = [u8; 24];
+
 /// Formats ms since the epoch as `2024-05-01T14:02:03.120Z`.
 pub fn iso_ms(ms: i64) -> String {
-    // Civil-from-days (Howard Hinnant): fast, and it never fails, which
-    // matters on the emulator's hot path of record generation.
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
+    match iso_ms_form(ms) {
+        Some(b) => b.iter().map(|&c| char::from(c)).collect(),
+        // Years the 4-digit form cannot hold.
+        None => {
+            let (year, month, day) = civil(ms.div_euclid(86_400_000));
+            let in_day = ms.rem_euclid(86_400_000);
+            format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+                in_day / 3_600_000,
+                in_day / 60_000 % 60,
+                in_day / 1000 % 60,
+                in_day % 1000
+            )
+        }
+    }
+}
+
+/// [`iso_ms`] without allocating, for years 0 to 9999 (`None` outside).
+pub fn iso_ms_form(ms: i64) -> Option<IsoMs> {
+    let (year, month, day) = civil(ms.div_euclid(86_400_000));
+    let year = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
+    let in_day = ms.rem_euclid(86_400_000) as u32;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, in_day / 3_600_000);
+    put(14, 2, in_day / 60_000 % 60);
+    put(17, 2, in_day / 1000 % 60);
+    put(20, 3, in_day % 1000);
+    Some(out)
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm):
+/// fast, and it never fails, which matters on the emulator's hot path of
+/// record generation and on the transform's.
+fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
@@ -47,6 +82,9 @@ mod tests {
         assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(iso_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso_ms(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(iso_ms_form(253_402_300_800_000), None);
+        assert_eq!(iso_ms(253_402_300_800_000), "10000-01-01T00:00:00.000Z");
         for ms in [1_714_521_723_120i64, 4_102_444_800_000, 1_709_164_800_000] {
             assert_eq!(parse_iso_ms(&iso_ms(ms)).unwrap(), ms);
         }

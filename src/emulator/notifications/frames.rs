@@ -121,56 +121,18 @@ pub(super) fn push_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097) as u64;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe as i64 + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn push_2(out: &mut Vec<u8>, v: u32) {
-    out.push(b'0' + (v / 10 % 10) as u8);
-    out.push(b'0' + (v % 10) as u8);
-}
-
 /// Appends `"YYYY-MM-DDTHH:MM:SS.mmmZ"` (quoted) for `ms` since the epoch.
 pub(super) fn push_iso_ms(out: &mut Vec<u8>, ms: i64) {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000) as u32;
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
-    let tod = secs.rem_euclid(86_400) as u32;
     out.push(b'"');
-    let y = y.clamp(0, 9999) as u32;
-    push_2(out, y / 100);
-    push_2(out, y % 100);
-    out.push(b'-');
-    push_2(out, mo);
-    out.push(b'-');
-    push_2(out, d);
-    out.push(b'T');
-    push_2(out, tod / 3600);
-    out.push(b':');
-    push_2(out, tod / 60 % 60);
-    out.push(b':');
-    push_2(out, tod % 60);
-    out.push(b'.');
-    out.push(b'0' + (milli / 100) as u8);
-    push_2(out, milli % 100);
-    out.extend_from_slice(b"Z\"");
+    // Years past 9999 are cut to it, as the 4-digit form must.
+    let form = crate::wire::time::iso_ms_form(ms).unwrap_or(*b"9999-12-31T23:59:59.999Z");
+    out.extend_from_slice(&form);
+    out.push(b'"');
 }
 
 /// `ms` since the epoch as ISO-8601 with milliseconds.
 pub(crate) fn iso_ms(ms: i64) -> String {
-    let mut out = Vec::with_capacity(26);
-    push_iso_ms(&mut out, ms);
-    String::from_utf8_lossy(&out[1..out.len() - 1]).into_owned()
+    crate::wire::time::iso_ms(ms)
 }
 
 #[cfg(test)]
