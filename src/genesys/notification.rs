@@ -37,6 +37,34 @@ pub struct Metadata<'a> {
     pub correlation_id: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// Visitor arms for the scalar JSON values a lenient reader passes over:
+/// each answers `$none` (with `str`, strings too).
+macro_rules! skipped_scalars {
+    ($none:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+    ($none:expr, str) => {
+        skipped_scalars!($none);
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($none)
+        }
+    };
+}
+
 /// The few body fields used for keys and times (all others are skipped).
 #[derive(Debug, Deserialize, Default)]
 struct BodyFields<'a> {
@@ -117,24 +145,7 @@ impl<'de> Deserialize<'de> for LatestParticipantTime {
                 {}
                 Ok(LatestParticipantTime(None))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(LatestParticipantTime(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(LatestParticipantTime(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(LatestParticipantTime(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(LatestParticipantTime(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(LatestParticipantTime(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(LatestParticipantTime(None))
-            }
+            skipped_scalars!(LatestParticipantTime(None), str);
         }
         d.deserialize_any(V)
     }
@@ -174,21 +185,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Loose(None))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
+            skipped_scalars!(Loose(None));
         }
         d.deserialize_any(V(std::marker::PhantomData))
     }
@@ -215,24 +212,7 @@ impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Lenient<T> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Lenient(T::default()))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
+            skipped_scalars!(Lenient(T::default()), str);
         }
         d.deserialize_any(V(std::marker::PhantomData))
     }

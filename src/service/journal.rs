@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use cxrelay_actors::registry::Component;
 use cxrelay_actors::{ComponentKind, QueueStats, Registry, Router};
 
 use super::StartError;
@@ -20,6 +21,18 @@ pub(super) struct Journal {
     pub routed_upto: Arc<AtomicU64>,
 }
 
+/// The store file under `data_dir`, and its component.
+fn open_store(config: &Config, registry: &Registry) -> Result<(Arc<Component>, Arc<StoreDb>), StartError> {
+    let component = registry.register("store", ComponentKind::Store, true);
+    let db = Arc::new(StoreDb::open(
+        &config.service.data_dir,
+        config.service.idempotency_window.as_millis() as i64,
+        config.service.idempotency_cache_keys,
+    )?);
+    db.set_dead_letter_cap(config.service.dead_letters_per_component);
+    Ok((component, db))
+}
+
 /// Cluster mode on a processing node: the store holds dead letters only
 /// (the stream is the journal); those sent back are published to the
 /// stream.
@@ -29,13 +42,7 @@ pub(super) async fn open_dead_letters(
     ingest: ClusterIngest,
     threads: &mut Vec<Arbiter>,
 ) -> Result<Addr<Store>, StartError> {
-    let component = registry.register("store", ComponentKind::Store, true);
-    let db = Arc::new(StoreDb::open(
-        &config.service.data_dir,
-        config.service.idempotency_window.as_millis() as i64,
-        config.service.idempotency_cache_keys,
-    )?);
-    db.set_dead_letter_cap(config.service.dead_letters_per_component);
+    let (component, db) = open_store(config, registry)?;
     let (queue, rx) = AppendQueue::new(config.service.journal_queue);
     actix::spawn(crate::cluster::dead_letters::send_back(
         rx,
@@ -69,13 +76,7 @@ pub(super) async fn open_journal(
     durable: &[(&ListenerConfig, Arc<QueueStats>)],
     threads: &mut Vec<Arbiter>,
 ) -> Result<(Ingest, Journal), StartError> {
-    let component = registry.register("store", ComponentKind::Store, true);
-    let db = Arc::new(StoreDb::open(
-        &config.service.data_dir,
-        config.service.idempotency_window.as_millis() as i64,
-        config.service.idempotency_cache_keys,
-    )?);
-    db.set_dead_letter_cap(config.service.dead_letters_per_component);
+    let (component, db) = open_store(config, registry)?;
     db.set_max_journal_bytes(config.service.max_journal_bytes);
     let names: Vec<String> = durable.iter().map(|(l, _)| l.name.clone()).collect();
     for gone in db.forget_listeners(&names)? {
