@@ -47,6 +47,9 @@ use crate::sinks::{SinkError, SinkWriter};
 /// Objects of one batch uploaded at once (a batch spanning many partitions
 /// would otherwise open a connection per partition).
 const OBJECTS_IN_FLIGHT: usize = 4;
+/// Directories whose stored ranges are kept before those holding nothing
+/// ahead are forgotten.
+const MAX_DIRS_KEPT: usize = 1024;
 /// Parts of one multipart upload sent at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
@@ -132,13 +135,13 @@ impl ObjectSettings {
 
 /// What a writer keeps between batches.
 struct WriterState {
-    /// Look for objects an earlier attempt may have stored: set when the
-    /// writer starts and after a failed commit, cleared after a batch in
-    /// which nothing was found (every later event is past what any earlier
-    /// attempt uploaded).
-    verify: bool,
-    /// Per directory, the highest position found already stored.
-    covered: HashMap<String, u64>,
+    /// Per directory, the position ranges of this installation's objects
+    /// there that later events may fall in: listed once per directory (a
+    /// killed run may have stored objects past its acknowledgement, in any
+    /// order), then kept up to date with this writer's own uploads, and
+    /// pruned as positions move past them. Forgotten after a failed commit
+    /// (an upload whose answer was lost may be stored after all).
+    stored: HashMap<String, Vec<(u64, u64)>>,
     /// With the journal off (no positions): this writer's own tag, and its
     /// objects counted in their names instead.
     run_tag: String,
@@ -197,8 +200,7 @@ impl ObjectStoreWriter {
             target = format!("{target}/{}", s.naming.prefix);
         }
         let state = WriterState {
-            verify: true,
-            covered: HashMap::new(),
+            stored: HashMap::new(),
             run_tag: naming::random_tag(&s.listener),
             counter: 0,
             status: ObjectStoreStatus {
@@ -224,39 +226,26 @@ struct Upload {
 }
 
 impl Upload {
-    /// Uploads the events of one directory (after dropping those an
-    /// earlier attempt stored, when `verify`); answers whether any were
-    /// found stored.
-    async fn group(
-        self,
-        dir: String,
-        mut events: Vec<Arc<Event>>,
-        verify: bool,
-        journal: bool,
-    ) -> Result<bool, SinkError> {
+    /// Uploads the events of one directory, after dropping those an
+    /// earlier run or attempt stored already.
+    async fn group(self, dir: String, mut events: Vec<Arc<Event>>, journal: bool) -> Result<(), SinkError> {
         let s = &self.settings;
         let tag = if journal {
             s.tag.clone()
         } else {
             self.state.borrow().run_tag.clone()
         };
-        let mut found = false;
         let mut skipped = 0;
-        if journal && verify {
-            loop {
-                if let Some(&covered) = self.state.borrow().covered.get(&dir) {
-                    let before = events.len();
-                    events.retain(|e| e.seq > covered);
-                    skipped += (before - events.len()) as u64;
+        if journal {
+            let ranges = self.stored_in(&dir, &tag).await?;
+            let before = events.len();
+            events.retain(|e| !ranges.iter().any(|&(first, last)| (first..=last).contains(&e.seq)));
+            skipped = (before - events.len()) as u64;
+            // Positions only grow: a range below this group helps no more.
+            if let Some(low) = events.iter().map(|e| e.seq).min() {
+                if let Some(r) = self.state.borrow_mut().stored.get_mut(&dir) {
+                    r.retain(|&(_, last)| last >= low);
                 }
-                let Some(first) = events.iter().map(|e| e.seq).min() else {
-                    break;
-                };
-                let Some(last) = self.find_stored(&dir, &tag, first).await? else {
-                    break;
-                };
-                found = true;
-                self.state.borrow_mut().covered.insert(dir.clone(), last);
             }
         }
         if skipped > 0 {
@@ -269,7 +258,7 @@ impl Upload {
             self.state.borrow_mut().status.already_stored += skipped;
         }
         if events.is_empty() {
-            return Ok(found);
+            return Ok(());
         }
         let (first, last) = if journal {
             let seqs = events.iter().map(|e| e.seq);
@@ -298,36 +287,45 @@ impl Upload {
         }
         .emit();
         let mut st = self.state.borrow_mut();
+        if journal {
+            st.stored.entry(dir).or_default().push((first, last));
+        }
         st.status.objects += 1;
         st.status.bytes += bytes;
         st.status.events += count;
         st.status.last_object = Some(key);
-        Ok(found)
+        Ok(())
     }
 
-    /// The last position of the object of this installation in `dir` whose
-    /// first position is `first`, if there is one. S3 lists keys in order, so one
-    /// listing request starting just before the name answers.
-    async fn find_stored(&self, dir: &str, tag: &str, first: u64) -> Result<Option<u64>, SinkError> {
+    /// The position ranges of this installation's objects in `dir` (one
+    /// listing the first time, then what this writer keeps).
+    async fn stored_in(&self, dir: &str, tag: &str) -> Result<Vec<(u64, u64)>, SinkError> {
+        if let Some(r) = self.state.borrow().stored.get(dir) {
+            return Ok(r.clone());
+        }
         let s = &self.settings;
         // Names are compared as stored: parts the path type percent-encodes
         // (a listener named with `%` or `{`) are encoded the same here.
-        let stem = PathPart::from(s.naming.stem(tag, first).as_str()).as_ref().to_string();
-        let offset = ObjectPath::from(format!("{dir}/{stem}").as_str());
-        let mut listed = self.store.list_with_offset(Some(&ObjectPath::from(dir)), &offset);
-        while let Some(meta) = listed.try_next().await.map_err(|e| s.error(e))? {
-            let Some(name) = meta.location.filename() else {
-                continue;
-            };
-            let Some(rest) = name.strip_prefix(&stem) else {
-                // Past every name with this stem.
-                return Ok(None);
-            };
-            if let Some(last) = s.naming.last_of(rest) {
-                return Ok(Some(last));
-            }
+        let head = PathPart::from(s.naming.head(tag).as_str()).as_ref().to_string();
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&ObjectPath::from(dir)))
+            .await
+            .map_err(|e| s.error(e))?;
+        let ranges: Vec<(u64, u64)> = listed
+            .objects
+            .iter()
+            .filter_map(|m| m.location.filename())
+            .filter_map(|name| s.naming.range_of(name.strip_prefix(&head)?))
+            .collect();
+        let mut st = self.state.borrow_mut();
+        // Directories are time partitions: those holding nothing ahead
+        // are forgotten now and then (listing one again is harmless).
+        if st.stored.len() >= MAX_DIRS_KEPT {
+            st.stored.retain(|_, r| !r.is_empty());
         }
-        Ok(None)
+        st.stored.insert(dir.to_string(), ranges.clone());
+        Ok(ranges)
     }
 
     /// Stores `body` at `path`, whole or not at all.
@@ -416,7 +414,6 @@ impl SinkWriter for ObjectStoreWriter {
         // Without the journal events have no positions (0): nothing is
         // replayed, and names count objects instead.
         let journal = events.iter().all(|e| e.seq > 0);
-        let verify = journal && self.state.borrow().verify;
         let upload = Upload {
             settings: s.clone(),
             store: self.store.clone(),
@@ -424,19 +421,15 @@ impl SinkWriter for ObjectStoreWriter {
         };
         let state = self.state.clone();
         let write = async move {
-            let results: Vec<Result<bool, SinkError>> = futures_util::stream::iter(
+            let results: Vec<Result<(), SinkError>> = futures_util::stream::iter(
                 groups
                     .into_iter()
-                    .map(|(dir, evs)| upload.clone().group(dir, evs, verify, journal)),
+                    .map(|(dir, evs)| upload.clone().group(dir, evs, journal)),
             )
             .buffer_unordered(OBJECTS_IN_FLIGHT)
             .collect()
             .await;
-            let mut found = false;
-            for r in results {
-                found |= r?;
-            }
-            Ok::<bool, SinkError>(found)
+            results.into_iter().collect::<Result<(), SinkError>>()
         };
         let timeout = s.timeout;
         Box::pin(async move {
@@ -446,22 +439,12 @@ impl SinkWriter for ObjectStoreWriter {
                     message: format!("batch not stored within {timeout:?}"),
                 })
             });
-            let mut st = state.borrow_mut();
-            match outcome {
-                Ok(found) => {
-                    if verify && !found {
-                        st.verify = false;
-                        st.covered.clear();
-                    }
-                    Ok(())
-                }
-                Err(e) => {
-                    // Some objects may be stored (or stored after all, the
-                    // answer lost): the retry looks first.
-                    st.verify = true;
-                    Err(e)
-                }
+            if outcome.is_err() {
+                // Some objects may be stored (or stored after all, the
+                // answer lost): the retry lists again.
+                state.borrow_mut().stored.clear();
             }
+            outcome
         })
     }
 

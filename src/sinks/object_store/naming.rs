@@ -44,9 +44,26 @@ impl Naming {
         }
     }
 
+    /// The start of every name of this listener and `tag`.
+    pub fn head(&self, tag: &str) -> String {
+        format!("{}-{tag}-", self.listener)
+    }
+
     /// The start of every name whose first position is `first`.
     pub fn stem(&self, tag: &str, first: u64) -> String {
-        format!("{}-{tag}-{first:0POSITION_DIGITS$}-", self.listener)
+        format!("{}{first:0POSITION_DIGITS$}-", self.head(tag))
+    }
+
+    /// The first and last positions of a name, from what follows its
+    /// [`Naming::head`] (`<first>-<last>.<ext>`).
+    pub fn range_of(&self, after_head: &str) -> Option<(u64, u64)> {
+        let (first, rest) = after_head.split_at_checked(POSITION_DIGITS)?;
+        let first = first
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| first.parse().ok())
+            .flatten()?;
+        Some((first, self.last_of(rest.strip_prefix('-')?)?))
     }
 
     /// An object's name (no directory).
