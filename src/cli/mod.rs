@@ -69,7 +69,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let named = cli.config.clone();
     let path = named.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    match cli.command.unwrap_or(Command::Run) {
+    let command = cli.command.unwrap_or(Command::Run);
+    if matches!(command, Command::Check(_) | Command::Completions(_)) {
+        quiet_on_closed_stdout();
+    }
+    match command {
         Command::Run => run::run(&path, false),
         Command::Demo => demo(named.as_deref(), &path),
         Command::Emulator { listen, seed } => emulator(&path, &listen, seed),
@@ -78,6 +82,18 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::status(&path, named.is_some(), &args),
         Command::Backfill(args) => backfill::backfill(&path, &args),
         Command::Completions(args) => completions::completions(&args),
+    }
+}
+
+/// A command printing for a reader (`cxrelay check | head`) ends quietly
+/// when the reader goes away, as other command-line tools do, instead of
+/// panicking on the failed write. Only commands without sockets: a write
+/// to a closed socket must stay an error, not end the process.
+fn quiet_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of SIGPIPE, before any
+    // other thread exists, has no memory effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

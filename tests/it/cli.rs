@@ -209,6 +209,26 @@ fn check_describes_a_cluster_node_and_refuses_credentials_in_its_urls() {
     assert!(!err.contains("hunter2") && !out.contains("hunter2"), "{err}");
 }
 
+/// `cxrelay check ... | head`: the reader goes away before the output is
+/// written; the command ends quietly, as other tools do, not with a panic.
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/cluster-node.toml");
+    let mut child = std::process::Command::new(binary())
+        .args(["check", "--offline", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The read end closes before anything is read.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?} {err}", out.status);
+}
+
 fn letter(i: u64, listener: &str, source: &str, at_ms: i64) -> DeadLetter {
     let topic = "v2.detail.events.conversation.0123456789abcdef0123456789abcdef.customer.start";
     let ev = Arc::new(
