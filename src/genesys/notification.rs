@@ -310,6 +310,11 @@ impl<'a> Frame<'a> {
     pub fn derived(&self) -> Derived {
         self.derived.clone()
     }
+
+    /// [`Frame::derived`], taken without a copy.
+    pub fn into_derived(self) -> Derived {
+        self.derived
+    }
 }
 
 /// Partition key and event time of a notification.

@@ -202,13 +202,12 @@ impl FrameReader {
         if topic.starts_with(SYSTEM_PREFIX) {
             return Classified::System(SystemMessage::read(topic, frame.system_topic_type()));
         }
-        let derived = frame.derived();
         let id = match frame.correlation_id() {
             Some(c) => c.to_string(),
             None => format!("{}-{}", self.fallback_prefix, self.frames),
         };
         let topic = self.topic(topic);
-        drop(frame);
+        let derived = frame.into_derived();
         // A copy: the frame is a slice of the socket's read buffer, which
         // may be large (after an oversized frame); an event held in a queue
         // must not keep all of it alive.
