@@ -129,6 +129,14 @@ impl ProcessNode {
             .collect()
     }
 
+    /// Stops every pull for good (an orderly stop, or the actor's end).
+    fn stop_pulls(&mut self) {
+        self.stopping = true;
+        for (_, pull) in self.pulls.drain() {
+            pull.abort();
+        }
+    }
+
     /// Acknowledges what listeners committed, in the background.
     fn acknowledge(&mut self) {
         let done = self.committed();
@@ -158,10 +166,7 @@ pub struct StopPulling;
 impl Handler<StopPulling> for ProcessNode {
     type Result = ();
     fn handle(&mut self, _: StopPulling, _: &mut Self::Context) {
-        self.stopping = true;
-        for (_, pull) in self.pulls.drain() {
-            pull.abort();
-        }
+        self.stop_pulls();
     }
 }
 
@@ -174,10 +179,7 @@ pub struct Finish;
 impl Handler<Finish> for ProcessNode {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, _: Finish, _: &mut Self::Context) -> Self::Result {
-        self.stopping = true;
-        for (_, pull) in self.pulls.drain() {
-            pull.abort();
-        }
+        self.stop_pulls();
         let done = self.committed();
         let (counters, client) = (self.shared.counters.clone(), self.nats.client.clone());
         Box::pin(async move {
@@ -195,9 +197,7 @@ impl Actor for ProcessNode {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        for (_, pull) in self.pulls.drain() {
-            pull.abort();
-        }
+        self.stop_pulls();
     }
 }
 
@@ -366,16 +366,7 @@ impl TakeoverGate {
         match consumer.get_info().await {
             // An acknowledgement sent but not yet applied counts as
             // another's for a moment: the release is late, never early.
-            Ok(info) if info.num_ack_pending <= mine => {
-                let released = self.held_back.take().unwrap_or_default();
-                if info.num_ack_pending > released.len() {
-                    tracing::debug!(
-                        partition = self.partition,
-                        "earlier holder's events all delivered again"
-                    );
-                }
-                released
-            }
+            Ok(info) if info.num_ack_pending <= mine => self.held_back.take().unwrap_or_default(),
             Ok(_) => Vec::new(),
             Err(e) => {
                 tracing::debug!(partition = self.partition, error = %e, "consumer info");

@@ -311,9 +311,9 @@ impl<'a> Frame<'a> {
         self.derived.clone()
     }
 
-    /// [`Frame::derived`], taken without a copy.
-    pub fn into_derived(self) -> Derived {
-        self.derived
+    /// [`Frame::derived`], taken out without a copy (the frame keeps none).
+    pub fn take_derived(&mut self) -> Derived {
+        std::mem::take(&mut self.derived)
     }
 }
 

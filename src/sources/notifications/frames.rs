@@ -181,7 +181,7 @@ impl FrameReader {
         let Ok(text) = std::str::from_utf8(&bytes) else {
             return Classified::Malformed(MalformedReason::InvalidUtf8);
         };
-        let frame = match Frame::parse(text) {
+        let mut frame = match Frame::parse(text) {
             Ok(f) => f,
             Err(_) => return Classified::Malformed(MalformedReason::InvalidJson),
         };
@@ -207,7 +207,7 @@ impl FrameReader {
             None => format!("{}-{}", self.fallback_prefix, self.frames),
         };
         let topic = self.topic(topic);
-        let derived = frame.into_derived();
+        let derived = frame.take_derived();
         // A copy: the frame is a slice of the socket's read buffer, which
         // may be large (after an oversized frame); an event held in a queue
         // must not keep all of it alive.

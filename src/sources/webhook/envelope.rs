@@ -108,13 +108,13 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
             (None, Some(_)) => (el, None, None),
             (None, None) => return Err(EnvelopeError::Unrecognized),
         };
-        let n = Frame::parse(notification_raw).map_err(|_| EnvelopeError::Unrecognized)?;
+        let mut n = Frame::parse(notification_raw).map_err(|_| EnvelopeError::Unrecognized)?;
+        let derived = n.take_derived();
         let topic = n
             .topic_name
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or(EnvelopeError::Unrecognized)?;
-        let derived = n.derived();
         let event_time = derived
             .event_time
             .or_else(|| n.timestamp().and_then(parse_iso_ms))
