@@ -129,14 +129,16 @@ impl Timeline {
 
     /// The conversations with activity in `interval` that the data lake
     /// holds up to `available_ms`, as they were at the interval's end (or
-    /// at `available_ms`, whichever is first).
+    /// at `available_ms`, whichever is first). One whose last segment ends
+    /// exactly at the interval's start had activity at that instant and is
+    /// in it: a client must not count on either window alone for it.
     pub fn active(&self, interval: Interval, available_ms: i64) -> ActiveRecords {
         let as_of = interval.end_ms.min(available_ms).max(interval.start_ms);
         let range = self.range(Interval::new(interval.start_ms, as_of));
         let back = Interval::new(interval.start_ms - self.max_duration_ms(), interval.start_ms);
         let early = self
             .range(back)
-            .filter(|n| self.end_ms(*n) > interval.start_ms)
+            .filter(|n| self.end_ms(*n) >= interval.start_ms)
             .collect();
         ActiveRecords {
             early,
@@ -488,11 +490,13 @@ mod tests {
             for k in 0..a.len() {
                 let n = a.index(k);
                 let end = tl.end_ms(n);
-                assert!(tl.start_ms(n) < w.end_ms && end > w.start_ms, "active in the window");
+                assert!(tl.start_ms(n) < w.end_ms && end >= w.start_ms, "active in the window");
                 let v: serde_json::Value = serde_json::from_str(&tl.record_as_of(n, a.as_of_ms)).unwrap();
                 if end <= w.end_ms {
                     assert!(v["conversationEnd"].is_string());
-                    *closed_in.entry(n).or_default() += 1;
+                    if end > w.start_ms {
+                        *closed_in.entry(n).or_default() += 1;
+                    }
                 } else {
                     spanning += 1;
                     assert!(v.get("conversationEnd").is_none(), "open at the window's end");

@@ -310,6 +310,34 @@ fn a_job_that_keeps_failing_is_retried_then_the_source_fails_with_its_message() 
 }
 
 #[test]
+fn conversations_ending_exactly_on_the_intervals_ends_are_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let e = emulator_with(bulk(6_000.0));
+    // An interval that starts where one conversation ends and ends where
+    // another ends: both had activity in it, and neither is held back.
+    let tl = e.state().bulk.timeline;
+    let hour = Interval::parse("2024-05-01T10:00:00Z/2024-05-01T11:00:00Z").unwrap();
+    let mut ends: Vec<(i64, u64)> = tl.range(hour).map(|n| (tl.end_ms(n), n)).collect();
+    ends.sort();
+    let (first, last) = (ends[10], ends[ends.len() - 10]);
+    let interval = Interval::new(first.0, last.0);
+    let source = format!("interval = \"{interval}\"\npoll_interval = \"100ms\"");
+    let p = Proc::start(dir, &config(dir, &e, 6000, &source, ""));
+    wait_until("delivered", Duration::from_secs(30), || finished(&p));
+    let keys: HashSet<String> = output_keys(&dir.join("out")).into_iter().collect();
+    for n in [first.1, last.1] {
+        assert!(
+            keys.contains(&tl.conversation_id(n)),
+            "conversation {n} ending on a boundary"
+        );
+    }
+    let want: HashSet<String> = ended_in(&tl, interval).into_iter().collect();
+    assert_eq!(keys, want);
+    assert!(p.terminate().success());
+}
+
+#[test]
 fn rolling_windows_stay_behind_now_and_availability_and_pii_is_masked() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -348,7 +376,7 @@ fn rolling_windows_stay_behind_now_and_availability_and_pii_is_masked() {
     let back = Interval::new(covered.start_ms - tl.max_duration_ms(), covered.end_ms);
     let want: Vec<String> = tl
         .range(back)
-        .filter(|n| (covered.start_ms..covered.end_ms).contains(&tl.end_ms(*n)))
+        .filter(|n| (covered.start_ms..=covered.end_ms).contains(&tl.end_ms(*n)))
         .map(|n| tl.conversation_id(n))
         .collect();
     assert!(!want.is_empty());

@@ -702,13 +702,15 @@ pub fn conversations_ended_in(e: &cxrelay::emulator::EmulatorHandle, interval: &
     ended_in(&e.state().bulk.timeline, interval)
 }
 
-/// The conversations of `tl` that ended in `interval`: what an analytics
-/// job or backfill of it delivers.
+/// The conversations of `tl` that ended in `interval`, both ends included
+/// (one ending on a boundary is delivered by the window that ends there,
+/// and by the next only if that one is the first to see it): what an
+/// analytics job or backfill of it delivers.
 #[cfg(feature = "emulator")]
 pub fn ended_in(tl: &cxrelay::emulator::records::Timeline, interval: cxrelay::wire::Interval) -> Vec<String> {
     let back = cxrelay::wire::Interval::new(interval.start_ms - tl.max_duration_ms(), interval.end_ms);
     tl.range(back)
-        .filter(|n| (interval.start_ms..interval.end_ms).contains(&tl.end_ms(*n)))
+        .filter(|n| (interval.start_ms..=interval.end_ms).contains(&tl.end_ms(*n)))
         .map(|n| tl.conversation_id(n))
         .collect()
 }

@@ -163,13 +163,13 @@ fn a_day_of_15_minute_windows_delivers_each_conversation_once_with_its_end() {
         .start;
     let last = timeline.range(cxrelay::wire::Interval::new(start, day_end)).end;
     let expected: HashSet<String> = (first..last)
-        .filter(|n| (start..day_end).contains(&timeline.end_ms(*n)))
+        .filter(|n| (start..=day_end).contains(&timeline.end_ms(*n)))
         .map(|n| timeline.conversation_id(n))
         .collect();
     assert!(expected.len() > 1000, "{}", expected.len());
     let long = (first..last)
         .filter(|n| {
-            (start..day_end).contains(&timeline.end_ms(*n)) && timeline.end_ms(*n) - timeline.start_ms(*n) > 1_800_000
+            (start..=day_end).contains(&timeline.end_ms(*n)) && timeline.end_ms(*n) - timeline.start_ms(*n) > 1_800_000
         })
         .count();
     assert!(long > 50, "long conversations spanning windows: {long}");

@@ -6,10 +6,12 @@
 //! A job returns every conversation that had activity in its interval, so
 //! a conversation spanning windows comes back in each, still open (no
 //! `conversationEnd`) in those before it ended. Each is delivered once, in
-//! its final state: in the window where it ended. One still open at the
-//! window's end (or ending after it) is held for a later window, and the
-//! idempotency key is the conversation id alone, so that it is delivered
-//! once across windows, not once per window.
+//! its final state: in the first window whose end is at or after its end.
+//! One still open at the window's end (or ending after it) is held for a
+//! later window. One ending exactly on a boundary is delivered in the
+//! window that ends there, not held: the next window may not return it.
+//! The idempotency key is the conversation id alone, so that a
+//! conversation returned again by a later window is delivered once.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -102,7 +104,7 @@ pub fn page_events(cx: &PageContext<'_>, records: &[Box<RawValue>]) -> PageEvent
         if let Some(t) = start {
             out.high_water = Some(out.high_water.map_or(t, |h: i64| h.max(t)));
         }
-        if end.is_none_or(|e| e >= cx.window.end_ms) {
+        if end.is_none_or(|e| e > cx.window.end_ms) {
             out.held_open += 1;
             continue;
         }
@@ -123,6 +125,28 @@ pub fn page_events(cx: &PageContext<'_>, records: &[Box<RawValue>]) -> PageEvent
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_conversation_ending_on_the_window_end_is_delivered_not_held() {
+        let source: Arc<str> = Arc::from("details");
+        let topic: Arc<str> = Arc::from("analytics.conversations");
+        // 2024-05-01T14:10:00Z
+        let cx = PageContext {
+            source: &source,
+            topic: &topic,
+            window: Interval::new(1_714_572_000_000, 1_714_572_600_000),
+            job: "j1",
+            page: 1,
+        };
+        let rec = RawValue::from_string(
+            r#"{"conversationId":"edge","conversationStart":"2024-05-01T14:02:03Z","conversationEnd":"2024-05-01T14:10:00Z"}"#
+                .to_string(),
+        )
+        .unwrap();
+        let out = page_events(&cx, &[rec]);
+        assert_eq!((out.events.len(), out.held_open), (1, 0));
+        assert_eq!(out.keys[0].as_deref(), Some("analytics:details:edge"));
+    }
 
     #[test]
     fn records_become_keyed_timed_events_and_the_rest_dead_letters() {
