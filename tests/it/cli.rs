@@ -215,14 +215,17 @@ fn check_describes_a_cluster_node_and_refuses_credentials_in_its_urls() {
 fn a_reader_that_goes_away_ends_a_command_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/cluster-node.toml");
-    let mut child = std::process::Command::new(binary())
+    // The read end is closed before the command starts: its first write
+    // meets a pipe nobody reads (closing it after the start would race
+    // with a command that fits its output in the pipe's buffer).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = std::process::Command::new(binary())
         .args(["check", "--offline", "--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The read end closes before anything is read.
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
