@@ -137,7 +137,7 @@ pub fn dlq(path: &Path, args: DlqArgs) -> ExitCode {
     };
     match dlq::run(&loaded.config, args.url.as_deref(), &cmd) {
         Ok(out) => {
-            print!("{}", dlq::render(&out, args.json));
+            super::print_out(&dlq::render(&out, args.json));
             ExitCode::SUCCESS
         }
         Err(e) => {

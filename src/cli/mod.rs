@@ -90,10 +90,34 @@ pub fn main() -> ExitCode {
 /// panicking on the failed write. Only commands without sockets: a write
 /// to a closed socket must stay an error, not end the process.
 fn quiet_on_closed_stdout() {
-    // SAFETY: restoring the default disposition of SIGPIPE, before any
-    // other thread exists, has no memory effect.
+    // SAFETY: restoring the default disposition of SIGPIPE has no memory
+    // effect.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Prints `text` for a command that also uses sockets (`dlq`, `status`):
+/// their closed reader cannot be left to SIGPIPE from the start, so a
+/// failed write to a reader that went away ends the process the same quiet
+/// way here, once the command's network work is done.
+pub(crate) fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            quiet_on_closed_stdout();
+            // SAFETY: raising a signal whose disposition is the default
+            // ends the process, as the failed write would have.
+            unsafe {
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        Err(e) => {
+            eprintln!("error: writing the output: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -65,11 +65,11 @@ pub fn status(path: &Path, named: bool, args: &StatusArgs) -> ExitCode {
         if !args.watch {
             return match fetch(&client, &base).await {
                 Ok(v) if args.json => {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    super::print_out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
                     ExitCode::SUCCESS
                 }
                 Ok(v) => {
-                    print!("{}", render(&base, &v));
+                    super::print_out(&render(&base, &v));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -89,7 +89,7 @@ pub fn status(path: &Path, named: bool, args: &StatusArgs) -> ExitCode {
                 Err(e) => format!("{e}\n(trying again every second; Ctrl-C stops)\n"),
             };
             // Clear the screen and go home, then draw.
-            print!("\x1b[2J\x1b[H{screen}");
+            super::print_out(&format!("\x1b[2J\x1b[H{screen}"));
         }
     })
 }

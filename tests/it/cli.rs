@@ -215,21 +215,38 @@ fn check_describes_a_cluster_node_and_refuses_credentials_in_its_urls() {
 fn a_reader_that_goes_away_ends_a_command_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/cluster-node.toml");
-    // The read end is closed before the command starts: its first write
-    // meets a pipe nobody reads (closing it after the start would race
-    // with a command that fits its output in the pipe's buffer).
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let child = std::process::Command::new(binary())
-        .args(["check", "--offline", "--config", config.to_str().unwrap()])
-        .stdout(writer)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?} {err}", out.status);
+    // `dlq` (which may also speak to a running cxrelay) on a store file.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("config.toml"), "[service]\ndata_dir = \"data\"\n").unwrap();
+    drop(StoreDb::open(&dir.join("data"), 60_000, 10).unwrap());
+    let dlq_config = dir.join("config.toml");
+    for args in [
+        vec!["check", "--offline", "--config", config.to_str().unwrap()],
+        vec!["dlq", "list", "--config", dlq_config.to_str().unwrap()],
+    ] {
+        // The read end is closed before the command starts: its first
+        // write meets a pipe nobody reads (closing it after the start
+        // would race with a command whose output fits the pipe's buffer).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let child = std::process::Command::new(binary())
+            .args(&args)
+            .current_dir(dir)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
 }
 
 fn letter(i: u64, listener: &str, source: &str, at_ms: i64) -> DeadLetter {
