@@ -138,13 +138,16 @@ fn id_like(s: &str) -> bool {
     !s.is_empty() && s != "*" && s != ">" && !s.starts_with('{')
 }
 
-/// The id `pattern` captures from `topic` when it matches its leading
-/// segments: `Some(None)` for a match without `{id}`.
-fn capture<'t>(pattern: &str, topic: &'t str) -> Option<Option<&'t str>> {
-    let mut segments = topic.split('.');
+/// The most segments a family's pattern has.
+const MAX_PATTERN_SEGMENTS: usize = 6;
+
+/// The id `pattern` captures from a topic split into `segments` (its
+/// first [`MAX_PATTERN_SEGMENTS`], `n` of them present) when it matches
+/// their leading ones: `Some(None)` for a match without `{id}`.
+fn capture<'t>(pattern: &str, segments: &[&'t str], n: usize) -> Option<Option<&'t str>> {
     let mut id = None;
-    for p in pattern.split('.') {
-        let s = segments.next()?;
+    for (i, p) in pattern.split('.').enumerate() {
+        let s = *segments.get(i).filter(|_| i < n)?;
         match p {
             "{id}" if id_like(s) => id = Some(s),
             "{id}" => return None,
@@ -160,8 +163,15 @@ fn capture<'t>(pattern: &str, topic: &'t str) -> Option<Option<&'t str>> {
 
 /// The family of `topic` and the entity id it names.
 pub fn topic_entity(topic: &str) -> TopicEntity<'_> {
+    // Split once for every family (this runs for each notification).
+    let mut segments = [""; MAX_PATTERN_SEGMENTS];
+    let mut n = 0;
+    for (slot, s) in segments.iter_mut().zip(topic.split('.')) {
+        *slot = s;
+        n += 1;
+    }
     for family in FAMILIES {
-        if let Some(id) = capture(family.pattern, topic) {
+        if let Some(id) = capture(family.pattern, &segments, n) {
             return TopicEntity {
                 family: Some(family),
                 id,
@@ -192,6 +202,13 @@ mod tests {
 
     /// Real topic names (the platform's topic list), the id each names and
     /// what that id is.
+    #[test]
+    fn every_pattern_fits_the_split() {
+        for f in FAMILIES {
+            assert!(f.pattern.split('.').count() <= MAX_PATTERN_SEGMENTS, "{}", f.pattern);
+        }
+    }
+
     #[test]
     fn every_family_names_its_entity() {
         let c = "6e4bd3b6-8f3d-4e8a-9e55-3a8c1c7a0b11";

@@ -24,6 +24,7 @@ use cxrelay_actors::event::now_ms;
 use cxrelay_actors::Event;
 use futures_util::future::LocalBoxFuture;
 
+use super::compression::Compression;
 use super::config::FileSettings;
 use super::part_file::PartFile;
 use super::partition::sanitised;
@@ -249,18 +250,24 @@ impl FileWriter {
             for ev in events {
                 self.settings.encoding.encode(ev, &mut self.lines);
             }
-            self.unit.clear();
-            self.settings
-                .compression
-                .encode_unit(&self.lines, &mut self.unit)
-                .map_err(io("compressing a batch"))?;
+            // Uncompressed lines are their own unit: written as they are.
+            let unit = if self.settings.compression == Compression::None {
+                &self.lines
+            } else {
+                self.unit.clear();
+                self.settings
+                    .compression
+                    .encode_unit(&self.lines, &mut self.unit)
+                    .map_err(io("compressing a batch"))?;
+                &self.unit
+            };
             let part = self.parts.get_mut(key).ok_or_else(|| SinkError::Io {
                 what: format!("writing partition `{key}`"),
                 source: std::io::Error::other("its file is not open"),
             })?;
-            part.append(&self.unit)?;
+            part.append(unit)?;
             part.last_used = self.uses;
-            self.stats.bytes_written += self.unit.len() as u64;
+            self.stats.bytes_written += unit.len() as u64;
         }
         if self.settings.fsync {
             for part in self.parts.values_mut().filter(|p| p.is_dirty()) {
