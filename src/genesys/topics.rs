@@ -141,13 +141,13 @@ fn id_like(s: &str) -> bool {
 /// The most segments a family's pattern has.
 const MAX_PATTERN_SEGMENTS: usize = 6;
 
-/// The id `pattern` captures from a topic split into `segments` (its
-/// first [`MAX_PATTERN_SEGMENTS`], `n` of them present) when it matches
-/// their leading ones: `Some(None)` for a match without `{id}`.
-fn capture<'t>(pattern: &str, segments: &[&'t str], n: usize) -> Option<Option<&'t str>> {
+/// The id `pattern` captures from a topic's leading `segments` (at most
+/// [`MAX_PATTERN_SEGMENTS`]) when it matches them: `Some(None)` for a
+/// match without `{id}`.
+fn capture<'t>(pattern: &str, segments: &[&'t str]) -> Option<Option<&'t str>> {
     let mut id = None;
     for (i, p) in pattern.split('.').enumerate() {
-        let s = *segments.get(i).filter(|_| i < n)?;
+        let s = *segments.get(i)?;
         match p {
             "{id}" if id_like(s) => id = Some(s),
             "{id}" => return None,
@@ -171,7 +171,7 @@ pub fn topic_entity(topic: &str) -> TopicEntity<'_> {
         n += 1;
     }
     for family in FAMILIES {
-        if let Some(id) = capture(family.pattern, &segments, n) {
+        if let Some(id) = capture(family.pattern, &segments[..n]) {
             return TopicEntity {
                 family: Some(family),
                 id,
@@ -200,8 +200,6 @@ pub fn topic_id(topic: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    /// Real topic names (the platform's topic list), the id each names and
-    /// what that id is.
     #[test]
     fn every_pattern_fits_the_split() {
         for f in FAMILIES {
@@ -209,6 +207,8 @@ mod tests {
         }
     }
 
+    /// Real topic names (the platform's topic list), the id each names and
+    /// what that id is.
     #[test]
     fn every_family_names_its_entity() {
         let c = "6e4bd3b6-8f3d-4e8a-9e55-3a8c1c7a0b11";
