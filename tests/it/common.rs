@@ -295,25 +295,34 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
 /// Every complete NDJSON line in every file under `dir`, parsed, in file
 /// name order.
 pub fn read_ndjson_dir(dir: &Path) -> Vec<serde_json::Value> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let text = fs::read_to_string(&f).unwrap_or_default();
-        for line in text.split_inclusive('\n') {
-            if !line.ends_with('\n') {
-                continue; // being written right now
+    // A file renamed while the directory is read (a part file closed) is
+    // read again under its new name: the listing starts over.
+    'listing: loop {
+        let Ok(rd) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let bytes = match fs::read(&f) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'listing,
+                Err(_) => continue,
+            };
+            for line in bytes.split_inclusive(|b| *b == b'\n') {
+                if !line.ends_with(b"\n") {
+                    continue; // being written right now
+                }
+                out.push(
+                    serde_json::from_slice(line).unwrap_or_else(|e| {
+                        panic!("bad line in {}: {e}: {}", f.display(), String::from_utf8_lossy(line))
+                    }),
+                );
             }
-            out.push(
-                serde_json::from_str(line.trim_end())
-                    .unwrap_or_else(|e| panic!("bad line in {}: {e}: {line}", f.display())),
-            );
         }
+        return out;
     }
-    out
 }
 
 /// Resident set size of a process in bytes (Linux).
