@@ -20,13 +20,14 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::channel_record::{ChannelRecord, RecordSnapshot};
-use super::frames::{iso_ms, system_message};
+use super::frames::system_message;
 use super::socket_messages::{Outgoing, SocketOrder};
 use super::traffic::control::TrafficControl;
 use crate::emulator::faults::{Fault, FaultBook, SystemTopicType};
 use crate::emulator::ids::{derive, random_uuid};
 use crate::emulator::settings::notifications::NotificationSettings;
 use crate::emulator::tokens::Tokens;
+use crate::wire::iso_ms;
 
 /// Namespace of channel ids in [`derive`].
 const CHANNEL_IDS: u64 = 0xC4A7;

@@ -130,11 +130,6 @@ pub(super) fn push_iso_ms(out: &mut Vec<u8>, ms: i64) {
     out.push(b'"');
 }
 
-/// `ms` since the epoch as ISO-8601 with milliseconds.
-pub(crate) fn iso_ms(ms: i64) -> String {
-    crate::wire::time::iso_ms(ms)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,7 +150,9 @@ mod tests {
                     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
                 ))
                 .unwrap();
-            assert_eq!(iso_ms(ms), expected);
+            let mut quoted = Vec::new();
+            push_iso_ms(&mut quoted, ms);
+            assert_eq!(quoted, format!("\"{expected}\"").into_bytes());
         }
     }
 

@@ -126,42 +126,43 @@ pub fn page_events(cx: &PageContext<'_>, records: &[Box<RawValue>]) -> PageEvent
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_conversation_ending_on_the_window_end_is_delivered_not_held() {
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    /// Page `page` of job `j1` of source `details`, over `window`.
+    fn events_of(window: Interval, page: u64, records: &[Box<RawValue>]) -> PageEvents {
         let source: Arc<str> = Arc::from("details");
         let topic: Arc<str> = Arc::from("analytics.conversations");
-        // 2024-05-01T14:10:00Z
         let cx = PageContext {
             source: &source,
             topic: &topic,
-            window: Interval::new(1_714_572_000_000, 1_714_572_600_000),
+            window,
             job: "j1",
-            page: 1,
+            page,
         };
-        let rec = RawValue::from_string(
-            r#"{"conversationId":"edge","conversationStart":"2024-05-01T14:02:03Z","conversationEnd":"2024-05-01T14:10:00Z"}"#
-                .to_string(),
-        )
-        .unwrap();
-        let out = page_events(&cx, &[rec]);
+        page_events(&cx, records)
+    }
+
+    #[test]
+    fn a_conversation_ending_on_the_window_end_is_delivered_not_held() {
+        // The window ends at 2024-05-01T14:10:00Z.
+        let out = events_of(
+            Interval::new(1_714_572_000_000, 1_714_572_600_000),
+            1,
+            &[raw(
+                r#"{"conversationId":"edge","conversationStart":"2024-05-01T14:02:03Z","conversationEnd":"2024-05-01T14:10:00Z"}"#,
+            )],
+        );
         assert_eq!((out.events.len(), out.held_open), (1, 0));
         assert_eq!(out.keys[0].as_deref(), Some("analytics:details:edge"));
     }
 
     #[test]
     fn records_become_keyed_timed_events_and_the_rest_dead_letters() {
-        let raw = |s: &str| RawValue::from_string(s.to_string()).unwrap();
-        let source: Arc<str> = Arc::from("details");
-        let topic: Arc<str> = Arc::from("analytics.conversations");
-        let cx = PageContext {
-            source: &source,
-            topic: &topic,
-            window: Interval::new(0, 1_714_600_000_000),
-            job: "j1",
-            page: 4,
-        };
-        let out = page_events(
-            &cx,
+        let out = events_of(
+            Interval::new(0, 1_714_600_000_000),
+            4,
             &[
                 raw(
                     r#"{"conversationId":"c1","conversationStart":"2024-05-01T14:02:03.120Z","conversationEnd":"2024-05-01T14:09:00Z","x":[1]}"#,
