@@ -209,11 +209,49 @@ fn check_describes_a_cluster_node_and_refuses_credentials_in_its_urls() {
     assert!(!err.contains("hunter2") && !out.contains("hunter2"), "{err}");
 }
 
+/// `cxrelay <args>` in `dir` with its output into `stdout`.
+fn run_into(dir: &Path, args: &[&str], stdout: std::process::Stdio) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// Output into a pipe whose reader is gone: it is closed before the
+/// command starts, so the first write meets it (closing it after the
+/// start would race with a command whose output fits the pipe's buffer).
+/// The command ends as SIGPIPE ends other tools, without a panic.
+fn assert_quiet_on_a_closed_reader(dir: &Path, args: &[&str]) {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = run_into(dir, args, writer.into());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{args:?}: {:?} {err}",
+        out.status
+    );
+}
+
+/// Output into a full device: an error that names the write, exit 1.
+fn assert_a_failed_write_is_an_error(dir: &Path, args: &[&str]) {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = run_into(dir, args, full.into());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.contains("error: writing the output"), "{args:?}: {err}");
+}
+
 /// `cxrelay check ... | head`: the reader goes away before the output is
 /// written; the command ends quietly, as other tools do, not with a panic.
 #[test]
 fn a_reader_that_goes_away_ends_a_command_quietly() {
-    use std::os::unix::process::ExitStatusExt;
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/cluster-node.toml");
     // `dlq` (which may also speak to a running cxrelay) on a store file.
     let tmp = tempfile::tempdir().unwrap();
@@ -221,32 +259,10 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
     std::fs::write(dir.join("config.toml"), "[service]\ndata_dir = \"data\"\n").unwrap();
     drop(StoreDb::open(&dir.join("data"), 60_000, 10).unwrap());
     let dlq_config = dir.join("config.toml");
-    for args in [
-        vec!["check", "--offline", "--config", config.to_str().unwrap()],
-        vec!["dlq", "list", "--config", dlq_config.to_str().unwrap()],
-    ] {
-        // The read end is closed before the command starts: its first
-        // write meets a pipe nobody reads (closing it after the start
-        // would race with a command whose output fits the pipe's buffer).
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let child = std::process::Command::new(binary())
-            .args(&args)
-            .current_dir(dir)
-            .stdout(writer)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGPIPE),
-            "{args:?}: {:?} {err}",
-            out.status
-        );
-    }
+    let dlq = ["dlq", "list", "--config", dlq_config.to_str().unwrap()];
+    assert_quiet_on_a_closed_reader(dir, &["check", "--offline", "--config", config.to_str().unwrap()]);
+    assert_quiet_on_a_closed_reader(dir, &dlq);
+    assert_a_failed_write_is_an_error(dir, &dlq);
 }
 
 fn letter(i: u64, listener: &str, source: &str, at_ms: i64) -> DeadLetter {
@@ -371,6 +387,9 @@ fn status_shows_a_running_cxrelay_as_tables_and_json() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["listeners"][0]["queue"]["capacity"], 77);
+    // `cxrelay status | head`, and a full disk under the output.
+    assert_quiet_on_a_closed_reader(dir, &["status", "--url", &url]);
+    assert_a_failed_write_is_an_error(dir, &["status", "--url", &url, "--json"]);
     assert!(p.terminate().success());
     let (code, _, err) = cxrelay_cmd(dir, &["status", "--url", &url], &[]);
     assert_eq!(code, 1);
