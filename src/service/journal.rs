@@ -67,14 +67,19 @@ pub(super) async fn open_dead_letters(
     Ok(store)
 }
 
-/// Opens the store, starts the journal writer and the store actor on their
-/// own thread, and returns the journaled ingest path.
+/// Opens the store, starts the journal writer and the store actor on the
+/// router's thread, and returns the journaled ingest path.
+///
+/// Every journaled event goes from the writer to the router: on one thread,
+/// a group commit reaches the router without waking another thread (a
+/// measured 1-2 us per webhook request on two cores). The router is idle
+/// while the writer syncs anyway: it has nothing new to route.
 pub(super) async fn open_journal(
     config: &Config,
     registry: &Registry,
     router: &Addr<Router>,
+    router_thread: &ArbiterHandle,
     durable: &[(&ListenerConfig, Arc<QueueStats>)],
-    threads: &mut Vec<Arbiter>,
 ) -> Result<(Ingest, Journal), StartError> {
     let (component, db) = open_store(config, registry)?;
     db.set_max_journal_bytes(config.service.max_journal_bytes);
@@ -85,7 +90,6 @@ pub(super) async fn open_journal(
     let saved = db.acks()?;
     let (queue, rx) = AppendQueue::new(config.service.journal_queue);
     let routed_upto = Arc::new(AtomicU64::new(0));
-    let thread = Arbiter::new();
     {
         let (db, router, routed, c, q) = (
             db.clone(),
@@ -94,7 +98,7 @@ pub(super) async fn open_journal(
             component.clone(),
             queue.clone(),
         );
-        JournalWriter::start_in_arbiter(&thread.handle(), move |_| {
+        JournalWriter::start_in_arbiter(router_thread, move |_| {
             JournalWriter::new(db, router, routed, c, &q, rx)
         });
     }
@@ -107,10 +111,9 @@ pub(super) async fn open_journal(
         .collect();
     let store = {
         let (db, routed, c, q) = (db.clone(), routed_upto.clone(), component.clone(), queue.clone());
-        Store::start_in_arbiter(&thread.handle(), move |_| {
+        Store::start_in_arbiter(router_thread, move |_| {
             Store::new(db, routed, listeners, &saved, c, q)
         })
     };
-    threads.push(thread);
     Ok((Ingest::journaled(queue, db.clone()), Journal { db, store, routed_upto }))
 }

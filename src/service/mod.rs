@@ -118,7 +118,8 @@ impl Service {
         let router_impl = Router::new();
         let router_stats = router_impl.stats();
         let directory = router_impl.directory();
-        let router = Router::start_in_arbiter(&router_thread.handle(), move |_| router_impl);
+        let router_handle = router_thread.handle();
+        let router = Router::start_in_arbiter(&router_handle, move |_| router_impl);
         threads.push(router_thread);
         registry
             .register("router", ComponentKind::Router, true)
@@ -153,7 +154,7 @@ impl Service {
             };
             (ingest.clone(), None, letters)
         } else if config.service.journal {
-            let (ingest, journal) = journal::open_journal(&config, &registry, &router, &durable, &mut threads).await?;
+            let (ingest, journal) = journal::open_journal(&config, &registry, &router, &router_handle, &durable).await?;
             let store = journal.store.clone();
             (ingest, Some(journal), Some(store))
         } else {
