@@ -16,7 +16,7 @@ use super::topics::{topic_entity, Names, TimeField};
 pub struct Envelope<'a> {
     /// The topic the event was published on (owned only when it was
     /// written with escapes).
-    #[serde(rename = "topicName", borrow)]
+    #[serde(rename = "topicName", borrow, default, deserialize_with = "opt_cow")]
     pub topic_name: Option<std::borrow::Cow<'a, str>>,
     /// The event itself, unparsed.
     #[serde(rename = "eventBody", borrow)]
@@ -25,7 +25,7 @@ pub struct Envelope<'a> {
     #[serde(default)]
     pub metadata: Option<Metadata<'a>>,
     /// Send time of a pushed notification (ISO-8601), when present.
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
     pub timestamp: Option<std::borrow::Cow<'a, str>>,
 }
 
@@ -33,8 +33,41 @@ pub struct Envelope<'a> {
 #[derive(Debug, Deserialize, Default)]
 pub struct Metadata<'a> {
     /// Unique per published event.
-    #[serde(rename = "CorrelationId", borrow)]
+    #[serde(rename = "CorrelationId", borrow, default, deserialize_with = "opt_cow")]
     pub correlation_id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads a string or `null`, borrowing the string from the input when it
+/// has no escapes: serde's own `Option<Cow<str>>` always copies, and these
+/// fields are read for every event.
+pub(crate) fn opt_cow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    use std::borrow::Cow;
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(V)
+        }
+    }
+    d.deserialize_option(V)
 }
 
 /// Visitor arms for the scalar JSON values a lenient reader passes over:
@@ -236,7 +269,7 @@ pub struct Frame<'a> {
 /// The one-pass shape of a frame.
 #[derive(Deserialize)]
 struct OnePass<'a> {
-    #[serde(rename = "topicName", borrow)]
+    #[serde(rename = "topicName", borrow, default, deserialize_with = "opt_cow")]
     topic_name: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "eventBody", borrow, default)]
     body: Option<Lenient<BodyFields<'a>>>,
@@ -551,6 +584,26 @@ mod tests {
         assert_eq!(odd.derived().event_time, None);
         assert!(Frame::parse(r#"{"topicName":"x","eventBody":{"#).is_err());
         assert!(Frame::parse("[1]").is_err());
+    }
+
+    #[test]
+    fn envelope_strings_are_borrowed_unless_escaped() {
+        use std::borrow::Cow;
+        let plain = r#"{"topicName":"v2.users.u1.presence","eventBody":{},"metadata":{"CorrelationId":"c1"}}"#;
+        let f = Frame::parse(plain).unwrap();
+        assert!(matches!(f.topic_name, Some(Cow::Borrowed("v2.users.u1.presence"))));
+        assert!(matches!(
+            f.metadata.as_ref().and_then(|m| m.correlation_id.as_ref()),
+            Some(Cow::Borrowed("c1"))
+        ));
+        let escaped = r#"{"topicName":"v2.users.u\u0031.presence","metadata":{"CorrelationId":null}}"#;
+        let f = Frame::parse(escaped).unwrap();
+        assert!(matches!(&f.topic_name, Some(Cow::Owned(t)) if t == "v2.users.u1.presence"));
+        assert_eq!(f.correlation_id(), None);
+        // A missing topic is absent; one of another type is no frame.
+        assert_eq!(Frame::parse(r#"{"eventBody":{}}"#).unwrap().topic_name, None);
+        let e: Result<Envelope<'_>, _> = serde_json::from_str(r#"{"topicName":7}"#);
+        assert!(e.is_err());
     }
 
     #[test]

@@ -111,9 +111,7 @@ pub(super) async fn open_journal(
         .collect();
     let store = {
         let (db, routed, c, q) = (db.clone(), routed_upto.clone(), component.clone(), queue.clone());
-        Store::start_in_arbiter(router_thread, move |_| {
-            Store::new(db, routed, listeners, &saved, c, q)
-        })
+        Store::start_in_arbiter(router_thread, move |_| Store::new(db, routed, listeners, &saved, c, q))
     };
     Ok((Ingest::journaled(queue, db.clone()), Journal { db, store, routed_upto }))
 }

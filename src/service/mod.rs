@@ -154,7 +154,8 @@ impl Service {
             };
             (ingest.clone(), None, letters)
         } else if config.service.journal {
-            let (ingest, journal) = journal::open_journal(&config, &registry, &router, &router_handle, &durable).await?;
+            let (ingest, journal) =
+                journal::open_journal(&config, &registry, &router, &router_handle, &durable).await?;
             let store = journal.store.clone();
             (ingest, Some(journal), Some(store))
         } else {

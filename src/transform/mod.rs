@@ -134,6 +134,22 @@ mod tests {
     }
 
     #[test]
+    fn a_record_refused_mid_path_leaves_nothing_to_the_next() {
+        // The key paths are kept per thread between records: one refused
+        // deep inside a flattened object must not prefix the next's keys.
+        let spec = TransformSpec {
+            flatten: true,
+            ..Default::default()
+        };
+        assert!(spec.apply(br#"{"a":{"b":[{"c":{"d":tru}}]}}"#).is_err());
+        assert!(spec.apply(br#"{"a":{"b":{"c":{"d":1}"#).is_err());
+        assert_eq!(
+            out(&spec, r#"{"x":{"y":1},"z":[{"w":{"v":2}}]}"#),
+            json!({"x.y":1,"z":[{"w.v":2}]})
+        );
+    }
+
+    #[test]
     fn masking_replaces_whole_values_anywhere_and_keeps_nulls() {
         let key = b"k".as_slice();
         let f: Vec<String> = ["ani", "attributes"].iter().map(|s| s.to_string()).collect();

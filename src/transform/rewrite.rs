@@ -10,6 +10,7 @@
 //! values that no transform touches are copied byte for byte.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use super::mask::Masker;
 use super::timestamps;
@@ -39,6 +40,7 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
         }
     };
     let out_limit = out.len() + input.len().saturating_mul(MAX_GROWTH) + GROWTH_SLACK;
+    let bufs = BUFFERS.with(Cell::take);
     let mut rw = Rewriter {
         spec,
         out_limit,
@@ -47,38 +49,53 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
         pos: 0,
         depth: 0,
         out,
-        path_raw: Vec::new(),
-        path_name: String::new(),
-        full_name: String::new(),
-        scratch: Vec::new(),
+        path_raw: bufs.path_raw,
+        path_name: bufs.path_name,
+        base_raw: 0,
+        base_name: 0,
+        full_name: bufs.full_name,
+        scratch: bufs.scratch,
     };
-    rw.ws();
-    match rw.peek() {
-        Some(b'{') => rw.top_object()?,
-        Some(_) => {
-            // Malformed input is reported as such before its type is.
-            let kind = match rw.peek() {
-                Some(b'[') => "array",
-                Some(b'"') => "string",
-                Some(b't' | b'f') => "boolean",
-                Some(b'n') => "null",
-                _ => "number",
-            };
-            rw.skip_value()?;
-            rw.end()?;
-            return Err(TransformError::NotAnObject(kind));
+    let result = rw.record();
+    let mut bufs = Buffers {
+        path_raw: rw.path_raw,
+        path_name: rw.path_name,
+        full_name: rw.full_name,
+        scratch: rw.scratch,
+    };
+    bufs.recycle();
+    BUFFERS.with(|b| b.set(bufs));
+    result
+}
+
+/// A rewriter's key paths and scratch space, kept by each thread between
+/// records: in the steady state a record allocates nothing but its output.
+#[derive(Default)]
+struct Buffers {
+    path_raw: Vec<u8>,
+    path_name: String,
+    full_name: String,
+    scratch: Vec<u8>,
+}
+
+/// Largest buffer a thread keeps between records (a huge masked value
+/// must not pin its size for good).
+const KEPT_BUFFER: usize = 64 << 10;
+
+impl Buffers {
+    fn recycle(&mut self) {
+        self.path_raw.clear();
+        self.path_name.clear();
+        self.full_name.clear();
+        self.scratch.clear();
+        if self.scratch.capacity() > KEPT_BUFFER {
+            self.scratch = Vec::new();
         }
-        None => return Err(TransformError::NotJson("empty payload".into())),
     }
-    rw.end()?;
-    // Members are checked as they start; the last one may have crossed.
-    if rw.out.len() > out_limit {
-        return Err(TransformError::TooLarge(format!(
-            "output would exceed {MAX_GROWTH}x the input plus {} KiB",
-            GROWTH_SLACK >> 10
-        )));
-    }
-    Ok(())
+}
+
+thread_local! {
+    static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
 }
 
 struct Rewriter<'a> {
@@ -96,6 +113,10 @@ struct Rewriter<'a> {
     path_raw: Vec<u8>,
     /// The same prefix decoded, for the key rules.
     path_name: String,
+    /// Where the paths of the object being flattened start (an object in
+    /// an array is flattened relative to itself).
+    base_raw: usize,
+    base_name: usize,
     /// A top-level member's full (flattened) name, reused between members.
     full_name: String,
     scratch: Vec<u8>,
@@ -110,6 +131,37 @@ struct Str {
 }
 
 impl<'a> Rewriter<'a> {
+    /// The whole record: one object, nothing after it.
+    fn record(&mut self) -> Result<()> {
+        self.ws();
+        match self.peek() {
+            Some(b'{') => self.top_object()?,
+            Some(_) => {
+                // Malformed input is reported as such before its type is.
+                let kind = match self.peek() {
+                    Some(b'[') => "array",
+                    Some(b'"') => "string",
+                    Some(b't' | b'f') => "boolean",
+                    Some(b'n') => "null",
+                    _ => "number",
+                };
+                self.skip_value()?;
+                self.end()?;
+                return Err(TransformError::NotAnObject(kind));
+            }
+            None => return Err(TransformError::NotJson("empty payload".into())),
+        }
+        self.end()?;
+        // Members are checked as they start; the last one may have crossed.
+        if self.out.len() > self.out_limit {
+            return Err(TransformError::TooLarge(format!(
+                "output would exceed {MAX_GROWTH}x the input plus {} KiB",
+                GROWTH_SLACK >> 10
+            )));
+        }
+        Ok(())
+    }
+
     fn error(&self, what: &str) -> TransformError {
         TransformError::NotJson(format!("{what} at byte {}", self.pos))
     }
@@ -517,14 +569,15 @@ impl<'a> Rewriter<'a> {
     /// An object inside an array, flattened in place (its keys relative to
     /// it; the top-level key rules do not apply inside arrays).
     fn flat_object(&mut self) -> Result<()> {
-        let saved_raw = std::mem::take(&mut self.path_raw);
-        let saved_name = std::mem::take(&mut self.path_name);
+        let saved = (self.base_raw, self.base_name);
+        (self.base_raw, self.base_name) = (self.path_raw.len(), self.path_name.len());
         self.out.push(b'{');
         let mut first = true;
         let r = self.flat_members(false, &mut first);
         self.out.push(b'}');
-        self.path_raw = saved_raw;
-        self.path_name = saved_name;
+        // Each member truncates the paths it extended: they are back at
+        // this object's base.
+        (self.base_raw, self.base_name) = saved;
         r
     }
 
@@ -560,7 +613,7 @@ impl<'a> Rewriter<'a> {
             .is_some_and(|m| m.applies(&name) && self.peek() != Some(b'n'));
         if !masked && self.peek() == Some(b'{') && !self.object_is_empty() {
             let (raw_len, name_len) = (self.path_raw.len(), self.path_name.len());
-            if raw_len + (k.end - k.start) >= MAX_FLAT_KEY {
+            if raw_len - self.base_raw + (k.end - k.start) >= MAX_FLAT_KEY {
                 return Err(TransformError::TooLarge(format!(
                     "a flattened key would be longer than {MAX_FLAT_KEY} bytes"
                 )));
@@ -575,12 +628,12 @@ impl<'a> Rewriter<'a> {
             return r;
         }
         if top {
-            if self.path_name.is_empty() {
+            if self.path_name.len() == self.base_name {
                 return self.top_member(&name, Some(k), &name, first);
             }
             let mut full = std::mem::take(&mut self.full_name);
             full.clear();
-            full.push_str(&self.path_name);
+            full.push_str(&self.path_name[self.base_name..]);
             full.push_str(&name);
             let r = self.top_member(&full, Some(k), &name, first);
             self.full_name = full;
@@ -588,7 +641,7 @@ impl<'a> Rewriter<'a> {
         }
         self.key_separator(first)?;
         self.out.push(b'"');
-        self.out.extend_from_slice(&self.path_raw);
+        self.out.extend_from_slice(&self.path_raw[self.base_raw..]);
         self.copy(k.start, k.end);
         self.out.extend_from_slice(b"\":");
         self.value(Some(&name))
@@ -625,7 +678,7 @@ impl<'a> Rewriter<'a> {
         match (renamed, raw_key) {
             (None, Some(k)) => {
                 self.out.push(b'"');
-                self.out.extend_from_slice(&self.path_raw);
+                self.out.extend_from_slice(&self.path_raw[self.base_raw..]);
                 self.copy(k.start, k.end);
                 self.out.push(b'"');
             }

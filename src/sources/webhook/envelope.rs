@@ -7,7 +7,7 @@ use cxrelay_actors::Event;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::genesys::notification::{parse_iso_ms, Frame};
+use crate::genesys::notification::{opt_cow, parse_iso_ms, Frame};
 
 /// Why a body was refused (the reason is the 400's machine-readable code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,11 +51,11 @@ pub struct Pushed {
 /// The outer fields of an element: EventBridge, or a bare notification.
 #[derive(Deserialize)]
 struct Outer<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
     id: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     detail: Option<&'a RawValue>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
     time: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "topicName")]
     topic_name: Option<serde::de::IgnoredAny>,

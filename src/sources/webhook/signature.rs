@@ -51,15 +51,25 @@ impl Verifier {
     }
 
     /// The MAC a header carries, when it has the configured form (prefix,
-    /// encoding, a SHA-256's length).
-    fn decode(&self, header: Option<&[u8]>) -> Option<Vec<u8>> {
+    /// encoding, a SHA-256's length). Decoded on the stack: this runs twice
+    /// for every request.
+    fn decode(&self, header: Option<&[u8]>) -> Option<[u8; 32]> {
         let value = header.and_then(|h| std::str::from_utf8(h).ok())?;
         let encoded = value.trim().strip_prefix(self.prefix.as_str())?;
-        let given = match self.encoding {
-            SignatureEncoding::Base64 => base64::engine::general_purpose::STANDARD.decode(encoded).ok(),
-            SignatureEncoding::Hex => hex::decode(encoded).ok(),
-        }?;
-        (given.len() == 32).then_some(given)
+        let mut given = [0u8; 32];
+        match self.encoding {
+            SignatureEncoding::Base64 => {
+                // Room for any encoding of up to 48 bytes: a longer one is
+                // refused by the decoder, a shorter one by the length check.
+                let mut buf = [0u8; 48];
+                let n = base64::engine::general_purpose::STANDARD
+                    .decode_slice(encoded, &mut buf)
+                    .ok()?;
+                given.copy_from_slice(buf.get(..n).filter(|b| b.len() == 32)?);
+            }
+            SignatureEncoding::Hex => hex::decode_to_slice(encoded, &mut given).ok()?,
+        }
+        Some(given)
     }
 
     /// Whether `header` could be a signature at all: checked before the
@@ -102,6 +112,16 @@ mod tests {
         assert!(!v.verify(None, body));
         assert!(!v.verify(Some(b"sha256=not base64!"), body));
         assert!(!v.verify(Some(sig.trim_start_matches("sha256=").as_bytes()), body));
+        // A MAC of another length is no signature, whatever its bytes.
+        let short = format!("sha256={}", base64::engine::general_purpose::STANDARD.encode([1u8; 31]));
+        let long = format!("sha256={}", base64::engine::general_purpose::STANDARD.encode([1u8; 33]));
+        let huge = format!(
+            "sha256={}",
+            base64::engine::general_purpose::STANDARD.encode([1u8; 200])
+        );
+        for s in [short, long, huge] {
+            assert!(!v.well_formed(Some(s.as_bytes())), "{s}");
+        }
         let other = Verifier::new(b"other", "sha256=", SignatureEncoding::Base64);
         assert!(!other.verify(Some(sig.as_bytes()), body));
     }
@@ -113,6 +133,8 @@ mod tests {
         assert_eq!(sig.len(), 64);
         assert!(v.verify(Some(sig.as_bytes()), b"x"));
         assert!(v.verify(Some(sig.to_uppercase().as_bytes()), b"x"));
+        assert!(!v.well_formed(Some(&sig.as_bytes()[..62])));
+        assert!(!v.well_formed(Some(format!("{sig}00").as_bytes())));
     }
 
     #[test]
