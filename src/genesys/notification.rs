@@ -37,6 +37,22 @@ pub struct Metadata<'a> {
     pub correlation_id: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// Visitor arms for a JSON string read as a `Cow`: borrowed from the
+/// input when it has no escapes, `$wrap`ped into the visitor's value.
+macro_rules! string_arms {
+    ($wrap:expr) => {
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok($wrap(std::borrow::Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($wrap(std::borrow::Cow::Owned(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok($wrap(std::borrow::Cow::Owned(v)))
+        }
+    };
+}
+
 /// Reads a string or `null`, borrowing the string from the input when it
 /// has no escapes: serde's own `Option<Cow<str>>` always copies, and these
 /// fields are read for every event.
@@ -48,15 +64,7 @@ pub(crate) fn opt_cow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<s
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a string or null")
         }
-        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(v)))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v)))
-        }
+        string_arms!(Some);
         fn visit_none<E>(self) -> Result<Self::Value, E> {
             Ok(None)
         }
@@ -198,15 +206,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Loose(Some(std::borrow::Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Loose(Some(std::borrow::Cow::Owned(v.to_string()))))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Loose(Some(std::borrow::Cow::Owned(v))))
-            }
+            string_arms!(|c| Loose(Some(c)));
             fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 while map
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?

@@ -49,20 +49,12 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
         pos: 0,
         depth: 0,
         out,
-        path_raw: bufs.path_raw,
-        path_name: bufs.path_name,
+        bufs,
         base_raw: 0,
         base_name: 0,
-        full_name: bufs.full_name,
-        scratch: bufs.scratch,
     };
     let result = rw.record();
-    let mut bufs = Buffers {
-        path_raw: rw.path_raw,
-        path_name: rw.path_name,
-        full_name: rw.full_name,
-        scratch: rw.scratch,
-    };
+    let mut bufs = rw.bufs;
     bufs.recycle();
     BUFFERS.with(|b| b.set(bufs));
     result
@@ -72,9 +64,13 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
 /// records: in the steady state a record allocates nothing but its output.
 #[derive(Default)]
 struct Buffers {
+    /// The flattened key prefix, as written (escaped).
     path_raw: Vec<u8>,
+    /// The same prefix decoded, for the key rules.
     path_name: String,
+    /// A top-level member's full (flattened) name, reused between members.
     full_name: String,
+    /// A value being masked, compacted.
     scratch: Vec<u8>,
 }
 
@@ -109,17 +105,12 @@ struct Rewriter<'a> {
     pos: usize,
     depth: usize,
     out: &'a mut Vec<u8>,
-    /// The flattened key prefix, as written (escaped).
-    path_raw: Vec<u8>,
-    /// The same prefix decoded, for the key rules.
-    path_name: String,
+    /// Key paths and scratch space (kept by the thread between records).
+    bufs: Buffers,
     /// Where the paths of the object being flattened start (an object in
     /// an array is flattened relative to itself).
     base_raw: usize,
     base_name: usize,
-    /// A top-level member's full (flattened) name, reused between members.
-    full_name: String,
-    scratch: Vec<u8>,
 }
 
 /// A string's raw bytes (between the quotes) and whether it has escapes.
@@ -405,12 +396,12 @@ impl<'a> Rewriter<'a> {
         let from = self.pos;
         self.skip_value()?;
         let raw = &self.src[from..self.pos];
-        self.scratch.clear();
+        self.bufs.scratch.clear();
         let mut in_string = false;
         let mut escape = false;
         for &c in raw {
             if in_string {
-                self.scratch.push(c);
+                self.bufs.scratch.push(c);
                 if escape {
                     escape = false;
                 } else if c == b'\\' {
@@ -420,7 +411,7 @@ impl<'a> Rewriter<'a> {
                 }
             } else if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
                 in_string = c == b'"';
-                self.scratch.push(c);
+                self.bufs.scratch.push(c);
             }
         }
         Ok(())
@@ -468,7 +459,7 @@ impl<'a> Rewriter<'a> {
             // Objects, arrays, numbers: masked whole, by their compact text.
             self.compact_into_scratch()?;
             self.out.push(b'"');
-            m.mask_into(&self.scratch, self.out);
+            m.mask_into(&self.bufs.scratch, self.out);
         }
         self.out.push(b'"');
         Ok(())
@@ -570,7 +561,7 @@ impl<'a> Rewriter<'a> {
     /// it; the top-level key rules do not apply inside arrays).
     fn flat_object(&mut self) -> Result<()> {
         let saved = (self.base_raw, self.base_name);
-        (self.base_raw, self.base_name) = (self.path_raw.len(), self.path_name.len());
+        (self.base_raw, self.base_name) = (self.bufs.path_raw.len(), self.bufs.path_name.len());
         self.out.push(b'{');
         let mut first = true;
         let r = self.flat_members(false, &mut first);
@@ -612,36 +603,36 @@ impl<'a> Rewriter<'a> {
             .as_ref()
             .is_some_and(|m| m.applies(&name) && self.peek() != Some(b'n'));
         if !masked && self.peek() == Some(b'{') && !self.object_is_empty() {
-            let (raw_len, name_len) = (self.path_raw.len(), self.path_name.len());
+            let (raw_len, name_len) = (self.bufs.path_raw.len(), self.bufs.path_name.len());
             if raw_len - self.base_raw + (k.end - k.start) >= MAX_FLAT_KEY {
                 return Err(TransformError::TooLarge(format!(
                     "a flattened key would be longer than {MAX_FLAT_KEY} bytes"
                 )));
             }
-            self.path_raw.extend_from_slice(&self.src[k.start..k.end]);
-            self.path_raw.push(b'.');
-            self.path_name.push_str(&name);
-            self.path_name.push('.');
+            self.bufs.path_raw.extend_from_slice(&self.src[k.start..k.end]);
+            self.bufs.path_raw.push(b'.');
+            self.bufs.path_name.push_str(&name);
+            self.bufs.path_name.push('.');
             let r = self.flat_members(top, first);
-            self.path_raw.truncate(raw_len);
-            self.path_name.truncate(name_len);
+            self.bufs.path_raw.truncate(raw_len);
+            self.bufs.path_name.truncate(name_len);
             return r;
         }
         if top {
-            if self.path_name.len() == self.base_name {
+            if self.bufs.path_name.len() == self.base_name {
                 return self.top_member(&name, Some(k), &name, first);
             }
-            let mut full = std::mem::take(&mut self.full_name);
+            let mut full = std::mem::take(&mut self.bufs.full_name);
             full.clear();
-            full.push_str(&self.path_name[self.base_name..]);
+            full.push_str(&self.bufs.path_name[self.base_name..]);
             full.push_str(&name);
             let r = self.top_member(&full, Some(k), &name, first);
-            self.full_name = full;
+            self.bufs.full_name = full;
             return r;
         }
         self.key_separator(first)?;
         self.out.push(b'"');
-        self.out.extend_from_slice(&self.path_raw[self.base_raw..]);
+        self.out.extend_from_slice(&self.bufs.path_raw[self.base_raw..]);
         self.copy(k.start, k.end);
         self.out.extend_from_slice(b"\":");
         self.value(Some(&name))
@@ -678,7 +669,7 @@ impl<'a> Rewriter<'a> {
         match (renamed, raw_key) {
             (None, Some(k)) => {
                 self.out.push(b'"');
-                self.out.extend_from_slice(&self.path_raw[self.base_raw..]);
+                self.out.extend_from_slice(&self.bufs.path_raw[self.base_raw..]);
                 self.copy(k.start, k.end);
                 self.out.push(b'"');
             }
@@ -789,5 +780,33 @@ mod tests {
         assert_eq!(unescape(br#"a\"b\\c\/\n\u00e9\ud83d\ude00"#).unwrap(), "a\"b\\c/\né😀");
         assert!(unescape(br"\ud83d").is_err());
         assert!(unescape(br"\ude00").is_err());
+    }
+
+    /// What the thread keeps between records: (path, scratch) capacities.
+    fn kept() -> (usize, usize) {
+        BUFFERS.with(|b| {
+            let bufs = b.take();
+            let kept = (bufs.path_raw.len() + bufs.path_name.len(), bufs.scratch.capacity());
+            b.set(bufs);
+            kept
+        })
+    }
+
+    #[test]
+    fn a_thread_keeps_its_buffers_empty_and_bounded() {
+        use super::super::mask::MaskMode;
+        let spec = TransformSpec {
+            flatten: true,
+            mask: Some(Masker::new(MaskMode::Hash, &["ani".into()], Some(b"k"))),
+            ..Default::default()
+        };
+        // A masked value of 200 KiB grows the scratch space past the bound.
+        let huge = format!(r#"{{"a":{{"ani":[{}0]}}}}"#, "0, ".repeat(70_000));
+        spec.apply(huge.as_bytes()).unwrap();
+        assert_eq!(kept(), (0, 0), "a huge scratch space is not kept");
+        spec.apply(br#"{"a":{"ani":[1, 2]}}"#).unwrap();
+        let (paths, scratch) = kept();
+        assert_eq!(paths, 0, "no path survives its record");
+        assert!(scratch > 0 && scratch <= KEPT_BUFFER, "a small one is: {scratch}");
     }
 }

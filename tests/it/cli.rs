@@ -389,6 +389,8 @@ fn status_shows_a_running_cxrelay_as_tables_and_json() {
     assert_eq!(v["listeners"][0]["queue"]["capacity"], 77);
     // `cxrelay status | head`, and a full disk under the output.
     assert_quiet_on_a_closed_reader(dir, &["status", "--url", &url]);
+    // `--watch` redraws for ever: a reader that goes away ends it too.
+    assert_quiet_on_a_closed_reader(dir, &["status", "--url", &url, "--watch"]);
     assert_a_failed_write_is_an_error(dir, &["status", "--url", &url, "--json"]);
     assert!(p.terminate().success());
     let (code, _, err) = cxrelay_cmd(dir, &["status", "--url", &url], &[]);
