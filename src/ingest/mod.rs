@@ -13,7 +13,7 @@ use actix::Addr;
 use cxrelay_actors::{Event, Publish, Router};
 use tokio::sync::oneshot;
 
-use crate::store::idempotency::key_hash;
+use crate::store::idempotency::{key_hash, KeyHash};
 use crate::store::{Append, AppendQueue, AppendRequest, StoreDb};
 pub use telemetry::IngestStats;
 
@@ -27,6 +27,9 @@ pub struct IngestBatch {
     /// scoped to the event's source: one source's keys never match
     /// another's.
     pub keys: Vec<Option<String>>,
+    /// The keys' hashes, when the caller took them already
+    /// ([`Ingest::key_hashes`]); empty: taken at submit.
+    pub hashes: Vec<Option<KeyHash>>,
     /// The source's checkpoint, committed atomically with the events.
     pub checkpoint: Option<(String, Vec<u8>)>,
 }
@@ -150,12 +153,25 @@ impl Ingest {
     /// Whether `source`'s `key` was accepted recently (a fast, in-memory
     /// answer; the commit re-checks against the store).
     pub fn seen_recently(&self, source: &str, key: &str) -> bool {
+        self.seen_recently_hashed(key_hash(source, key))
+    }
+
+    /// [`Ingest::seen_recently`] for a key hashed already.
+    pub fn seen_recently_hashed(&self, key: KeyHash) -> bool {
         match &self.mode {
             // The stream drops duplicates by message id, and says so.
             Mode::Direct(_) | Mode::Cluster(_) => false,
-            Mode::Journal { db, .. } => db
-                .idempotency
-                .seen(key_hash(source, key), cxrelay_actors::event::now_ms()),
+            Mode::Journal { db, .. } => db.idempotency.seen(key, cxrelay_actors::event::now_ms()),
+        }
+    }
+
+    /// The hashes of `source`'s `keys` as the journal keeps them, for a
+    /// caller that asks [`Ingest::seen_recently_hashed`] before it submits
+    /// (empty when nothing here keeps keys by hash: the journal is off).
+    pub fn key_hashes(&self, source: &str, keys: &[Option<String>]) -> Vec<Option<KeyHash>> {
+        match &self.mode {
+            Mode::Direct(_) | Mode::Cluster(_) => Vec::new(),
+            Mode::Journal { .. } => keys.iter().map(|k| k.as_deref().map(|k| key_hash(source, k))).collect(),
         }
     }
 
@@ -199,12 +215,16 @@ impl Ingest {
                         db.max_journal_bytes()
                     )));
                 }
-                let keys = batch
-                    .keys
-                    .into_iter()
-                    .zip(&batch.events)
-                    .map(|(k, e)| k.map(|k| key_hash(&e.source, &k)))
-                    .collect();
+                let keys = if batch.hashes.is_empty() {
+                    batch
+                        .keys
+                        .into_iter()
+                        .zip(&batch.events)
+                        .map(|(k, e)| k.map(|k| key_hash(&e.source, &k)))
+                        .collect()
+                } else {
+                    batch.hashes
+                };
                 let (reply, rx) = oneshot::channel();
                 let append = Append {
                     events: batch.events,

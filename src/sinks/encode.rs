@@ -1,5 +1,3 @@
-use std::io::Write;
-
 use cxrelay_actors::Event;
 
 /// Appends `ev` to `out` as one NDJSON line. The payload is written as is:
@@ -8,7 +6,9 @@ use cxrelay_actors::Event;
 pub fn encode_ndjson(ev: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"id\":");
     write_str(out, &ev.id);
-    let _ = write!(out, ",\"seq\":{},\"source\":", ev.seq);
+    out.extend_from_slice(b",\"seq\":");
+    write_int(out, ev.seq);
+    out.extend_from_slice(b",\"source\":");
     write_str(out, &ev.source);
     out.extend_from_slice(b",\"topic\":");
     write_str(out, &ev.topic);
@@ -19,11 +19,14 @@ pub fn encode_ndjson(ev: &Event, out: &mut Vec<u8>) {
     }
     match ev.event_time {
         Some(t) => {
-            let _ = write!(out, ",\"event_time\":{t}");
+            out.extend_from_slice(b",\"event_time\":");
+            write_int(out, t);
         }
         None => out.extend_from_slice(b",\"event_time\":null"),
     }
-    let _ = write!(out, ",\"received_at\":{},\"payload\":", ev.received_at);
+    out.extend_from_slice(b",\"received_at\":");
+    write_int(out, ev.received_at);
+    out.extend_from_slice(b",\"payload\":");
     write_payload(out, &ev.payload);
     out.extend_from_slice(b"}\n");
 }
@@ -58,8 +61,21 @@ fn write_payload(out: &mut Vec<u8>, payload: &[u8]) {
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // Ids, sources and topics almost never need escaping: checking is
+    // cheaper than escaping byte by byte.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
@@ -112,5 +128,29 @@ mod tests {
         let mut out = Vec::new();
         encode_payload_line(&Event::builder("s", "t").payload(&b" "[..]).build(), &mut out);
         assert_eq!(out, b"null\n");
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain.topic-1",
+            "q\"uote",
+            "back\\slash",
+            "tab\t",
+            "nl\n",
+            "\u{1}",
+            "\u{7f}",
+            "ünï €",
+            "\u{1F600}",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+        let mut out = Vec::new();
+        write_int(&mut out, i64::MIN);
+        write_int(&mut out, u64::MAX);
+        assert_eq!(out, format!("{}{}", i64::MIN, u64::MAX).as_bytes());
     }
 }

@@ -8,7 +8,7 @@
 mod slot;
 mod worker;
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -266,9 +266,10 @@ impl<W: Worker> WorkerPool<W> {
     }
 }
 
-/// A stable key from anything hashable (for [`WorkerPool::enqueue`]).
+/// A stable key from anything hashable (for [`WorkerPool::enqueue`]): the
+/// same within a process, which is all a worker slot needs. Fixed-seed
+/// foldhash: it is taken per event, and SipHash cost several times more.
 pub fn key_of<K: Hash + ?Sized>(k: &K) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    k.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(k)
 }

@@ -552,6 +552,7 @@ impl JobRunner {
                 IngestBatch {
                     events: b.events,
                     keys: b.keys,
+                    hashes: Vec::new(),
                     checkpoint: entry.clone(),
                 }
             })

@@ -233,6 +233,7 @@ impl ExportRunner {
             .submit(|| IngestBatch {
                 events: b.records.iter().map(|r| self.event(r, received)).collect(),
                 keys: Vec::new(),
+                hashes: Vec::new(),
                 checkpoint: entry.clone(),
             })
             .await?;

@@ -169,6 +169,7 @@ impl Generator {
                     .submit(IngestBatch {
                         events,
                         keys,
+                        hashes: Vec::new(),
                         checkpoint,
                     })
                     .await

@@ -304,6 +304,7 @@ impl RecordingsRunner {
                     .payload(body.clone())
                     .build()],
                 keys: vec![Some(key.clone())],
+                hashes: Vec::new(),
                 checkpoint: checkpoint.clone(),
             })
             .await?;

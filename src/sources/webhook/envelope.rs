@@ -82,71 +82,83 @@ pub(crate) fn elements(body: &[u8]) -> Result<Vec<&RawValue>, EnvelopeError> {
 /// or the array of them) and once for the notification inside, together
 /// with the few body fields its key and time come from.
 pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
+    parse_body_from(body, &Arc::from(source))
+}
+
+/// [`parse_body`] for a source whose name is shared already (the request
+/// path: no copy of the name per request).
+pub(crate) fn parse_body_from(body: &[u8], source: &Arc<str>) -> Result<Pushed, EnvelopeError> {
     let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
     // A single element (the usual body) is read as it is; an array is
     // split first.
-    let split;
-    let texts: Vec<&str> = if text.trim_start().starts_with('[') {
-        split = elements(body)?;
-        split.iter().map(|e| e.get()).collect()
-    } else {
-        vec![text]
-    };
-    let source: Arc<str> = Arc::from(source);
-    let mut events = Vec::with_capacity(texts.len());
-    let mut keys = Vec::with_capacity(texts.len());
-    for el in texts {
-        let outer: Outer<'_> = serde_json::from_str(el).map_err(|_| refusal(el))?;
-        // EventBridge wraps the notification in `detail`; a bare
-        // notification is the element itself.
-        let (notification_raw, bridge_id, bridge_time) = match (outer.detail, outer.topic_name) {
-            (Some(detail), _) => (
-                detail.get(),
-                outer.id.as_deref().map(str::to_string),
-                outer.time.as_deref().and_then(parse_iso_ms),
-            ),
-            (None, Some(_)) => (el, None, None),
-            (None, None) => return Err(EnvelopeError::Unrecognized),
+    if text.trim_start().starts_with('[') {
+        let split = elements(body)?;
+        let mut pushed = Pushed {
+            events: Vec::with_capacity(split.len()),
+            keys: Vec::with_capacity(split.len()),
         };
-        let mut n = Frame::parse(notification_raw).map_err(|_| EnvelopeError::Unrecognized)?;
-        let derived = n.take_derived();
-        let topic = n
-            .topic_name
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .ok_or(EnvelopeError::Unrecognized)?;
-        let event_time = derived
-            .event_time
-            .or_else(|| n.timestamp().and_then(parse_iso_ms))
-            .or(bridge_time);
-        // An empty id identifies nothing: as a key it would match every
-        // other event with an empty id.
-        let correlation = n.correlation_id().filter(|c| !c.is_empty()).map(str::to_string);
-        let bridge_id = bridge_id.filter(|id| !id.is_empty());
-        // Key precedence: EventBridge id, then the correlation id, then
-        // what identifies the event by content: its entity, topic and time,
-        // all three known (without one, later events of the entity would
-        // collide with it: no key, no deduplication).
-        let content = match (derived.key.as_deref(), event_time) {
+        for el in split {
+            parse_element(el.get(), source, &mut pushed)?;
+        }
+        Ok(pushed)
+    } else {
+        let mut pushed = Pushed {
+            events: Vec::with_capacity(1),
+            keys: Vec::with_capacity(1),
+        };
+        parse_element(text, source, &mut pushed)?;
+        Ok(pushed)
+    }
+}
+
+/// Reads one element into an event and its key.
+fn parse_element(el: &str, source: &Arc<str>, pushed: &mut Pushed) -> Result<(), EnvelopeError> {
+    let outer: Outer<'_> = serde_json::from_str(el).map_err(|_| refusal(el))?;
+    // EventBridge wraps the notification in `detail`; a bare notification
+    // is the element itself.
+    let (notification_raw, bridge_id, bridge_time) = match (outer.detail, outer.topic_name) {
+        (Some(detail), _) => (
+            detail.get(),
+            outer.id.as_deref().filter(|id| !id.is_empty()),
+            outer.time.as_deref().and_then(parse_iso_ms),
+        ),
+        (None, Some(_)) => (el, None, None),
+        (None, None) => return Err(EnvelopeError::Unrecognized),
+    };
+    let mut n = Frame::parse(notification_raw).map_err(|_| EnvelopeError::Unrecognized)?;
+    let derived = n.take_derived();
+    let topic = n
+        .topic_name
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or(EnvelopeError::Unrecognized)?;
+    let event_time = derived
+        .event_time
+        .or_else(|| n.timestamp().and_then(parse_iso_ms))
+        .or(bridge_time);
+    // Key precedence: EventBridge id, then the correlation id (an empty id
+    // identifies nothing: as a key it would match every other event with
+    // an empty id), then what identifies the event by content: its entity,
+    // topic and time, all three known (without one, later events of the
+    // entity would collide with it: no key, no deduplication).
+    let key = match bridge_id.or_else(|| n.correlation_id().filter(|c| !c.is_empty())) {
+        Some(k) => Some(k.to_string()),
+        None => match (derived.key.as_deref(), event_time) {
             (Some(entity), Some(t)) => Some(format!("{entity}|{topic}|{t}")),
             _ => None,
-        };
-        let key = bridge_id.clone().or(correlation.clone()).or(content);
-        let id = bridge_id
-            .or(correlation)
-            .or_else(|| key.clone())
-            .unwrap_or_else(|| generated_id(&source));
-        events.push(
-            Event::builder(source.clone(), topic)
-                .id(id)
-                .key_opt(derived.key)
-                .event_time(event_time)
-                .payload(notification_raw.as_bytes().to_vec())
-                .build(),
-        );
-        keys.push(key);
-    }
-    Ok(Pushed { events, keys })
+        },
+    };
+    let id = key.clone().unwrap_or_else(|| generated_id(source));
+    pushed.events.push(
+        Event::builder(source.clone(), topic)
+            .id(id)
+            .key_opt(derived.key)
+            .event_time(event_time)
+            .payload(notification_raw.as_bytes().to_vec())
+            .build(),
+    );
+    pushed.keys.push(key);
+    Ok(())
 }
 
 /// Why an element's outer fields could not be read: not JSON at all, or

@@ -34,6 +34,7 @@ pub use open_messaging::parse_open_messaging;
 pub use signature::{SignatureEncoding, Verifier};
 
 use crate::ingest::{Ingest, IngestBatch, IngestError};
+use crate::store::idempotency::KeyHash;
 use crate::store::{DeadLetter, PutDeadLetters};
 use telemetry::WebhookStatus;
 
@@ -130,6 +131,9 @@ pub struct WebhookSource {
     /// first one (after the metrics recorder is installed): nearly every
     /// request ends there, and a lookup builds its label strings.
     accepted_metric: std::sync::OnceLock<metrics::Counter>,
+    /// The source's name as every event carries it (shared, not copied per
+    /// request).
+    source_name: Arc<str>,
 }
 
 impl WebhookSource {
@@ -151,7 +155,9 @@ impl WebhookSource {
             component.set_state(ComponentState::Running);
         }
         let slots = tokio::sync::Semaphore::new(settings.max_concurrent_requests);
+        let source_name = Arc::from(settings.name.as_str());
         let source = Arc::new(WebhookSource {
+            source_name,
             settings,
             ingest,
             dead_letters,
@@ -289,7 +295,7 @@ impl WebhookSource {
             raw
         };
         let parsed = match self.settings.body {
-            BodyFormat::Events => parse_body(body, &self.settings.name),
+            BodyFormat::Events => envelope::parse_body_from(body, &self.source_name),
             BodyFormat::OpenMessaging => parse_open_messaging(body, &self.settings.name),
         };
         let pushed = match parsed {
@@ -298,9 +304,10 @@ impl WebhookSource {
         };
         let n = pushed.events.len();
         // The hot duplicate case (a sender retrying) needs no commit.
-        let source = &self.settings.name;
-        let seen = |k: &Option<String>| k.as_deref().is_some_and(|k| self.ingest.seen_recently(source, k));
-        if pushed.keys.iter().all(seen) {
+        // Each key is hashed once, for this check and for the commit.
+        let hashes = self.ingest.key_hashes(&self.settings.name, &pushed.keys);
+        let seen = |h: &Option<KeyHash>| h.is_some_and(|h| self.ingest.seen_recently_hashed(h));
+        if !hashes.is_empty() && hashes.iter().all(seen) {
             self.count(&self.counters.duplicate_events, n as u64);
             self.count(&self.counters.accepted_requests, 1);
             return Outcome::Accepted {
@@ -311,6 +318,7 @@ impl WebhookSource {
         let batch = IngestBatch {
             events: pushed.events,
             keys: pushed.keys,
+            hashes,
             checkpoint: None,
         };
         match tokio::time::timeout(self.settings.ack_timeout, self.ingest.submit(batch)).await {

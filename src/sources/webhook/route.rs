@@ -110,9 +110,17 @@ fn respond(outcome: Outcome, max: usize) -> HttpResponse {
     match outcome {
         // The answer to every accepted request: written directly, not
         // built as a JSON value first.
-        Outcome::Accepted { accepted, duplicates } => HttpResponse::Accepted()
-            .content_type(actix_web::http::header::ContentType::json())
-            .body(format!(r#"{{"accepted":{accepted},"duplicates":{duplicates}}}"#)),
+        Outcome::Accepted { accepted, duplicates } => {
+            let mut ok = HttpResponse::Accepted();
+            ok.content_type(actix_web::http::header::ContentType::json());
+            // A body of one event, new or seen before, is nearly every
+            // request: its answer is a constant.
+            match (accepted, duplicates) {
+                (1, 0) => ok.body(r#"{"accepted":1,"duplicates":0}"#),
+                (0, 1) => ok.body(r#"{"accepted":0,"duplicates":1}"#),
+                _ => ok.body(format!(r#"{{"accepted":{accepted},"duplicates":{duplicates}}}"#)),
+            }
+        }
         // No detail: a caller probing signatures or keys learns nothing.
         Outcome::Unauthorized => HttpResponse::Unauthorized().json(json!({"error": "unauthorized"})),
         Outcome::Forbidden => HttpResponse::Forbidden().json(json!({"error": "forbidden"})),
