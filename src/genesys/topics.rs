@@ -138,23 +138,49 @@ fn id_like(s: &str) -> bool {
     !s.is_empty() && s != "*" && s != ">" && !s.starts_with('{')
 }
 
+/// One segment of a family's pattern.
+#[derive(Debug, Clone, Copy)]
+enum Seg {
+    Id,
+    Media,
+    Any,
+    Literal(&'static str),
+}
+
+/// Each family's pattern, split and read once (a topic is tried against up
+/// to every family, for each notification).
+static PATTERN_SEGMENTS: std::sync::LazyLock<Vec<Vec<Seg>>> = std::sync::LazyLock::new(|| {
+    FAMILIES
+        .iter()
+        .map(|f| {
+            f.pattern
+                .split('.')
+                .map(|p| match p {
+                    "{id}" => Seg::Id,
+                    "{media}" => Seg::Media,
+                    "*" => Seg::Any,
+                    literal => Seg::Literal(literal),
+                })
+                .collect()
+        })
+        .collect()
+});
+
 /// The most segments a family's pattern has.
 const MAX_PATTERN_SEGMENTS: usize = 6;
 
 /// The id `pattern` captures from a topic's leading `segments` (at most
 /// [`MAX_PATTERN_SEGMENTS`]) when it matches them: `Some(None)` for a
 /// match without `{id}`.
-fn capture<'t>(pattern: &str, segments: &[&'t str]) -> Option<Option<&'t str>> {
+fn capture<'t>(pattern: &[Seg], segments: &[&'t str]) -> Option<Option<&'t str>> {
     let mut id = None;
-    for (i, p) in pattern.split('.').enumerate() {
+    for (i, p) in pattern.iter().enumerate() {
         let s = *segments.get(i)?;
-        match p {
-            "{id}" if id_like(s) => id = Some(s),
-            "{id}" => return None,
-            "{media}" if MEDIA.iter().any(|m| m.eq_ignore_ascii_case(s)) => {}
-            "{media}" => return None,
-            "*" => {}
-            literal if literal.eq_ignore_ascii_case(s) => {}
+        match *p {
+            Seg::Id if id_like(s) => id = Some(s),
+            Seg::Media if MEDIA.iter().any(|m| m.eq_ignore_ascii_case(s)) => {}
+            Seg::Any => {}
+            Seg::Literal(literal) if literal.eq_ignore_ascii_case(s) => {}
             _ => return None,
         }
     }
@@ -170,8 +196,8 @@ pub fn topic_entity(topic: &str) -> TopicEntity<'_> {
         *slot = s;
         n += 1;
     }
-    for family in FAMILIES {
-        if let Some(id) = capture(family.pattern, &segments[..n]) {
+    for (family, pattern) in FAMILIES.iter().zip(PATTERN_SEGMENTS.iter()) {
+        if let Some(id) = capture(pattern, &segments[..n]) {
             return TopicEntity {
                 family: Some(family),
                 id,

@@ -63,7 +63,7 @@ fn write_payload(out: &mut Vec<u8>, payload: &[u8]) {
 fn write_str(out: &mut Vec<u8>, s: &str) {
     // Ids, sources and topics almost never need escaping: checking is
     // cheaper than escaping byte by byte.
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if crate::transform::scan::plain_run(s.as_bytes()) == s.len() {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());

@@ -14,6 +14,7 @@ mod mask;
 pub mod pii;
 mod pipeline;
 mod rewrite;
+pub mod scan;
 mod timestamps;
 mod worker;
 

@@ -235,12 +235,8 @@ impl<'a> Rewriter<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
-            // Most bytes are plain: pass them in a tight loop.
-            let rest = &self.src[self.pos..];
-            self.pos += rest
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                .unwrap_or(rest.len());
+            // Most bytes are plain: pass them eight at a time.
+            self.pos += super::scan::plain_run(&self.src[self.pos..]);
             match self.src.get(self.pos) {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => {
