@@ -17,7 +17,7 @@ use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::db::{
     ctx, io_ctx, Append, Journal, JournalEntry, JournalStats, StoreDb, StoreError, ACKS, CHECKPOINTS, DEAD_LETTERS,
-    KEYS, KEYS_BY_EXPIRY, META, TRUNCATED_UPTO,
+    KEYS, KEYS_BY_EXPIRY, KEY_BATCHES, META, TRUNCATED_UPTO,
 };
 use super::idempotency::{KeyHash, PassThrough};
 use super::segments::record::RecordWriter;
@@ -202,17 +202,29 @@ impl StoreDb {
             for (name, seq) in acks {
                 t.insert(name.as_str(), *seq).map_err(ctx("write acks"))?;
             }
-            let mut keys = txn.open_table(KEYS).map_err(ctx("open idempotency"))?;
-            let mut by_exp = txn.open_table(KEYS_BY_EXPIRY).map_err(ctx("open idempotency"))?;
-            for (k, exp) in &j.pending_keys {
-                let old = keys
-                    .insert(*k, *exp)
-                    .map_err(ctx("write idempotency"))?
-                    .map(|v| v.value());
-                if let Some(old) = old.filter(|o| o != exp) {
-                    by_exp.remove((old, *k)).map_err(ctx("write idempotency"))?;
+            if !j.pending_keys.is_empty() {
+                let mut keys = txn.open_table(KEYS).map_err(ctx("open idempotency"))?;
+                let mut packed = Vec::with_capacity(j.pending_keys.len() * 16);
+                let mut latest = i64::MIN;
+                for (k, exp) in &j.pending_keys {
+                    // A key accepted again takes its new expiry; the batch
+                    // that listed it first finds it renewed and leaves it.
+                    keys.insert(*k, *exp).map_err(ctx("write idempotency"))?;
+                    packed.extend_from_slice(&k.to_le_bytes());
+                    latest = latest.max(*exp);
                 }
-                by_exp.insert((*exp, *k), ()).map_err(ctx("write idempotency"))?;
+                let mut batches = txn.open_table(KEY_BATCHES).map_err(ctx("open idempotency"))?;
+                let earlier = batches
+                    .get(latest)
+                    .map_err(ctx("read idempotency"))?
+                    .map(|v| v.value().to_vec());
+                if let Some(mut earlier) = earlier {
+                    earlier.extend_from_slice(&packed);
+                    packed = earlier;
+                }
+                batches
+                    .insert(latest, packed.as_slice())
+                    .map_err(ctx("write idempotency"))?;
             }
             let mut ckpt = txn.open_table(CHECKPOINTS).map_err(ctx("open checkpoints"))?;
             for (source, value) in &j.pending_checkpoints {
@@ -323,25 +335,43 @@ impl StoreDb {
         let started = Instant::now();
         let mut total = 0;
         loop {
-            let n = self.expire_idempotency(now_ms, CHUNK)?;
-            total += n;
-            if n < CHUNK || started.elapsed() >= budget {
+            let (forgotten, looked_at) = self.expire_round(now_ms, CHUNK)?;
+            total += forgotten;
+            if looked_at < CHUNK || started.elapsed() >= budget {
                 return Ok(total);
             }
         }
     }
 
     /// Forgets idempotency keys of the key table that expired before
-    /// `now_ms` (at most `limit` per call, to keep each transaction short).
+    /// `now_ms` (looking at about `limit` per call, to keep each
+    /// transaction short); answers how many were forgotten.
     pub fn expire_idempotency(&self, now_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        self.expire_round(now_ms, limit).map(|(forgotten, _)| forgotten)
+    }
+
+    /// One expiry transaction: the keys forgotten, and the entries looked
+    /// at (a key listed by several moves is looked at once per move).
+    fn expire_round(&self, now_ms: i64, limit: usize) -> Result<(usize, usize), StoreError> {
         let db = self.handle()?;
         let mut txn = db.begin_write().map_err(ctx("begin"))?;
         txn.set_durability(Durability::None)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let mut n = 0;
+        let mut forgotten = 0;
         {
-            let mut by_exp = txn.open_table(KEYS_BY_EXPIRY).map_err(ctx("open idempotency"))?;
             let mut keys = txn.open_table(KEYS).map_err(ctx("open idempotency"))?;
+            // Only if not renewed since.
+            let mut forget = |keys: &mut redb::Table<u128, i64>, key: u128| -> Result<(), StoreError> {
+                let exp = keys.get(key).map_err(ctx("read idempotency"))?.map(|v| v.value());
+                if exp.is_some_and(|e| e < now_ms) {
+                    keys.remove(key).map_err(ctx("expire idempotency"))?;
+                    forgotten += 1;
+                }
+                Ok(())
+            };
+            // Keys a store written before key batches holds one by one.
+            let mut by_exp = txn.open_table(KEYS_BY_EXPIRY).map_err(ctx("open idempotency"))?;
             let expired: Vec<(i64, u128)> = by_exp
                 .range(..(now_ms, 0u128))
                 .map_err(ctx("read idempotency"))?
@@ -350,14 +380,28 @@ impl StoreDb {
                 .collect();
             for (exp, key) in expired {
                 by_exp.remove((exp, key)).map_err(ctx("expire idempotency"))?;
-                // Only if not renewed since.
-                if keys.get(key).map_err(ctx("read idempotency"))?.map(|v| v.value()) == Some(exp) {
-                    keys.remove(key).map_err(ctx("expire idempotency"))?;
-                }
+                forget(&mut keys, key)?;
                 n += 1;
+            }
+            // Whole batches, while under the limit (a batch may pass it).
+            let mut batches = txn.open_table(KEY_BATCHES).map_err(ctx("open idempotency"))?;
+            while n < limit {
+                let due = batches
+                    .first()
+                    .map_err(ctx("read idempotency"))?
+                    .filter(|(latest, _)| latest.value() < now_ms)
+                    .map(|(latest, packed)| (latest.value(), packed.value().to_vec()));
+                let Some((latest, packed)) = due else { break };
+                for chunk in packed.chunks_exact(16) {
+                    let mut hash = [0u8; 16];
+                    hash.copy_from_slice(chunk);
+                    forget(&mut keys, u128::from_le_bytes(hash))?;
+                    n += 1;
+                }
+                batches.remove(latest).map_err(ctx("expire idempotency"))?;
             }
         }
         txn.commit().map_err(ctx("commit")).map_err(|e| self.fail(e))?;
-        Ok(n)
+        Ok((forgotten, n))
     }
 }

@@ -23,9 +23,15 @@ use super::segments::SegmentLog;
 
 pub(super) const ACKS: TableDefinition<&str, u64> = TableDefinition::new("acks");
 pub(super) const CHECKPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoints");
-/// Idempotency key hashes -> expiry, and the same by expiry (for expiring).
+/// Idempotency key hashes -> expiry.
 pub(super) const KEYS: TableDefinition<u128, i64> = TableDefinition::new("idempotency_keys");
+/// The same by expiry, one entry per key, as stores written before
+/// [`KEY_BATCHES`] hold them: only drained now.
 pub(super) const KEYS_BY_EXPIRY: TableDefinition<(i64, u128), ()> = TableDefinition::new("idempotency_keys_by_expiry");
+/// For expiring: the keys moved to [`KEYS`] together, packed (16 bytes
+/// each), under the latest expiry among them. One entry per move instead
+/// of one B-tree insert per key.
+pub(super) const KEY_BATCHES: TableDefinition<i64, &[u8]> = TableDefinition::new("idempotency_key_batches");
 pub(super) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The journal position every durable listener had, as last saved.

@@ -226,3 +226,53 @@ fn a_crash_mid_write_keeps_every_acknowledged_event_key_and_checkpoint() {
     assert_eq!(db.append(&mut again, t0).unwrap(), vec![1]);
     assert_eq!(again[0].events[1].seq, 4);
 }
+
+#[test]
+fn key_batches_expire_their_keys_unless_renewed_and_per_key_entries_still_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let accept = |key: &str, at: i64, i: u64| {
+        let mut a = vec![Append {
+            events: vec![ev(i)],
+            keys: vec![Some(k(key))],
+            ..Append::default()
+        }];
+        assert_eq!(db.append(&mut a, at).unwrap(), vec![0], "{key} at {at} is new");
+        db.sync().unwrap();
+    };
+    accept("k1", 0, 1);
+    accept("k2", 0, 2);
+    // Past its window k1 is new again, with a later expiry.
+    accept("k1", 70_000, 3);
+    // A key as a store written before key batches holds it.
+    {
+        let txn = db.handle().unwrap().begin_write().unwrap();
+        txn.open_table(KEYS).unwrap().insert(k("old"), 50_000).unwrap();
+        txn.open_table(KEYS_BY_EXPIRY)
+            .unwrap()
+            .insert((50_000, k("old")), ())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let held = |key: &str| {
+        let r = db.handle().unwrap().begin_read().unwrap();
+        let t = r.open_table(KEYS).unwrap();
+        let v = t.get(k(key)).unwrap().map(|v| v.value());
+        v
+    };
+    assert_eq!(
+        (held("k1"), held("k2"), held("old")),
+        (Some(130_000), Some(60_000), Some(50_000))
+    );
+    // k1's first batch is due, k1 itself is not: it stays.
+    assert_eq!(db.expire_idempotency(100_000, 100).unwrap(), 2, "k2 and old");
+    assert_eq!((held("k1"), held("k2"), held("old")), (Some(130_000), None, None));
+    assert_eq!(db.expire_idempotency(100_000, 100).unwrap(), 0, "nothing is due twice");
+    assert_eq!(db.expire_idempotency(200_000, 100).unwrap(), 1);
+    assert_eq!(held("k1"), None);
+    let r = db.handle().unwrap().begin_read().unwrap();
+    assert!(
+        r.open_table(KEY_BATCHES).unwrap().is_empty().unwrap(),
+        "no batch is left"
+    );
+}
