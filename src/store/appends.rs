@@ -19,7 +19,7 @@ use super::db::{
     ctx, io_ctx, Append, Journal, JournalEntry, JournalStats, StoreDb, StoreError, ACKS, CHECKPOINTS, DEAD_LETTERS,
     KEYS, KEYS_BY_EXPIRY, KEY_BATCHES, META, TRUNCATED_UPTO,
 };
-use super::idempotency::{KeyHash, PassThrough};
+use super::idempotency::{pack_keys, unpack_keys, KeyHash, PassThrough};
 use super::segments::record::RecordWriter;
 
 /// Keys pending for the key table that make a batch worth writing (redb's
@@ -210,9 +210,9 @@ impl StoreDb {
                     // A key accepted again takes its new expiry; the batch
                     // that listed it first finds it renewed and leaves it.
                     keys.insert(*k, *exp).map_err(ctx("write idempotency"))?;
-                    packed.extend_from_slice(&k.to_le_bytes());
                     latest = latest.max(*exp);
                 }
+                pack_keys(&mut packed, j.pending_keys.iter().map(|(k, _)| *k));
                 let mut batches = txn.open_table(KEY_BATCHES).map_err(ctx("open idempotency"))?;
                 let earlier = batches
                     .get(latest)
@@ -392,10 +392,8 @@ impl StoreDb {
                     .filter(|(latest, _)| latest.value() < now_ms)
                     .map(|(latest, packed)| (latest.value(), packed.value().to_vec()));
                 let Some((latest, packed)) = due else { break };
-                for chunk in packed.chunks_exact(16) {
-                    let mut hash = [0u8; 16];
-                    hash.copy_from_slice(chunk);
-                    forget(&mut keys, u128::from_le_bytes(hash))?;
+                for key in unpack_keys(&packed) {
+                    forget(&mut keys, key)?;
                     n += 1;
                 }
                 batches.remove(latest).map_err(ctx("expire idempotency"))?;

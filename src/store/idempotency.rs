@@ -31,6 +31,23 @@ pub fn key_hash(source: &str, key: &str) -> KeyHash {
     u128::from_le_bytes(a)
 }
 
+/// Appends `keys` packed as stored (16 little-endian bytes each), in the
+/// journal's records and the key table alike.
+pub fn pack_keys(out: &mut Vec<u8>, keys: impl IntoIterator<Item = KeyHash>) {
+    for k in keys {
+        out.extend_from_slice(&k.to_le_bytes());
+    }
+}
+
+/// The keys [`pack_keys`] wrote (a trailing partial key is ignored).
+pub fn unpack_keys(packed: &[u8]) -> impl Iterator<Item = KeyHash> + '_ {
+    packed.chunks_exact(16).map(|c| {
+        let mut a = [0; 16];
+        a.copy_from_slice(c);
+        KeyHash::from_le_bytes(a)
+    })
+}
+
 /// The keys are hashes already: the map uses their low bits as they are.
 #[derive(Default)]
 pub struct PassThrough(u64);

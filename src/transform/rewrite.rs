@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use super::mask::Masker;
+use super::scan::{unescape, write_string};
 use super::timestamps;
 use super::{TransformError, TransformSpec};
 
@@ -669,7 +670,7 @@ impl<'a> Rewriter<'a> {
                 self.copy(k.start, k.end);
                 self.out.push(b'"');
             }
-            _ => write_json_string(self.out, out_name),
+            _ => write_string(self.out, out_name),
         }
         self.out.push(b':');
         self.value(Some(name))
@@ -705,78 +706,9 @@ impl<'a> Rewriter<'a> {
     }
 }
 
-/// Decodes a JSON string body with escapes.
-fn unescape(raw: &[u8]) -> std::result::Result<String, &'static str> {
-    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    let hex4 = |at: usize| -> std::result::Result<u32, &'static str> {
-        raw.get(at..at + 4)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or("invalid \\u escape")
-    };
-    while i < raw.len() {
-        let c = raw[i];
-        if c != b'\\' {
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        let e = raw.get(i + 1).copied().ok_or("invalid escape")?;
-        i += 2;
-        let ch = match e {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
-                let hi = hex4(i)?;
-                i += 4;
-                let code = if (0xD800..0xDC00).contains(&hi) {
-                    if raw.get(i..i + 2) != Some(b"\\u") {
-                        return Err("lone leading surrogate in \\u escape");
-                    }
-                    let lo = hex4(i + 2)?;
-                    if !(0xDC00..0xE000).contains(&lo) {
-                        return Err("invalid surrogate pair in \\u escape");
-                    }
-                    i += 6;
-                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                } else if (0xDC00..0xE000).contains(&hi) {
-                    return Err("lone trailing surrogate in \\u escape");
-                } else {
-                    hi
-                };
-                char::from_u32(code).ok_or("invalid \\u escape")?
-            }
-            _ => return Err("invalid escape"),
-        };
-        let mut buf = [0u8; 4];
-        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-    }
-    String::from_utf8(out).map_err(|_| "invalid UTF-8")
-}
-
-/// Writes `s` as a JSON string.
-fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping of a string cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_every_form() {
-        assert_eq!(unescape(br#"a\"b\\c\/\n\u00e9\ud83d\ude00"#).unwrap(), "a\"b\\c/\né😀");
-        assert!(unescape(br"\ud83d").is_err());
-        assert!(unescape(br"\ude00").is_err());
-    }
 
     /// What the thread keeps between records: (path, scratch) capacities.
     fn kept() -> (usize, usize) {

@@ -1,6 +1,7 @@
-//! Finding the end of the plain part of a JSON string, eight bytes at a
-//! time: strings are most of what the rewriter and the sinks' line encoder
-//! scan, and most of their bytes need nothing done.
+//! The text of JSON strings: finding the end of their plain part eight
+//! bytes at a time, decoding their escapes, and writing them. Strings are
+//! most of what the rewriter and the sinks' line encoder read and write,
+//! and most of their bytes need nothing done.
 
 /// How many leading bytes of `bytes` a JSON string holds as they are: the
 /// length up to the first `"`, `\` or control character (or all of it).
@@ -35,6 +36,77 @@ pub fn plain_run(bytes: &[u8]) -> usize {
         .unwrap_or(chunks.remainder().len())
 }
 
+/// Writes `s` as a JSON string, byte for byte as serde_json does.
+pub fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Names, ids and topics almost never need escaping: checking is
+    // cheaper than escaping byte by byte.
+    if plain_run(s.as_bytes()) == s.len() {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Decodes a JSON string body with escapes.
+pub fn unescape(raw: &[u8]) -> std::result::Result<String, &'static str> {
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    let hex4 = |at: usize| -> std::result::Result<u32, &'static str> {
+        raw.get(at..at + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or("invalid \\u escape")
+    };
+    while i < raw.len() {
+        let c = raw[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let e = raw.get(i + 1).copied().ok_or("invalid escape")?;
+        i += 2;
+        let ch = match e {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = hex4(i)?;
+                i += 4;
+                let code = if (0xD800..0xDC00).contains(&hi) {
+                    if raw.get(i..i + 2) != Some(b"\\u") {
+                        return Err("lone leading surrogate in \\u escape");
+                    }
+                    let lo = hex4(i + 2)?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return Err("invalid surrogate pair in \\u escape");
+                    }
+                    i += 6;
+                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                } else if (0xDC00..0xE000).contains(&hi) {
+                    return Err("lone trailing surrogate in \\u escape");
+                } else {
+                    hi
+                };
+                char::from_u32(code).ok_or("invalid \\u escape")?
+            }
+            _ => return Err("invalid escape"),
+        };
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+    }
+    String::from_utf8(out).map_err(|_| "invalid UTF-8")
+}
+
 fn special(c: u8) -> bool {
     c == b'"' || c == b'\\' || c < 0x20
 }
@@ -67,5 +139,32 @@ mod tests {
         assert_eq!(plain_run(b"ab\\c\"defgh"), 2);
         assert_eq!(plain_run(b"abcdefg\x01\""), 7);
         assert_eq!(plain_run("ünï €\u{1F600}\"".as_bytes()), "ünï €\u{1F600}".len());
+    }
+
+    #[test]
+    fn unescapes_every_form() {
+        assert_eq!(unescape(br#"a\"b\\c\/\n\u00e9\ud83d\ude00"#).unwrap(), "a\"b\\c/\né😀");
+        assert!(unescape(br"\ud83d").is_err());
+        assert!(unescape(br"\ude00").is_err());
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain.topic-1",
+            "q\"uote",
+            "back\\slash",
+            "tab\t",
+            "nl\n",
+            "\u{1}",
+            "\u{7f}",
+            "ünï €",
+            "\u{1F600}",
+        ] {
+            let mut out = Vec::new();
+            write_string(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
     }
 }

@@ -134,3 +134,20 @@ fn respond(outcome: Outcome, max: usize) -> HttpResponse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn the_202_says_what_was_accepted_whatever_the_counts() {
+        for (accepted, duplicates) in [(1, 0), (0, 1), (2, 1), (0, 0)] {
+            let r = respond(Outcome::Accepted { accepted, duplicates }, 10);
+            assert_eq!(r.status(), 202);
+            assert_eq!(r.headers().get(header::CONTENT_TYPE).unwrap(), "application/json");
+            let body = actix_web::body::to_bytes(r.into_body()).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v, json!({"accepted": accepted, "duplicates": duplicates}));
+        }
+    }
+}

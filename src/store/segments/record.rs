@@ -15,7 +15,7 @@
 use cxrelay_actors::Event;
 
 use crate::store::codec::{self, CodecError, Reader};
-use crate::store::idempotency::KeyHash;
+use crate::store::idempotency::{pack_keys, unpack_keys, KeyHash};
 
 const VERSION: u8 = 1;
 
@@ -46,9 +46,7 @@ impl<'b> RecordWriter<'b> {
         buf.extend_from_slice(&0u32.to_le_bytes());
         buf.extend_from_slice(&keys_expire_ms.to_le_bytes());
         buf.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-        for k in keys {
-            buf.extend_from_slice(&k.to_le_bytes());
-        }
+        pack_keys(buf, keys.iter().copied());
         buf.extend_from_slice(&(checkpoints.len() as u32).to_le_bytes());
         for (source, value) in checkpoints {
             put_bytes(buf, source.as_bytes());
@@ -129,11 +127,7 @@ impl<'a> Record<'a> {
 
     /// The idempotency key hashes.
     pub fn keys(&self) -> impl Iterator<Item = KeyHash> + 'a {
-        self.raw_keys.chunks_exact(16).map(|c| {
-            let mut a = [0; 16];
-            a.copy_from_slice(c);
-            KeyHash::from_le_bytes(a)
-        })
+        unpack_keys(self.raw_keys)
     }
 
     /// Position of the last event (`first_seq - 1` with none).
