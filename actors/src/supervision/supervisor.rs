@@ -206,9 +206,12 @@ impl Supervisor {
         slot.component.begin_instance();
         let now = Instant::now();
         slot.watch = ProgressWatch::new(now);
+        // Marked running before it starts: a child on another thread may
+        // report its own state (failed, paused) before the factory returns,
+        // and that report must not be overwritten.
+        slot.component.set_state(ComponentState::Running);
         slot.current = Some((slot.spec.start)());
         slot.phase = Phase::Running { since: now };
-        slot.component.set_state(ComponentState::Running);
     }
 
     /// Why a running child has to be restarted, if it does: it is gone, or

@@ -178,6 +178,29 @@ async fn a_child_that_says_why_it_stops_is_recorded_with_that_reason() {
     assert_eq!(c.snapshot().restarts, 1);
 }
 
+#[actix::test]
+async fn a_state_the_child_reports_while_starting_is_not_overwritten() {
+    // A child on another thread can fail (a refused URL, a bad credential)
+    // before the supervisor's start call returns; here the factory itself
+    // reports, which is that race at its worst.
+    let registry = Registry::new();
+    let sup = Supervisor::new(registry.clone(), Duration::from_millis(2)).start();
+    let r = registry.clone();
+    sup.send(Supervise(
+        ChildSpec::new("early", ComponentKind::Source, move || {
+            r.register("early", ComponentKind::Source, true)
+                .fail(ComponentState::Failed, "refused at once");
+            Flaky { panic_on_start: false }.start()
+        })
+        .policy(policy(1)),
+    ))
+    .await
+    .unwrap();
+    let c = registry.get("early").unwrap();
+    assert_eq!(c.state(), ComponentState::Failed);
+    assert_eq!(c.snapshot().last_error.as_deref(), Some("refused at once"));
+}
+
 /// A child that finishes its work before it goes when asked to stop.
 struct Slow {
     finished: Arc<AtomicUsize>,
