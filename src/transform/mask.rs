@@ -27,6 +27,11 @@ pub struct Masker {
     // A handful of names: comparing by length then bytes beats hashing
     // every key of every record.
     fields: Vec<Box<str>>,
+    /// Bit `n` set when a name of `n` bytes is masked (63: 63 or more),
+    /// and bit `b % 64` of `first` when one starts with byte `b`: most
+    /// keys of a record are turned away by two bit tests.
+    lengths: u64,
+    first: u64,
     mode: MaskMode,
     key: Option<Hmac<Sha256>>,
 }
@@ -46,8 +51,12 @@ impl Masker {
         let mut names: Vec<Box<str>> = fields.iter().map(|f| f.as_str().into()).collect();
         names.sort();
         names.dedup();
+        let lengths = names.iter().fold(0, |m, n| m | length_bit(n));
+        let first = names.iter().fold(0, |m, n| m | first_bit(n));
         Masker {
             fields: names,
+            lengths,
+            first,
             mode,
             key: key
                 .map(|k| Hmac::<Sha256>::new_from_slice(k).unwrap_or_else(|_| unreachable!("hmac accepts any key"))),
@@ -56,7 +65,9 @@ impl Masker {
 
     /// Whether a field called `name` is masked.
     pub fn applies(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.len() == name.len() && **f == *name)
+        self.lengths & length_bit(name) != 0
+            && self.first & first_bit(name) != 0
+            && self.fields.iter().any(|f| f.len() == name.len() && **f == *name)
     }
 
     /// The token that replaces a value whose text is `value` (a string's
@@ -89,6 +100,14 @@ impl Masker {
     }
 }
 
+fn length_bit(name: &str) -> u64 {
+    1 << name.len().min(63)
+}
+
+fn first_bit(name: &str) -> u64 {
+    name.as_bytes().first().map_or(1, |b| 1 << (b % 64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +122,21 @@ mod tests {
         let other = Masker::new(MaskMode::Hash, &["ani".into()], Some(b"k2"));
         assert_ne!(a, other.mask(b"tel:+15550100"), "another key, another token");
         assert!(m.applies("ani") && !m.applies("an") && !m.applies("dnis"));
+        // Names sharing a length or a first byte (mod 64), long ones, and
+        // the empty name.
+        let long = "x".repeat(70);
+        let m = Masker::new(
+            MaskMode::Redact,
+            &["ani".into(), "dnis".into(), long.clone(), "".into(), "!b".into()],
+            None,
+        );
+        for yes in ["ani", "dnis", long.as_str(), "", "!b"] {
+            assert!(m.applies(yes), "{yes:?}");
+        }
+        let longer = "x".repeat(71);
+        for no in ["anj", "dnix", "a", "an", "anis", "ab", "!a", "ab", longer.as_str(), "bni"] {
+            assert!(!m.applies(no), "{no:?}");
+        }
         assert_eq!(Masker::new(MaskMode::Redact, &[], None).mask(b"x"), REDACTED);
     }
 }

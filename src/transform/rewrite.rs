@@ -31,14 +31,9 @@ type Result<T> = std::result::Result<T, TransformError>;
 
 /// Rewrites `input` under `spec` into `out`.
 pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let text = match std::str::from_utf8(input) {
+    let text = match crate::wire::text::utf8(input) {
         Ok(t) => t,
-        Err(e) => {
-            return Err(TransformError::NotJson(format!(
-                "invalid UTF-8 at byte {}",
-                e.valid_up_to()
-            )))
-        }
+        Err(at) => return Err(TransformError::NotJson(format!("invalid UTF-8 at byte {at}"))),
     };
     let out_limit = out.len() + input.len().saturating_mul(MAX_GROWTH) + GROWTH_SLACK;
     let bufs = BUFFERS.with(Cell::take);

@@ -6,11 +6,13 @@
 //!
 //! - [`interval`]: analytics intervals (`start/end`).
 //! - [`time`]: ISO-8601 times with milliseconds <-> ms since the epoch.
+//! - [`text`]: UTF-8 checks of whole payloads.
 //! - [`duration`]: human durations in configuration (`"200ms"`, `"5m"`).
 
 pub mod duration;
 pub mod error;
 pub mod interval;
+pub mod text;
 pub mod time;
 
 pub use duration::parse_duration;

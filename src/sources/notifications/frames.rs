@@ -178,7 +178,7 @@ impl FrameReader {
         if bytes.len() > self.max_frame_bytes {
             return Classified::Malformed(MalformedReason::Oversized);
         }
-        let Ok(text) = std::str::from_utf8(&bytes) else {
+        let Ok(text) = crate::wire::text::utf8(&bytes) else {
             return Classified::Malformed(MalformedReason::InvalidUtf8);
         };
         let mut frame = match Frame::parse(text) {

@@ -64,7 +64,7 @@ struct Outer<'a> {
 /// The elements of a pushed body: one JSON value, or an array of them
 /// (none is refused), each left unparsed.
 pub(crate) fn elements(body: &[u8]) -> Result<Vec<&RawValue>, EnvelopeError> {
-    let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
+    let text = crate::wire::text::utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
     let elements: Vec<&RawValue> = if text.trim_start().starts_with('[') {
         serde_json::from_str(text).map_err(|_| EnvelopeError::InvalidJson)?
     } else {
@@ -88,7 +88,7 @@ pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
 /// [`parse_body`] for a source whose name is shared already (the request
 /// path: no copy of the name per request).
 pub(crate) fn parse_body_from(body: &[u8], source: &Arc<str>) -> Result<Pushed, EnvelopeError> {
-    let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
+    let text = crate::wire::text::utf8(body).map_err(|_| EnvelopeError::InvalidJson)?;
     // A single element (the usual body) is read as it is; an array is
     // split first.
     if text.trim_start().starts_with('[') {
