@@ -13,6 +13,7 @@ pub mod emulator;
 pub mod genesys;
 pub mod http;
 pub mod ingest;
+pub mod json;
 pub mod nats_client;
 pub mod service;
 pub mod sinks;

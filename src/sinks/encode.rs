@@ -1,6 +1,6 @@
 use cxrelay_actors::Event;
 
-use crate::transform::scan::write_string;
+use crate::json::strings::write_string;
 
 /// Appends `ev` to `out` as one NDJSON line. The payload is written as is:
 /// it is known-valid JSON (checked at ingest), and re-serialising it would

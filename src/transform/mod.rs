@@ -14,7 +14,6 @@ mod mask;
 pub mod pii;
 mod pipeline;
 mod rewrite;
-pub mod scan;
 mod timestamps;
 mod worker;
 
@@ -56,6 +55,12 @@ pub enum TransformError {
     /// deeply nested record flattened repeats every key path per leaf).
     #[error("transformed record too large: {0}")]
     TooLarge(String),
+}
+
+impl From<crate::json::JsonError> for TransformError {
+    fn from(e: crate::json::JsonError) -> Self {
+        TransformError::NotJson(e.to_string())
+    }
 }
 
 impl TransformSpec {

@@ -9,16 +9,14 @@
 //! refused as they would be by a full parse. Keys keep their order, and
 //! values that no transform touches are copied byte for byte.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 
 use super::mask::Masker;
-use super::scan::{unescape, write_string};
 use super::timestamps;
 use super::{TransformError, TransformSpec};
+use crate::json::strings::write_string;
+use crate::json::{Cursor, Str};
 
-/// Deepest nesting accepted (serde_json's default limit).
-const MAX_DEPTH: usize = 128;
 /// Longest flattened key accepted, in bytes as written.
 pub const MAX_FLAT_KEY: usize = 1024;
 /// A record's output may be at most this many times its input (masking
@@ -40,10 +38,7 @@ pub(super) fn rewrite(spec: &TransformSpec, input: &[u8], out: &mut Vec<u8>) -> 
     let mut rw = Rewriter {
         spec,
         out_limit,
-        src: input,
-        text,
-        pos: 0,
-        depth: 0,
+        cur: Cursor::new(text),
         out,
         bufs,
         base_raw: 0,
@@ -95,11 +90,8 @@ struct Rewriter<'a> {
     /// `out` may not grow past this length: the work a hostile record can
     /// cause is bounded by its size.
     out_limit: usize,
-    src: &'a [u8],
-    /// `src` as text (validated once), so strings are sliced, not rechecked.
-    text: &'a str,
-    pos: usize,
-    depth: usize,
+    /// The input, validated as it is read.
+    cur: Cursor<'a>,
     out: &'a mut Vec<u8>,
     /// Key paths and scratch space (kept by the thread between records).
     bufs: Buffers,
@@ -109,36 +101,28 @@ struct Rewriter<'a> {
     base_name: usize,
 }
 
-/// A string's raw bytes (between the quotes) and whether it has escapes.
-#[derive(Clone, Copy)]
-struct Str {
-    start: usize,
-    end: usize,
-    escaped: bool,
-}
-
 impl<'a> Rewriter<'a> {
     /// The whole record: one object, nothing after it.
     fn record(&mut self) -> Result<()> {
-        self.ws();
-        match self.peek() {
+        self.cur.ws();
+        match self.cur.peek() {
             Some(b'{') => self.top_object()?,
             Some(_) => {
                 // Malformed input is reported as such before its type is.
-                let kind = match self.peek() {
+                let kind = match self.cur.peek() {
                     Some(b'[') => "array",
                     Some(b'"') => "string",
                     Some(b't' | b'f') => "boolean",
                     Some(b'n') => "null",
                     _ => "number",
                 };
-                self.skip_value()?;
-                self.end()?;
+                self.cur.skip_value()?;
+                self.cur.end()?;
                 return Err(TransformError::NotAnObject(kind));
             }
             None => return Err(TransformError::NotJson("empty payload".into())),
         }
-        self.end()?;
+        self.cur.end()?;
         // Members are checked as they start; the last one may have crossed.
         if self.out.len() > self.out_limit {
             return Err(TransformError::TooLarge(format!(
@@ -149,245 +133,12 @@ impl<'a> Rewriter<'a> {
         Ok(())
     }
 
-    fn error(&self, what: &str) -> TransformError {
-        TransformError::NotJson(format!("{what} at byte {}", self.pos))
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.src.get(self.pos).copied()
-    }
-
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    fn end(&mut self) -> Result<()> {
-        self.ws();
-        if self.pos == self.src.len() {
-            Ok(())
-        } else {
-            Err(self.error("trailing characters"))
-        }
-    }
-
-    fn expect(&mut self, b: u8, what: &str) -> Result<()> {
-        self.ws();
-        if self.peek() == Some(b) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(self.error(what))
-        }
-    }
-
-    fn enter(&mut self) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error("nested too deeply"));
-        }
-        Ok(())
-    }
-
-    /// After a member or element: `Some(true)` for a comma, `Some(false)`
-    /// for the closing bracket.
-    fn next_or_close(&mut self, close: u8) -> Result<bool> {
-        self.ws();
-        match self.peek() {
-            Some(b',') => {
-                self.pos += 1;
-                Ok(true)
-            }
-            Some(c) if c == close => {
-                self.pos += 1;
-                Ok(false)
-            }
-            _ => Err(self.error(if close == b'}' {
-                "expected `,` or `}`"
-            } else {
-                "expected `,` or `]`"
-            })),
-        }
-    }
-
-    /// Whether the object starting here (at `{`) has no members.
-    fn object_is_empty(&self) -> bool {
-        let mut i = self.pos + 1;
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.src.get(i) {
-            i += 1;
-        }
-        self.src.get(i) == Some(&b'}')
-    }
-
-    // ---- scanning --------------------------------------------------------
-
-    /// Scans a string at `"`, validating escapes and control characters.
-    fn string(&mut self) -> Result<Str> {
-        if self.peek() != Some(b'"') {
-            return Err(self.error("expected a string"));
-        }
-        self.pos += 1;
-        let start = self.pos;
-        let mut escaped = false;
-        loop {
-            // Most bytes are plain: pass them eight at a time.
-            self.pos += super::scan::plain_run(&self.src[self.pos..]);
-            match self.src.get(self.pos) {
-                None => return Err(self.error("unterminated string")),
-                Some(b'"') => {
-                    let s = Str {
-                        start,
-                        end: self.pos,
-                        escaped,
-                    };
-                    self.pos += 1;
-                    return Ok(s);
-                }
-                Some(b'\\') => {
-                    escaped = true;
-                    match self.src.get(self.pos + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
-                        Some(b'u') => {
-                            let hex = self.src.get(self.pos + 2..self.pos + 6);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return Err(self.error("invalid \\u escape"));
-                            }
-                            self.pos += 6;
-                        }
-                        _ => return Err(self.error("invalid escape")),
-                    }
-                }
-                Some(c) if *c < 0x20 => return Err(self.error("control character in string")),
-                Some(_) => self.pos += 1,
-            }
-        }
-    }
-
-    /// A scanned string's text, unescaped.
-    fn text(&self, s: Str) -> Result<Cow<'a, str>> {
-        // Quotes are ASCII, so a string's bounds are character boundaries
-        // of the text validated up front.
-        let raw = self
-            .text
-            .get(s.start..s.end)
-            .ok_or_else(|| self.error("invalid UTF-8"))?;
-        if !s.escaped {
-            return Ok(Cow::Borrowed(raw));
-        }
-        unescape(raw.as_bytes())
-            .map(Cow::Owned)
-            .map_err(|what| self.error(what))
-    }
-
-    /// Scans a number; answers whether it is an integer.
-    fn number(&mut self) -> Result<bool> {
-        let digits = |s: &mut Self| {
-            let from = s.pos;
-            while s.peek().is_some_and(|c| c.is_ascii_digit()) {
-                s.pos += 1;
-            }
-            s.pos - from
-        };
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                digits(self);
-            }
-            _ => return Err(self.error("invalid number")),
-        }
-        let mut integer = true;
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            integer = false;
-            if digits(self) == 0 {
-                return Err(self.error("invalid number"));
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            integer = false;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if digits(self) == 0 {
-                return Err(self.error("invalid number"));
-            }
-        }
-        Ok(integer)
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Result<()> {
-        if self.src[self.pos..].starts_with(word) {
-            self.pos += word.len();
-            Ok(())
-        } else {
-            Err(self.error("invalid literal"))
-        }
-    }
-
-    /// Validates and passes over one value.
-    fn skip_value(&mut self) -> Result<()> {
-        self.ws();
-        match self.peek() {
-            Some(b'{') => {
-                self.enter()?;
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.ws();
-                        self.string()?;
-                        self.expect(b':', "expected `:`")?;
-                        self.skip_value()?;
-                        if !self.next_or_close(b'}')? {
-                            break;
-                        }
-                    }
-                }
-                self.depth -= 1;
-            }
-            Some(b'[') => {
-                self.enter()?;
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.skip_value()?;
-                        if !self.next_or_close(b']')? {
-                            break;
-                        }
-                    }
-                }
-                self.depth -= 1;
-            }
-            Some(b'"') => {
-                self.string()?;
-            }
-            Some(b't') => self.literal(b"true")?,
-            Some(b'f') => self.literal(b"false")?,
-            Some(b'n') => self.literal(b"null")?,
-            Some(b'-' | b'0'..=b'9') => {
-                self.number()?;
-            }
-            _ => return Err(self.error("expected a value")),
-        }
-        Ok(())
-    }
-
     /// Copies one value without insignificant whitespace into `scratch`.
     fn compact_into_scratch(&mut self) -> Result<()> {
-        self.ws();
-        let from = self.pos;
-        self.skip_value()?;
-        let raw = &self.src[from..self.pos];
+        self.cur.ws();
+        let from = self.cur.pos;
+        self.cur.skip_value()?;
+        let raw = &self.cur.src[from..self.cur.pos];
         self.bufs.scratch.clear();
         let mut in_string = false;
         let mut escape = false;
@@ -412,39 +163,39 @@ impl<'a> Rewriter<'a> {
     // ---- writing ---------------------------------------------------------
 
     fn copy(&mut self, from: usize, to: usize) {
-        self.out.extend_from_slice(&self.src[from..to]);
+        self.out.extend_from_slice(&self.cur.src[from..to]);
     }
 
     /// Writes the value of a member called `name` (`None`: an array
     /// element), applying masking and timestamps, and flattening objects
     /// nested in arrays.
     fn value(&mut self, name: Option<&str>) -> Result<()> {
-        self.ws();
+        self.cur.ws();
         if let (Some(n), Some(m)) = (name, self.spec.mask.as_ref()) {
-            if m.applies(n) && self.peek() != Some(b'n') {
+            if m.applies(n) && self.cur.peek() != Some(b'n') {
                 return self.masked(m);
             }
         }
         if self.spec.timestamps && name.is_some_and(timestamps::is_time_field) && self.timestamp()? {
             return Ok(());
         }
-        match self.peek() {
+        match self.cur.peek() {
             Some(b'{') if self.spec.flatten => self.flat_object(),
             Some(b'{') => self.object(),
             Some(b'[') => self.array(),
             _ => {
-                let from = self.pos;
-                self.skip_value()?;
-                self.copy(from, self.pos);
+                let from = self.cur.pos;
+                self.cur.skip_value()?;
+                self.copy(from, self.cur.pos);
                 Ok(())
             }
         }
     }
 
     fn masked(&mut self, m: &Masker) -> Result<()> {
-        if self.peek() == Some(b'"') {
-            let s = self.string()?;
-            let text = self.text(s)?;
+        if self.cur.peek() == Some(b'"') {
+            let s = self.cur.string()?;
+            let text = self.cur.text(s)?;
             self.out.push(b'"');
             m.mask_into(text.as_bytes(), self.out);
         } else {
@@ -459,16 +210,16 @@ impl<'a> Rewriter<'a> {
 
     /// Writes a time value normalised, if it is one; answers whether it was.
     fn timestamp(&mut self) -> Result<bool> {
-        let start = self.pos;
-        let iso = match self.peek() {
+        let start = self.cur.pos;
+        let iso = match self.cur.peek() {
             Some(b'"') => {
-                let s = self.string()?;
-                let text = self.text(s)?;
+                let s = self.cur.string()?;
+                let text = self.cur.text(s)?;
                 timestamps::normal_form(&text)
             }
             Some(b'-' | b'0'..=b'9') => {
-                let integer = self.number()?;
-                let text = self.text.get(start..self.pos).unwrap_or_default();
+                let integer = self.cur.number()?;
+                let text = self.cur.text.get(start..self.cur.pos).unwrap_or_default();
                 integer
                     .then(|| text.parse::<i64>().ok())
                     .flatten()
@@ -485,7 +236,7 @@ impl<'a> Rewriter<'a> {
             }
             None => {
                 // Not a time after all: rewind and write it as any value.
-                self.pos = start;
+                self.cur.pos = start;
                 Ok(false)
             }
         }
@@ -493,18 +244,18 @@ impl<'a> Rewriter<'a> {
 
     /// A nested object, not flattened.
     fn object(&mut self) -> Result<()> {
-        self.enter()?;
-        self.pos += 1;
+        self.cur.enter()?;
+        self.cur.pos += 1;
         self.out.push(b'{');
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        self.cur.ws();
+        if self.cur.peek() == Some(b'}') {
+            self.cur.pos += 1;
         } else {
             let mut first = true;
             loop {
-                self.ws();
-                let k = self.string()?;
-                self.expect(b':', "expected `:`")?;
+                self.cur.ws();
+                let k = self.cur.string()?;
+                self.cur.expect(b':', "expected `:`")?;
                 if !first {
                     self.out.push(b',');
                 }
@@ -512,25 +263,25 @@ impl<'a> Rewriter<'a> {
                 self.out.push(b'"');
                 self.copy(k.start, k.end);
                 self.out.extend_from_slice(b"\":");
-                let name = self.text(k)?;
+                let name = self.cur.text(k)?;
                 self.value(Some(&name))?;
-                if !self.next_or_close(b'}')? {
+                if !self.cur.next_or_close(b'}')? {
                     break;
                 }
             }
         }
         self.out.push(b'}');
-        self.depth -= 1;
+        self.cur.leave();
         Ok(())
     }
 
     fn array(&mut self) -> Result<()> {
-        self.enter()?;
-        self.pos += 1;
+        self.cur.enter()?;
+        self.cur.pos += 1;
         self.out.push(b'[');
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
+        self.cur.ws();
+        if self.cur.peek() == Some(b']') {
+            self.cur.pos += 1;
         } else {
             let mut first = true;
             loop {
@@ -539,13 +290,13 @@ impl<'a> Rewriter<'a> {
                 }
                 first = false;
                 self.value(None)?;
-                if !self.next_or_close(b']')? {
+                if !self.cur.next_or_close(b']')? {
                     break;
                 }
             }
         }
         self.out.push(b']');
-        self.depth -= 1;
+        self.cur.leave();
         Ok(())
     }
 
@@ -566,42 +317,42 @@ impl<'a> Rewriter<'a> {
 
     /// The members of the object at `{`, flattened under the current path.
     fn flat_members(&mut self, top: bool, first: &mut bool) -> Result<()> {
-        self.enter()?;
-        self.pos += 1;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        self.cur.enter()?;
+        self.cur.pos += 1;
+        self.cur.ws();
+        if self.cur.peek() == Some(b'}') {
+            self.cur.pos += 1;
         } else {
             loop {
-                self.ws();
-                let k = self.string()?;
-                self.expect(b':', "expected `:`")?;
+                self.cur.ws();
+                let k = self.cur.string()?;
+                self.cur.expect(b':', "expected `:`")?;
                 self.flat_member(k, top, first)?;
-                if !self.next_or_close(b'}')? {
+                if !self.cur.next_or_close(b'}')? {
                     break;
                 }
             }
         }
-        self.depth -= 1;
+        self.cur.leave();
         Ok(())
     }
 
     fn flat_member(&mut self, k: Str, top: bool, first: &mut bool) -> Result<()> {
-        let name = self.text(k)?;
-        self.ws();
+        let name = self.cur.text(k)?;
+        self.cur.ws();
         let masked = self
             .spec
             .mask
             .as_ref()
-            .is_some_and(|m| m.applies(&name) && self.peek() != Some(b'n'));
-        if !masked && self.peek() == Some(b'{') && !self.object_is_empty() {
+            .is_some_and(|m| m.applies(&name) && self.cur.peek() != Some(b'n'));
+        if !masked && self.cur.peek() == Some(b'{') && !self.cur.object_is_empty() {
             let (raw_len, name_len) = (self.bufs.path_raw.len(), self.bufs.path_name.len());
             if raw_len - self.base_raw + (k.end - k.start) >= MAX_FLAT_KEY {
                 return Err(TransformError::TooLarge(format!(
                     "a flattened key would be longer than {MAX_FLAT_KEY} bytes"
                 )));
             }
-            self.bufs.path_raw.extend_from_slice(&self.src[k.start..k.end]);
+            self.bufs.path_raw.extend_from_slice(&self.cur.src[k.start..k.end]);
             self.bufs.path_raw.push(b'.');
             self.bufs.path_name.push_str(&name);
             self.bufs.path_name.push('.');
@@ -655,7 +406,7 @@ impl<'a> Rewriter<'a> {
         let kept = !spec.drop.iter().any(|d| d == out_name)
             && (spec.select.is_empty() || spec.select.iter().any(|s| s == out_name));
         if !kept {
-            return self.skip_value();
+            return Ok(self.cur.skip_value()?);
         }
         self.key_separator(first)?;
         match (renamed, raw_key) {
@@ -677,24 +428,24 @@ impl<'a> Rewriter<'a> {
         if self.spec.flatten {
             self.flat_members(true, &mut first)?;
         } else {
-            self.enter()?;
-            self.pos += 1;
-            self.ws();
-            if self.peek() == Some(b'}') {
-                self.pos += 1;
+            self.cur.enter()?;
+            self.cur.pos += 1;
+            self.cur.ws();
+            if self.cur.peek() == Some(b'}') {
+                self.cur.pos += 1;
             } else {
                 loop {
-                    self.ws();
-                    let k = self.string()?;
-                    self.expect(b':', "expected `:`")?;
-                    let name = self.text(k)?;
+                    self.cur.ws();
+                    let k = self.cur.string()?;
+                    self.cur.expect(b':', "expected `:`")?;
+                    let name = self.cur.text(k)?;
                     self.top_member(&name, Some(k), &name, &mut first)?;
-                    if !self.next_or_close(b'}')? {
+                    if !self.cur.next_or_close(b'}')? {
                         break;
                     }
                 }
             }
-            self.depth -= 1;
+            self.cur.leave();
         }
         self.out.push(b'}');
         Ok(())
