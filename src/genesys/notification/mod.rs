@@ -5,11 +5,16 @@
 //! Only the envelope is parsed; the body stays raw unless a field is
 //! needed, because most events are routed without looking inside.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 pub use super::topics::topic_id;
 use super::topics::{topic_entity, Names, TimeField};
+use crate::json::JsonError;
+
+mod scan;
 
 /// The envelope fields cxrelay reads.
 #[derive(Debug, Deserialize)]
@@ -53,6 +58,9 @@ macro_rules! string_arms {
     };
 }
 
+#[cfg(test)]
+mod oracle;
+
 /// Reads a string or `null`, borrowing the string from the input when it
 /// has no escapes: serde's own `Option<Cow<str>>` always copies, and these
 /// fields are read for every event.
@@ -78,176 +86,67 @@ pub(crate) fn opt_cow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<s
     d.deserialize_option(V)
 }
 
-/// Visitor arms for the scalar JSON values a lenient reader passes over:
-/// each answers `$none` (with `str`, strings too).
-macro_rules! skipped_scalars {
-    ($none:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-    };
-    ($none:expr, str) => {
-        skipped_scalars!($none);
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($none)
-        }
-    };
-}
-
 /// The few body fields used for keys and times (all others are skipped).
-#[derive(Debug, Deserialize, Default)]
-struct BodyFields<'a> {
-    #[serde(rename = "conversationId", borrow, default)]
-    conversation_id: Loose<'a>,
-    #[serde(borrow, default)]
-    id: Loose<'a>,
-    #[serde(rename = "eventTime")]
-    event_time: Option<serde_json::Value>,
-    #[serde(rename = "endTime", borrow, default)]
-    end_time: Loose<'a>,
-    #[serde(rename = "connectedTime", borrow, default)]
-    connected_time: Loose<'a>,
-    #[serde(rename = "startTime", borrow, default)]
-    start_time: Loose<'a>,
-    #[serde(borrow, default)]
-    timestamp: Loose<'a>,
+#[derive(Debug, Default)]
+pub(super) struct BodyFields<'a> {
+    conversation_id: Option<Cow<'a, str>>,
+    id: Option<Cow<'a, str>>,
+    event_time: EventTime<'a>,
+    end_time: Option<Cow<'a, str>>,
+    connected_time: Option<Cow<'a, str>>,
+    start_time: Option<Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
     /// When the entity became as the body shows it (presence).
-    #[serde(rename = "modifiedDate", borrow, default)]
-    modified_date: Loose<'a>,
+    modified_date: Option<Cow<'a, str>>,
     /// `channel.metadata` frames: "WebSocket Heartbeat", "pong".
-    #[serde(borrow, default)]
-    message: Loose<'a>,
+    message: Option<Cow<'a, str>>,
     /// `v2.system.*` messages: what happened to the channel.
-    #[serde(rename = "systemTopicType", borrow, default)]
-    system_topic_type: Loose<'a>,
+    system_topic_type: Option<Cow<'a, str>>,
     /// Conversation events (`v2.routing.queues.{id}.conversations`, ...)
-    /// carry their times on the participants.
-    #[serde(default)]
-    participants: Option<LatestParticipantTime>,
+    /// carry their times on the participants: the latest of them.
+    participants_time: Option<i64>,
 }
 
-/// The latest `connectedTime` / `endTime` of a `participants` array, read
-/// without keeping the participants.
-#[derive(Debug, Default)]
-struct LatestParticipantTime(Option<i64>);
+/// `eventTime` as a body gives it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum EventTime<'a> {
+    /// Absent or `null`.
+    #[default]
+    Absent,
+    /// Epoch milliseconds.
+    Ms(i64),
+    /// Text (ISO-8601 if it is a time).
+    Text(Cow<'a, str>),
+    /// Any other value.
+    Other,
+}
 
-impl<'de> Deserialize<'de> for LatestParticipantTime {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize, Default)]
-        struct Times<'a> {
-            #[serde(rename = "connectedTime", borrow, default)]
-            connected_time: Loose<'a>,
-            #[serde(rename = "endTime", borrow, default)]
-            end_time: Loose<'a>,
+/// The latest of the `connectedTime` / `endTime` values of participants.
+#[derive(Debug, Default)]
+struct LatestTime<'a> {
+    latest: Option<i64>,
+    // Times in Genesys's usual form (`…T14:02:03.120Z`) order as strings:
+    // only the latest of those is parsed.
+    latest_utc: Option<Cow<'a, str>>,
+}
+
+impl<'a> LatestTime<'a> {
+    fn offer(&mut self, t: Option<Cow<'a, str>>) {
+        let Some(t) = t else { return };
+        if is_utc_millis(&t) {
+            if self.latest_utc.as_deref().is_none_or(|l| *t > *l) {
+                self.latest_utc = Some(t);
+            }
+        } else if let Some(ms) = parse_iso_ms(&t) {
+            self.latest = Some(self.latest.map_or(ms, |l| l.max(ms)));
         }
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = LatestParticipantTime;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a list of participants")
-            }
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                let mut latest: Option<i64> = None;
-                // Times in Genesys's usual form (`…T14:02:03.120Z`) order as
-                // strings: only the latest of those is parsed.
-                let mut latest_utc: Option<std::borrow::Cow<'de, str>> = None;
-                while let Some(Lenient(p)) = seq.next_element::<Lenient<Times<'de>>>()? {
-                    for t in [p.connected_time.0, p.end_time.0].into_iter().flatten() {
-                        if is_utc_millis(&t) {
-                            if latest_utc.as_deref().is_none_or(|l| *t > *l) {
-                                latest_utc = Some(t);
-                            }
-                        } else if let Some(ms) = parse_iso_ms(&t) {
-                            latest = Some(latest.map_or(ms, |l| l.max(ms)));
-                        }
-                    }
-                }
-                if let Some(ms) = latest_utc.as_deref().and_then(parse_iso_ms) {
-                    latest = Some(latest.map_or(ms, |l| l.max(ms)));
-                }
-                Ok(LatestParticipantTime(latest))
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(LatestParticipantTime(None))
-            }
-            skipped_scalars!(LatestParticipantTime(None), str);
-        }
-        d.deserialize_any(V)
     }
-}
 
-/// A string field cxrelay only peeks at: any other JSON value (a number, an
-/// object...) reads as absent, so that one field of an unexpected type
-/// neither refuses the frame nor costs a second parse of it.
-#[derive(Debug, Default)]
-struct Loose<'a>(Option<std::borrow::Cow<'a, str>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Loose<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            string_arms!(|c| Loose(Some(c)));
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                while map
-                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
-                    .is_some()
-                {}
-                Ok(Loose(None))
-            }
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Loose(None))
-            }
-            skipped_scalars!(Loose(None));
+    fn finish(self) -> Option<i64> {
+        match self.latest_utc.as_deref().and_then(parse_iso_ms) {
+            Some(ms) => Some(self.latest.map_or(ms, |l| l.max(ms))),
+            None => self.latest,
         }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-/// A `T` read from a JSON object; any other JSON value is skipped and
-/// gives `T::default()` (frames are never refused for the shape of fields
-/// cxrelay only peeks at). Nothing is buffered.
-#[derive(Debug, Default)]
-struct Lenient<T>(T);
-
-impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de> + Default> serde::de::Visitor<'de> for V<T> {
-            type Value = Lenient<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Lenient)
-            }
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(Lenient(T::default()))
-            }
-            skipped_scalars!(Lenient(T::default()), str);
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -266,57 +165,20 @@ pub struct Frame<'a> {
     derived: Derived,
 }
 
-/// The one-pass shape of a frame.
-#[derive(Deserialize)]
-struct OnePass<'a> {
-    #[serde(rename = "topicName", borrow, default, deserialize_with = "opt_cow")]
-    topic_name: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "eventBody", borrow, default)]
-    body: Option<Lenient<BodyFields<'a>>>,
-    #[serde(default, borrow)]
-    metadata: Option<Metadata<'a>>,
-    #[serde(default, borrow)]
-    timestamp: Loose<'a>,
-}
-
 impl<'a> Frame<'a> {
-    /// Parses a frame; an error means it is not a JSON object.
-    pub fn parse(text: &'a str) -> Result<Frame<'a>, serde_json::Error> {
-        match serde_json::from_str::<OnePass<'a>>(text) {
-            Ok(f) => {
-                let fields = f.body.map(|b| b.0).unwrap_or_default();
-                let derived = derive_fields(f.topic_name.as_deref().unwrap_or(""), &fields);
-                Ok(Frame {
-                    topic_name: f.topic_name,
-                    metadata: f.metadata,
-                    message: fields.message.0,
-                    system_topic_type: fields.system_topic_type.0,
-                    timestamp: f.timestamp.0,
-                    derived,
-                })
-            }
-            // A body field of an unexpected type (`"endTime": 7`): read the
-            // envelope alone and derive what can be derived, as webhooks do.
-            Err(first) => {
-                let e: Envelope<'a> = serde_json::from_str(text).map_err(|_| first)?;
-                let fields: BodyFields<'_> = e
-                    .event_body
-                    .and_then(|b| serde_json::from_str(b.get()).ok())
-                    .unwrap_or_default();
-                let derived = derive(e.topic_name.as_deref().unwrap_or(""), e.event_body);
-                Ok(Frame {
-                    topic_name: e.topic_name,
-                    derived,
-                    message: fields.message.0.map(|m| std::borrow::Cow::Owned(m.into_owned())),
-                    system_topic_type: fields
-                        .system_topic_type
-                        .0
-                        .map(|m| std::borrow::Cow::Owned(m.into_owned())),
-                    timestamp: e.timestamp,
-                    metadata: e.metadata,
-                })
-            }
-        }
+    /// Parses a frame; an error means it is not a JSON object with the
+    /// envelope fields of their types (see [`scan`]).
+    pub fn parse(text: &'a str) -> Result<Frame<'a>, JsonError> {
+        let f = scan::frame(text)?;
+        let derived = derive_fields(f.topic_name.as_deref().unwrap_or(""), &f.fields);
+        Ok(Frame {
+            topic_name: f.topic_name,
+            metadata: f.metadata.map(|correlation_id| Metadata { correlation_id }),
+            message: f.fields.message,
+            system_topic_type: f.fields.system_topic_type,
+            timestamp: f.timestamp,
+            derived,
+        })
     }
 
     /// `eventBody.message`, as in `channel.metadata` frames.
@@ -386,17 +248,15 @@ pub fn parse_iso_ms(s: &str) -> Option<i64> {
 /// (epoch ms, or ISO), else the ISO time fields of conversation events,
 /// else `modifiedDate`; presence events take `modifiedDate` first.
 pub fn derive(topic: &str, body: Option<&RawValue>) -> Derived {
-    let fields: BodyFields<'_> = body
-        .and_then(|b| serde_json::from_str(b.get()).ok())
-        .unwrap_or_default();
+    let fields = body.and_then(|b| scan::body(b.get())).unwrap_or_default();
     derive_fields(topic, &fields)
 }
 
 fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
     let entity = topic_entity(topic);
     // An empty id identifies nothing; the next candidate is taken.
-    fn given<'s>(v: &'s Loose<'_>) -> Option<&'s str> {
-        v.0.as_deref().filter(|s| !s.is_empty())
+    fn given<'s>(v: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
+        v.as_deref().filter(|s| !s.is_empty())
     }
     let from_body = match entity.names() {
         Names::Conversation => entity.id,
@@ -407,12 +267,12 @@ fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
         .or(from_body)
         .or(entity.id)
         .map(str::to_string);
-    let modified = || fields.modified_date.0.as_deref().and_then(parse_iso_ms);
+    let modified = || fields.modified_date.as_deref().and_then(parse_iso_ms);
     let usual = || {
         match &fields.event_time {
-            Some(serde_json::Value::Number(n)) => n.as_i64(),
-            Some(serde_json::Value::String(s)) => parse_iso_ms(s),
-            _ => None,
+            EventTime::Ms(n) => Some(*n),
+            EventTime::Text(s) => parse_iso_ms(s),
+            EventTime::Absent | EventTime::Other => None,
         }
         .or_else(|| {
             [
@@ -422,10 +282,10 @@ fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
                 &fields.timestamp,
             ]
             .into_iter()
-            .filter_map(|l| l.0.as_deref())
+            .filter_map(|l| l.as_deref())
             .find_map(parse_iso_ms)
         })
-        .or_else(|| fields.participants.as_ref().and_then(|p| p.0))
+        .or(fields.participants_time)
     };
     let event_time = match entity.time() {
         TimeField::ModifiedDate => modified().or_else(usual),

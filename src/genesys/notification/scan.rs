@@ -1,0 +1,429 @@
+//! A notification frame read in one pass of the validating JSON cursor:
+//! the envelope fields and the few body fields keys and times come from
+//! are taken, everything else is validated and passed over (strings eight
+//! bytes at a time). This runs for every notification and every pushed
+//! event, and costs a fraction of a serde pass through typed visitors.
+//!
+//! The answers are those serde_json gave for the same shapes (the unit
+//! tests in `oracle` compare the two on generated and mutated frames):
+//! a frame whose envelope fields have the wrong type, or repeat, is not a
+//! frame; body fields of an unexpected type read as absent; and a body
+//! whose fields cannot be read at all (a field repeated, a lone surrogate
+//! escape, a number out of range where a value is read) gives no fields,
+//! the frame itself still counts. One deliberate difference: nesting
+//! deeper than [`crate::json::MAX_DEPTH`] anywhere refuses the frame
+//! (the transform would refuse its payload anyway).
+
+use std::borrow::Cow;
+
+use super::{BodyFields, EventTime, LatestTime};
+use crate::json::{Cursor, JsonError, Str};
+
+type Result<T> = std::result::Result<T, JsonError>;
+
+/// What a frame's one pass found.
+#[derive(Debug, Default)]
+pub(super) struct Scanned<'a> {
+    pub topic_name: Option<Cow<'a, str>>,
+    /// `Some` when `metadata` is an object.
+    pub metadata: Option<Option<Cow<'a, str>>>,
+    pub timestamp: Option<Cow<'a, str>>,
+    pub fields: BodyFields<'a>,
+}
+
+/// Reads a whole frame; an error means it is not a notification frame (not
+/// JSON, not an object, or an envelope field of the wrong type or twice).
+pub(super) fn frame(text: &str) -> Result<Scanned<'_>> {
+    let mut s = Scan {
+        c: Cursor::new(text),
+        broken: false,
+    };
+    let mut out = Scanned::default();
+    // `timestamp` is read leniently, but a frame whose body cannot be read
+    // is read by its envelope alone, where it must be a string or null.
+    let mut timestamp_is_text = true;
+    let mut seen = 0u8;
+    if s.c.open(b'{', b'}')? {
+        loop {
+            let k = s.c.key()?;
+            let name = s.c.text(k)?;
+            let bit = match &*name {
+                "topicName" => 1,
+                "eventBody" => 2,
+                "metadata" => 4,
+                "timestamp" => 8,
+                _ => 0,
+            };
+            if seen & bit != 0 {
+                return Err(JsonError {
+                    what: "duplicate envelope field",
+                    at: k.start,
+                });
+            }
+            seen |= bit;
+            match bit {
+                1 => out.topic_name = s.opt_string()?,
+                2 => out.fields = s.body()?,
+                4 => out.metadata = s.metadata()?,
+                8 => {
+                    s.c.ws();
+                    timestamp_is_text = matches!(s.c.peek(), Some(b'"' | b'n'));
+                    let broken = std::mem::replace(&mut s.broken, false);
+                    out.timestamp = s.loose()?;
+                    if std::mem::replace(&mut s.broken, broken) {
+                        // A string naming no text (a lone surrogate).
+                        return Err(s.c.error("invalid timestamp"));
+                    }
+                }
+                _ => s.c.skip_value()?,
+            }
+            if !s.c.next_or_close(b'}')? {
+                break;
+            }
+        }
+        s.c.leave();
+    }
+    s.c.end()?;
+    if s.broken {
+        if !timestamp_is_text {
+            return Err(s.c.error("timestamp is not a string"));
+        }
+        out.fields = BodyFields::default();
+    }
+    Ok(out)
+}
+
+/// Reads the body fields of an event body alone (`None`: not JSON, or
+/// its fields cannot be read).
+pub(super) fn body(text: &str) -> Option<BodyFields<'_>> {
+    let mut s = Scan {
+        c: Cursor::new(text),
+        broken: false,
+    };
+    let fields = s.body().ok()?;
+    s.c.end().ok()?;
+    (!s.broken).then_some(fields)
+}
+
+struct Scan<'a> {
+    c: Cursor<'a>,
+    /// The body's fields cannot be read (the frame may still be fine).
+    broken: bool,
+}
+
+impl<'a> Scan<'a> {
+    /// A string's text; one naming no text breaks the body.
+    fn checked(&mut self, s: Str) -> Option<Cow<'a, str>> {
+        match self.c.text(s) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.broken = true;
+                None
+            }
+        }
+    }
+
+    /// A number read as a value: one beyond the range of a double breaks
+    /// the body. Answers it when it is an integer that fits an `i64`
+    /// (`-0` is a double).
+    fn number(&mut self) -> Result<Option<i64>> {
+        let from = self.c.pos;
+        let integer = self.c.number()?;
+        let text = self.c.text.get(from..self.c.pos).unwrap_or_default();
+        if integer {
+            if let Ok(n) = text.parse::<i64>() {
+                return Ok((n != 0 || !text.starts_with('-')).then_some(n));
+            }
+            if text.parse::<u64>().is_ok() {
+                return Ok(None);
+            }
+        }
+        if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            self.broken = true;
+        }
+        Ok(None)
+    }
+
+    /// The members of an object whose keys are read (and must name text)
+    /// and whose values are passed over.
+    fn keys_only(&mut self) -> Result<()> {
+        if self.c.open(b'{', b'}')? {
+            loop {
+                let k = self.c.key()?;
+                if k.escaped {
+                    self.checked(k);
+                }
+                self.c.skip_value()?;
+                if !self.c.next_or_close(b'}')? {
+                    break;
+                }
+            }
+            self.c.leave();
+        }
+        Ok(())
+    }
+
+    /// A value read for its type only: strings and numbers are read (and
+    /// checked), objects' keys read, arrays passed over.
+    fn scalar_or_skip(&mut self) -> Result<()> {
+        self.c.ws();
+        match self.c.peek() {
+            Some(b'"') => {
+                let s = self.c.string()?;
+                if s.escaped {
+                    self.checked(s);
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+            }
+            Some(b'{') => self.keys_only()?,
+            _ => self.c.skip_value()?,
+        }
+        Ok(())
+    }
+
+    /// A string field cxrelay peeks at: any other value reads as absent.
+    fn loose(&mut self) -> Result<Option<Cow<'a, str>>> {
+        self.c.ws();
+        if self.c.peek() == Some(b'"') {
+            let s = self.c.string()?;
+            return Ok(self.checked(s));
+        }
+        self.scalar_or_skip()?;
+        Ok(None)
+    }
+
+    /// An envelope string: a string or `null`, anything else is no frame.
+    fn opt_string(&mut self) -> Result<Option<Cow<'a, str>>> {
+        self.c.ws();
+        match self.c.peek() {
+            Some(b'n') => {
+                self.c.literal(b"null")?;
+                Ok(None)
+            }
+            Some(b'"') => {
+                let s = self.c.string()?;
+                Ok(Some(self.c.text(s)?))
+            }
+            _ => Err(self.c.error("expected a string or null")),
+        }
+    }
+
+    /// `metadata`: `null`, or an object whose `CorrelationId` is read.
+    fn metadata(&mut self) -> Result<Option<Option<Cow<'a, str>>>> {
+        self.c.ws();
+        if self.c.peek() == Some(b'n') {
+            self.c.literal(b"null")?;
+            return Ok(None);
+        }
+        let mut id = None;
+        let mut seen = false;
+        if self.c.open(b'{', b'}')? {
+            loop {
+                let k = self.c.key()?;
+                if self.c.text(k)? == "CorrelationId" {
+                    if std::mem::replace(&mut seen, true) {
+                        return Err(JsonError {
+                            what: "duplicate field CorrelationId",
+                            at: k.start,
+                        });
+                    }
+                    id = self.opt_string()?;
+                } else {
+                    self.c.skip_value()?;
+                }
+                if !self.c.next_or_close(b'}')? {
+                    break;
+                }
+            }
+            self.c.leave();
+        }
+        Ok(Some(id))
+    }
+
+    /// `eventBody`: the fields of an object; any other value gives none.
+    fn body(&mut self) -> Result<BodyFields<'a>> {
+        let mut f = BodyFields::default();
+        self.c.ws();
+        match self.c.peek() {
+            Some(b'{') => {}
+            Some(b'n') => {
+                self.c.literal(b"null")?;
+                return Ok(f);
+            }
+            _ => {
+                self.scalar_or_skip()?;
+                return Ok(f);
+            }
+        }
+        let mut seen = 0u16;
+        if self.c.open(b'{', b'}')? {
+            loop {
+                let k = self.c.key()?;
+                let name = if k.escaped {
+                    self.checked(k).unwrap_or_default()
+                } else {
+                    Cow::Borrowed(self.c.raw(k))
+                };
+                let bit = FIELDS.iter().position(|f| *f == name).map_or(0, |i| 1u16 << i);
+                if seen & bit != 0 {
+                    self.broken = true;
+                }
+                seen |= bit;
+                match &*name {
+                    "conversationId" => f.conversation_id = self.loose()?,
+                    "id" => f.id = self.loose()?,
+                    "eventTime" => f.event_time = self.event_time()?,
+                    "endTime" => f.end_time = self.loose()?,
+                    "connectedTime" => f.connected_time = self.loose()?,
+                    "startTime" => f.start_time = self.loose()?,
+                    "timestamp" => f.timestamp = self.loose()?,
+                    "modifiedDate" => f.modified_date = self.loose()?,
+                    "message" => f.message = self.loose()?,
+                    "systemTopicType" => f.system_topic_type = self.loose()?,
+                    "participants" => f.participants_time = self.participants()?,
+                    _ => self.c.skip_value()?,
+                }
+                if !self.c.next_or_close(b'}')? {
+                    break;
+                }
+            }
+            self.c.leave();
+        }
+        Ok(f)
+    }
+
+    /// `eventTime`: epoch milliseconds or text; read whole, as a value
+    /// (every string and number in it must be readable).
+    fn event_time(&mut self) -> Result<EventTime<'a>> {
+        self.c.ws();
+        match self.c.peek() {
+            Some(b'"') => {
+                let s = self.c.string()?;
+                Ok(self.checked(s).map_or(EventTime::Other, EventTime::Text))
+            }
+            Some(b'-' | b'0'..=b'9') => Ok(self.number()?.map_or(EventTime::Other, EventTime::Ms)),
+            Some(b'n') => {
+                self.c.literal(b"null")?;
+                Ok(EventTime::Absent)
+            }
+            _ => {
+                self.whole_value()?;
+                Ok(EventTime::Other)
+            }
+        }
+    }
+
+    /// Validates a value every part of which is read.
+    fn whole_value(&mut self) -> Result<()> {
+        self.c.ws();
+        match self.c.peek() {
+            Some(b'{') => {
+                if self.c.open(b'{', b'}')? {
+                    loop {
+                        let k = self.c.key()?;
+                        if k.escaped {
+                            self.checked(k);
+                        }
+                        self.whole_value()?;
+                        if !self.c.next_or_close(b'}')? {
+                            break;
+                        }
+                    }
+                    self.c.leave();
+                }
+            }
+            Some(b'[') => {
+                if self.c.open(b'[', b']')? {
+                    loop {
+                        self.whole_value()?;
+                        if !self.c.next_or_close(b']')? {
+                            break;
+                        }
+                    }
+                    self.c.leave();
+                }
+            }
+            _ => self.scalar_or_skip()?,
+        }
+        Ok(())
+    }
+
+    /// `participants`: the latest `connectedTime` / `endTime` of the
+    /// participant objects in the array.
+    fn participants(&mut self) -> Result<Option<i64>> {
+        self.c.ws();
+        if self.c.peek() != Some(b'[') {
+            self.scalar_or_skip()?;
+            return Ok(None);
+        }
+        let mut latest = LatestTime::default();
+        if self.c.open(b'[', b']')? {
+            loop {
+                self.c.ws();
+                if self.c.peek() == Some(b'{') {
+                    self.participant(&mut latest)?;
+                } else {
+                    self.scalar_or_skip()?;
+                }
+                if !self.c.next_or_close(b']')? {
+                    break;
+                }
+            }
+            self.c.leave();
+        }
+        Ok(latest.finish())
+    }
+
+    fn participant(&mut self, latest: &mut LatestTime<'a>) -> Result<()> {
+        let (mut connected, mut end) = (None, None);
+        let mut seen = 0u8;
+        if self.c.open(b'{', b'}')? {
+            loop {
+                let k = self.c.key()?;
+                let name = if k.escaped {
+                    self.checked(k).unwrap_or_default()
+                } else {
+                    Cow::Borrowed(self.c.raw(k))
+                };
+                let bit = match &*name {
+                    "connectedTime" => 1,
+                    "endTime" => 2,
+                    _ => 0,
+                };
+                if seen & bit != 0 {
+                    self.broken = true;
+                }
+                seen |= bit;
+                match bit {
+                    1 => connected = self.loose()?,
+                    2 => end = self.loose()?,
+                    _ => self.c.skip_value()?,
+                }
+                if !self.c.next_or_close(b'}')? {
+                    break;
+                }
+            }
+            self.c.leave();
+        }
+        latest.offer(connected);
+        latest.offer(end);
+        Ok(())
+    }
+}
+
+/// The body fields read, in the order of their bits for duplicates.
+const FIELDS: [&str; 11] = [
+    "conversationId",
+    "id",
+    "eventTime",
+    "endTime",
+    "connectedTime",
+    "startTime",
+    "timestamp",
+    "modifiedDate",
+    "message",
+    "systemTopicType",
+    "participants",
+];
