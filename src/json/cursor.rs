@@ -231,6 +231,35 @@ impl<'a> Cursor<'a> {
             .map_err(|what| JsonError { what, at: s.start })
     }
 
+    /// A string's text or `null` (after whitespace); any other value is
+    /// an error.
+    pub fn string_or_null(&mut self) -> Result<Option<Cow<'a, str>>> {
+        self.ws();
+        match self.peek() {
+            Some(b'n') => {
+                self.literal(b"null")?;
+                Ok(None)
+            }
+            Some(b'"') => {
+                let s = self.string()?;
+                Ok(Some(self.text(s)?))
+            }
+            _ => Err(self.error("expected a string or null")),
+        }
+    }
+
+    /// Passes over one value and answers its text (`null` gives `None`).
+    pub fn raw_value(&mut self) -> Result<Option<&'a str>> {
+        self.ws();
+        if self.peek() == Some(b'n') {
+            self.literal(b"null")?;
+            return Ok(None);
+        }
+        let from = self.pos;
+        self.skip_value()?;
+        Ok(Some(self.text.get(from..self.pos).unwrap_or_default()))
+    }
+
     /// Scans a number; answers whether it is an integer.
     pub fn number(&mut self) -> Result<bool> {
         let digits = |s: &mut Self| {

@@ -62,7 +62,7 @@ pub(super) fn frame(text: &str) -> Result<Scanned<'_>> {
             }
             seen |= bit;
             match bit {
-                1 => out.topic_name = s.opt_string()?,
+                1 => out.topic_name = s.c.string_or_null()?,
                 2 => out.fields = s.body()?,
                 4 => out.metadata = s.metadata()?,
                 8 => {
@@ -194,22 +194,6 @@ impl<'a> Scan<'a> {
         Ok(None)
     }
 
-    /// An envelope string: a string or `null`, anything else is no frame.
-    fn opt_string(&mut self) -> Result<Option<Cow<'a, str>>> {
-        self.c.ws();
-        match self.c.peek() {
-            Some(b'n') => {
-                self.c.literal(b"null")?;
-                Ok(None)
-            }
-            Some(b'"') => {
-                let s = self.c.string()?;
-                Ok(Some(self.c.text(s)?))
-            }
-            _ => Err(self.c.error("expected a string or null")),
-        }
-    }
-
     /// `metadata`: `null`, or an object whose `CorrelationId` is read.
     fn metadata(&mut self) -> Result<Option<Option<Cow<'a, str>>>> {
         self.c.ws();
@@ -229,7 +213,7 @@ impl<'a> Scan<'a> {
                             at: k.start,
                         });
                     }
-                    id = self.opt_string()?;
+                    id = self.c.string_or_null()?;
                 } else {
                     self.c.skip_value()?;
                 }

@@ -1,13 +1,14 @@
 //! Bodies pushed to a webhook: an EventBridge envelope, a bare notification
 //! envelope, or a JSON array of either (genesys-api.md §7).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use cxrelay_actors::Event;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::genesys::notification::{opt_cow, parse_iso_ms, Frame};
+use crate::genesys::notification::{parse_iso_ms, Frame};
+use crate::json::Cursor;
 
 /// Why a body was refused (the reason is the 400's machine-readable code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,16 +50,53 @@ pub struct Pushed {
 }
 
 /// The outer fields of an element: EventBridge, or a bare notification.
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Outer<'a> {
-    #[serde(borrow, default, deserialize_with = "opt_cow")]
-    id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    detail: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "opt_cow")]
-    time: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "topicName")]
-    topic_name: Option<serde::de::IgnoredAny>,
+    id: Option<Cow<'a, str>>,
+    /// The EventBridge `detail`, as written.
+    detail: Option<&'a str>,
+    time: Option<Cow<'a, str>>,
+    /// Whether a (non-null) `topicName` is there: a bare notification.
+    topic_name: bool,
+}
+
+/// Reads an element's outer fields in one pass of the JSON cursor (the
+/// notification inside is read by [`Frame::parse`]); `None` when the
+/// element is not JSON, not an object, or has a field twice or of the
+/// wrong type.
+fn outer(el: &str) -> Option<Outer<'_>> {
+    let mut c = Cursor::new(el);
+    let mut o = Outer::default();
+    let mut seen = 0u8;
+    if c.open(b'{', b'}').ok()? {
+        loop {
+            let k = c.key().ok()?;
+            let bit = match &*c.text(k).ok()? {
+                "id" => 1,
+                "detail" => 2,
+                "time" => 4,
+                "topicName" => 8,
+                _ => 0,
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            match bit {
+                1 => o.id = c.string_or_null().ok()?,
+                2 => o.detail = c.raw_value().ok()?,
+                4 => o.time = c.string_or_null().ok()?,
+                8 => o.topic_name = c.raw_value().ok()?.is_some(),
+                _ => c.skip_value().ok()?,
+            }
+            if !c.next_or_close(b'}').ok()? {
+                break;
+            }
+        }
+        c.leave();
+    }
+    c.end().ok()?;
+    Some(o)
 }
 
 /// The elements of a pushed body: one JSON value, or an array of them
@@ -113,17 +151,17 @@ pub(crate) fn parse_body_from(body: &[u8], source: &Arc<str>) -> Result<Pushed, 
 
 /// Reads one element into an event and its key.
 fn parse_element(el: &str, source: &Arc<str>, pushed: &mut Pushed) -> Result<(), EnvelopeError> {
-    let outer: Outer<'_> = serde_json::from_str(el).map_err(|_| refusal(el))?;
+    let outer = outer(el).ok_or_else(|| refusal(el))?;
     // EventBridge wraps the notification in `detail`; a bare notification
     // is the element itself.
     let (notification_raw, bridge_id, bridge_time) = match (outer.detail, outer.topic_name) {
         (Some(detail), _) => (
-            detail.get(),
+            detail,
             outer.id.as_deref().filter(|id| !id.is_empty()),
             outer.time.as_deref().and_then(parse_iso_ms),
         ),
-        (None, Some(_)) => (el, None, None),
-        (None, None) => return Err(EnvelopeError::Unrecognized),
+        (None, true) => (el, None, None),
+        (None, false) => return Err(EnvelopeError::Unrecognized),
     };
     let mut n = Frame::parse(notification_raw).map_err(|_| EnvelopeError::Unrecognized)?;
     let derived = n.take_derived();
@@ -260,5 +298,42 @@ mod tests {
             EnvelopeError::Unrecognized
         );
         assert_eq!(parse_body(&[0xff, 0xfe], "h").unwrap_err(), EnvelopeError::InvalidJson);
+        // Outer fields of the wrong type, or twice, are no envelope; JSON
+        // broken after them is still invalid JSON.
+        let detail = BARE;
+        for body in [
+            format!(r#"{{"id":7,"detail":{detail}}}"#),
+            format!(r#"{{"id":"a","id":"b","detail":{detail}}}"#),
+            format!(r#"{{"time":{{}},"detail":{detail}}}"#),
+            format!(r#"{{"detail":{detail},"detail":{detail}}}"#),
+            format!(r#"{{"detail":"{{}}"}}"#),
+            r#"{"topicName":null}"#.to_string(),
+            format!(r#"[["eb-1",{detail}]]"#),
+        ] {
+            assert_eq!(
+                parse_body(body.as_bytes(), "h").unwrap_err(),
+                EnvelopeError::Unrecognized,
+                "{body}"
+            );
+        }
+        let broken = format!(r#"{{"id":"a","detail":{detail},"x":[1,]}}"#);
+        assert_eq!(
+            parse_body(broken.as_bytes(), "h").unwrap_err(),
+            EnvelopeError::InvalidJson
+        );
+        // `null` ids and times are absent; an escaped id is read unescaped.
+        let p = parse_body(
+            format!(r#"{{"id":null,"time":null,"detail":{detail}}}"#).as_bytes(),
+            "h",
+        )
+        .unwrap();
+        assert_eq!(p.keys, vec![Some("corr-1".to_string())]);
+        let p = parse_body(
+            format!(r#" {{ "id" : "eb\u002d1" , "detail" : {detail} }} "#).as_bytes(),
+            "h",
+        )
+        .unwrap();
+        assert_eq!(p.keys, vec![Some("eb-1".to_string())]);
+        assert_eq!(p.events[0].payload.as_ref(), detail.as_bytes(), "the detail as written");
     }
 }
