@@ -306,7 +306,7 @@ mod tests {
             format!(r#"{{"id":"a","id":"b","detail":{detail}}}"#),
             format!(r#"{{"time":{{}},"detail":{detail}}}"#),
             format!(r#"{{"detail":{detail},"detail":{detail}}}"#),
-            format!(r#"{{"detail":"{{}}"}}"#),
+            r#"{"detail":"{}"}"#.to_string(),
             r#"{"topicName":null}"#.to_string(),
             format!(r#"[["eb-1",{detail}]]"#),
         ] {
