@@ -42,47 +42,39 @@ pub(super) fn frame(text: &str) -> Result<Scanned<'_>> {
     // `timestamp` is read leniently, but a frame whose body cannot be read
     // is read by its envelope alone, where it must be a string or null.
     let mut timestamp_is_text = true;
-    let mut seen = 0u8;
-    if s.c.open(b'{', b'}')? {
-        loop {
-            let k = s.c.key()?;
-            let name = s.c.text(k)?;
-            let bit = match &*name {
-                "topicName" => 1,
-                "eventBody" => 2,
-                "metadata" => 4,
-                "timestamp" => 8,
-                _ => 0,
-            };
-            if seen & bit != 0 {
-                return Err(JsonError {
-                    what: "duplicate envelope field",
-                    at: k.start,
-                });
+    let mut seen = 0;
+    s.members(Names::Strict, |s, name| {
+        let bit = match name {
+            "topicName" => {
+                out.topic_name = s.c.string_or_null()?;
+                1
             }
-            seen |= bit;
-            match bit {
-                1 => out.topic_name = s.c.string_or_null()?,
-                2 => out.fields = s.body()?,
-                4 => out.metadata = s.metadata()?,
-                8 => {
-                    s.c.ws();
-                    timestamp_is_text = matches!(s.c.peek(), Some(b'"' | b'n'));
-                    let broken = std::mem::replace(&mut s.broken, false);
-                    out.timestamp = s.loose()?;
-                    if std::mem::replace(&mut s.broken, broken) {
-                        // A string naming no text (a lone surrogate).
-                        return Err(s.c.error("invalid timestamp"));
-                    }
+            "eventBody" => {
+                out.fields = s.body()?;
+                2
+            }
+            "metadata" => {
+                out.metadata = s.metadata()?;
+                4
+            }
+            "timestamp" => {
+                s.c.ws();
+                timestamp_is_text = matches!(s.c.peek(), Some(b'"' | b'n'));
+                let broken = std::mem::replace(&mut s.broken, false);
+                out.timestamp = s.loose()?;
+                if std::mem::replace(&mut s.broken, broken) {
+                    // A string naming no text (a lone surrogate).
+                    return Err(s.c.error("invalid timestamp"));
                 }
-                _ => s.c.skip_value()?,
+                8
             }
-            if !s.c.next_or_close(b'}')? {
-                break;
-            }
+            _ => return s.c.skip_value(),
+        };
+        if repeated(&mut seen, bit) {
+            return Err(s.c.error("duplicate envelope field"));
         }
-        s.c.leave();
-    }
+        Ok(())
+    })?;
     s.c.end()?;
     if s.broken {
         if !timestamp_is_text {
@@ -123,6 +115,27 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Calls `each` with the name of every member of the object here;
+    /// `each` reads the member's value.
+    fn members(&mut self, names: Names, mut each: impl FnMut(&mut Self, &str) -> Result<()>) -> Result<()> {
+        if self.c.open(b'{', b'}')? {
+            loop {
+                let k = self.c.key()?;
+                let name = match names {
+                    Names::Strict => self.c.text(k)?,
+                    Names::Lenient if k.escaped => self.checked(k).unwrap_or_default(),
+                    Names::Lenient => Cow::Borrowed(self.c.raw(k)),
+                };
+                each(self, &name)?;
+                if !self.c.next_or_close(b'}')? {
+                    break;
+                }
+            }
+            self.c.leave();
+        }
+        Ok(())
+    }
+
     /// A number read as a value: one beyond the range of a double breaks
     /// the body. Answers it when it is an integer that fits an `i64`
     /// (`-0` is a double).
@@ -147,20 +160,7 @@ impl<'a> Scan<'a> {
     /// The members of an object whose keys are read (and must name text)
     /// and whose values are passed over.
     fn keys_only(&mut self) -> Result<()> {
-        if self.c.open(b'{', b'}')? {
-            loop {
-                let k = self.c.key()?;
-                if k.escaped {
-                    self.checked(k);
-                }
-                self.c.skip_value()?;
-                if !self.c.next_or_close(b'}')? {
-                    break;
-                }
-            }
-            self.c.leave();
-        }
-        Ok(())
+        self.members(Names::Lenient, |s, _| s.c.skip_value())
     }
 
     /// A value read for its type only: strings and numbers are read (and
@@ -202,27 +202,17 @@ impl<'a> Scan<'a> {
             return Ok(None);
         }
         let mut id = None;
-        let mut seen = false;
-        if self.c.open(b'{', b'}')? {
-            loop {
-                let k = self.c.key()?;
-                if self.c.text(k)? == "CorrelationId" {
-                    if std::mem::replace(&mut seen, true) {
-                        return Err(JsonError {
-                            what: "duplicate field CorrelationId",
-                            at: k.start,
-                        });
-                    }
-                    id = self.c.string_or_null()?;
-                } else {
-                    self.c.skip_value()?;
-                }
-                if !self.c.next_or_close(b'}')? {
-                    break;
-                }
+        let mut seen = 0;
+        self.members(Names::Strict, |s, name| {
+            if name != "CorrelationId" {
+                return s.c.skip_value();
             }
-            self.c.leave();
-        }
+            id = s.c.string_or_null()?;
+            if repeated(&mut seen, 1) {
+                return Err(s.c.error("duplicate field CorrelationId"));
+            }
+            Ok(())
+        })?;
         Ok(Some(id))
     }
 
@@ -241,40 +231,27 @@ impl<'a> Scan<'a> {
                 return Ok(f);
             }
         }
-        let mut seen = 0u16;
-        if self.c.open(b'{', b'}')? {
-            loop {
-                let k = self.c.key()?;
-                let name = if k.escaped {
-                    self.checked(k).unwrap_or_default()
-                } else {
-                    Cow::Borrowed(self.c.raw(k))
-                };
-                let bit = FIELDS.iter().position(|f| *f == name).map_or(0, |i| 1u16 << i);
-                if seen & bit != 0 {
-                    self.broken = true;
-                }
-                seen |= bit;
-                match &*name {
-                    "conversationId" => f.conversation_id = self.loose()?,
-                    "id" => f.id = self.loose()?,
-                    "eventTime" => f.event_time = self.event_time()?,
-                    "endTime" => f.end_time = self.loose()?,
-                    "connectedTime" => f.connected_time = self.loose()?,
-                    "startTime" => f.start_time = self.loose()?,
-                    "timestamp" => f.timestamp = self.loose()?,
-                    "modifiedDate" => f.modified_date = self.loose()?,
-                    "message" => f.message = self.loose()?,
-                    "systemTopicType" => f.system_topic_type = self.loose()?,
-                    "participants" => f.participants_time = self.participants()?,
-                    _ => self.c.skip_value()?,
-                }
-                if !self.c.next_or_close(b'}')? {
-                    break;
-                }
+        let mut seen = 0;
+        self.members(Names::Lenient, |s, name| {
+            let bit = match name {
+                "conversationId" => set(&mut f.conversation_id, s.loose()?, 1 << 0),
+                "id" => set(&mut f.id, s.loose()?, 1 << 1),
+                "eventTime" => set(&mut f.event_time, s.event_time()?, 1 << 2),
+                "endTime" => set(&mut f.end_time, s.loose()?, 1 << 3),
+                "connectedTime" => set(&mut f.connected_time, s.loose()?, 1 << 4),
+                "startTime" => set(&mut f.start_time, s.loose()?, 1 << 5),
+                "timestamp" => set(&mut f.timestamp, s.loose()?, 1 << 6),
+                "modifiedDate" => set(&mut f.modified_date, s.loose()?, 1 << 7),
+                "message" => set(&mut f.message, s.loose()?, 1 << 8),
+                "systemTopicType" => set(&mut f.system_topic_type, s.loose()?, 1 << 9),
+                "participants" => set(&mut f.participants_time, s.participants()?, 1 << 10),
+                _ => return s.c.skip_value(),
+            };
+            if repeated(&mut seen, bit) {
+                s.broken = true;
             }
-            self.c.leave();
-        }
+            Ok(())
+        })?;
         Ok(f)
     }
 
@@ -303,21 +280,7 @@ impl<'a> Scan<'a> {
     fn whole_value(&mut self) -> Result<()> {
         self.c.ws();
         match self.c.peek() {
-            Some(b'{') => {
-                if self.c.open(b'{', b'}')? {
-                    loop {
-                        let k = self.c.key()?;
-                        if k.escaped {
-                            self.checked(k);
-                        }
-                        self.whole_value()?;
-                        if !self.c.next_or_close(b'}')? {
-                            break;
-                        }
-                    }
-                    self.c.leave();
-                }
-            }
+            Some(b'{') => self.members(Names::Lenient, |s, _| s.whole_value())?,
             Some(b'[') => {
                 if self.c.open(b'[', b']')? {
                     loop {
@@ -362,52 +325,42 @@ impl<'a> Scan<'a> {
 
     fn participant(&mut self, latest: &mut LatestTime<'a>) -> Result<()> {
         let (mut connected, mut end) = (None, None);
-        let mut seen = 0u8;
-        if self.c.open(b'{', b'}')? {
-            loop {
-                let k = self.c.key()?;
-                let name = if k.escaped {
-                    self.checked(k).unwrap_or_default()
-                } else {
-                    Cow::Borrowed(self.c.raw(k))
-                };
-                let bit = match &*name {
-                    "connectedTime" => 1,
-                    "endTime" => 2,
-                    _ => 0,
-                };
-                if seen & bit != 0 {
-                    self.broken = true;
-                }
-                seen |= bit;
-                match bit {
-                    1 => connected = self.loose()?,
-                    2 => end = self.loose()?,
-                    _ => self.c.skip_value()?,
-                }
-                if !self.c.next_or_close(b'}')? {
-                    break;
-                }
+        let mut seen = 0;
+        self.members(Names::Lenient, |s, name| {
+            let bit = match name {
+                "connectedTime" => set(&mut connected, s.loose()?, 1),
+                "endTime" => set(&mut end, s.loose()?, 2),
+                _ => return s.c.skip_value(),
+            };
+            if repeated(&mut seen, bit) {
+                s.broken = true;
             }
-            self.c.leave();
-        }
+            Ok(())
+        })?;
         latest.offer(connected);
         latest.offer(end);
         Ok(())
     }
 }
 
-/// The body fields read, in the order of their bits for duplicates.
-const FIELDS: [&str; 11] = [
-    "conversationId",
-    "id",
-    "eventTime",
-    "endTime",
-    "connectedTime",
-    "startTime",
-    "timestamp",
-    "modifiedDate",
-    "message",
-    "systemTopicType",
-    "participants",
-];
+/// How member names that name no text (a lone surrogate escape) are taken.
+#[derive(Clone, Copy)]
+enum Names {
+    /// The frame is no frame (envelope level: serde refused it).
+    Strict,
+    /// The body's fields cannot be read; the name reads as empty.
+    Lenient,
+}
+
+/// Stores a field's value and answers its bit, for [`repeated`].
+fn set<T>(field: &mut T, value: T, bit: u16) -> u16 {
+    *field = value;
+    bit
+}
+
+/// Notes `bit` as seen; answers whether it had been already.
+fn repeated(seen: &mut u16, bit: u16) -> bool {
+    let again = *seen & bit != 0;
+    *seen |= bit;
+    again
+}
