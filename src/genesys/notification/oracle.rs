@@ -10,6 +10,79 @@ use serde::Deserialize;
 
 use super::*;
 
+/// Visitor arms for a JSON string read as a `Cow`: borrowed from the
+/// input when it has no escapes, `$wrap`ped into the visitor's value.
+macro_rules! string_arms {
+    ($wrap:expr) => {
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok($wrap(std::borrow::Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($wrap(std::borrow::Cow::Owned(v.to_string())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok($wrap(std::borrow::Cow::Owned(v)))
+        }
+    };
+}
+
+/// Reads a string or `null`, borrowing the string from the input when it
+/// has no escapes: serde's own `Option<Cow<str>>` always copies, and these
+/// fields are read for every event.
+pub(crate) fn opt_cow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    use std::borrow::Cow;
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        string_arms!(Some);
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(V)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+/// The envelope alone, as the serde reading fell back to it.
+#[derive(Debug, Deserialize)]
+struct Envelope<'a> {
+    /// The topic the event was published on (owned only when it was
+    /// written with escapes).
+    #[serde(rename = "topicName", borrow, default, deserialize_with = "opt_cow")]
+    topic_name: Option<std::borrow::Cow<'a, str>>,
+    /// The event itself, unparsed.
+    #[serde(rename = "eventBody", borrow)]
+    event_body: Option<&'a RawValue>,
+    /// Metadata (carries the correlation id).
+    #[serde(default)]
+    metadata: Option<SerdeMetadata<'a>>,
+    /// Send time of a pushed notification (ISO-8601), when present.
+    #[serde(borrow, default, deserialize_with = "opt_cow")]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct SerdeMetadata<'a> {
+    #[serde(rename = "CorrelationId", borrow, default, deserialize_with = "opt_cow")]
+    correlation_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> From<SerdeMetadata<'a>> for Metadata<'a> {
+    fn from(m: SerdeMetadata<'a>) -> Self {
+        Metadata {
+            correlation_id: m.correlation_id,
+        }
+    }
+}
+
 /// Visitor arms for the scalar JSON values a lenient reader passes over:
 /// each answers `$none` (with `str`, strings too).
 macro_rules! skipped_scalars {
@@ -186,7 +259,7 @@ struct OnePass<'a> {
     #[serde(rename = "eventBody", borrow, default)]
     body: Option<Lenient<SerdeBody<'a>>>,
     #[serde(default, borrow)]
-    metadata: Option<Metadata<'a>>,
+    metadata: Option<SerdeMetadata<'a>>,
     #[serde(default, borrow)]
     timestamp: Loose<'a>,
 }
@@ -206,7 +279,7 @@ fn parse(text: &str) -> Option<Frame<'_>> {
         let derived = derive_fields(f.topic_name.as_deref().unwrap_or(""), &fields);
         return Some(Frame {
             topic_name: f.topic_name,
-            metadata: f.metadata,
+            metadata: f.metadata.map(Metadata::from),
             message: fields.message,
             system_topic_type: fields.system_topic_type,
             timestamp: f.timestamp.0,
@@ -225,7 +298,7 @@ fn parse(text: &str) -> Option<Frame<'_>> {
         message: fields.message.map(|m| Cow::Owned(m.into_owned())),
         system_topic_type: fields.system_topic_type.map(|m| Cow::Owned(m.into_owned())),
         timestamp: e.timestamp,
-        metadata: e.metadata,
+        metadata: e.metadata.map(Metadata::from),
     })
 }
 
