@@ -1,7 +1,7 @@
 //! UTF-8 checks of whole payloads (frames, bodies, records), which every
-//! event passes through at least once: SIMD where the CPU has it, several
-//! times faster than the standard library's check on the mostly-ASCII JSON
-//! Genesys sends.
+//! event passes through at least once: vectorised where the CPU allows
+//! (callgrind: ~1k instructions fewer per 1.5 KB notification than the
+//! standard library's check).
 
 /// `bytes` as text, or where the first invalid byte is.
 pub fn utf8(bytes: &[u8]) -> Result<&str, usize> {
