@@ -36,7 +36,7 @@ pub struct Str {
 }
 
 /// A position in JSON text being validated.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Cursor<'a> {
     /// The text, as bytes.
     pub src: &'a [u8],

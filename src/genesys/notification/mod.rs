@@ -108,16 +108,26 @@ impl<'a> Frame<'a> {
     /// Parses a frame; an error means it is not a JSON object with the
     /// envelope fields of their types (see [`scan`]).
     pub fn parse(text: &'a str) -> Result<Frame<'a>, JsonError> {
-        let f = scan::frame(text)?;
+        Ok(Frame::from_scan(scan::frame(text)?))
+    }
+
+    /// Reads the frame at `c`, a value inside larger JSON (a pushed event's
+    /// `detail`), and leaves `c` after it: the value is read once, not
+    /// passed over and then parsed.
+    pub(crate) fn read(c: &mut crate::json::Cursor<'a>) -> Result<Frame<'a>, JsonError> {
+        Ok(Frame::from_scan(scan::frame_in(c)?))
+    }
+
+    fn from_scan(f: scan::Scanned<'a>) -> Frame<'a> {
         let derived = derive_fields(f.topic_name.as_deref().unwrap_or(""), &f.fields);
-        Ok(Frame {
+        Frame {
             topic_name: f.topic_name,
             metadata: f.metadata.map(|correlation_id| Metadata { correlation_id }),
             message: f.fields.message,
             system_topic_type: f.fields.system_topic_type,
             timestamp: f.timestamp,
             derived,
-        })
+        }
     }
 
     /// `eventBody.message`, as in `channel.metadata` frames.

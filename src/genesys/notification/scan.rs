@@ -34,8 +34,17 @@ pub(super) struct Scanned<'a> {
 /// Reads a whole frame; an error means it is not a notification frame (not
 /// JSON, not an object, or an envelope field of the wrong type or twice).
 pub(super) fn frame(text: &str) -> Result<Scanned<'_>> {
+    let mut c = Cursor::new(text);
+    let out = frame_in(&mut c)?;
+    c.end()?;
+    Ok(out)
+}
+
+/// Reads the frame at `c` (a value inside larger JSON, such as a pushed
+/// event's `detail`) and leaves `c` after it.
+pub(super) fn frame_in<'a>(c: &mut Cursor<'a>) -> Result<Scanned<'a>> {
     let mut s = Scan {
-        c: Cursor::new(text),
+        c: c.clone(),
         broken: false,
     };
     let mut out = Scanned::default();
@@ -75,13 +84,13 @@ pub(super) fn frame(text: &str) -> Result<Scanned<'_>> {
         }
         Ok(())
     })?;
-    s.c.end()?;
     if s.broken {
         if !timestamp_is_text {
             return Err(s.c.error("timestamp is not a string"));
         }
         out.fields = BodyFields::default();
     }
+    *c = s.c;
     Ok(out)
 }
 

@@ -53,17 +53,17 @@ pub struct Pushed {
 #[derive(Default)]
 struct Outer<'a> {
     id: Option<Cow<'a, str>>,
-    /// The EventBridge `detail`, as written.
-    detail: Option<&'a str>,
+    /// The EventBridge `detail`, as written, and the notification in it.
+    detail: Option<(&'a str, Frame<'a>)>,
     time: Option<Cow<'a, str>>,
     /// Whether a (non-null) `topicName` is there: a bare notification.
     topic_name: bool,
 }
 
-/// Reads an element's outer fields in one pass of the JSON cursor (the
-/// notification inside is read by [`Frame::parse`]); `None` when the
-/// element is not JSON, not an object, or has a field twice or of the
-/// wrong type.
+/// Reads an element's outer fields, and the notification in its `detail`,
+/// in one pass of the JSON cursor; `None` when the element is not JSON,
+/// not an object, has a field twice or of the wrong type, or a `detail`
+/// that is no notification.
 fn outer(el: &str) -> Option<Outer<'_>> {
     let mut c = Cursor::new(el);
     let mut o = Outer::default();
@@ -84,7 +84,7 @@ fn outer(el: &str) -> Option<Outer<'_>> {
             seen |= bit;
             match bit {
                 1 => o.id = c.string_or_null().ok()?,
-                2 => o.detail = c.raw_value().ok()?,
+                2 => o.detail = detail(&mut c).ok()?,
                 4 => o.time = c.string_or_null().ok()?,
                 8 => o.topic_name = c.raw_value().ok()?.is_some(),
                 _ => c.skip_value().ok()?,
@@ -97,6 +97,18 @@ fn outer(el: &str) -> Option<Outer<'_>> {
     }
     c.end().ok()?;
     Some(o)
+}
+
+/// A `detail` (null reads as absent) and the notification it holds.
+fn detail<'a>(c: &mut Cursor<'a>) -> Result<Option<(&'a str, Frame<'a>)>, crate::json::JsonError> {
+    c.ws();
+    if c.peek() == Some(b'n') {
+        c.literal(b"null")?;
+        return Ok(None);
+    }
+    let from = c.pos;
+    let frame = Frame::read(c)?;
+    Ok(Some((c.text.get(from..c.pos).unwrap_or_default(), frame)))
 }
 
 /// The elements of a pushed body: one JSON value, or an array of them
@@ -116,9 +128,10 @@ pub(crate) fn elements(body: &[u8]) -> Result<Vec<&RawValue>, EnvelopeError> {
 
 /// Parses a pushed body into events for source `source`.
 ///
-/// A body is read twice at most: once for its outer fields (the element,
-/// or the array of them) and once for the notification inside, together
-/// with the few body fields its key and time come from.
+/// An EventBridge element is read in one pass: its outer fields, the
+/// notification in its `detail` and the few body fields its key and time
+/// come from. An array is split first; a bare notification is read for
+/// its outer fields, then as a notification.
 pub fn parse_body(body: &[u8], source: &str) -> Result<Pushed, EnvelopeError> {
     parse_body_from(body, &Arc::from(source))
 }
@@ -154,16 +167,21 @@ fn parse_element(el: &str, source: &Arc<str>, pushed: &mut Pushed) -> Result<(),
     let outer = outer(el).ok_or_else(|| refusal(el))?;
     // EventBridge wraps the notification in `detail`; a bare notification
     // is the element itself.
-    let (notification_raw, bridge_id, bridge_time) = match (outer.detail, outer.topic_name) {
-        (Some(detail), _) => (
+    let (notification_raw, mut n, bridge_id, bridge_time) = match (outer.detail, outer.topic_name) {
+        (Some((detail, frame)), _) => (
             detail,
+            frame,
             outer.id.as_deref().filter(|id| !id.is_empty()),
             outer.time.as_deref().and_then(parse_iso_ms),
         ),
-        (None, true) => (el, None, None),
+        (None, true) => (
+            el,
+            Frame::parse(el).map_err(|_| EnvelopeError::Unrecognized)?,
+            None,
+            None,
+        ),
         (None, false) => return Err(EnvelopeError::Unrecognized),
     };
-    let mut n = Frame::parse(notification_raw).map_err(|_| EnvelopeError::Unrecognized)?;
     let derived = n.take_derived();
     let topic = n
         .topic_name
@@ -307,6 +325,11 @@ mod tests {
             format!(r#"{{"time":{{}},"detail":{detail}}}"#),
             format!(r#"{{"detail":{detail},"detail":{detail}}}"#),
             r#"{"detail":"{}"}"#.to_string(),
+            // The detail is read where it stands: no notification in it is
+            // no envelope, whatever follows (it wins over `topicName`).
+            r#"{"detail":{"topicName":7}}"#.to_string(),
+            format!(r#"{{"detail":[1],"topicName":"t","eventBody":{{}}}}"#),
+            format!(r#"{{"detail":{{"topicName":"t","topicName":"u"}},"id":"a"}}"#),
             r#"{"topicName":null}"#.to_string(),
             format!(r#"[["eb-1",{detail}]]"#),
         ] {
@@ -316,11 +339,24 @@ mod tests {
                 "{body}"
             );
         }
-        let broken = format!(r#"{{"id":"a","detail":{detail},"x":[1,]}}"#);
-        assert_eq!(
-            parse_body(broken.as_bytes(), "h").unwrap_err(),
-            EnvelopeError::InvalidJson
-        );
+        for broken in [
+            format!(r#"{{"id":"a","detail":{detail},"x":[1,]}}"#),
+            r#"{"id":"a","detail":{"topicName":"t","eventBody":{"x":[1,]}}}"#.to_string(),
+            r#"{"detail":{"topicName":"t"}"#.to_string(),
+        ] {
+            assert_eq!(
+                parse_body(broken.as_bytes(), "h").unwrap_err(),
+                EnvelopeError::InvalidJson,
+                "{broken}"
+            );
+        }
+        // A null `detail` is absent: the element is a bare notification.
+        let p = parse_body(
+            br#"{"detail":null,"topicName":"v2.users.u1.presence","eventBody":{}}"#,
+            "h",
+        )
+        .unwrap();
+        assert_eq!(&*p.events[0].topic, "v2.users.u1.presence");
         // `null` ids and times are absent; an escaped id is read unescaped.
         let p = parse_body(
             format!(r#"{{"id":null,"time":null,"detail":{detail}}}"#).as_bytes(),
