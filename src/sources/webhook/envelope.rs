@@ -328,8 +328,8 @@ mod tests {
             // The detail is read where it stands: no notification in it is
             // no envelope, whatever follows (it wins over `topicName`).
             r#"{"detail":{"topicName":7}}"#.to_string(),
-            format!(r#"{{"detail":[1],"topicName":"t","eventBody":{{}}}}"#),
-            format!(r#"{{"detail":{{"topicName":"t","topicName":"u"}},"id":"a"}}"#),
+            r#"{"detail":[1],"topicName":"t","eventBody":{}}"#.to_string(),
+            r#"{"detail":{"topicName":"t","topicName":"u"},"id":"a"}"#.to_string(),
             r#"{"topicName":null}"#.to_string(),
             format!(r#"[["eb-1",{detail}]]"#),
         ] {
