@@ -201,6 +201,10 @@ pub struct SocketTask {
     commit: GroupCommit,
     dead: DeadLetters,
     frames: u64,
+    /// When the frame being handled was read: its events' `received_at`,
+    /// the same instant the channel's checkpoint records as heard, so a
+    /// restart's gap never starts before an event already written.
+    read_at_ms: i64,
 }
 
 enum Step {
@@ -230,6 +234,7 @@ impl SocketTask {
             },
             reader,
             frames: 0,
+            read_at_ms: 0,
             s: setup,
         }
     }
@@ -270,7 +275,8 @@ impl SocketTask {
     fn text(&mut self, bytes: Bytes) -> Step {
         let len = bytes.len();
         match self.reader.text(bytes.clone()) {
-            Classified::Event(ev) => {
+            Classified::Event(mut ev) => {
+                ev.received_at = self.read_at_ms;
                 ChannelCounters::add(&self.s.counters.events, 1);
                 self.commit.push(ev);
             }
@@ -413,6 +419,7 @@ impl SocketTask {
                                     });
                                 }
                                 let at = now_ms();
+                                self.read_at_ms = at;
                                 last_frame_ms = Some(at);
                                 self.commit.saw_frame(at);
                                 ChannelCounters::add(&self.s.counters.frames, 1);
