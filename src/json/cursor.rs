@@ -231,28 +231,33 @@ impl<'a> Cursor<'a> {
             .map_err(|what| JsonError { what, at: s.start })
     }
 
+    /// Passes over a `null` (after whitespace) and answers whether there
+    /// was one; anything else starting with `n` is an error.
+    pub fn null(&mut self) -> Result<bool> {
+        self.ws();
+        if self.peek() != Some(b'n') {
+            return Ok(false);
+        }
+        self.literal(b"null")?;
+        Ok(true)
+    }
+
     /// A string's text or `null` (after whitespace); any other value is
     /// an error.
     pub fn string_or_null(&mut self) -> Result<Option<Cow<'a, str>>> {
-        self.ws();
-        match self.peek() {
-            Some(b'n') => {
-                self.literal(b"null")?;
-                Ok(None)
-            }
-            Some(b'"') => {
-                let s = self.string()?;
-                Ok(Some(self.text(s)?))
-            }
-            _ => Err(self.error("expected a string or null")),
+        if self.null()? {
+            return Ok(None);
         }
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a string or null"));
+        }
+        let s = self.string()?;
+        Ok(Some(self.text(s)?))
     }
 
     /// Passes over one value and answers its text (`null` gives `None`).
     pub fn raw_value(&mut self) -> Result<Option<&'a str>> {
-        self.ws();
-        if self.peek() == Some(b'n') {
-            self.literal(b"null")?;
+        if self.null()? {
             return Ok(None);
         }
         let from = self.pos;

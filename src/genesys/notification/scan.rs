@@ -205,9 +205,7 @@ impl<'a> Scan<'a> {
 
     /// `metadata`: `null`, or an object whose `CorrelationId` is read.
     fn metadata(&mut self) -> Result<Option<Option<Cow<'a, str>>>> {
-        self.c.ws();
-        if self.c.peek() == Some(b'n') {
-            self.c.literal(b"null")?;
+        if self.c.null()? {
             return Ok(None);
         }
         let mut id = None;

@@ -172,8 +172,9 @@ impl FrameReader {
         self.topics.get(topic).cloned().unwrap_or_else(|| Arc::from(topic))
     }
 
-    /// Reads one text frame.
-    pub fn text(&mut self, bytes: Bytes) -> Classified {
+    /// Reads one text frame, read off the socket at `received_at` (ms since
+    /// the epoch).
+    pub fn text(&mut self, bytes: Bytes, received_at: i64) -> Classified {
         self.frames += 1;
         if bytes.len() > self.max_frame_bytes {
             return Classified::Malformed(MalformedReason::Oversized);
@@ -216,6 +217,7 @@ impl FrameReader {
                 .id(id)
                 .key_opt(derived.key)
                 .event_time(derived.event_time)
+                .received_at(received_at)
                 .payload(Bytes::copy_from_slice(&bytes))
                 .build(),
         )
@@ -235,8 +237,11 @@ mod tests {
         )
     }
 
+    /// When the tests' frames were read off the socket.
+    const READ_AT: i64 = 1_714_572_000_000;
+
     fn read(r: &mut FrameReader, s: &str) -> Classified {
-        r.text(Bytes::copy_from_slice(s.as_bytes()))
+        r.text(Bytes::copy_from_slice(s.as_bytes()), READ_AT)
     }
 
     #[test]
@@ -252,6 +257,8 @@ mod tests {
                 );
                 assert_eq!(&e.payload[..], frame.as_bytes());
                 assert_eq!(&*e.source, "queues");
+                // Received when read, the instant the checkpoint records.
+                assert_eq!(e.received_at, READ_AT);
             }
             other => panic!("{other:?}"),
         }
@@ -325,7 +332,7 @@ mod tests {
         );
         assert_eq!(reason(read(&mut r, &"x".repeat(1001))), MalformedReason::Oversized);
         assert_eq!(
-            reason(r.text(Bytes::from_static(b"{\"topicName\":\"v2.a\",\"x\":\"\xff\"}"))),
+            reason(r.text(Bytes::from_static(b"{\"topicName\":\"v2.a\",\"x\":\"\xff\"}"), READ_AT)),
             MalformedReason::InvalidUtf8
         );
     }

@@ -201,10 +201,6 @@ pub struct SocketTask {
     commit: GroupCommit,
     dead: DeadLetters,
     frames: u64,
-    /// When the frame being handled was read: its events' `received_at`,
-    /// the same instant the channel's checkpoint records as heard, so a
-    /// restart's gap never starts before an event already written.
-    read_at_ms: i64,
 }
 
 enum Step {
@@ -234,7 +230,6 @@ impl SocketTask {
             },
             reader,
             frames: 0,
-            read_at_ms: 0,
             s: setup,
         }
     }
@@ -272,11 +267,13 @@ impl SocketTask {
         }
     }
 
-    fn text(&mut self, bytes: Bytes) -> Step {
+    /// Handles a whole text message read at `read_at_ms`: its event's
+    /// `received_at`, the same instant the channel's checkpoint records as
+    /// heard, so a restart's gap never starts after an event it carries.
+    fn text(&mut self, bytes: Bytes, read_at_ms: i64) -> Step {
         let len = bytes.len();
-        match self.reader.text(bytes.clone()) {
-            Classified::Event(mut ev) => {
-                ev.received_at = self.read_at_ms;
+        match self.reader.text(bytes.clone(), read_at_ms) {
+            Classified::Event(ev) => {
                 ChannelCounters::add(&self.s.counters.events, 1);
                 self.commit.push(ev);
             }
@@ -304,7 +301,7 @@ impl SocketTask {
         Step::Continue
     }
 
-    async fn frame<S>(&mut self, socket: &mut S, frame: Frame) -> Step
+    async fn frame<S>(&mut self, socket: &mut S, frame: Frame, read_at_ms: i64) -> Step
     where
         S: Sink<Message, Error = WsProtocolError> + Unpin,
     {
@@ -321,7 +318,7 @@ impl SocketTask {
                     }
                     self.reassembly = Reassembly::new(self.s.max_frame_bytes);
                 }
-                self.text(bytes)
+                self.text(bytes, read_at_ms)
             }
             Frame::Binary(bytes) => {
                 let len = bytes.len();
@@ -331,7 +328,7 @@ impl SocketTask {
             Frame::Continuation(item) => {
                 match self.reassembly.push(item) {
                     Assembled::Pending => {}
-                    Assembled::Complete(bytes, false) => return self.text(bytes),
+                    Assembled::Complete(bytes, false) => return self.text(bytes, read_at_ms),
                     Assembled::Complete(bytes, true) => {
                         let len = bytes.len();
                         self.malformed(MalformedReason::Binary, &bytes, len);
@@ -419,11 +416,10 @@ impl SocketTask {
                                     });
                                 }
                                 let at = now_ms();
-                                self.read_at_ms = at;
                                 last_frame_ms = Some(at);
                                 self.commit.saw_frame(at);
                                 ChannelCounters::add(&self.s.counters.frames, 1);
-                                if let Step::End(closed) = self.frame(&mut socket, f).await {
+                                if let Step::End(closed) = self.frame(&mut socket, f, at).await {
                                     break 'outer closed;
                                 }
                             }

@@ -101,9 +101,7 @@ fn outer(el: &str) -> Option<Outer<'_>> {
 
 /// A `detail` (null reads as absent) and the notification it holds.
 fn detail<'a>(c: &mut Cursor<'a>) -> Result<Option<(&'a str, Frame<'a>)>, crate::json::JsonError> {
-    c.ws();
-    if c.peek() == Some(b'n') {
-        c.literal(b"null")?;
+    if c.null()? {
         return Ok(None);
     }
     let from = c.pos;
