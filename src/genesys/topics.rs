@@ -147,10 +147,17 @@ enum Seg {
     Literal(&'static str),
 }
 
-/// Each family's pattern, split and read once (a topic is tried against up
-/// to every family, for each notification).
-static PATTERN_SEGMENTS: std::sync::LazyLock<Vec<Vec<Seg>>> = std::sync::LazyLock::new(|| {
-    FAMILIES
+/// Each family's pattern, split and read once, and the families of each
+/// area (a pattern's second segment, `users` in `v2.users.{id}`): a topic
+/// is tried only against the families of its area, in their order, for
+/// each notification.
+struct Patterns {
+    segments: Vec<Vec<Seg>>,
+    areas: Vec<(&'static str, Vec<usize>)>,
+}
+
+static PATTERNS: std::sync::LazyLock<Patterns> = std::sync::LazyLock::new(|| {
+    let segments: Vec<Vec<Seg>> = FAMILIES
         .iter()
         .map(|f| {
             f.pattern
@@ -163,7 +170,19 @@ static PATTERN_SEGMENTS: std::sync::LazyLock<Vec<Vec<Seg>>> = std::sync::LazyLoc
                 })
                 .collect()
         })
-        .collect()
+        .collect();
+    let mut areas: Vec<(&'static str, Vec<usize>)> = Vec::new();
+    for (i, pattern) in segments.iter().enumerate() {
+        // Every pattern names its area (a test holds them to it).
+        let Some(Seg::Literal(area)) = pattern.get(1) else {
+            continue;
+        };
+        match areas.iter_mut().find(|(a, _)| a == area) {
+            Some((_, families)) => families.push(i),
+            None => areas.push((area, vec![i])),
+        }
+    }
+    Patterns { segments, areas }
 });
 
 /// The most segments a family's pattern has.
@@ -196,8 +215,16 @@ pub fn topic_entity(topic: &str) -> TopicEntity<'_> {
         *slot = s;
         n += 1;
     }
-    for (family, pattern) in FAMILIES.iter().zip(PATTERN_SEGMENTS.iter()) {
-        if let Some(id) = capture(pattern, &segments[..n]) {
+    let patterns = &*PATTERNS;
+    let area = patterns
+        .areas
+        .iter()
+        .find(|(a, _)| n > 1 && a.eq_ignore_ascii_case(segments[1]));
+    for &i in area.map(|(_, f)| f.as_slice()).unwrap_or_default() {
+        if let (Some(family), Some(Some(id))) = (
+            FAMILIES.get(i),
+            patterns.segments.get(i).map(|p| capture(p, &segments[..n])),
+        ) {
             return TopicEntity {
                 family: Some(family),
                 id,
@@ -227,10 +254,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_pattern_fits_the_split() {
+    fn every_pattern_fits_the_split_and_names_its_area() {
         for f in FAMILIES {
             assert!(f.pattern.split('.').count() <= MAX_PATTERN_SEGMENTS, "{}", f.pattern);
+            let area = f.pattern.split('.').nth(1).unwrap_or_default();
+            assert!(
+                !area.is_empty() && !area.starts_with('{') && area != "*",
+                "{}: a family is found by its second segment",
+                f.pattern
+            );
         }
+        let listed: usize = PATTERNS.areas.iter().map(|(_, f)| f.len()).sum();
+        assert_eq!(listed, FAMILIES.len(), "every family is in an area");
     }
 
     /// Real topic names (the platform's topic list), the id each names and
