@@ -147,42 +147,41 @@ enum Seg {
     Literal(&'static str),
 }
 
-/// Each family's pattern, split and read once, and the families of each
-/// area (a pattern's second segment, `users` in `v2.users.{id}`): a topic
-/// is tried only against the families of its area, in their order, for
-/// each notification.
-struct Patterns {
-    segments: Vec<Vec<Seg>>,
-    areas: Vec<(&'static str, Vec<usize>)>,
+/// The families of one area (a pattern's second segment, `users` in
+/// `v2.users.{id}`), in their order, each with its pattern split and read
+/// once: a topic is tried only against the families of its area, for each
+/// notification.
+struct Area {
+    name: &'static str,
+    families: Vec<(&'static Family, Vec<Seg>)>,
 }
 
-static PATTERNS: std::sync::LazyLock<Patterns> = std::sync::LazyLock::new(|| {
-    let segments: Vec<Vec<Seg>> = FAMILIES
-        .iter()
-        .map(|f| {
-            f.pattern
-                .split('.')
-                .map(|p| match p {
-                    "{id}" => Seg::Id,
-                    "{media}" => Seg::Media,
-                    "*" => Seg::Any,
-                    literal => Seg::Literal(literal),
-                })
-                .collect()
-        })
-        .collect();
-    let mut areas: Vec<(&'static str, Vec<usize>)> = Vec::new();
-    for (i, pattern) in segments.iter().enumerate() {
+static AREAS: std::sync::LazyLock<Vec<Area>> = std::sync::LazyLock::new(|| {
+    let mut areas: Vec<Area> = Vec::new();
+    for family in FAMILIES {
+        let pattern: Vec<Seg> = family
+            .pattern
+            .split('.')
+            .map(|p| match p {
+                "{id}" => Seg::Id,
+                "{media}" => Seg::Media,
+                "*" => Seg::Any,
+                literal => Seg::Literal(literal),
+            })
+            .collect();
         // Every pattern names its area (a test holds them to it).
-        let Some(Seg::Literal(area)) = pattern.get(1) else {
+        let Some(&Seg::Literal(name)) = pattern.get(1) else {
             continue;
         };
-        match areas.iter_mut().find(|(a, _)| a == area) {
-            Some((_, families)) => families.push(i),
-            None => areas.push((area, vec![i])),
+        match areas.iter_mut().find(|a| a.name == name) {
+            Some(area) => area.families.push((family, pattern)),
+            None => areas.push(Area {
+                name,
+                families: vec![(family, pattern)],
+            }),
         }
     }
-    Patterns { segments, areas }
+    areas
 });
 
 /// The most segments a family's pattern has.
@@ -215,16 +214,12 @@ pub fn topic_entity(topic: &str) -> TopicEntity<'_> {
         *slot = s;
         n += 1;
     }
-    let patterns = &*PATTERNS;
-    let area = patterns
-        .areas
-        .iter()
-        .find(|(a, _)| n > 1 && a.eq_ignore_ascii_case(segments[1]));
-    for &i in area.map(|(_, f)| f.as_slice()).unwrap_or_default() {
-        if let (Some(family), Some(Some(id))) = (
-            FAMILIES.get(i),
-            patterns.segments.get(i).map(|p| capture(p, &segments[..n])),
-        ) {
+    let area = segments
+        .get(1)
+        .filter(|_| n > 1)
+        .and_then(|name| AREAS.iter().find(|a| a.name.eq_ignore_ascii_case(name)));
+    for (family, pattern) in area.map(|a| a.families.as_slice()).unwrap_or_default() {
+        if let Some(id) = capture(pattern, &segments[..n]) {
             return TopicEntity {
                 family: Some(family),
                 id,
@@ -264,7 +259,7 @@ mod tests {
                 f.pattern
             );
         }
-        let listed: usize = PATTERNS.areas.iter().map(|(_, f)| f.len()).sum();
+        let listed: usize = AREAS.iter().map(|a| a.families.len()).sum();
         assert_eq!(listed, FAMILIES.len(), "every family is in an area");
     }
 
@@ -365,6 +360,23 @@ mod tests {
             TimeField::ModifiedDate
         );
         assert_eq!(topic_entity(&format!("v2.users.{u}.activity")).time(), TimeField::Usual);
+    }
+
+    #[test]
+    fn families_and_their_areas_match_whatever_the_case() {
+        let q = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d";
+        for topic in [
+            format!("v2.routing.queues.{q}.conversations"),
+            format!("V2.Routing.Queues.{q}.Conversations"),
+            format!("v2.ROUTING.queues.{q}.conversations"),
+        ] {
+            let e = topic_entity(&topic);
+            assert_eq!((e.id, e.names()), (Some(q), ConversationsOf), "{topic}");
+            assert_eq!(
+                e.family.map(|f| f.pattern),
+                Some("v2.routing.queues.{id}.conversations")
+            );
+        }
     }
 
     #[test]

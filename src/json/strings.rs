@@ -1,7 +1,7 @@
 //! The text of JSON strings: finding the end of their plain part sixteen
-//! or eight bytes at a time, decoding their escapes, and writing them. Strings are
-//! most of what the rewriter and the sinks' line encoder read and write,
-//! and most of their bytes need nothing done.
+//! or eight bytes at a time, decoding their escapes, and writing them.
+//! Strings are most of what the rewriter and the sinks' line encoder read
+//! and write, and most of their bytes need nothing done.
 
 /// How many leading bytes of `bytes` a JSON string holds as they are: the
 /// length up to the first `"`, `\` or control character (or all of it).
@@ -168,9 +168,9 @@ mod tests {
 
     #[test]
     fn agrees_with_a_byte_by_byte_scan_at_every_position_and_byte() {
-        // Every byte value at every offset of a 0..=19 byte run, behind
-        // plain ASCII and behind bytes just outside the special ranges.
-        // Up to 40 bytes: two 16-byte blocks and a word-and-bytes tail.
+        // Every byte value at every offset of a 0..=40 byte run (two
+        // 16-byte blocks and a word-and-bytes tail), behind plain ASCII and
+        // behind bytes just outside the special ranges.
         for len in 0..41 {
             for at in 0..len {
                 for c in 0..=255u8 {
