@@ -2,10 +2,11 @@
 //! acknowledged position, reading back, counters, and key expiry.
 //!
 //! A group commit writes one segment record and syncs it; nothing else is
-//! on that path. What the record carried for redb (idempotency keys,
-//! checkpoints) is written there in batches: when enough keys are pending,
-//! at shutdown, and always, durably, before a segment is deleted, so that
-//! deleting a segment never loses a key or a checkpoint.
+//! on that path. What the record carried for redb is written there later:
+//! checkpoints with each save of acknowledged positions; idempotency keys
+//! in batches (when enough are pending, when the key table must answer, at
+//! shutdown); and both always, durably, before a segment is deleted, so
+//! that deleting a segment never loses a key or a checkpoint.
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -26,6 +27,14 @@ use super::segments::record::RecordWriter;
 /// inserts are cheaper in bulk, and the pending list stays small).
 const FLUSH_KEYS: usize = 65_536;
 
+/// Whether a write to redb takes the pending idempotency keys along (it
+/// always does when it deletes segments).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PendingKeys {
+    Write,
+    Keep,
+}
+
 impl StoreDb {
     /// Commits a group of appends as one durable journal record: assigns
     /// positions, drops idempotent duplicates (their `seq` stays 0), and
@@ -38,6 +47,13 @@ impl StoreDb {
         }
         let expires = now_ms + self.idempotency_window_ms;
         let mut j = self.journal.lock();
+        let has_keys = batch.iter().any(|a| a.keys.iter().any(Option::is_some));
+        if has_keys && !self.idempotency.is_complete() && !j.pending_keys.is_empty() {
+            // Memory does not hold every key: the table answers, so it must
+            // hold every key accepted so far.
+            self.persist(&mut j, &[], &[], PendingKeys::Write)
+                .map_err(|e| self.fail(e))?;
+        }
         let first = self.next_seq.load(Ordering::Acquire);
         let mut next = first;
         let mut new_keys: Vec<KeyHash> = Vec::new();
@@ -99,7 +115,7 @@ impl StoreDb {
         }
         if j.pending_keys.len() >= FLUSH_KEYS {
             // Not durable by itself: the segments still hold these keys.
-            if let Err(e) = self.persist(&mut j, &[], &[]) {
+            if let Err(e) = self.persist(&mut j, &[], &[], PendingKeys::Write) {
                 tracing::warn!(error = %e, "could not move idempotency keys to the key table; will retry");
             }
         }
@@ -185,9 +201,17 @@ impl StoreDb {
     }
 
     /// Writes acknowledged positions, the truncation point and what the
-    /// journal's records carried (keys, checkpoints) to redb; durably, and
-    /// then deleting them, when segments are to go.
-    fn persist(&self, j: &mut Journal, acks: &[(String, u64)], dead: &[u64]) -> Result<(), StoreError> {
+    /// journal's records carried (checkpoints, and keys when `keys` says so)
+    /// to redb; durably, with every key, and then deleting them, when
+    /// segments are to go.
+    fn persist(
+        &self,
+        j: &mut Journal,
+        acks: &[(String, u64)],
+        dead: &[u64],
+        keys: PendingKeys,
+    ) -> Result<(), StoreError> {
+        let with_keys = (keys == PendingKeys::Write || !dead.is_empty()) && !j.pending_keys.is_empty();
         let db = self.handle()?;
         let mut txn = db.begin_write().map_err(ctx("begin"))?;
         let durability = if dead.is_empty() {
@@ -202,7 +226,7 @@ impl StoreDb {
             for (name, seq) in acks {
                 t.insert(name.as_str(), *seq).map_err(ctx("write acks"))?;
             }
-            if !j.pending_keys.is_empty() {
+            if with_keys {
                 let mut keys = txn.open_table(KEYS).map_err(ctx("open idempotency"))?;
                 let mut packed = Vec::with_capacity(j.pending_keys.len() * 16);
                 let mut latest = i64::MIN;
@@ -237,7 +261,9 @@ impl StoreDb {
             meta.insert("next_seq", self.next_seq()).map_err(ctx("write meta"))?;
         }
         txn.commit().map_err(ctx("commit"))?;
-        j.pending_keys.clear();
+        if with_keys {
+            j.pending_keys.clear();
+        }
         j.pending_checkpoints.clear();
         if !dead.is_empty() {
             if let Err(e) = j.log.remove(dead) {
@@ -262,14 +288,14 @@ impl StoreDb {
     fn persist_durably(&self, j: &mut Journal, acks: &[(String, u64)], dead: &[u64]) -> Result<(), StoreError> {
         if dead.is_empty() {
             // `persist` is durable only when segments go: make it so.
-            self.persist(j, acks, &[])?;
+            self.persist(j, acks, &[], PendingKeys::Write)?;
             let db = self.handle()?;
             let mut txn = db.begin_write().map_err(ctx("begin"))?;
             txn.set_durability(Durability::Immediate)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             txn.commit().map_err(ctx("commit"))
         } else {
-            self.persist(j, acks, dead)
+            self.persist(j, acks, dead, PendingKeys::Write)
         }
     }
 
@@ -287,7 +313,10 @@ impl StoreDb {
         let (_, dead) = j.log.truncate(truncate_upto);
         let removed = before.saturating_sub(j.log.held_events().0);
         self.journal_bytes.store(j.log.held_bytes(), Ordering::Relaxed);
-        let result = self.persist(&mut j, acks, &dead);
+        // Keys stay pending (the segments hold them) until segments go or
+        // enough gather: an insert per key per save cost more than the
+        // save itself.
+        let result = self.persist(&mut j, acks, &dead, PendingKeys::Keep);
         drop(j);
         result.map(|()| removed).map_err(|e| self.fail(e))
     }

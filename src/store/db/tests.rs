@@ -87,6 +87,26 @@ fn duplicates_by_key_are_dropped_within_a_batch_and_across_reopen() {
 }
 
 #[test]
+fn a_duplicate_is_caught_when_memory_overflowed_before_keys_reached_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = cxrelay_actors::event::now_ms();
+    // Memory holds one key; nothing is acknowledged or synced in between.
+    let db = StoreDb::open(dir.path(), 60_000, 1).unwrap();
+    let accept = |key: &str, i: u64| {
+        let mut a = vec![Append {
+            events: vec![ev(i)],
+            keys: vec![Some(k(key))],
+            ..Append::default()
+        }];
+        db.append(&mut a, t0).unwrap()
+    };
+    assert_eq!(accept("k1", 1), vec![0]);
+    assert_eq!(accept("k2", 2), vec![0], "memory overflows and holds k2 only");
+    assert_eq!(accept("k1", 3), vec![1], "the table answers for k1");
+    assert_eq!(accept("k3", 4), vec![0]);
+}
+
+#[test]
 fn the_data_dir_and_the_store_are_private_to_their_user() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
