@@ -42,6 +42,11 @@ pub struct SinkOptions {
     /// legitimately take (the HTTP timeout, a slow fsync) plus the longest
     /// retry delay, since a finished attempt, failed or not, is progress.
     pub stuck_after: Duration,
+    /// How often a sink with nothing pending and no commit under way looks
+    /// after its writer and republishes its status. A service runs idle for
+    /// long stretches: four sinks waking ten times a second with nothing to
+    /// do were most of its idle CPU.
+    pub idle_tick: Duration,
 }
 
 impl Default for SinkOptions {
@@ -61,6 +66,7 @@ impl Default for SinkOptions {
             order_by_time: false,
             transformer: None,
             stuck_after: Duration::from_secs(120),
+            idle_tick: Duration::from_secs(1),
         }
     }
 }
@@ -100,10 +106,9 @@ pub struct SinkActor<W: SinkWriter> {
     ack: Option<AckHandle>,
     backoff: Backoff,
     attempts: u32,
-    /// A commit (or its retry wait) is under way. actix's `run_interval`
-    /// calls its callback again at once when it has fallen behind, even
-    /// while a `ctx.wait` it scheduled is pending; without this flag a slow
-    /// commit would be started twice and the batch written twice.
+    /// A commit (or its retry wait) is under way: a tick, a full batch or
+    /// a flush arriving meanwhile must not start another (the batch would
+    /// be written twice).
     committing: bool,
     component: Arc<Component>,
     /// This instance's progress report (fresh for every instance).
@@ -121,6 +126,8 @@ pub struct SinkActor<W: SinkWriter> {
     transform_rejected: u64,
     /// The last tick's error, if it failed (reported once, not each tick).
     tick_error: Option<String>,
+    /// The next tick, and whether it comes at the busy pace.
+    next_tick: Option<(SpawnHandle, bool)>,
     metrics: SinkMetrics,
 }
 
@@ -220,6 +227,7 @@ impl<W: SinkWriter> SinkActor<W> {
             dead_lettered: 0,
             transform_rejected: 0,
             tick_error: None,
+            next_tick: None,
             metrics: SinkMetrics::new(component.name()),
             component,
         }
@@ -580,20 +588,48 @@ impl<W: SinkWriter> Actor for SinkActor<W> {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.component.set_state(ComponentState::Running);
-        let tick = (self.opts.batch_interval / 2).max(Duration::from_millis(5));
-        ctx.run_interval(tick, |this, ctx| {
-            if this.superseded() {
-                return this.bow_out(ctx);
+        self.arm_tick(ctx);
+    }
+}
+
+impl<W: SinkWriter> SinkActor<W> {
+    /// Schedules the next tick: at half the batch interval while events are
+    /// pending or a commit is under way (a batch is committed once its
+    /// oldest event is that old), else at the idle pace.
+    fn arm_tick(&mut self, ctx: &mut Context<Self>) {
+        let busy = !self.pending.is_empty() || self.committing;
+        let pace = (self.opts.batch_interval / 2).max(Duration::from_millis(5));
+        let delay = if busy { pace } else { self.opts.idle_tick.max(pace) };
+        let handle = ctx.run_later(delay, |this, ctx| {
+            this.next_tick = None;
+            this.tick(ctx);
+            if ctx.state() == ActorState::Running && this.next_tick.is_none() {
+                this.arm_tick(ctx);
             }
-            if this
-                .pending_since
-                .is_some_and(|t| t.elapsed() >= this.opts.batch_interval)
-            {
-                this.commit(ctx);
-            }
-            this.tick_writer();
-            this.publish_detail();
         });
+        self.next_tick = Some((handle, busy));
+    }
+
+    /// Brings an idle-paced tick forward once events are pending.
+    fn hasten_tick(&mut self, ctx: &mut Context<Self>) {
+        if let Some((handle, false)) = self.next_tick {
+            ctx.cancel_future(handle);
+            self.arm_tick(ctx);
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.superseded() {
+            return self.bow_out(ctx);
+        }
+        if self
+            .pending_since
+            .is_some_and(|t| t.elapsed() >= self.opts.batch_interval)
+        {
+            self.commit(ctx);
+        }
+        self.tick_writer();
+        self.publish_detail();
     }
 }
 
@@ -640,11 +676,15 @@ impl<W: SinkWriter> Handler<Deliver> for SinkActor<W> {
         if msg.events.is_empty() {
             return Taken::Yes;
         }
-        if self.pending.is_empty() {
+        let was_idle = self.pending.is_empty();
+        if was_idle {
             self.pending_since = Some(Instant::now());
         }
         self.pending.extend(msg.events);
         self.progress.set_busy(true);
+        if was_idle {
+            self.hasten_tick(ctx);
+        }
         if self.pending.len() >= self.opts.batch_events {
             self.commit(ctx);
         }

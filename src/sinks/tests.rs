@@ -73,6 +73,7 @@ struct Setup {
     /// Each instance on a thread of its own (else all on one, as the
     /// service does).
     thread_per_instance: bool,
+    idle_tick: Duration,
 }
 
 impl Default for Setup {
@@ -82,6 +83,7 @@ impl Default for Setup {
             batch_interval: Duration::from_millis(20),
             stuck_after: Duration::from_millis(300),
             thread_per_instance: false,
+            idle_tick: SinkOptions::default().idle_tick,
         }
     }
 }
@@ -105,6 +107,7 @@ impl Harness {
             batch_interval,
             stuck_after,
             thread_per_instance,
+            idle_tick,
         } = setup;
         let registry = Registry::new();
         let router = Router::new().start();
@@ -121,6 +124,7 @@ impl Harness {
             batch_events: 10,
             batch_interval,
             stuck_after,
+            idle_tick,
             retry: BackoffPolicy {
                 initial: Duration::from_millis(10),
                 multiplier: 1.0,
@@ -207,6 +211,27 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+#[actix::test]
+async fn a_batch_short_of_full_reaching_an_idle_sink_is_committed_at_the_busy_pace() {
+    // Idle, the sink would next look at its batch a minute from now (and
+    // would not be found stuck sooner).
+    let h = Harness::start(Setup {
+        idle_tick: Duration::from_secs(60),
+        stuck_after: Duration::from_secs(60),
+        ..Setup::default()
+    })
+    .await;
+    for round in 0..3u64 {
+        let seq = round * 2 + 1;
+        h.publish(seq..=seq + 1).await;
+        wait_until("the short batch is written", || {
+            h.written.lock().len() as u64 == seq + 1
+        })
+        .await;
+    }
+    assert_eq!(*h.written.lock(), (1..=6).collect::<Vec<_>>());
 }
 
 #[actix::test]
