@@ -118,6 +118,12 @@ mod tests {
         let a = m.mask(b"tel:+15550100");
         assert!(a.starts_with("sha256:") && a.len() == 7 + 64);
         assert_eq!(a, m.mask(b"tel:+15550100"));
+        // RFC 4231, test case 2.
+        let jefe = Masker::new(MaskMode::Hash, &["ani".into()], Some(b"Jefe"));
+        assert_eq!(
+            jefe.mask(b"what do ya want for nothing?"),
+            "sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
         assert_ne!(a, m.mask(b"tel:+15550101"));
         let other = Masker::new(MaskMode::Hash, &["ani".into()], Some(b"k2"));
         assert_ne!(a, other.mask(b"tel:+15550100"), "another key, another token");
