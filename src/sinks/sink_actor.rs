@@ -603,7 +603,7 @@ impl<W: SinkWriter> SinkActor<W> {
         let handle = ctx.run_later(delay, |this, ctx| {
             this.next_tick = None;
             this.tick(ctx);
-            if ctx.state() == ActorState::Running && this.next_tick.is_none() {
+            if ctx.state() == ActorState::Running {
                 this.arm_tick(ctx);
             }
         });

@@ -4,8 +4,8 @@
 //! A group commit writes one segment record and syncs it; nothing else is
 //! on that path. What the record carried for redb is written there later:
 //! checkpoints with each save of acknowledged positions; idempotency keys
-//! in batches (when enough are pending, when the key table must answer, at
-//! shutdown); and both always, durably, before a segment is deleted, so
+//! in batches (when enough are pending, when memory dropped some that the
+//! key table must then answer for, at shutdown); and both always, durably, before a segment is deleted, so
 //! that deleting a segment never loses a key or a checkpoint.
 
 use std::collections::HashSet;
@@ -47,10 +47,9 @@ impl StoreDb {
         }
         let expires = now_ms + self.idempotency_window_ms;
         let mut j = self.journal.lock();
-        let has_keys = batch.iter().any(|a| a.keys.iter().any(Option::is_some));
-        if has_keys && !self.idempotency.is_complete() && !j.pending_keys.is_empty() {
-            // Memory does not hold every key: the table answers, so it must
-            // hold every key accepted so far.
+        if j.pending_beyond_memory {
+            // The table answers for what memory dropped: it must hold those
+            // keys first (once per overflow; later keys are in memory).
             self.persist(&mut j, &[], &[], PendingKeys::Write)
                 .map_err(|e| self.fail(e))?;
         }
@@ -106,7 +105,9 @@ impl StoreDb {
         }
         self.next_seq.store(next, Ordering::Release);
         self.journal_bytes.store(j.log.held_bytes(), Ordering::Relaxed);
-        self.idempotency.remember(new_keys.iter().map(|k| (*k, expires)));
+        if self.idempotency.remember(new_keys.iter().map(|k| (*k, expires))) {
+            j.pending_beyond_memory = true;
+        }
         j.pending_keys.extend(new_keys.iter().map(|k| (*k, expires)));
         for a in batch.iter_mut() {
             if let Some((source, value)) = a.checkpoint.take() {
@@ -263,6 +264,7 @@ impl StoreDb {
         txn.commit().map_err(ctx("commit"))?;
         if with_keys {
             j.pending_keys.clear();
+            j.pending_beyond_memory = false;
         }
         j.pending_checkpoints.clear();
         if !dead.is_empty() {

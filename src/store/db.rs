@@ -130,6 +130,9 @@ pub(super) struct Journal {
     pub log: SegmentLog,
     /// Keys committed in segments, not yet in the key table.
     pub pending_keys: Vec<(KeyHash, i64)>,
+    /// Memory overflowed and dropped keys that are only pending: the key
+    /// table must receive them before it answers a lookup.
+    pub pending_beyond_memory: bool,
     /// The latest checkpoint of each source committed in segments, not yet
     /// in the checkpoint table.
     pub pending_checkpoints: HashMap<String, Vec<u8>>,
@@ -220,6 +223,7 @@ impl StoreDb {
             journal: Mutex::new(Box::new(Journal {
                 log,
                 pending_keys: recovered.keys,
+                pending_beyond_memory: false,
                 pending_checkpoints: recovered.checkpoints,
             })),
             available: AtomicBool::new(true),
@@ -259,6 +263,7 @@ impl StoreDb {
                 keys.push((k.value(), v.value()));
             }
         }
+        // Whatever memory drops here is in the table (it was just flushed).
         self.idempotency.remember(keys);
         Ok(())
     }

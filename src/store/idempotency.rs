@@ -109,19 +109,23 @@ impl IdempotencyCache {
         self.complete.store(false, std::sync::atomic::Ordering::Release);
     }
 
-    /// Remembers keys until their expiry.
-    pub fn remember(&self, keys: impl IntoIterator<Item = (KeyHash, i64)>) {
+    /// Remembers keys until their expiry; answers whether keys were dropped
+    /// to stay within the bound (memory no longer holds every key).
+    pub fn remember(&self, keys: impl IntoIterator<Item = (KeyHash, i64)>) -> bool {
         let mut map = self.keys.write();
+        let mut dropped = false;
         for (k, exp) in keys {
             if map.len() >= self.max_keys && !map.contains_key(&k) {
                 // Bounded by construction; the table answers for what is
                 // dropped (it receives every key before its segment goes).
                 map.clear();
                 self.set_incomplete();
+                dropped = true;
             }
             let e = map.entry(k).or_insert(exp);
             *e = (*e).max(exp);
         }
+        dropped
     }
 
     /// Forgets expired keys.
@@ -147,11 +151,11 @@ mod tests {
     #[test]
     fn remembers_until_expiry_and_stays_bounded() {
         let c = IdempotencyCache::new(3);
-        c.remember([(1, 100)]);
+        assert!(!c.remember([(1, 100)]), "nothing dropped");
         assert!(c.seen(1, 99));
         assert!(!c.seen(1, 100));
         assert!(c.is_complete());
-        c.remember([2, 3, 4, 5].map(|k| (k, 1000)));
+        assert!(c.remember([2, 3, 4, 5].map(|k| (k, 1000))), "keys dropped");
         assert!(c.len() <= 3);
         assert!(!c.is_complete(), "a map that dropped keys is no longer an answer");
         c.expire(500);
