@@ -1,5 +1,8 @@
 //! Framing of journal records in a segment file: `len u32 | crc32 u32 |
 //! payload`, little-endian, the CRC (IEEE, as gzip's) over the payload.
+//! A header of zeros ([`END`]) ends a segment's records: every record is
+//! written with one after it, so what lies beyond (zeros written ahead, or
+//! the old bytes of a reused file) is never read as a record.
 //!
 //! A record is either whole and intact or it is not there: recovery reads
 //! frames until the first one that is cut short (a torn write), whose
@@ -10,6 +13,9 @@
 
 /// Bytes of a frame's header.
 pub const HEADER: usize = 8;
+
+/// The header that ends a segment's records.
+pub const END: [u8; HEADER] = [0; HEADER];
 
 /// The largest payload a frame may declare: a group commit holds at most a
 /// few thousand events of bounded size, so a larger length can only be
@@ -38,7 +44,7 @@ pub fn seal(buf: &mut [u8], at: usize) {
 pub enum Next<'a> {
     /// A whole, intact frame: its payload and the bytes it takes.
     Frame(&'a [u8], usize),
-    /// Nothing more (the buffer is empty).
+    /// Nothing more (the buffer is empty, or starts with [`END`]).
     End,
     /// The frame is cut short: the buffer ends inside it.
     Torn,
@@ -48,7 +54,7 @@ pub enum Next<'a> {
 
 /// Reads the frame at the front of `buf`.
 pub fn next(buf: &[u8]) -> Next<'_> {
-    if buf.is_empty() {
+    if buf.is_empty() || buf.starts_with(&END) {
         return Next::End;
     }
     if buf.len() < HEADER {
@@ -101,8 +107,11 @@ mod tests {
         let mut bad = buf.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert_eq!(next(&bad[n..]), Next::Corrupt);
-        // A zeroed or absurd header is garbage.
-        assert_eq!(next(&[0; 16]), Next::Corrupt);
+        // A zero header ends the records, whatever follows it; an absurd
+        // one is garbage.
+        assert_eq!(next(&[0; 16]), Next::End);
+        assert_eq!(next(&[[0; HEADER].as_slice(), &buf].concat()), Next::End);
+        assert_eq!(next(&[0, 0, 0, 0, 1, 0, 0, 0]), Next::Corrupt);
         assert_eq!(next(&[0xff; 16]), Next::Corrupt);
     }
 }

@@ -165,7 +165,16 @@ fn truncation_frees_bytes_and_deletes_whole_segments_only() {
     assert_eq!(log.held_bytes(), 0);
     assert_eq!(dead.len(), 3, "every segment but the current one can go");
     log.remove(&dead).unwrap();
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [path_of(&dir, 4).file_name().unwrap().to_str().unwrap(), SPARE],
+        "one kept as the spare"
+    );
     drop(log);
     // Reopened with what was truncated, nothing is held, positions go on.
     let (log, rec) = SegmentLog::open(&dir, next - 1).unwrap();
@@ -194,4 +203,137 @@ fn scans_start_anywhere_and_stop_near_their_limit() {
         "a record is read whole: {}",
         some.len()
     );
+}
+
+/// Appends records of ten events whose encoding has the same size whatever
+/// their positions (four-digit ids, times and checkpoints), so that records
+/// of a reused file and of its earlier use line up.
+fn append_even(log: &mut SegmentLog, next: &mut u64) -> u64 {
+    assert!((1000..9990).contains(next));
+    let n = append(log, *next, 10);
+    *next += 10;
+    n
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_deleted_segment_is_reused_and_its_old_records_never_come_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
+    log.size_for(0);
+    let mut next = 1000;
+    let frame_len = append_even(&mut log, &mut next) as usize;
+    while log.segment_count() < 3 {
+        append_even(&mut log, &mut next);
+    }
+    let truncated = next - 1;
+    let (_, dead) = log.truncate(truncated);
+    log.remove(&dead).unwrap();
+    assert_eq!(names(&dir).last().map(String::as_str), Some(SPARE));
+    assert_eq!(names(&dir).len(), 2, "the other deleted segment is gone");
+    let old = std::fs::read(dir.join(SPARE)).unwrap();
+    assert_eq!(old[..frame::HEADER], frame::END, "the spare's first header is zeroed");
+    assert!(
+        old[frame::HEADER..].iter().any(|&b| b != 0),
+        "its old records stay in place"
+    );
+    // Appends go on until a rotation takes the spare: the new segment is
+    // the old file, its first records written over the old ones.
+    while dir.join(SPARE).exists() {
+        append_even(&mut log, &mut next);
+    }
+    let reused = log.segments.back().unwrap().id;
+    append_even(&mut log, &mut next);
+    append_even(&mut log, &mut next);
+    drop(log);
+    let file = segment_file(&dir, reused);
+    let bytes = std::fs::read(&file).unwrap();
+    let end = frame::records_len(&bytes);
+    assert_eq!(bytes.len(), old.len(), "the file was reused, not recreated");
+    assert_eq!(
+        &bytes[end..end + frame::HEADER],
+        frame::END,
+        "an end header follows the records"
+    );
+    assert_eq!(
+        &bytes[end + frame::HEADER..],
+        &old[end + frame::HEADER..],
+        "then the old bytes"
+    );
+    let (log, rec) = SegmentLog::open(&dir, truncated).unwrap();
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
+    assert_eq!(rec.next_seq, next);
+    assert_eq!(seqs(&log, 0), (truncated + 1..next).collect::<Vec<_>>());
+    assert_eq!(rec.checkpoints["src"], (next - 1).to_string().as_bytes());
+    drop(log);
+
+    // A crash tore the end header off the last record: the old record at
+    // its place is whole again, with its checksum. Its positions go back,
+    // so it is not read: neither its events nor its checkpoint return.
+    assert_eq!(end % frame_len, 0, "old and new records line up");
+    assert!(end / frame_len >= 3, "the records written since the reuse");
+    let mut torn = bytes.clone();
+    torn[end..end + frame::HEADER].copy_from_slice(&old[end..end + frame::HEADER]);
+    assert!(
+        matches!(frame::next(&torn[end..]), frame::Next::Frame(..)),
+        "an intact old frame"
+    );
+    std::fs::write(&file, &torn).unwrap();
+    let (mut log, rec) = SegmentLog::open(&dir, truncated).unwrap();
+    assert_eq!(rec.next_seq, next);
+    assert_eq!(rec.checkpoints["src"], (next - 1).to_string().as_bytes());
+    assert_eq!(seqs(&log, 0), (truncated + 1..next).collect::<Vec<_>>());
+    // Appends go on after the last record (over the old one), and once
+    // the reused segment is closed it ends at its records: opening finds
+    // nothing to repair.
+    log.size_for(0);
+    let closed = log.segment_count() + 1;
+    while log.segment_count() < closed {
+        append_even(&mut log, &mut next);
+    }
+    drop(log);
+    let (log, rec) = SegmentLog::open(&dir, truncated).unwrap();
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
+    assert_eq!(seqs(&log, 0), (truncated + 1..next).collect::<Vec<_>>());
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len() as usize,
+        frame::records_len(&std::fs::read(&file).unwrap()),
+        "a closed segment is cut to its records"
+    );
+}
+
+#[test]
+fn a_spare_left_with_its_old_records_is_zeroed_before_reuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
+    let mut next = 1000;
+    for _ in 0..3 {
+        append_even(&mut log, &mut next);
+    }
+    drop(log);
+    // A crash between the rename and the zeroing: the spare holds intact
+    // records of positions already truncated.
+    std::fs::rename(segment_file(&dir, 1), dir.join(SPARE)).unwrap();
+    let (mut log, rec) = SegmentLog::open(&dir, next - 1).unwrap();
+    assert_eq!(rec.next_seq, 1, "no segment is left");
+    let spare = std::fs::read(dir.join(SPARE)).unwrap();
+    assert_eq!(spare[..frame::HEADER], frame::END, "zeroed at open");
+    // It becomes the first segment, and holds only what is written to it.
+    append_even(&mut log, &mut next);
+    assert!(!dir.join(SPARE).exists());
+    drop(log);
+    let (log, rec) = SegmentLog::open(&dir, next - 11).unwrap();
+    assert_eq!(seqs(&log, 0), (next - 10..next).collect::<Vec<_>>());
+    assert_eq!(rec.checkpoints["src"], (next - 1).to_string().as_bytes());
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
 }
