@@ -4,6 +4,9 @@
 //! without the key can test guesses (phone numbers are easy to guess);
 //! `redact` replaces it with `"[REDACTED]"`.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -34,6 +37,8 @@ pub struct Masker {
     first: u64,
     mode: MaskMode,
     key: Option<Hmac<Sha256>>,
+    /// Tells this key's tokens apart from other keys' in the token cache.
+    key_id: u64,
 }
 
 impl std::fmt::Debug for Masker {
@@ -60,6 +65,7 @@ impl Masker {
             mode,
             key: key
                 .map(|k| Hmac::<Sha256>::new_from_slice(k).unwrap_or_else(|_| unreachable!("hmac accepts any key"))),
+            key_id: NEXT_KEY_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -84,19 +90,97 @@ impl Masker {
     pub fn mask_into(&self, value: &[u8], out: &mut Vec<u8>) {
         match (self.mode, &self.key) {
             (MaskMode::Hash, Some(key)) => {
+                out.extend_from_slice(b"sha256:");
+                let at = out.len();
+                out.resize(at + TOKEN_HEX, 0);
+                let token = &mut out[at..];
+                if TOKENS.with(|c| c.borrow().get(self.key_id, value, token)) {
+                    return;
+                }
                 // The keyed state is cloned: the key's pads are computed once.
                 let mut mac = key.clone();
                 mac.update(value);
-                let digest = mac.finalize().into_bytes();
-                out.extend_from_slice(b"sha256:");
-                let at = out.len();
-                out.resize(at + 2 * digest.len(), 0);
                 // Both are sized for the digest: encoding cannot fail.
-                let _ = hex::encode_to_slice(digest, &mut out[at..]);
+                let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut *token);
+                TOKENS.with(|c| c.borrow_mut().put(self.key_id, value, token));
             }
             // Without a key nothing else is safe.
             _ => out.extend_from_slice(REDACTED.as_bytes()),
         }
+    }
+}
+
+/// Hex digits of a token after `sha256:`.
+const TOKEN_HEX: usize = 64;
+
+static NEXT_KEY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Longest value whose token is cached: phone numbers, addresses, emails.
+const CACHED_VALUE: usize = 56;
+/// Tokens a thread keeps.
+const CACHE_SLOTS: usize = 256;
+
+/// The tokens of values seen lately, per thread: a conversation's events
+/// repeat its participants' numbers and addresses (the customer's `ani`
+/// is also its `address`), and a token costs two SHA-256 blocks. A slot
+/// per value hash, the last value in it wins; 33 KiB a thread.
+struct TokenCache {
+    slots: Vec<Slot>,
+}
+
+#[derive(Clone)]
+struct Slot {
+    key_id: u64,
+    len: u8,
+    value: [u8; CACHED_VALUE],
+    token: [u8; TOKEN_HEX],
+}
+
+thread_local! {
+    static TOKENS: RefCell<TokenCache> = const { RefCell::new(TokenCache { slots: Vec::new() }) };
+}
+
+impl TokenCache {
+    fn slot(value: &[u8]) -> usize {
+        // FNV-1a: values are short, and a collision only costs a hash.
+        let h = value.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        (h ^ (h >> 32)) as usize % CACHE_SLOTS
+    }
+
+    /// Copies the cached token of `value` under key `key_id` into `token`;
+    /// answers whether there was one.
+    fn get(&self, key_id: u64, value: &[u8], token: &mut [u8]) -> bool {
+        if value.len() > CACHED_VALUE || self.slots.is_empty() {
+            return false;
+        }
+        let slot = &self.slots[Self::slot(value)];
+        let hit = slot.key_id == key_id && usize::from(slot.len) == value.len() && slot.value[..value.len()] == *value;
+        if hit {
+            token.copy_from_slice(&slot.token);
+        }
+        hit
+    }
+
+    fn put(&mut self, key_id: u64, value: &[u8], token: &[u8]) {
+        if value.len() > CACHED_VALUE || token.len() != TOKEN_HEX {
+            return;
+        }
+        if self.slots.is_empty() {
+            let empty = Slot {
+                key_id: 0,
+                len: 0,
+                value: [0; CACHED_VALUE],
+                token: [0; TOKEN_HEX],
+            };
+            self.slots = vec![empty; CACHE_SLOTS];
+        }
+        let slot = &mut self.slots[Self::slot(value)];
+        slot.key_id = key_id;
+        slot.len = value.len() as u8;
+        slot.value[..value.len()].copy_from_slice(value);
+        slot.token.copy_from_slice(token);
     }
 }
 
@@ -144,5 +228,42 @@ mod tests {
             assert!(!m.applies(no), "{no:?}");
         }
         assert_eq!(Masker::new(MaskMode::Redact, &[], None).mask(b"x"), REDACTED);
+    }
+
+    /// The HMAC of `value`, computed afresh.
+    fn reference(key: &[u8], value: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        mac.update(value);
+        format!("sha256:{}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn cached_tokens_are_the_tokens_of_their_value_and_key() {
+        let (a, b) = (
+            Masker::new(MaskMode::Hash, &["ani".into()], Some(b"k1")),
+            Masker::new(MaskMode::Hash, &["ani".into()], Some(b"k2")),
+        );
+        let a2 = a.clone();
+        // Values of every length around the cached limit, many more than
+        // the slots (collisions evict), each masked several times under
+        // both keys and from a clone: every token is the value's own.
+        let values: Vec<Vec<u8>> = (0..2000u32)
+            .map(|i| {
+                let len = (i as usize * 7) % (CACHED_VALUE + 8);
+                (0..len).map(|j| b'0' + ((i as usize + j * 3) % 10) as u8).collect()
+            })
+            .collect();
+        for round in 0..3 {
+            for (m, key) in [(&a, b"k1"), (&a2, b"k1"), (&b, b"k2"), (&a, b"k1")] {
+                for v in values.iter().skip(round * 7).step_by(round + 1) {
+                    assert_eq!(m.mask(v), reference(key, v), "{v:?}");
+                    assert_eq!(m.mask(v), reference(key, v), "again: {v:?}");
+                }
+            }
+        }
+        // A value and its prefix, in the same slot or not.
+        for v in [&b"tel:+15550100"[..], b"tel:+1555010", b"", b"tel:+155501000"] {
+            assert_eq!(a.mask(v), reference(b"k1", v));
+        }
     }
 }
