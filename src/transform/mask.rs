@@ -123,7 +123,7 @@ const CACHE_SLOTS: usize = 256;
 /// The tokens of values seen lately, per thread: a conversation's events
 /// repeat its participants' numbers and addresses (the customer's `ani`
 /// is also its `address`), and a token costs two SHA-256 blocks. A slot
-/// per value hash, the last value in it wins; 33 KiB a thread.
+/// per value hash, the last value in it wins; about 34 KiB a thread.
 struct TokenCache {
     slots: Vec<Slot>,
 }

@@ -115,7 +115,8 @@ pub struct SegmentLog {
     segments: VecDeque<Segment>,
     /// The last segment, open for writing at its end.
     file: Option<File>,
-    /// The last segment's size on disk: zeros from its end up to this.
+    /// The last segment's size on disk: after its records, zeros or a reused
+    /// file's old bytes up to this.
     allocated: u64,
     spans: VecDeque<Span>,
     held_bytes: u64,
