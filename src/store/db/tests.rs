@@ -296,3 +296,55 @@ fn key_batches_expire_their_keys_unless_renewed_and_per_key_entries_still_expire
         "no batch is left"
     );
 }
+
+#[test]
+fn a_journal_that_goes_round_its_reused_segments_keeps_every_position_key_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = cxrelay_actors::event::now_ms();
+    let db = open(dir.path());
+    // The smallest segments (64 KiB): a few hundred groups go round them
+    // several times, each deleted segment coming back as a later one.
+    db.set_max_journal_bytes(1);
+    let journal = dir.path().join("journal");
+    let mut reused = 0;
+    let mut spare_before = false;
+    for i in 0..600u64 {
+        let mut batch = vec![Append {
+            events: vec![Event::builder("src", "a.b")
+                .id(format!("e{i}"))
+                .payload(format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(400)))
+                .build()],
+            keys: vec![Some(k(&format!("k{i}")))],
+            checkpoint: Some(("src".into(), i.to_string().into_bytes())),
+            ..Append::default()
+        }];
+        db.append(&mut batch, t0).unwrap();
+        // The listener is always ten events behind.
+        let seq = batch[0].events[0].seq;
+        if seq > 10 {
+            db.save_acks(&[("l".into(), seq - 10)], seq - 10).unwrap();
+        }
+        let spare = journal.join("spare").exists();
+        reused += usize::from(spare_before && !spare);
+        spare_before = spare;
+    }
+    assert!(reused >= 3, "segments were reused {reused} times");
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(db.next_seq(), 601);
+    let back: Vec<u64> = db.scan(0, 100).unwrap().into_iter().map(|e| e.event.seq).collect();
+    assert_eq!(
+        back,
+        (591..=600).collect::<Vec<_>>(),
+        "exactly what was not acknowledged"
+    );
+    assert_eq!(db.checkpoint("src").unwrap().unwrap(), b"599");
+    for i in [0, 1, 300, 599] {
+        let mut dup = vec![Append {
+            events: vec![ev(1000 + i)],
+            keys: vec![Some(k(&format!("k{i}")))],
+            ..Append::default()
+        }];
+        assert_eq!(db.append(&mut dup, t0).unwrap(), vec![1], "k{i} is remembered");
+    }
+}
