@@ -477,12 +477,14 @@ impl SegmentLog {
     fn keep_as_spare(&self, path: &Path) -> std::io::Result<()> {
         let spare = self.dir.join(SPARE);
         std::fs::rename(path, &spare)?;
-        sync_dir(&self.dir)?;
-        let zeroed = OpenOptions::new()
-            .write(true)
-            .open(&spare)
-            .and_then(|f| f.write_all_at(&frame::END, 0).and_then(|()| f.sync_data()));
+        let zeroed = sync_dir(&self.dir).and_then(|()| {
+            let f = OpenOptions::new().write(true).open(&spare)?;
+            f.write_all_at(&frame::END, 0)?;
+            f.sync_data()
+        });
         if zeroed.is_err() {
+            // Never reused unzeroed (opening would zero it, but there is
+            // no need to keep it).
             let _ = std::fs::remove_file(&spare);
         }
         zeroed
