@@ -5,8 +5,9 @@
 //! on that path. What the record carried for redb is written there later:
 //! checkpoints with each save of acknowledged positions; idempotency keys
 //! in batches (when enough are pending, when memory dropped some that the
-//! key table must then answer for, at shutdown); and both always, durably, before a segment is deleted, so
-//! that deleting a segment never loses a key or a checkpoint.
+//! key table must then answer for, at shutdown); and both always, durably,
+//! before a segment is deleted, so that deleting a segment never loses a
+//! key or a checkpoint.
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;

@@ -165,13 +165,8 @@ fn truncation_frees_bytes_and_deletes_whole_segments_only() {
     assert_eq!(log.held_bytes(), 0);
     assert_eq!(dead.len(), 3, "every segment but the current one can go");
     log.remove(&dead).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        names(&dir),
         [path_of(&dir, 4).file_name().unwrap().to_str().unwrap(), SPARE],
         "one kept as the spare"
     );
@@ -304,11 +299,23 @@ fn a_deleted_segment_is_reused_and_its_old_records_never_come_back() {
     let (log, rec) = SegmentLog::open(&dir, truncated).unwrap();
     assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
     assert_eq!(seqs(&log, 0), (truncated + 1..next).collect::<Vec<_>>());
+    let closed_bytes = std::fs::read(&file).unwrap();
     assert_eq!(
-        std::fs::metadata(&file).unwrap().len() as usize,
-        frame::records_len(&std::fs::read(&file).unwrap()),
+        closed_bytes.len(),
+        frame::records_len(&closed_bytes),
         "a closed segment is cut to its records"
     );
+    drop(log);
+    // So old bytes after an older segment's end header are damage, told
+    // and skipped, not a reused file's rest.
+    let mut damaged = closed_bytes;
+    damaged.extend_from_slice(&frame::END);
+    damaged.extend_from_slice(&old[..64]);
+    std::fs::write(&file, &damaged).unwrap();
+    let (log, rec) = SegmentLog::open(&dir, truncated).unwrap();
+    assert_eq!(rec.repairs.len(), 1, "{:?}", rec.repairs);
+    assert!(rec.repairs[0].contains("old bytes") && rec.repairs[0].contains("skipped"));
+    assert_eq!(seqs(&log, 0), (truncated + 1..next).collect::<Vec<_>>());
 }
 
 #[test]
