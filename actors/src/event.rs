@@ -12,8 +12,9 @@ use bytes::Bytes;
 /// use only, because most routes never look inside the body.
 #[derive(Debug)]
 pub struct Event {
-    /// Identifier assigned by the source (unique within the source).
-    pub id: String,
+    /// Identifier assigned by the source (unique within the source);
+    /// shared, not copied, by the events a transform derives from it.
+    pub id: Arc<str>,
     /// Durable position in the journal; 0 when the event was never journaled.
     /// This is the acknowledgement handle: a listener acknowledges an event
     /// by acknowledging its position (see [`crate::router::AckHandle`]).
@@ -24,7 +25,7 @@ pub struct Event {
     pub topic: Arc<str>,
     /// Partition key (e.g. a conversation id): events with the same key keep
     /// their relative order through ordered stages.
-    pub key: Option<String>,
+    pub key: Option<Arc<str>>,
     /// When the event happened, in milliseconds since the Unix epoch.
     pub event_time: Option<i64>,
     /// When cxrelay received it, in milliseconds since the Unix epoch.
@@ -38,7 +39,7 @@ impl Event {
     /// Starts building an event for `source` on `topic`.
     pub fn builder(source: impl Into<Arc<str>>, topic: impl Into<Arc<str>>) -> EventBuilder {
         EventBuilder {
-            id: String::new(),
+            id: Arc::from(""),
             seq: 0,
             source: source.into(),
             topic: topic.into(),
@@ -81,18 +82,18 @@ impl Event {
 
     /// Approximate heap + inline size, for memory accounting.
     pub fn approx_size(&self) -> usize {
-        std::mem::size_of::<Event>() + self.id.len() + self.key.as_ref().map_or(0, String::len) + self.payload.len()
+        std::mem::size_of::<Event>() + self.id.len() + self.key.as_ref().map_or(0, |k| k.len()) + self.payload.len()
     }
 }
 
 /// Builder for [`Event`].
 #[derive(Debug)]
 pub struct EventBuilder {
-    id: String,
+    id: Arc<str>,
     seq: u64,
     source: Arc<str>,
     topic: Arc<str>,
-    key: Option<String>,
+    key: Option<Arc<str>>,
     event_time: Option<i64>,
     received_at: Option<i64>,
     payload: Bytes,
@@ -100,7 +101,7 @@ pub struct EventBuilder {
 
 impl EventBuilder {
     /// Sets the source-assigned id.
-    pub fn id(mut self, id: impl Into<String>) -> Self {
+    pub fn id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.id = id.into();
         self
     }
@@ -110,13 +111,13 @@ impl EventBuilder {
         self
     }
     /// Sets the partition key.
-    pub fn key(mut self, key: impl Into<String>) -> Self {
+    pub fn key(mut self, key: impl Into<Arc<str>>) -> Self {
         self.key = Some(key.into());
         self
     }
     /// Sets the optional partition key.
-    pub fn key_opt(mut self, key: Option<String>) -> Self {
-        self.key = key;
+    pub fn key_opt<K: Into<Arc<str>>>(mut self, key: Option<K>) -> Self {
+        self.key = key.map(Into::into);
         self
     }
     /// Sets the event time (ms since the epoch).
@@ -186,7 +187,7 @@ mod tests {
             .payload(&b"1"[..])
             .build();
         let t = ev.with_payload(Bytes::from_static(b"2"));
-        assert_eq!((t.seq, t.id.as_str(), t.key.as_deref()), (7, "1", Some("k")));
+        assert_eq!((t.seq, &*t.id, t.key.as_deref()), (7, "1", Some("k")));
         assert_eq!(&t.payload[..], b"2");
     }
 }

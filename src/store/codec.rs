@@ -133,7 +133,7 @@ pub fn decode(seq: u64, buf: &[u8]) -> Result<(Event, Option<String>), CodecErro
     let source = r.str()?;
     let topic = r.str()?;
     let key = if flags & HAS_KEY != 0 {
-        Some(r.str()?.to_string())
+        Some(Arc::<str>::from(r.str()?))
     } else {
         None
     };
@@ -249,7 +249,7 @@ mod tests {
             let (back, t) = decode(9, &buf).unwrap();
             assert_eq!(t.as_deref(), target);
             assert_eq!(
-                (back.seq, back.id.as_str(), &*back.source, &*back.topic),
+                (back.seq, &*back.id, &*back.source, &*back.topic),
                 (9, "id-1", "src", "a.b.c")
             );
             assert_eq!(

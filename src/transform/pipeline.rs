@@ -65,7 +65,7 @@ where
         let mut slots: Vec<Vec<usize>> = vec![Vec::new(); workers as usize];
         for (i, ev) in events.iter().enumerate() {
             let slot = match &ev.key {
-                Some(k) => key_of(k.as_str()) % workers,
+                Some(k) => key_of(k) % workers,
                 None => i as u64 % workers,
             };
             slots[slot as usize].push(i);

@@ -63,13 +63,13 @@ async fn a_poisoned_record_is_isolated_and_the_rest_of_its_batch_is_delivered_in
         .collect();
     let out = t.run(&events).await;
     assert_eq!(out.rejected.len(), 1);
-    assert_eq!(out.rejected[0].0.id, "77");
+    assert_eq!(&*out.rejected[0].0.id, "77");
     assert!(
         out.rejected[0].1.contains("transform bug triggered"),
         "{}",
         out.rejected[0].1
     );
-    let ids: Vec<String> = out.events.iter().map(|e| e.id.clone()).collect();
+    let ids: Vec<String> = out.events.iter().map(|e| e.id.to_string()).collect();
     let expected: Vec<String> = (0..200).filter(|i| *i != 77).map(|i| i.to_string()).collect();
     assert_eq!(ids, expected, "the batch keeps its order");
     assert_eq!(out.events[0].json().unwrap()["a.b"], 0);

@@ -6,6 +6,7 @@
 //! needed, because most events are routed without looking inside.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
@@ -165,7 +166,7 @@ impl<'a> Frame<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Derived {
     /// The conversation, user or queue the event is about.
-    pub key: Option<String>,
+    pub key: Option<Arc<str>>,
     /// When it happened (ms since the epoch).
     pub event_time: Option<i64>,
 }
@@ -215,7 +216,7 @@ fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
     let key = given(&fields.conversation_id)
         .or(from_body)
         .or(entity.id)
-        .map(str::to_string);
+        .map(Arc::from);
     let modified = || fields.modified_date.as_deref().and_then(parse_iso_ms);
     let usual = || {
         match &fields.event_time {

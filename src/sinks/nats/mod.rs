@@ -197,7 +197,7 @@ fn message_id(ev: &Event) -> String {
     if ev.id.is_empty() {
         format!("{}:{}", ev.source, ev.seq)
     } else {
-        ev.id.clone()
+        ev.id.to_string()
     }
 }
 

@@ -109,12 +109,12 @@ impl Columns {
             payload: Vec::with_capacity(n),
         };
         for ev in events {
-            c.id.push(ev.id.clone());
+            c.id.push(ev.id.to_string());
             // Journal positions stay far below 2^63; saturate rather than wrap.
             c.seq.push(i64::try_from(ev.seq).unwrap_or(i64::MAX));
             c.source.push(ev.source.to_string());
             c.topic.push(ev.topic.to_string());
-            c.key.push(ev.key.clone());
+            c.key.push(ev.key.as_deref().map(str::to_string));
             c.event_ms.push(ev.event_time);
             c.received_ms.push(ev.received_at);
             let text = String::from_utf8_lossy(&ev.payload);

@@ -154,7 +154,7 @@ impl Generator {
         // takes the source over from an older checkpoint publishes the
         // same events again, and the stream keeps one of each.
         let keys = if self.ingest.as_cluster().is_some() {
-            events.iter().map(|e| Some(e.id.clone())).collect()
+            events.iter().map(|e| Some(e.id.to_string())).collect()
         } else {
             Vec::new()
         };

@@ -204,8 +204,8 @@ impl FrameReader {
             return Classified::System(SystemMessage::read(topic, frame.system_topic_type()));
         }
         let id = match frame.correlation_id() {
-            Some(c) => c.to_string(),
-            None => format!("{}-{}", self.fallback_prefix, self.frames),
+            Some(c) => Arc::<str>::from(c),
+            None => format!("{}-{}", self.fallback_prefix, self.frames).into(),
         };
         let topic = self.topic(topic);
         let derived = frame.take_derived();
@@ -252,7 +252,7 @@ mod tests {
             Classified::Event(e) => {
                 assert_eq!(&*e.topic, "v2.routing.queues.q1.conversations");
                 assert_eq!(
-                    (e.id.as_str(), e.key.as_deref(), e.event_time),
+                    (&*e.id, e.key.as_deref(), e.event_time),
                     ("corr-1", Some("conv-1"), Some(1714572123120))
                 );
                 assert_eq!(&e.payload[..], frame.as_bytes());
@@ -264,7 +264,7 @@ mod tests {
         }
         // Without a correlation id the event still gets a unique id.
         match read(&mut r, r#"{"topicName":"v2.users.u1.presence","eventBody":{}}"#) {
-            Classified::Event(e) => assert_eq!((e.id.as_str(), e.key.as_deref()), ("ch-1-2", Some("u1"))),
+            Classified::Event(e) => assert_eq!((&*e.id, e.key.as_deref()), ("ch-1-2", Some("u1"))),
             other => panic!("{other:?}"),
         }
     }

@@ -202,7 +202,7 @@ fn parse_element(el: &str, source: &Arc<str>, pushed: &mut Pushed) -> Result<(),
             _ => None,
         },
     };
-    let id = key.clone().unwrap_or_else(|| generated_id(source));
+    let id: Arc<str> = key.as_deref().map_or_else(|| generated_id(source).into(), Arc::from);
     pushed.events.push(
         Event::builder(source.clone(), topic)
             .id(id)
@@ -268,7 +268,7 @@ mod tests {
     fn an_eventbridge_envelope_keys_on_its_id_and_keeps_the_detail() {
         let p = parse_body(bridge("eb-1").as_bytes(), "hook").unwrap();
         assert_eq!(p.keys, vec![Some("eb-1".to_string())]);
-        assert_eq!(p.events[0].id, "eb-1");
+        assert_eq!(&*p.events[0].id, "eb-1");
         assert_eq!(p.events[0].json().unwrap()["metadata"]["CorrelationId"], "corr-1");
     }
 

@@ -98,18 +98,18 @@ pub fn parse_open_messaging(body: &[u8], source: &str) -> Result<Pushed, Envelop
                 id.to_string()
             }
         });
-        let party = |p: &Option<Party<'_>>| p.as_ref().and_then(|p| given(&p.id)).map(str::to_string);
+        let party = |p: &Option<Party<'_>>| p.as_ref().and_then(|p| given(&p.id)).map(Arc::<str>::from);
         let external = match direction.map(str::to_ascii_lowercase).as_deref() {
             Some("outbound") => party(&channel.to),
             Some("inbound") => party(&channel.from),
             _ => party(&channel.from).or_else(|| party(&channel.to)),
         };
         let partition = given(&m.conversation_id)
-            .map(str::to_string)
+            .map(Arc::from)
             .or(external)
-            .or_else(|| given(&channel.id).map(str::to_string));
+            .or_else(|| given(&channel.id).map(Arc::from));
         let event_time = channel.time.as_deref().and_then(parse_iso_ms);
-        let id = key.clone().unwrap_or_else(|| generated_id(&source));
+        let id: Arc<str> = key.as_deref().map_or_else(|| generated_id(&source).into(), Arc::from);
         events.push(
             Event::builder(source.clone(), topic)
                 .id(id)
@@ -136,7 +136,7 @@ mod tests {
         let p = parse_open_messaging(OUTBOUND.as_bytes(), "om").unwrap();
         let e = &p.events[0];
         assert_eq!(
-            (&*e.topic, e.id.as_str(), e.key.as_deref(), e.event_time),
+            (&*e.topic, &*e.id, e.key.as_deref(), e.event_time),
             (
                 "openmessaging.outbound.text",
                 "5f9c1a6e2b",

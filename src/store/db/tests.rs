@@ -168,7 +168,7 @@ fn scan_reads_back_in_order_with_targets() {
     let all = db.scan(0, 10).unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!((all[0].event.seq, all[0].target.as_deref()), (1, None));
-    assert_eq!((all[1].event.id.as_str(), all[1].target.as_deref()), ("e2", Some("wh")));
+    assert_eq!((&*all[1].event.id, all[1].target.as_deref()), ("e2", Some("wh")));
     assert_eq!(db.scan(1, 10).unwrap().len(), 1);
 }
 
@@ -191,10 +191,7 @@ fn dead_letters_are_listed_replayed_atomically_and_purged() {
     db.append(&mut appends, 0).unwrap();
     assert_eq!(db.dead_letters(0, 10).unwrap().len(), 1);
     let back = db.scan(0, 10).unwrap();
-    assert_eq!(
-        (back[0].event.id.as_str(), back[0].target.as_deref()),
-        ("e7", Some("wh"))
-    );
+    assert_eq!((&*back[0].event.id, back[0].target.as_deref()), ("e7", Some("wh")));
     assert_eq!(db.purge_dead_letters(i64::MAX).unwrap(), 1);
     assert_eq!(db.stats().unwrap().dead_letters, 0);
 }
@@ -233,7 +230,12 @@ fn a_crash_mid_write_keeps_every_acknowledged_event_key_and_checkpoint() {
     std::fs::write(&seg, &bytes).unwrap();
     let db = open(dir.path());
     assert_eq!(db.next_seq(), 4, "positions go on after the last intact record");
-    let back: Vec<String> = db.scan(0, 10).unwrap().into_iter().map(|e| e.event.id).collect();
+    let back: Vec<String> = db
+        .scan(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.id.to_string())
+        .collect();
     assert_eq!(back, ["e0", "e1", "e2"]);
     assert_eq!(db.checkpoint("src").unwrap().unwrap(), b"2");
     assert!(db.idempotency.seen(k("k2"), t0));
