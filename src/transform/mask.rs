@@ -94,7 +94,8 @@ impl Masker {
                 let at = out.len();
                 out.resize(at + TOKEN_HEX, 0);
                 let token = &mut out[at..];
-                if TOKENS.with(|c| c.borrow().get(self.key_id, value, token)) {
+                let slot = TokenCache::slot(value);
+                if slot.is_some_and(|s| TOKENS.with(|c| c.borrow().get(s, self.key_id, value, token))) {
                     return;
                 }
                 // The keyed state is cloned: the key's pads are computed once.
@@ -102,7 +103,9 @@ impl Masker {
                 mac.update(value);
                 // Both are sized for the digest: encoding cannot fail.
                 let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut *token);
-                TOKENS.with(|c| c.borrow_mut().put(self.key_id, value, token));
+                if let Some(s) = slot {
+                    TOKENS.with(|c| c.borrow_mut().put(s, self.key_id, value, token));
+                }
             }
             // Without a key nothing else is safe.
             _ => out.extend_from_slice(REDACTED.as_bytes()),
@@ -141,32 +144,30 @@ thread_local! {
 }
 
 impl TokenCache {
-    fn slot(value: &[u8]) -> usize {
-        // FNV-1a: values are short, and a collision only costs a hash.
-        let h = value.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        (h ^ (h >> 32)) as usize % CACHE_SLOTS
+    /// The slot of `value`, if a value that long is cached. A collision
+    /// only costs a hash; a hash taken byte by byte (FNV) cost as much as
+    /// the rest of a cache hit.
+    fn slot(value: &[u8]) -> Option<usize> {
+        (value.len() <= CACHED_VALUE).then(|| (cxrelay_actors::pool::key_of(value) % CACHE_SLOTS as u64) as usize)
     }
 
-    /// Copies the cached token of `value` under key `key_id` into `token`;
-    /// answers whether there was one.
-    fn get(&self, key_id: u64, value: &[u8], token: &mut [u8]) -> bool {
-        if value.len() > CACHED_VALUE || self.slots.is_empty() {
+    /// Copies the cached token of `value` (in slot `at`) under key
+    /// `key_id` into `token`; answers whether there was one.
+    fn get(&self, at: usize, key_id: u64, value: &[u8], token: &mut [u8]) -> bool {
+        let Some(slot) = self.slots.get(at) else {
             return false;
-        }
-        let slot = &self.slots[Self::slot(value)];
-        let hit = slot.key_id == key_id && usize::from(slot.len) == value.len() && slot.value[..value.len()] == *value;
+        };
+        let hit = slot.key_id == key_id
+            && usize::from(slot.len) == value.len()
+            && slot.value.get(..value.len()) == Some(value);
         if hit {
             token.copy_from_slice(&slot.token);
         }
         hit
     }
 
-    fn put(&mut self, key_id: u64, value: &[u8], token: &[u8]) {
-        if value.len() > CACHED_VALUE {
-            return;
-        }
+    /// Keeps `token` as the token of `value` (in slot `at`) under `key_id`.
+    fn put(&mut self, at: usize, key_id: u64, value: &[u8], token: &[u8]) {
         if self.slots.is_empty() {
             let empty = Slot {
                 key_id: 0,
@@ -176,10 +177,15 @@ impl TokenCache {
             };
             self.slots = vec![empty; CACHE_SLOTS];
         }
-        let slot = &mut self.slots[Self::slot(value)];
+        let (Some(slot), Ok(len)) = (self.slots.get_mut(at), u8::try_from(value.len())) else {
+            return;
+        };
+        let Some(kept) = slot.value.get_mut(..value.len()) else {
+            return;
+        };
+        kept.copy_from_slice(value);
         slot.key_id = key_id;
-        slot.len = value.len() as u8;
-        slot.value[..value.len()].copy_from_slice(value);
+        slot.len = len;
         slot.token.copy_from_slice(token);
     }
 }
