@@ -1,6 +1,6 @@
 //! The unit that flows through the runtime.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -39,7 +39,7 @@ impl Event {
     /// Starts building an event for `source` on `topic`.
     pub fn builder(source: impl Into<Arc<str>>, topic: impl Into<Arc<str>>) -> EventBuilder {
         EventBuilder {
-            id: Arc::from(""),
+            id: None,
             seq: 0,
             source: source.into(),
             topic: topic.into(),
@@ -89,7 +89,7 @@ impl Event {
 /// Builder for [`Event`].
 #[derive(Debug)]
 pub struct EventBuilder {
-    id: Arc<str>,
+    id: Option<Arc<str>>,
     seq: u64,
     source: Arc<str>,
     topic: Arc<str>,
@@ -102,7 +102,7 @@ pub struct EventBuilder {
 impl EventBuilder {
     /// Sets the source-assigned id.
     pub fn id(mut self, id: impl Into<Arc<str>>) -> Self {
-        self.id = id.into();
+        self.id = Some(id.into());
         self
     }
     /// Sets the journal position.
@@ -138,7 +138,7 @@ impl EventBuilder {
     /// Finishes the event.
     pub fn build(self) -> Event {
         Event {
-            id: self.id,
+            id: self.id.unwrap_or_else(no_id),
             seq: self.seq,
             source: self.source,
             topic: self.topic,
@@ -149,6 +149,13 @@ impl EventBuilder {
             parsed: OnceLock::new(),
         }
     }
+}
+
+/// The empty id of an event built without one (shared: building it must
+/// not allocate).
+fn no_id() -> Arc<str> {
+    static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+    EMPTY.clone()
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -176,6 +183,18 @@ mod tests {
     fn malformed_payload_is_an_error_not_a_panic() {
         let ev = Event::builder("s", "a").payload(&b"{nope"[..]).build();
         assert!(ev.json().is_err());
+    }
+
+    #[test]
+    fn an_event_built_without_an_id_or_key_has_an_empty_id_and_no_key() {
+        let ev = Event::builder("s", "a").build();
+        assert_eq!((&*ev.id, ev.key.as_deref()), ("", None));
+        // Ids and keys given as owned or borrowed text read back the same.
+        let ev = Event::builder("s", "a")
+            .id(String::from("i"))
+            .key_opt(Some("k"))
+            .build();
+        assert_eq!((&*ev.id, ev.key.as_deref()), ("i", Some("k")));
     }
 
     #[test]
