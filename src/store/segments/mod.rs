@@ -140,8 +140,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Makes a spare left by an earlier run safe to reuse (its first header
-/// zeroed, durably); answers whether there is one.
+/// Makes the spare safe to reuse (its first header zeroed, durably):
+/// one just renamed, or one left by a crash before that; answers whether
+/// there is one (a file too short to hold a header is removed).
 fn prepare_spare(path: &Path) -> std::io::Result<bool> {
     let f = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
@@ -457,7 +458,7 @@ impl SegmentLog {
     pub fn remove(&mut self, ids: &[u64]) -> std::io::Result<()> {
         for id in ids {
             let path = path_of(&self.dir, *id);
-            if !self.spare && self.keep_as_spare(&path).is_ok() {
+            if !self.spare && self.keep_as_spare(&path).unwrap_or(false) {
                 self.spare = true;
             } else {
                 match std::fs::remove_file(&path) {
@@ -473,21 +474,18 @@ impl SegmentLog {
 
     /// Renames a deleted segment to the spare, durably, then zeroes its
     /// first header, durably: a crash before the zeroing leaves no segment
-    /// of that name, and opening zeroes the spare again.
-    fn keep_as_spare(&self, path: &Path) -> std::io::Result<()> {
+    /// of that name, and opening zeroes the spare again. Answers whether
+    /// the spare is ready.
+    fn keep_as_spare(&self, path: &Path) -> std::io::Result<bool> {
         let spare = self.dir.join(SPARE);
         std::fs::rename(path, &spare)?;
-        let zeroed = sync_dir(&self.dir).and_then(|()| {
-            let f = OpenOptions::new().write(true).open(&spare)?;
-            f.write_all_at(&frame::END, 0)?;
-            f.sync_data()
-        });
-        if zeroed.is_err() {
+        let ready = sync_dir(&self.dir).and_then(|()| prepare_spare(&spare));
+        if ready.is_err() {
             // Never reused unzeroed (opening would zero it, but there is
             // no need to keep it).
             let _ = std::fs::remove_file(&spare);
         }
-        zeroed
+        ready
     }
 
     /// Creates segment `id`, from the spare when there is one.

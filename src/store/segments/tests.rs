@@ -32,6 +32,21 @@ fn append(log: &mut SegmentLog, first: u64, n: u64) -> u64 {
     log.write_record().unwrap()
 }
 
+/// A journal in a fresh directory, which lives as long as the `TempDir`.
+fn fresh_log() -> (tempfile::TempDir, PathBuf, SegmentLog) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    let (log, _) = SegmentLog::open(&dir, 0).unwrap();
+    (tmp, dir, log)
+}
+
+/// The same with the smallest segments: every record past 64 KiB rotates.
+fn small_log() -> (tempfile::TempDir, PathBuf, SegmentLog) {
+    let (tmp, dir, mut log) = fresh_log();
+    log.size_for(0);
+    (tmp, dir, log)
+}
+
 fn seqs(log: &SegmentLog, after: u64) -> Vec<u64> {
     log.scan(after, usize::MAX)
         .unwrap()
@@ -46,9 +61,7 @@ fn segment_file(dir: &Path, id: u64) -> PathBuf {
 
 #[test]
 fn a_torn_tail_is_cut_and_appends_carry_on_after_the_last_intact_record() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
+    let (_tmp, dir, mut log) = fresh_log();
     append(&mut log, 1, 3);
     append(&mut log, 4, 2);
     let third = append(&mut log, 6, 4);
@@ -97,9 +110,7 @@ fn a_torn_tail_is_cut_and_appends_carry_on_after_the_last_intact_record() {
 
 #[test]
 fn a_checksum_mismatch_at_the_tail_drops_that_record_only() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
+    let (_tmp, dir, mut log) = fresh_log();
     append(&mut log, 1, 2);
     append(&mut log, 3, 2);
     drop(log);
@@ -116,10 +127,7 @@ fn a_checksum_mismatch_at_the_tail_drops_that_record_only() {
 
 #[test]
 fn damage_in_an_older_segment_skips_its_rest_and_keeps_the_later_ones() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
-    log.size_for(0); // the smallest segments: every record past 64 KiB rotates
+    let (_tmp, dir, mut log) = small_log();
     let mut next = 1;
     while log.segment_count() < 3 {
         append(&mut log, next, 100);
@@ -146,10 +154,7 @@ fn damage_in_an_older_segment_skips_its_rest_and_keeps_the_later_ones() {
 
 #[test]
 fn truncation_frees_bytes_and_deletes_whole_segments_only() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
-    log.size_for(0);
+    let (_tmp, dir, mut log) = small_log();
     let mut next = 1;
     while log.segment_count() < 4 {
         append(&mut log, next, 50);
@@ -179,10 +184,7 @@ fn truncation_frees_bytes_and_deletes_whole_segments_only() {
 
 #[test]
 fn scans_start_anywhere_and_stop_near_their_limit() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
-    log.size_for(0);
+    let (_tmp, _, mut log) = small_log();
     let mut next = 1;
     while log.segment_count() < 3 {
         append(&mut log, next, 40);
@@ -221,10 +223,7 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_deleted_segment_is_reused_and_its_old_records_never_come_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
-    log.size_for(0);
+    let (_tmp, dir, mut log) = small_log();
     let mut next = 1000;
     let frame_len = append_even(&mut log, &mut next) as usize;
     while log.segment_count() < 3 {
@@ -320,9 +319,7 @@ fn a_deleted_segment_is_reused_and_its_old_records_never_come_back() {
 
 #[test]
 fn a_spare_left_with_its_old_records_is_zeroed_before_reuse() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("journal");
-    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
+    let (_tmp, dir, mut log) = fresh_log();
     let mut next = 1000;
     for _ in 0..3 {
         append_even(&mut log, &mut next);
@@ -342,5 +339,20 @@ fn a_spare_left_with_its_old_records_is_zeroed_before_reuse() {
     let (log, rec) = SegmentLog::open(&dir, next - 11).unwrap();
     assert_eq!(seqs(&log, 0), (next - 10..next).collect::<Vec<_>>());
     assert_eq!(rec.checkpoints["src"], (next - 1).to_string().as_bytes());
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
+}
+
+#[test]
+fn a_spare_too_short_to_hold_a_header_is_removed_and_never_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(SPARE), [1, 2, 3]).unwrap();
+    let (mut log, _) = SegmentLog::open(&dir, 0).unwrap();
+    assert!(!dir.join(SPARE).exists(), "removed at open");
+    append(&mut log, 1, 2);
+    drop(log);
+    let (log, rec) = SegmentLog::open(&dir, 0).unwrap();
+    assert_eq!(seqs(&log, 0), [1, 2]);
     assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
 }
