@@ -24,7 +24,9 @@ pub trait Ingress: Send + Sync + 'static {
 /// The ingress routes, by exact path.
 #[derive(Clone, Default)]
 pub struct IngressRoutes {
-    routes: Arc<DashMap<String, Arc<dyn Ingress>>>,
+    // Looked up per request by a path the sender chose: a per-process
+    // seed, and foldhash for its cost.
+    routes: Arc<DashMap<String, Arc<dyn Ingress>, foldhash::fast::RandomState>>,
     /// Every source has started: an unknown path is now really unknown.
     started: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -35,7 +35,8 @@ pub struct SourceIngest {
 /// Ingest's counters, by event source name.
 #[derive(Debug, Default, Clone)]
 pub struct IngestStats {
-    by_source: Arc<DashMap<Arc<str>, Arc<Counts>>>,
+    // Looked up once per batch; foldhash costs a fraction of SipHash.
+    by_source: Arc<DashMap<Arc<str>, Arc<Counts>, foldhash::fast::RandomState>>,
 }
 
 impl IngestStats {

@@ -15,9 +15,16 @@ use crate::queue::{ListenerQueue, Pushed};
 use crate::topic::{Pattern, TopicIndex};
 
 type Queue = Arc<ListenerQueue<Arc<Event>>>;
+/// The queues a topic is routed to, by the listeners they belong to.
+type QueueSet = (Box<[ListenerId]>, Arc<[Queue]>);
 
 /// How many distinct topics the route cache remembers before starting over.
-const ROUTE_CACHE_LIMIT: usize = 65_536;
+/// Small on purpose: where every event has a topic of its own (a
+/// conversation's detail events) the cache cannot help and must not hold
+/// thousands of topics; where topics repeat, a few hundred cover them.
+const ROUTE_CACHE_LIMIT: usize = 4_096;
+/// How many distinct listener sets are shared before starting over.
+const ROUTE_SETS_LIMIT: usize = 256;
 /// How often dead listener actors are looked for while no events flow.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -85,7 +92,13 @@ impl RouterStats {
 pub struct Router {
     index: TopicIndex<ListenerId>,
     listeners: BTreeMap<ListenerId, Entry>,
-    cache: HashMap<Arc<str>, Arc<[Queue]>>,
+    // Topics come from senders, so the hasher is seeded per process;
+    // foldhash because the cache is consulted once per event.
+    cache: HashMap<Arc<str>, Arc<[Queue]>, foldhash::fast::RandomState>,
+    // The queue sets routed to since the table last changed, by their
+    // listeners: topics that reach the same listeners share one set, so a
+    // cache miss allocates nothing once its set is known.
+    sets: Vec<QueueSet>,
     next_id: ListenerId,
     stats: Arc<RouterStats>,
     scratch: Vec<ListenerId>,
@@ -104,7 +117,8 @@ impl Router {
         Router {
             index: TopicIndex::new(),
             listeners: BTreeMap::new(),
-            cache: HashMap::new(),
+            cache: HashMap::default(),
+            sets: Vec::new(),
             next_id: 1,
             stats: Arc::new(RouterStats::default()),
             scratch: Vec::new(),
@@ -135,16 +149,32 @@ impl Router {
         }
         self.scratch.clear();
         self.index.matches(topic, &mut self.scratch);
-        let queues: Arc<[Queue]> = self
-            .scratch
-            .iter()
-            .filter_map(|id| self.listeners.get(id).map(|e| e.queue.clone()))
-            .collect();
+        let queues = match self.sets.iter().find(|(ids, _)| **ids == *self.scratch) {
+            Some((_, queues)) => queues.clone(),
+            None => {
+                let queues: Arc<[Queue]> = self
+                    .scratch
+                    .iter()
+                    .filter_map(|id| self.listeners.get(id).map(|e| e.queue.clone()))
+                    .collect();
+                if self.sets.len() >= ROUTE_SETS_LIMIT {
+                    self.sets.clear();
+                }
+                self.sets.push((self.scratch.as_slice().into(), queues.clone()));
+                queues
+            }
+        };
         if self.cache.len() >= ROUTE_CACHE_LIMIT {
             self.cache.clear();
         }
         self.cache.insert(topic.clone(), queues.clone());
         queues
+    }
+
+    /// Forgets every route: the listener table changed.
+    fn forget_routes(&mut self) {
+        self.cache.clear();
+        self.sets.clear();
     }
 
     fn remove(&mut self, id: ListenerId) -> Option<Entry> {
@@ -153,7 +183,7 @@ impl Router {
         for p in &entry.patterns {
             self.index.remove(p, id);
         }
-        self.cache.clear();
+        self.forget_routes();
         Some(entry)
     }
 
@@ -265,7 +295,7 @@ impl Handler<Subscribe> for Router {
         for p in &patterns {
             self.index.insert(p, id);
         }
-        self.cache.clear();
+        self.forget_routes();
         let stats = queue.stats().clone();
         let (recipient, watch_rx) = watch::channel(Some(msg.recipient));
         actix_rt::spawn(pump(

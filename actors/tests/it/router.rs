@@ -285,6 +285,74 @@ async fn unsubscribe_and_unrouted_events() {
 }
 
 #[actix::test]
+async fn routes_follow_subscriptions_when_every_event_has_a_topic_of_its_own() {
+    let router = Router::new().start();
+    let (a_got, b_got) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let a = Counting {
+        received: a_got.clone(),
+    }
+    .start();
+    let b = Counting {
+        received: b_got.clone(),
+    }
+    .start();
+    let sub_a = router
+        .send(Subscribe::new("a", vec!["conv.>".into()], a.recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+    let ev = |i: usize| Arc::new(Event::builder("s", format!("conv.{i}.end")).build());
+    // More distinct topics than the route cache holds, in batches.
+    for start in (0..10_000).step_by(500) {
+        let out = router
+            .send(Publish {
+                events: (start..start + 500).map(ev).collect(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            PublishOutcome {
+                routed: 500,
+                unrouted: 0
+            }
+        );
+    }
+    // Topics routed before reach a listener subscribed since.
+    router
+        .send(Subscribe::new("b", vec!["conv.*.end".into()], b.recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+    router
+        .send(Publish {
+            events: (9_990..10_000).map(ev).collect(),
+        })
+        .await
+        .unwrap();
+    wait_for("both listeners' events", Duration::from_secs(10), || {
+        let (a, b) = (a_got.load(Ordering::SeqCst), b_got.load(Ordering::SeqCst));
+        async move { a == 10_010 && b == 10 }
+    })
+    .await;
+    // And not a listener gone since.
+    assert!(router.send(Unsubscribe(sub_a.id)).await.unwrap());
+    let out = router
+        .send(Publish {
+            events: vec![ev(1), ev(2)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, PublishOutcome { routed: 2, unrouted: 0 });
+    wait_for("the remaining listener's events", Duration::from_secs(10), || {
+        let b = b_got.load(Ordering::SeqCst);
+        async move { b == 12 }
+    })
+    .await;
+    assert_eq!(a_got.load(Ordering::SeqCst), 10_010);
+}
+
+#[actix::test]
 async fn bad_patterns_are_refused() {
     let router = Router::new().start();
     let a = Counting {

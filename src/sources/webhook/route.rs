@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
 use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
@@ -90,20 +91,36 @@ enum BodyError {
     TooLarge,
 }
 
-/// Reads the body into one buffer sized by its declared length: pages a
-/// slow sender has not filled yet are reserved, not resident, and the
-/// buffer never doubles past what arrives.
-async fn read_body(mut payload: web::Payload, declared: Option<usize>, max: usize) -> Result<Vec<u8>, BodyError> {
+/// Reads the body. One that arrives in a single chunk (the usual case: a
+/// small body read with its headers) is kept as that chunk, with no copy;
+/// one in several chunks is gathered into one buffer sized by its declared
+/// length: pages a slow sender has not filled yet are reserved, not
+/// resident, and the buffer never doubles past what arrives.
+async fn read_body(mut payload: web::Payload, declared: Option<usize>, max: usize) -> Result<Bytes, BodyError> {
     use futures_util::StreamExt;
+    let Some(first) = payload.next().await else {
+        return Ok(Bytes::new());
+    };
+    let first = first.map_err(|_| BodyError::Read)?;
+    if first.len() > max {
+        return Err(BodyError::TooLarge);
+    }
+    let Some(second) = payload.next().await else {
+        return Ok(first);
+    };
     let mut body = Vec::with_capacity(declared.unwrap_or(8 << 10).min(max));
-    while let Some(chunk) = payload.next().await {
+    body.extend_from_slice(&first);
+    drop(first);
+    let mut next = Some(second);
+    while let Some(chunk) = next {
         let chunk = chunk.map_err(|_| BodyError::Read)?;
         if body.len() + chunk.len() > max {
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
+        next = payload.next().await;
     }
-    Ok(body)
+    Ok(Bytes::from(body))
 }
 
 fn respond(outcome: Outcome, max: usize) -> HttpResponse {
