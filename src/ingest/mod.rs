@@ -202,7 +202,9 @@ impl Ingest {
                     duplicates: 0,
                 })
             }
-            Mode::Cluster(c) => c.submit(batch).await,
+            // Boxed: a cluster submit's future is kilobytes, and would
+            // make every journaled request's future as large.
+            Mode::Cluster(c) => Box::pin(c.submit(batch)).await,
             Mode::Journal { appends, db } => {
                 if !db.is_available() {
                     return Err(IngestError::StoreUnavailable(

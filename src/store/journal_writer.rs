@@ -67,7 +67,15 @@ impl AppendQueue {
     /// Hands an append over, waiting while the queue is full.
     pub async fn send(&self, req: AppendRequest) -> Result<(), IngestError> {
         self.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.tx.send(req).await.map_err(|_| {
+        // Waiting is the rare case: its future (several hundred bytes) is
+        // boxed there, so the future of every request that hands an append
+        // over stays small.
+        let sent = match self.tx.try_send(req) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(req)) => Box::pin(self.tx.send(req)).await.map_err(|_| ()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        };
+        sent.map_err(|()| {
             self.outstanding.fetch_sub(1, Ordering::AcqRel);
             IngestError::ShuttingDown
         })
@@ -183,5 +191,34 @@ impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
             }
             .into_actor(self),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> AppendRequest {
+        AppendRequest {
+            append: Append::default(),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_holds_the_sender_until_there_is_room_and_a_closed_one_refuses() {
+        let (queue, mut rx) = AppendQueue::new(1);
+        queue.send(request()).await.unwrap();
+        let waiting = queue.clone();
+        let second = tokio::spawn(async move { waiting.send(request()).await });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "a full queue makes the sender wait");
+        assert_eq!(queue.outstanding(), 2);
+        rx.recv().await.unwrap();
+        second.await.unwrap().unwrap();
+        rx.recv().await.unwrap();
+        drop(rx);
+        assert!(matches!(queue.send(request()).await, Err(IngestError::ShuttingDown)));
+        assert_eq!(queue.outstanding(), 2, "a refused append is not outstanding");
     }
 }
