@@ -175,8 +175,9 @@ impl<'a> Cursor<'a> {
     ///
     /// Inlined for its common case, a string without escapes: most of a
     /// document's strings are short keys and ids, and a call costs about
-    /// as much as scanning one.
-    #[inline]
+    /// as much as scanning one (its result comes back through memory and
+    /// stalls the caller's first read of it).
+    #[inline(always)]
     pub fn string(&mut self) -> Result<Str> {
         if self.peek() != Some(b'"') {
             return Err(self.error("expected a string"));
