@@ -193,26 +193,32 @@ impl<'a> Cursor<'a> {
             });
         }
         self.pos = end;
-        self.string_rest(start)
+        // Rebuilt here rather than returned: a `Str` returned from a call
+        // comes back through memory, and so would the fast path's.
+        match self.string_rest() {
+            Ok(escaped) => Ok(Str {
+                start,
+                end: self.pos - 1,
+                escaped,
+            }),
+            Err(what) => Err(self.error(what)),
+        }
     }
 
-    /// The rest of a string from its first escape or control character.
+    /// The rest of a string from its first escape or control character:
+    /// whether it had escapes, the cursor after its closing quote; or what
+    /// is wrong, the cursor at it.
     #[inline(never)]
-    fn string_rest(&mut self, start: usize) -> Result<Str> {
+    fn string_rest(&mut self) -> std::result::Result<bool, &'static str> {
         let mut escaped = false;
         loop {
             // Most bytes are plain: pass them a block at a time.
             self.pos += plain_run(&self.src[self.pos..]);
             match self.src.get(self.pos) {
-                None => return Err(self.error("unterminated string")),
+                None => return Err("unterminated string"),
                 Some(b'"') => {
-                    let s = Str {
-                        start,
-                        end: self.pos,
-                        escaped,
-                    };
                     self.pos += 1;
-                    return Ok(s);
+                    return Ok(escaped);
                 }
                 Some(b'\\') => {
                     escaped = true;
@@ -221,14 +227,14 @@ impl<'a> Cursor<'a> {
                         Some(b'u') => {
                             let hex = self.src.get(self.pos + 2..self.pos + 6);
                             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return Err(self.error("invalid \\u escape"));
+                                return Err("invalid \\u escape");
                             }
                             self.pos += 6;
                         }
-                        _ => return Err(self.error("invalid escape")),
+                        _ => return Err("invalid escape"),
                     }
                 }
-                Some(c) if *c < 0x20 => return Err(self.error("control character in string")),
+                Some(c) if *c < 0x20 => return Err("control character in string"),
                 Some(_) => self.pos += 1,
             }
         }
@@ -432,6 +438,20 @@ mod tests {
         let too_deep = deep(MAX_DEPTH + 1);
         let mut c = Cursor::new(&too_deep);
         assert_eq!(c.skip_value().unwrap_err().what, "nested too deeply");
+    }
+
+    #[test]
+    fn a_bad_string_names_its_fault_where_it_is() {
+        let fault = |text: &str| {
+            let e = Cursor::new(text).string().unwrap_err();
+            (e.what, e.at)
+        };
+        assert_eq!(fault(r#""ab\n\x""#), ("invalid escape", 5));
+        assert_eq!(fault(r#""a\u12g4""#), ("invalid \\u escape", 2));
+        assert_eq!(fault("\"a\\tb\u{1}c\""), ("control character in string", 5));
+        assert_eq!(fault(r#""a\"b"#), ("unterminated string", 5));
+        assert_eq!(fault(r#""abc"#), ("unterminated string", 4));
+        assert_eq!(fault("x"), ("expected a string", 0));
     }
 
     #[test]
