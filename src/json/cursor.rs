@@ -163,7 +163,9 @@ impl<'a> Cursor<'a> {
         Ok(true)
     }
 
-    /// A member's key and the `:` after it.
+    /// A member's key and the `:` after it (inlined, as [`Cursor::string`]
+    /// is, so the key does not come back through memory).
+    #[inline(always)]
     pub fn key(&mut self) -> Result<Str> {
         self.ws();
         let k = self.string()?;
