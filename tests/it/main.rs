@@ -38,3 +38,4 @@ mod strict_emulator;
 mod transform;
 mod webdriver;
 mod webhook;
+mod webhook_bodies;

@@ -11,11 +11,11 @@ use cxrelay::sources::webhook::{SignatureEncoding, Verifier};
 
 const SECRET: &str = "whsec-test-123";
 
-fn verifier() -> Verifier {
+pub(crate) fn verifier() -> Verifier {
     Verifier::new(SECRET.as_bytes(), "sha256=", SignatureEncoding::Base64)
 }
 
-fn bare(n: u64) -> String {
+pub(crate) fn bare(n: u64) -> String {
     format!(
         r#"{{"topicName":"v2.detail.events.conversation.c{c}.customer.start","version":"2","eventBody":{{"eventTime":{t},"conversationId":"c{c}","participantId":"p{n}","ani":"tel:+15550100{n}","pad":"{pad}"}},"metadata":{{"CorrelationId":"evt-{n}"}}}}"#,
         c = n % 500,
@@ -37,7 +37,7 @@ fn gzip(body: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn webhook_config(dir: &std::path::Path, extra_source: &str, listener: &str) -> String {
+pub(crate) fn webhook_config(dir: &std::path::Path, extra_source: &str, listener: &str) -> String {
     format!(
         "{}[http]\nworkers = 2\n\n[[source]]\nname = \"hook\"\nkind = \"webhook\"\npath = \"/ingest/eventbridge\"\nsecret_env = \"HOOK_SECRET\"\nmax_body_bytes = 16384\n{extra_source}\n{listener}",
         preamble(dir).replace("[http]\n", "[http]\nworkers = 2\n").replace("\n[http]\nworkers = 2\n\n", "\n"),
@@ -45,14 +45,14 @@ fn webhook_config(dir: &std::path::Path, extra_source: &str, listener: &str) -> 
     .replacen("[http]\nworkers = 2\n\n[[source]]", "[[source]]", 1)
 }
 
-fn file_listener(dir: &std::path::Path) -> String {
+pub(crate) fn file_listener(dir: &std::path::Path) -> String {
     format!(
         "[[listener]]\nname = \"files\"\ntopics = [\"v2.detail.events.>\"]\nsink = {{ kind = \"file\", path = \"{}\", batch_events = 500, batch_interval = \"20ms\" }}\nmailbox = 4096\n",
         dir.join("out").display()
     )
 }
 
-fn env() -> [(&'static str, &'static str); 1] {
+pub(crate) fn env() -> [(&'static str, &'static str); 1] {
     [("HOOK_SECRET", SECRET)]
 }
 
@@ -182,7 +182,7 @@ fn send_all(
     (s, a)
 }
 
-fn output_ids(dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn output_ids(dir: &std::path::Path) -> Vec<String> {
     read_ndjson_dir(&dir.join("out"))
         .iter()
         .map(|l| l["id"].as_str().unwrap().to_string())

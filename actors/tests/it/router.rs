@@ -38,6 +38,15 @@ struct Counting {
 impl Actor for Counting {
     type Context = Context<Self>;
 }
+impl Counting {
+    /// A started listener counting into `received`.
+    fn start_counting(received: &Arc<AtomicUsize>) -> Addr<Counting> {
+        Counting {
+            received: received.clone(),
+        }
+        .start()
+    }
+}
 impl Handler<Deliver> for Counting {
     type Result = ();
     fn handle(&mut self, msg: Deliver, _: &mut Self::Context) {
@@ -217,14 +226,8 @@ async fn order_is_kept_per_listener_through_blocking() {
 async fn a_dead_listener_is_pruned_and_counted() {
     let router = Router::new().start();
     let received = Arc::new(AtomicUsize::new(0));
-    let a = Counting {
-        received: received.clone(),
-    }
-    .start();
-    let b = Counting {
-        received: received.clone(),
-    }
-    .start();
+    let a = Counting::start_counting(&received);
+    let b = Counting::start_counting(&received);
     router
         .send(Subscribe::new("a", vec!["x.>".into()], a.clone().recipient()))
         .await
@@ -256,10 +259,7 @@ async fn a_dead_listener_is_pruned_and_counted() {
 async fn unsubscribe_and_unrouted_events() {
     let router = Router::new().start();
     let received = Arc::new(AtomicUsize::new(0));
-    let a = Counting {
-        received: received.clone(),
-    }
-    .start();
+    let a = Counting::start_counting(&received);
     let sub = router
         .send(Subscribe::new("a", vec!["only.this".into()], a.recipient()))
         .await
@@ -288,14 +288,8 @@ async fn unsubscribe_and_unrouted_events() {
 async fn routes_follow_subscriptions_when_every_event_has_a_topic_of_its_own() {
     let router = Router::new().start();
     let (a_got, b_got) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let a = Counting {
-        received: a_got.clone(),
-    }
-    .start();
-    let b = Counting {
-        received: b_got.clone(),
-    }
-    .start();
+    let a = Counting::start_counting(&a_got);
+    let b = Counting::start_counting(&b_got);
     let sub_a = router
         .send(Subscribe::new("a", vec!["conv.>".into()], a.recipient()))
         .await
@@ -355,10 +349,7 @@ async fn routes_follow_subscriptions_when_every_event_has_a_topic_of_its_own() {
 #[actix::test]
 async fn bad_patterns_are_refused() {
     let router = Router::new().start();
-    let a = Counting {
-        received: Arc::default(),
-    }
-    .start();
+    let a = Counting::start_counting(&Arc::default());
     let r = router
         .send(Subscribe::new("a", vec!["a.>.b".into()], a.recipient()))
         .await
