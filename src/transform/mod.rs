@@ -76,11 +76,22 @@ impl TransformSpec {
 
     /// Transforms one JSON payload.
     pub fn apply(&self, payload: &[u8]) -> Result<Vec<u8>, TransformError> {
-        // Flattening repeats key prefixes: output is often twice the input.
-        let grow = if self.flatten { payload.len() } else { payload.len() / 4 };
-        let mut out = Vec::with_capacity(payload.len() + grow);
-        rewrite::rewrite(self, payload, &mut out)?;
+        let mut out = Vec::with_capacity(self.expected_size(payload.len()));
+        self.append(payload, &mut out)?;
         Ok(out)
+    }
+
+    /// Transforms one JSON payload onto the end of `out`; on an error,
+    /// `out` is as it was.
+    pub fn append(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), TransformError> {
+        let before = out.len();
+        rewrite::rewrite(self, payload, out).inspect_err(|_| out.truncate(before))
+    }
+
+    /// The room a payload of `len` bytes usually needs once transformed.
+    pub fn expected_size(&self, len: usize) -> usize {
+        // Flattening repeats key prefixes: output is often twice the input.
+        len + if self.flatten { len } else { len / 4 }
     }
 }
 
@@ -121,6 +132,20 @@ mod tests {
         assert_eq!(v["ani"], "[REDACTED]");
         assert!(v.get("noise").is_none());
         assert_eq!(v["new.x"], true, "unknown fields pass through");
+    }
+
+    #[test]
+    fn a_refused_payload_appends_nothing() {
+        let spec = TransformSpec {
+            flatten: true,
+            ..Default::default()
+        };
+        let mut out = b"{\"kept\":1}".to_vec();
+        // Refused after part of it has been written.
+        assert!(spec.append(br#"{"c":{"d":2},"e":}"#, &mut out).is_err());
+        assert_eq!(out, b"{\"kept\":1}");
+        spec.append(br#"{"c":{"d":2}}"#, &mut out).unwrap();
+        assert_eq!(out, br#"{"kept":1}{"c.d":2}"#);
     }
 
     #[test]
