@@ -400,6 +400,10 @@ impl SocketTask {
                 done = self.commit.next_committed() => self.committed(done),
                 _ = self.dead.next_done() => {}
                 frame = socket.next(), if readable => {
+                    // The burst is taken without waiting: one reading of
+                    // the clocks serves all its frames (two a frame were
+                    // half a percent of cxrelay's CPU on a busy channel).
+                    let (now, at) = (Instant::now(), now_ms());
                     let mut next = Some(frame);
                     // A burst of frames that are already there, without a
                     // trip through the select for each.
@@ -407,15 +411,14 @@ impl SocketTask {
                         let Some(frame) = next.take() else { break };
                         match frame {
                             Some(Ok(f)) => {
-                                last_frame = Instant::now();
+                                last_frame = now;
                                 if last_frame_ms.is_none() {
                                     // Control path: once per socket.
                                     self.s.owner.do_send(SocketEvent::Live {
                                         generation: self.s.generation,
-                                        at_ms: now_ms(),
+                                        at_ms: at,
                                     });
                                 }
-                                let at = now_ms();
                                 last_frame_ms = Some(at);
                                 self.commit.saw_frame(at);
                                 ChannelCounters::add(&self.s.counters.frames, 1);
