@@ -119,6 +119,42 @@ impl TopicEntity<'_> {
     }
 }
 
+/// What [`topic_entity`] finds in a topic, kept apart from the topic's
+/// text: worked out once for each topic a channel subscribes to, then
+/// applied to every frame on it (the analysis splits the topic and tries
+/// its area's families).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicShape {
+    family: Option<&'static Family>,
+    /// Where the id is in the topic.
+    id: Option<std::ops::Range<usize>>,
+}
+
+impl TopicShape {
+    /// The shape of `topic`.
+    pub fn of(topic: &str) -> TopicShape {
+        let e = topic_entity(topic);
+        TopicShape {
+            family: e.family,
+            // The id is a piece of `topic`: its place is its distance
+            // from the topic's start.
+            id: e.id.map(|id| {
+                let at = id.as_ptr().addr() - topic.as_ptr().addr();
+                at..at + id.len()
+            }),
+        }
+    }
+
+    /// The entity of `topic`, a topic with this shape (the same text as
+    /// the one it was taken from).
+    pub fn entity<'t>(&self, topic: &'t str) -> TopicEntity<'t> {
+        TopicEntity {
+            family: self.family,
+            id: self.id.clone().and_then(|r| topic.get(r)),
+        }
+    }
+}
+
 /// The media types of `v2.conversations.{media}.{id}` topics.
 const MEDIA: &[&str] = &[
     "callbacks",
@@ -354,6 +390,13 @@ mod tests {
         for (topic, id, names) in &cases {
             let e = topic_entity(topic);
             assert_eq!((e.id, e.names()), (*id, *names), "{topic}");
+            // A shape taken once serves every frame's own copy of the text.
+            let again = topic.clone();
+            assert_eq!(TopicShape::of(topic).entity(&again), e, "{topic}");
+            if let Some(id) = TopicShape::of(topic).entity(&again).id {
+                let inside = again.as_bytes().as_ptr_range().contains(&id.as_ptr());
+                assert!(inside, "{topic}: the id is cut from the text given");
+            }
         }
         assert_eq!(
             topic_entity(&format!("v2.users.{u}.presence")).time(),

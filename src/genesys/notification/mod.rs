@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 pub use super::topics::topic_id;
-use super::topics::{topic_entity, Names, TimeField};
+use super::topics::{topic_entity, Names, TimeField, TopicEntity};
 use crate::json::JsonError;
 
 mod scan;
@@ -109,18 +109,27 @@ impl<'a> Frame<'a> {
     /// Parses a frame; an error means it is not a JSON object with the
     /// envelope fields of their types (see [`scan`]).
     pub fn parse(text: &'a str) -> Result<Frame<'a>, JsonError> {
-        Ok(Frame::from_scan(scan::frame(text)?))
+        Frame::parse_with(text, topic_entity)
+    }
+
+    /// [`Frame::parse`], with the topic's entity taken from `entity` (a
+    /// reader that knows its topics' shapes already).
+    pub fn parse_with(
+        text: &'a str,
+        entity: impl for<'t> FnOnce(&'t str) -> TopicEntity<'t>,
+    ) -> Result<Frame<'a>, JsonError> {
+        Ok(Frame::from_scan(scan::frame(text)?, entity))
     }
 
     /// Reads the frame at `c`, a value inside larger JSON (a pushed event's
     /// `detail`), and leaves `c` after it: the value is read once, not
     /// passed over and then parsed.
     pub(crate) fn read(c: &mut crate::json::Cursor<'a>) -> Result<Frame<'a>, JsonError> {
-        Ok(Frame::from_scan(scan::frame_in(c)?))
+        Ok(Frame::from_scan(scan::frame_in(c)?, topic_entity))
     }
 
-    fn from_scan(f: scan::Scanned<'a>) -> Frame<'a> {
-        let derived = derive_fields(f.topic_name.as_deref().unwrap_or(""), &f.fields);
+    fn from_scan(f: scan::Scanned<'a>, entity: impl for<'t> FnOnce(&'t str) -> TopicEntity<'t>) -> Frame<'a> {
+        let derived = derive_fields(entity(f.topic_name.as_deref().unwrap_or("")), &f.fields);
         Frame {
             topic_name: f.topic_name,
             metadata: f.metadata.map(|correlation_id| Metadata { correlation_id }),
@@ -199,11 +208,10 @@ pub fn parse_iso_ms(s: &str) -> Option<i64> {
 /// else `modifiedDate`; presence events take `modifiedDate` first.
 pub fn derive(topic: &str, body: Option<&RawValue>) -> Derived {
     let fields = body.and_then(|b| scan::body(b.get())).unwrap_or_default();
-    derive_fields(topic, &fields)
+    derive_fields(topic_entity(topic), &fields)
 }
 
-fn derive_fields(topic: &str, fields: &BodyFields<'_>) -> Derived {
-    let entity = topic_entity(topic);
+fn derive_fields(entity: TopicEntity<'_>, fields: &BodyFields<'_>) -> Derived {
     // An empty id identifies nothing; the next candidate is taken.
     fn given<'s>(v: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
         v.as_deref().filter(|s| !s.is_empty())

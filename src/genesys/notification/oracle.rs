@@ -276,7 +276,7 @@ fn parse(text: &str) -> Option<Frame<'_>> {
     }
     if let Ok(f) = serde_json::from_str::<OnePass<'_>>(text) {
         let fields = f.body.map(|b| b.0.fields()).unwrap_or_default();
-        let derived = derive_fields(f.topic_name.as_deref().unwrap_or(""), &fields);
+        let derived = derive_fields(topic_entity(f.topic_name.as_deref().unwrap_or("")), &fields);
         return Some(Frame {
             topic_name: f.topic_name,
             metadata: f.metadata.map(Metadata::from),
@@ -293,7 +293,7 @@ fn parse(text: &str) -> Option<Frame<'_>> {
         .map(SerdeBody::fields)
         .unwrap_or_default();
     Some(Frame {
-        derived: derive_fields(e.topic_name.as_deref().unwrap_or(""), &fields),
+        derived: derive_fields(topic_entity(e.topic_name.as_deref().unwrap_or("")), &fields),
         topic_name: e.topic_name,
         message: fields.message.map(|m| Cow::Owned(m.into_owned())),
         system_topic_type: fields.system_topic_type.map(|m| Cow::Owned(m.into_owned())),

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use cxrelay_actors::Event;
 
 use crate::genesys::notification::Frame;
+use crate::genesys::topics::{topic_entity, TopicShape};
 
 /// The topic of Genesys's own frames on a channel.
 const METADATA_TOPIC: &str = "channel.metadata";
@@ -138,8 +139,8 @@ pub enum Classified {
 pub struct FrameReader {
     source: Arc<str>,
     /// The channel's topics, shared by every event on them (no allocation
-    /// per event for the topic).
-    topics: HashMap<Box<str>, Arc<str>>,
+    /// per event for the topic), and what each names.
+    topics: HashMap<Box<str>, (Arc<str>, TopicShape), foldhash::fast::RandomState>,
     max_frame_bytes: usize,
     /// Id prefix of events without a CorrelationId.
     fallback_prefix: String,
@@ -151,7 +152,7 @@ impl FrameReader {
     pub fn new(source: Arc<str>, topics: &[String], max_frame_bytes: usize, fallback_prefix: String) -> Self {
         let mut r = FrameReader {
             source,
-            topics: HashMap::new(),
+            topics: HashMap::default(),
             max_frame_bytes,
             fallback_prefix,
             frames: 0,
@@ -164,12 +165,8 @@ impl FrameReader {
     pub fn set_topics(&mut self, topics: &[String]) {
         self.topics = topics
             .iter()
-            .map(|t| (t.as_str().into(), Arc::<str>::from(t.as_str())))
+            .map(|t| (t.as_str().into(), (Arc::<str>::from(t.as_str()), TopicShape::of(t))))
             .collect();
-    }
-
-    fn topic(&self, topic: &str) -> Arc<str> {
-        self.topics.get(topic).cloned().unwrap_or_else(|| Arc::from(topic))
     }
 
     /// Reads one text frame, read off the socket at `received_at` (ms since
@@ -182,7 +179,15 @@ impl FrameReader {
         let Ok(text) = crate::wire::text::utf8(&bytes) else {
             return Classified::Malformed(MalformedReason::InvalidUtf8);
         };
-        let mut frame = match Frame::parse(text) {
+        let mut known = None;
+        let parsed = Frame::parse_with(text, |topic| match self.topics.get(topic) {
+            Some((name, shape)) => {
+                known = Some(name.clone());
+                shape.entity(topic)
+            }
+            None => topic_entity(topic),
+        });
+        let mut frame = match parsed {
             Ok(f) => f,
             Err(_) => return Classified::Malformed(MalformedReason::InvalidJson),
         };
@@ -207,7 +212,7 @@ impl FrameReader {
             Some(c) => Arc::<str>::from(c),
             None => format!("{}-{}", self.fallback_prefix, self.frames).into(),
         };
-        let topic = self.topic(topic);
+        let topic = known.unwrap_or_else(|| Arc::from(topic));
         let derived = frame.take_derived();
         // A copy: the frame is a slice of the socket's read buffer, which
         // may be large (after an oversized frame); an event held in a queue
@@ -267,6 +272,19 @@ mod tests {
             Classified::Event(e) => assert_eq!((&*e.id, e.key.as_deref()), ("ch-1-2", Some("u1"))),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_subscribed_topic_is_shared_and_names_its_entity() {
+        let topic = "v2.users.u2.presence";
+        let mut r = FrameReader::new(Arc::from("users"), &[topic.to_string()], 1000, "ch-1".into());
+        let frame = format!(r#"{{"topicName":"{topic}","eventBody":{{}}}}"#);
+        let (Classified::Event(a), Classified::Event(b)) = (read(&mut r, &frame), read(&mut r, &frame)) else {
+            panic!("not events");
+        };
+        assert_eq!((&*a.topic, a.key.as_deref()), (topic, Some("u2")));
+        assert!(Arc::ptr_eq(&a.topic, &b.topic), "one topic for every event on it");
+        assert_eq!(b.key.as_deref(), Some("u2"));
     }
 
     #[test]
