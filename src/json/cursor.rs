@@ -352,7 +352,7 @@ impl<'a> Cursor<'a> {
                 if self.open(b'{', b'}')? {
                     loop {
                         self.key()?;
-                        self.skip_value()?;
+                        self.skip_inner()?;
                         if !self.next_or_close(b'}')? {
                             break;
                         }
@@ -363,7 +363,7 @@ impl<'a> Cursor<'a> {
             Some(b'[') => {
                 if self.open(b'[', b']')? {
                     loop {
-                        self.skip_value()?;
+                        self.skip_inner()?;
                         if !self.next_or_close(b']')? {
                             break;
                         }
@@ -374,15 +374,35 @@ impl<'a> Cursor<'a> {
             Some(b'"') => {
                 self.string()?;
             }
-            Some(b't') => self.literal(b"true")?,
-            Some(b'f') => self.literal(b"false")?,
-            Some(b'n') => self.literal(b"null")?,
-            Some(b'-' | b'0'..=b'9') => {
-                self.number()?;
-            }
-            _ => return Err(self.error("expected a value")),
+            _ => self.skip_bare()?,
         }
         Ok(())
+    }
+
+    /// A member's or element's value: a string, the commonest, is passed
+    /// over here, and only a container costs a (recursive) call.
+    #[inline(always)]
+    fn skip_inner(&mut self) -> Result<()> {
+        self.ws();
+        match self.peek() {
+            Some(b'"') => {
+                self.string()?;
+                Ok(())
+            }
+            Some(b'{' | b'[') => self.skip_value(),
+            _ => self.skip_bare(),
+        }
+    }
+
+    /// A literal or a number (anything else is not a value).
+    fn skip_bare(&mut self) -> Result<()> {
+        match self.peek() {
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            _ => Err(self.error("expected a value")),
+        }
     }
 }
 
