@@ -185,7 +185,12 @@ impl<'a> Rewriter<'a> {
             Some(b'[') => self.array(),
             _ => {
                 let from = self.cur.pos;
-                self.cur.skip_value()?;
+                // Strings, the commonest values, are scanned in line.
+                if self.cur.peek() == Some(b'"') {
+                    self.cur.string()?;
+                } else {
+                    self.cur.skip_value()?;
+                }
                 self.copy(from, self.cur.pos);
                 Ok(())
             }
