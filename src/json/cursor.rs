@@ -379,10 +379,11 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    /// A member's or element's value: a string, the commonest, is passed
-    /// over here, and only a container costs a (recursive) call.
+    /// [`Cursor::skip_value`] for a member's or element's value: a
+    /// string, the commonest, is passed over in line, and only a container
+    /// costs a (recursive) call.
     #[inline(always)]
-    fn skip_inner(&mut self) -> Result<()> {
+    pub fn skip_inner(&mut self) -> Result<()> {
         self.ws();
         match self.peek() {
             Some(b'"') => {

@@ -185,12 +185,7 @@ impl<'a> Rewriter<'a> {
             Some(b'[') => self.array(),
             _ => {
                 let from = self.cur.pos;
-                // Strings, the commonest values, are scanned in line.
-                if self.cur.peek() == Some(b'"') {
-                    self.cur.string()?;
-                } else {
-                    self.cur.skip_value()?;
-                }
+                self.cur.skip_inner()?;
                 self.copy(from, self.cur.pos);
                 Ok(())
             }

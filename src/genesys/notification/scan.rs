@@ -252,7 +252,7 @@ impl<'a> Scan<'a> {
                 "message" => set(&mut f.message, s.loose()?, 1 << 8),
                 "systemTopicType" => set(&mut f.system_topic_type, s.loose()?, 1 << 9),
                 "participants" => set(&mut f.participants_time, s.participants()?, 1 << 10),
-                _ => return s.c.skip_value(),
+                _ => return s.c.skip_inner(),
             };
             if repeated(&mut seen, bit) {
                 s.broken = true;
@@ -337,7 +337,7 @@ impl<'a> Scan<'a> {
             let bit = match name {
                 "connectedTime" => set(&mut connected, s.loose()?, 1),
                 "endTime" => set(&mut end, s.loose()?, 2),
-                _ => return s.c.skip_value(),
+                _ => return s.c.skip_inner(),
             };
             if repeated(&mut seen, bit) {
                 s.broken = true;
