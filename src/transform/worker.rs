@@ -91,5 +91,12 @@ mod tests {
             payload(1)
         );
         assert_eq!(payload(2), r#"{"f.g":3}"#);
+        // The neighbours are cut from one buffer, the third right after
+        // the first: the refused record's partial output is not between.
+        let (Ok(first), Ok(third)) = (&out[0], &out[2]) else {
+            panic!("a neighbour was refused");
+        };
+        let first_end = first.payload.as_ptr_range().end;
+        assert_eq!(third.payload.as_ptr(), first_end, "one buffer, nothing left between");
     }
 }
