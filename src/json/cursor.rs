@@ -371,10 +371,7 @@ impl<'a> Cursor<'a> {
                     self.leave();
                 }
             }
-            Some(b'"') => {
-                self.string()?;
-            }
-            _ => self.skip_bare()?,
+            _ => self.skip_scalar()?,
         }
         Ok(())
     }
@@ -386,12 +383,18 @@ impl<'a> Cursor<'a> {
     pub fn skip_inner(&mut self) -> Result<()> {
         self.ws();
         match self.peek() {
-            Some(b'"') => {
-                self.string()?;
-                Ok(())
-            }
             Some(b'{' | b'[') => self.skip_value(),
-            _ => self.skip_bare(),
+            _ => self.skip_scalar(),
+        }
+    }
+
+    /// A string (in line), a literal or a number.
+    #[inline(always)]
+    fn skip_scalar(&mut self) -> Result<()> {
+        if self.peek() == Some(b'"') {
+            self.string().map(drop)
+        } else {
+            self.skip_bare()
         }
     }
 
@@ -447,6 +450,13 @@ mod tests {
             r#"  "#,
             r#"{"a":"unterminated}"#,
             r#"["\ud800"]"#,
+            // The same faults as a container's member or element.
+            r#"[tru]"#,
+            r#"{"a":x}"#,
+            r#"[+1]"#,
+            r#"{"a": "b\x"}"#,
+            r#"[ -0.5 , "s" , null ]"#,
+            r#"{"a" : false , "b":{"c":01}}"#,
         ];
         for text in cases {
             let want = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
