@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use actix_codec::Framed;
 use actix_ws::Item;
 use awc::error::WsProtocolError;
 use awc::ws::{CloseCode, CloseReason, Frame, Message};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cxrelay_actors::event::now_ms;
 use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
@@ -42,6 +43,25 @@ const DEAD_LETTER_RAW: usize = 16 * 1024;
 const READ_BURST: usize = 64;
 /// Waits of 100 ms for an unavailable store when a socket has ended.
 const DRAIN_WAITS: usize = 300;
+
+/// The socket's read buffer. The WebSocket client reads at most 8 KiB at a
+/// time into its own: a busy channel then costs a `recv` for every five
+/// frames, and each `recv` that frees the receive window sends an ACK
+/// (on loopback the sender's delivery runs inside that call too).
+pub const READ_BUFFER_BYTES: usize = 64 << 10;
+
+/// `framed` reading into a buffer of `capacity` bytes: the client keeps
+/// reusing a buffer of the size it started with once the frames read from
+/// it are gone, and refills it whole.
+pub fn with_read_buffer<T, U>(framed: Framed<T, U>, capacity: usize) -> Framed<T, U> {
+    let mut parts = framed.into_parts();
+    if parts.read_buf.capacity() < capacity {
+        let mut buf = BytesMut::with_capacity(capacity);
+        buf.extend_from_slice(&parts.read_buf);
+        parts.read_buf = buf;
+    }
+    Framed::from_parts(parts)
+}
 
 /// What a socket tells its channel actor.
 #[derive(Message, Debug)]
@@ -486,5 +506,73 @@ impl SocketTask {
             last_frame_ms,
             up_for: started.elapsed(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use actix_codec::{AsyncRead, Encoder, ReadBuf};
+    use awc::ws::Codec;
+
+    use super::*;
+
+    /// A peer that has `data` ready and records the room each read offers.
+    struct Peer {
+        data: Vec<u8>,
+        at: usize,
+        offered: Vec<usize>,
+    }
+
+    impl AsyncRead for Peer {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            self.offered.push(buf.remaining());
+            let n = buf.remaining().min(self.data.len() - self.at);
+            buf.put_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_busy_socket_is_read_in_large_pieces_for_as_long_as_it_runs() {
+        let frame = format!(r#"{{"topicName":"v2.t","eventBody":{{"pad":"{}"}}}}"#, "x".repeat(1500));
+        let mut server = Codec::new();
+        let mut data = BytesMut::new();
+        for _ in 0..400 {
+            server.encode(Message::Text(frame.clone().into()), &mut data).unwrap();
+        }
+        let total = data.len();
+        let peer = Peer {
+            data: data.to_vec(),
+            at: 0,
+            offered: Vec::new(),
+        };
+        let mut socket = with_read_buffer(Framed::new(peer, Codec::new().client_mode()), READ_BUFFER_BYTES);
+        let mut frames = 0;
+        while let Some(f) = socket.next().await {
+            match f.unwrap() {
+                Frame::Text(b) => assert_eq!(b.len(), frame.len()),
+                other => panic!("unexpected {other:?}"),
+            }
+            frames += 1;
+        }
+        assert_eq!(frames, 400);
+        let offered = &socket.io_ref().offered;
+        // Every read but the one that finds the end is offered nearly the
+        // whole buffer (the unread part of a frame stays at its start), not
+        // the client's 8 KiB.
+        let full = &offered[..offered.len() - 1];
+        assert!(
+            full.len() <= total.div_ceil(READ_BUFFER_BYTES - 4096) + 1,
+            "{offered:?}"
+        );
+        assert!(full.iter().all(|&n| n >= READ_BUFFER_BYTES - 4096), "{offered:?}");
     }
 }
