@@ -48,15 +48,15 @@ const DRAIN_WAITS: usize = 300;
 /// time into its own: a busy channel then costs a `recv` for every five
 /// frames, and each `recv` that frees the receive window sends an ACK
 /// (on loopback the sender's delivery runs inside that call too).
-pub const READ_BUFFER_BYTES: usize = 64 << 10;
+const READ_BUFFER_BYTES: usize = 64 << 10;
 
-/// `framed` reading into a buffer of `capacity` bytes: the client keeps
-/// reusing a buffer of the size it started with once the frames read from
-/// it are gone, and refills it whole.
-pub fn with_read_buffer<T, U>(framed: Framed<T, U>, capacity: usize) -> Framed<T, U> {
+/// `framed` reading into a buffer of [`READ_BUFFER_BYTES`]: the client
+/// keeps reusing a buffer of the size it started with once the frames read
+/// from it are gone, and refills it whole.
+pub fn with_read_buffer<T, U>(framed: Framed<T, U>) -> Framed<T, U> {
     let mut parts = framed.into_parts();
-    if parts.read_buf.capacity() < capacity {
-        let mut buf = BytesMut::with_capacity(capacity);
+    if parts.read_buf.capacity() < READ_BUFFER_BYTES {
+        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
         buf.extend_from_slice(&parts.read_buf);
         parts.read_buf = buf;
     }
@@ -554,7 +554,7 @@ mod tests {
             at: 0,
             offered: Vec::new(),
         };
-        let mut socket = with_read_buffer(Framed::new(peer, Codec::new().client_mode()), READ_BUFFER_BYTES);
+        let mut socket = with_read_buffer(Framed::new(peer, Codec::new().client_mode()));
         let mut frames = 0;
         while let Some(f) = socket.next().await {
             match f.unwrap() {

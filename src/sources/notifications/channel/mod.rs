@@ -33,7 +33,7 @@ use super::counters::ChannelCounters;
 use super::gaps::{backfill_window, GapHandler, GapLog};
 use super::group_commit::ChannelCheckpoint;
 use super::reconnect::{reaction, Closed, NextAttempt, Reaction, Retries};
-use super::socket::{with_read_buffer, SocketCommand, SocketSetup, SocketTask, READ_BUFFER_BYTES};
+use super::socket::{with_read_buffer, SocketCommand, SocketSetup, SocketTask};
 use crate::genesys::{ApiClient, ApiError, GenesysOrg, GetToken, TokenError};
 use crate::ingest::Ingest;
 use crate::sources::builder::API_CALL_PATIENCE;
@@ -401,7 +401,7 @@ impl NotificationChannel {
             let hard_limit = settings.max_frame_bytes.saturating_mul(4).max(4 << 20);
             let connected = ws.ws(channel.connect_uri.as_str()).max_frame_size(hard_limit).connect();
             let framed = match tokio::time::timeout(settings.connect_timeout, connected).await {
-                Ok(Ok((_, framed))) => with_read_buffer(framed, READ_BUFFER_BYTES),
+                Ok(Ok((_, framed))) => with_read_buffer(framed),
                 Ok(Err(awc::error::WsClientError::InvalidResponseStatus(s))) if s.as_u16() == 404 => {
                     return Err(Failure::Gone(format!(
                         "socket refused with 404 for channel {}",
