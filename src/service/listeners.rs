@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use super::StartError;
 use crate::config::{Config, ListenerConfig, ListenerTransform, OrderBy, Secret, Secrets};
 use crate::sinks::telemetry::ListenerStatus;
-use crate::sinks::{FlushNow, SinkContext, SinkOptions};
+use crate::sinks::{Flusher, SinkContext, SinkOptions};
 use crate::store::PutDeadLetters;
 use crate::transform::{Masker, TransformSpec, TransformWorker, Transformer};
 
@@ -22,8 +22,8 @@ pub(super) struct ListenerHandle {
     /// `block` listeners must commit at shutdown; lossy ones get a short
     /// grace and may lose what they hold (they declared so).
     pub lossless: bool,
-    /// The current sink's flush address (replaced when it restarts).
-    pub flush: Arc<Mutex<Option<Recipient<FlushNow>>>>,
+    /// The current sink's flush (replaced when it restarts).
+    pub flush: Arc<Mutex<Option<Flusher>>>,
 }
 
 /// What every listener is started with.
@@ -118,7 +118,7 @@ pub(super) async fn start_listener(
         state_dir: parts.state_dir.clone(),
     };
     let mut start = l.sink.spec.builder().build(cx).map_err(|e| sink_error(e.to_string()))?;
-    let flush: Arc<Mutex<Option<Recipient<FlushNow>>>> = Arc::default();
+    let flush: Arc<Mutex<Option<Flusher>>> = Arc::default();
     let latest = flush.clone();
     let (name, topics, capacity, when_full, batch) =
         (l.name.clone(), l.topics.clone(), l.mailbox, l.when_full, l.batch);

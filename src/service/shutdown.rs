@@ -7,7 +7,6 @@ use cxrelay_actors::supervision::{StillStopping, StopChildren};
 use cxrelay_actors::ComponentKind;
 
 use super::Service;
-use crate::sinks::FlushNow;
 use crate::store::store_actor::SyncStore;
 
 /// How long a lossy listener may take to commit at shutdown.
@@ -55,9 +54,9 @@ impl Service {
                 continue;
             };
             let wait = if l.lossless { left() } else { left().min(LOSSY_GRACE) };
-            let outcome = match tokio::time::timeout(wait, flush.send(FlushNow)).await {
-                Ok(Ok(Ok(()))) => continue,
-                Ok(Ok(Err(e))) => format!("final commit failed: {e}"),
+            let outcome = match tokio::time::timeout(wait, flush.flush()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => format!("final commit failed: {e}"),
                 _ => "final commit did not finish in time".to_string(),
             };
             if l.lossless {

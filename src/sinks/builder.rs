@@ -11,7 +11,7 @@ use cxrelay_actors::supervision::Shutdown;
 use cxrelay_actors::Deliver;
 use serde::{Deserialize, Serialize};
 
-use super::{FlushNow, SinkActor, SinkError, SinkOptions, SinkWriter};
+use super::{FlushSignal, Flusher, SinkActor, SinkError, SinkOptions, SinkWriter};
 use crate::config::{duration, KeyProblem, KeyProblems, Secret};
 
 /// Keys every sink takes, whatever its kind.
@@ -140,11 +140,15 @@ impl SinkContext {
             thread,
             ..
         } = self;
+        // One per listener: shutdown's flush reaches whichever instance runs.
+        let signal = FlushSignal::default();
         Box::new(move || {
             let (options, component, make) = (options.clone(), component.clone(), make.clone());
-            SinkHandles::of(SinkActor::start_in_arbiter(&thread, move |_| {
-                SinkActor::new(options, component, make)
-            }))
+            let actor_signal = signal.clone();
+            let addr = SinkActor::start_in_arbiter(&thread, move |_| {
+                SinkActor::new(options, component, make).with_flush_signal(actor_signal)
+            });
+            SinkHandles::of(addr, signal.clone())
         })
     }
 }
@@ -157,17 +161,21 @@ pub struct SinkHandles {
     /// Where the router delivers batches.
     pub deliver: Recipient<Deliver>,
     /// Commits what is pending (the final flush at shutdown).
-    pub flush: Recipient<FlushNow>,
+    pub flush: Flusher,
     /// Stops it on purpose.
     pub shutdown: Recipient<Shutdown>,
 }
 
 impl SinkHandles {
-    /// The handles of a started sink actor.
-    pub fn of<W: SinkWriter>(addr: Addr<SinkActor<W>>) -> Self {
+    /// The handles of a started sink actor listening for flushes on
+    /// `signal` (see [`SinkActor::with_flush_signal`]).
+    pub fn of<W: SinkWriter>(addr: Addr<SinkActor<W>>, signal: FlushSignal) -> Self {
         SinkHandles {
             deliver: addr.clone().recipient(),
-            flush: addr.clone().recipient(),
+            flush: Flusher {
+                recipient: addr.clone().recipient(),
+                signal,
+            },
             shutdown: addr.recipient(),
         }
     }

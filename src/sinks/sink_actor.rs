@@ -13,6 +13,7 @@ use cxrelay_actors::{Deliver, Event};
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 
+use super::flush::{FlushNow, FlushSignal};
 use super::held::{Claim, HeldEvents};
 use super::telemetry::{SinkMetrics, SinkStatus};
 use super::{SinkError, SinkWriter};
@@ -71,12 +72,6 @@ impl Default for SinkOptions {
     }
 }
 
-/// Commits pending events now; answers once they are durable or the
-/// attempt failed.
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct FlushNow;
-
 type Factory<W> = Box<dyn FnMut() -> Result<W, SinkError>>;
 
 /// A listener actor around a [`SinkWriter`]: batches events, commits them,
@@ -129,6 +124,8 @@ pub struct SinkActor<W: SinkWriter> {
     /// The next tick, and whether it comes at the busy pace.
     next_tick: Option<(SpawnHandle, bool)>,
     metrics: SinkMetrics,
+    /// A final flush on its way: retry waits end and are not started.
+    flush_signal: FlushSignal,
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -230,7 +227,15 @@ impl<W: SinkWriter> SinkActor<W> {
             next_tick: None,
             metrics: SinkMetrics::new(component.name()),
             component,
+            flush_signal: FlushSignal::default(),
         }
+    }
+
+    /// Listens for flushes on `signal` (its listener's, shared by every
+    /// instance) besides its mailbox.
+    pub fn with_flush_signal(mut self, signal: FlushSignal) -> Self {
+        self.flush_signal = signal;
+        self
     }
 
     /// Starts writing the pending batch; a panic anywhere in the writer is
@@ -396,11 +401,7 @@ impl<W: SinkWriter> SinkActor<W> {
                             ComponentState::Degraded,
                             "cannot keep refused records in dead letters; retrying",
                         );
-                        ctx.wait(
-                            tokio::time::sleep(delay)
-                                .into_actor(this)
-                                .map(|_, this, ctx| this.prepare(ctx)),
-                        );
+                        this.retry_later(delay, ctx, Self::prepare);
                     }
                 }),
         );
@@ -471,23 +472,37 @@ impl<W: SinkWriter> SinkActor<W> {
         // The wait holds the actor (its status tick too): show the counts
         // and the writer's state (an open breaker) now.
         self.publish_detail();
+        self.retry_later(delay, ctx, Self::attempt);
+    }
+
+    /// Runs `then` after `delay`, holding the actor (no new batch is taken)
+    /// meanwhile; unless a flush is coming: then the commit ends here with
+    /// its batch still pending, and the flush tries once more and answers
+    /// rather than wait out the delay.
+    fn retry_later(&mut self, delay: Duration, ctx: &mut Context<Self>, then: fn(&mut Self, &mut Context<Self>)) {
+        if self.flush_signal.is_requested() {
+            self.committing = false;
+            return;
+        }
         ctx.wait(
             self.waiting(delay)
                 .into_actor(self)
-                .map(|_, this, ctx| this.attempt(ctx)),
+                .map(move |_, this, ctx| then(this, ctx)),
         );
     }
 
     /// Sleeps for `delay`, reporting progress along the way: a wait the
     /// target asked for (a `Retry-After` of minutes) is not a hung write,
-    /// and must not get the sink replaced as stuck.
+    /// and must not get the sink replaced as stuck. A flush ends it early.
     fn waiting(&self, delay: Duration) -> impl std::future::Future<Output = ()> + 'static {
         let progress = self.progress.clone();
+        let signal = self.flush_signal.clone();
         let slice = (self.opts.stuck_after / 4).max(Duration::from_millis(1));
         async move {
             let end = tokio::time::Instant::now() + delay;
-            while tokio::time::Instant::now() < end {
-                tokio::time::sleep_until(end.min(tokio::time::Instant::now() + slice)).await;
+            while tokio::time::Instant::now() < end && !signal.is_requested() {
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                signal.sleep(left.min(slice)).await;
                 progress.advance();
             }
         }
@@ -522,11 +537,7 @@ impl<W: SinkWriter> SinkActor<W> {
                     }
                     _ => {
                         let delay = this.backoff.next_delay();
-                        ctx.wait(
-                            tokio::time::sleep(delay)
-                                .into_actor(this)
-                                .map(|_, this, ctx| this.attempt(ctx)),
-                        );
+                        this.retry_later(delay, ctx, Self::attempt);
                     }
                 }),
         );
@@ -681,6 +692,10 @@ impl<W: SinkWriter> Handler<Deliver> for SinkActor<W> {
             self.pending_since = Some(Instant::now());
         }
         self.pending.extend(msg.events);
+        // A batch prepared for a commit a flush cut short no longer covers
+        // what is pending (records its transform refused are refused, and
+        // kept in dead letters, again).
+        self.prepared = None;
         self.progress.set_busy(true);
         if was_idle {
             self.hasten_tick(ctx);
@@ -700,6 +715,7 @@ impl<W: SinkWriter> Handler<FlushNow> for SinkActor<W> {
         // Runs once the commit (a wait) has finished: answers whether
         // everything received is now written.
         Box::pin(ActorFutureExt::map(actix::fut::ready(()), |_, this: &mut Self, _| {
+            this.flush_signal.clear();
             this.publish_detail();
             if this.pending.is_empty() {
                 Ok(())

@@ -376,3 +376,118 @@ async fn an_instance_built_after_another_fences_it_out_and_the_old_one_refuses_b
     wait_until("old instance stopped", || !old.connected()).await;
     assert!(new.send(deliver()).await.is_ok(), "the new one takes it");
 }
+
+/// Fails every commit while `failing` is set; counts its attempts.
+struct Flaky {
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    attempts: Arc<std::sync::atomic::AtomicUsize>,
+    out: Arc<Mutex<Vec<u64>>>,
+}
+
+impl SinkWriter for Flaky {
+    fn commit(&mut self, events: &[Arc<Event>]) -> LocalBoxFuture<'static, Result<(), SinkError>> {
+        use std::sync::atomic::Ordering;
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let result = if self.failing.load(Ordering::SeqCst) {
+            Err(SinkError::Transport {
+                url: "http://target/".into(),
+                message: "connection refused".into(),
+            })
+        } else {
+            self.out.lock().extend(events.iter().map(|e| e.seq));
+            Ok(())
+        };
+        Box::pin(async move { result })
+    }
+}
+
+/// A sink whose writer fails, retrying an hour apart, holding one full batch
+/// of three; and the flusher shutdown uses.
+async fn failing_sink_waiting_an_hour() -> (
+    super::Flusher,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<Mutex<Vec<u64>>>,
+    Arc<QueueStats>,
+) {
+    let component = Registry::new().register("web", ComponentKind::Listener, true);
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let out: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let hour = Duration::from_secs(3600);
+    let opts = SinkOptions {
+        batch_events: 3,
+        retry: BackoffPolicy {
+            initial: hour,
+            multiplier: 1.0,
+            max: hour,
+            randomization: 0.0,
+            full_jitter: false,
+        },
+        stuck_after: hour,
+        ..SinkOptions::default()
+    };
+    let signal = super::FlushSignal::default();
+    let (f, a, o) = (failing.clone(), attempts.clone(), out.clone());
+    let sink = SinkActor::new(opts, component, move || {
+        Ok(Flaky {
+            failing: f.clone(),
+            attempts: a.clone(),
+            out: o.clone(),
+        })
+    })
+    .with_flush_signal(signal.clone())
+    .start();
+    let stats = QueueStats::new(10);
+    sink.do_send(cxrelay_actors::Deliver {
+        listener: 1,
+        events: (1..=3)
+            .map(|i| Arc::new(Event::builder("test", "calls.x").seq(i).build()))
+            .collect(),
+        ack: cxrelay_actors::router::AckHandle::new(stats.clone()),
+    });
+    wait_until("the first attempt failed", || {
+        attempts.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    let flusher = super::Flusher {
+        recipient: sink.recipient(),
+        signal,
+    };
+    (flusher, failing, attempts, out, stats)
+}
+
+#[actix::test]
+async fn a_final_flush_cuts_a_retry_wait_short_and_commits_at_once() {
+    let (flusher, failing, _, out, stats) = failing_sink_waiting_an_hour().await;
+    // The target is back, and the retry is an hour away.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let answer = tokio::time::timeout(Duration::from_secs(10), flusher.flush()).await;
+    assert_eq!(answer, Ok(Ok(())), "the flush waited out the retry delay");
+    assert_eq!(*out.lock(), vec![1, 2, 3]);
+    assert_eq!(stats.acked_seq(), 3);
+}
+
+#[actix::test]
+async fn a_final_flush_to_a_target_still_down_answers_its_error_at_once_and_keeps_the_batch() {
+    use std::sync::atomic::Ordering;
+    let (flusher, failing, attempts, out, stats) = failing_sink_waiting_an_hour().await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), flusher.flush())
+        .await
+        .expect("the flush waited out the retry delay");
+    let error = answer.expect_err("nothing was written");
+    assert!(error.contains("connection refused"), "{error}");
+    // After the first: one attempt for the cut-short wait, one for the
+    // flush (and perhaps a batch tick's between them), no retry loop.
+    let tried = attempts.load(Ordering::SeqCst);
+    assert!((3..=4).contains(&tried), "{tried} attempts");
+    assert!(out.lock().is_empty());
+    assert_eq!(stats.acked_seq(), 0, "nothing acknowledged");
+    // The batch is still held: a later flush, with the target back, writes
+    // it once.
+    failing.store(false, Ordering::SeqCst);
+    let answer = tokio::time::timeout(Duration::from_secs(10), flusher.flush()).await;
+    assert_eq!(answer, Ok(Ok(())));
+    assert_eq!(*out.lock(), vec![1, 2, 3]);
+    assert_eq!(stats.acked_seq(), 3);
+}

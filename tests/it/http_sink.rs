@@ -22,6 +22,8 @@ enum Answer {
     BusyUntil,
     /// 503, nothing more.
     Fail,
+    /// 503 with `Retry-After: 60`.
+    BusyForAMinute,
     /// 302 to elsewhere.
     Redirect,
     /// Reads the request, then says nothing for 3 s (the sink times out
@@ -153,6 +155,9 @@ fn serve(
                     .into_bytes()
             }
             Answer::Fail => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown".to_vec(),
+            Answer::BusyForAMinute => {
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 60\r\nContent-Length: 4\r\n\r\nbusy".to_vec()
+            }
             Answer::Redirect => b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n".to_vec(),
             Answer::Reject => {
                 let reason = b"{\"error\":\"event gen-4242 has no conversation\"}";
@@ -380,5 +385,59 @@ fn an_open_breaker_makes_the_service_not_ready_until_a_trial_succeeds() {
         component(&p.get("/status").json(), "web")["detail"]["writer"]["breaker"],
         "closed"
     );
+    assert!(p.terminate().success());
+}
+
+#[test]
+fn a_stop_during_a_retry_after_wait_ends_at_once_and_the_next_start_delivers_the_batch() {
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let b = busy.clone();
+    let target = Target::start(Arc::new(move |_, _: &str| {
+        if b.load(std::sync::atomic::Ordering::SeqCst) {
+            Answer::BusyForAMinute
+        } else {
+            Answer::Ok
+        }
+    }));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // One batch: the events arrive well within its interval, so the queue
+    // in front of the sink is empty when the stop comes.
+    let config = format!(
+        "{}{}[[listener]]\nname = \"web\"\ntopics = [\"calls.>\"]\nsink = {{ kind = \"http\", url = \"http://{}/ingest\", batch_events = 100, batch_interval = \"1s\" }}\n\n",
+        preamble(dir),
+        generator(5000, 50),
+        target.addr
+    );
+    let p = Proc::start(dir, &config);
+    wait_until("the batch refused for a minute", Duration::from_secs(30), || {
+        !target.seen.lock().unwrap().is_empty()
+    });
+    let log = p.log.clone();
+    let t = Instant::now();
+    let status = p.terminate();
+    let took = t.elapsed();
+    // Not the minute the target asked for, nor the 20 s shutdown timeout.
+    assert!(took < Duration::from_secs(8), "the stop took {took:?}");
+    assert!(!status.success(), "the batch was not committed: exit 1");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let said = text
+        .lines()
+        .find(|l| l.contains("final commit failed"))
+        .unwrap_or_else(|| panic!("no final commit error in the log:\n{text}"));
+    assert!(
+        said.contains("waiting as the target asked") && said.contains("503"),
+        "{said}"
+    );
+    // The window the target asked for holds even at a stop: the attempts
+    // the flush made were answered by the sink, not sent.
+    assert_eq!(target.seen.lock().unwrap().len(), 1);
+    assert!(target.ids().is_empty());
+    // Never acknowledged, the batch is delivered at the next start.
+    busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    let p = Proc::start(dir, &config);
+    wait_until("the batch delivered", Duration::from_secs(30), || {
+        target.ids().len() == 50
+    });
     assert!(p.terminate().success());
 }
