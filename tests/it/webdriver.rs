@@ -71,36 +71,17 @@ impl Browser {
     /// Starts chromedriver on a free port and a headless Chromium session
     /// in a window of `width` x `height`.
     pub fn start(tools: &Tools, width: u32, height: u32) -> Browser {
-        // Its own process group, with the browser it starts: dropping the
-        // Browser ends them all, even when no session was made (a browser
-        // outliving its driver would run on, orphaned).
-        let mut driver = Command::new(&tools.chromedriver)
-            .arg("--port=0")
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", tools.chromedriver.display()));
-        // The driver names the port it took on stdout; read on a thread so
-        // the wait has a deadline.
-        let (tx, rx) = mpsc::channel();
-        let stdout = driver.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(port) = line
-                    .split("started successfully on port ")
-                    .nth(1)
-                    .and_then(|p| p.trim_end_matches('.').trim().parse::<u16>().ok())
-                {
-                    let _ = tx.send(port);
+        // A driver that dies or stays silent while the machine is busy is
+        // the environment, not the page: start another, twice at most.
+        let mut failures = Vec::new();
+        let (driver, port) = loop {
+            match launch(tools) {
+                Ok(started) => break started,
+                Err(why) if failures.len() < 2 => failures.push(why),
+                Err(why) => {
+                    failures.push(why);
+                    panic!("chromedriver did not start, three times:\n{}", failures.join("\n"));
                 }
-            }
-        });
-        let port = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(port) => port,
-            Err(e) => {
-                kill_group(&mut driver);
-                panic!("chromedriver did not say its port within 30 s: {e}");
             }
         };
         let mut b = Browser {
@@ -225,6 +206,60 @@ impl Drop for Browser {
             let _ = send(self.addr, "DELETE", &self.session_path(""), b"");
         }
         kill_group(&mut self.driver);
+    }
+}
+
+/// Starts chromedriver on a free port: the driver and the port it took, or
+/// why not (with what it said on stderr).
+fn launch(tools: &Tools) -> Result<(Child, u16), String> {
+    // Its own process group, with the browser it starts: dropping the
+    // Browser ends them all, even when no session was made (a browser
+    // outliving its driver would run on, orphaned).
+    let mut driver = Command::new(&tools.chromedriver)
+        .arg("--port=0")
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", tools.chromedriver.display()));
+    // The driver names the port it took on stdout; read on a thread so
+    // the wait has a deadline.
+    let (tx, rx) = mpsc::channel();
+    let stdout = driver.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(port) = line
+                .split("started successfully on port ")
+                .nth(1)
+                .and_then(|p| p.trim_end_matches('.').trim().parse::<u16>().ok())
+            {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    // Its last lines on stderr, for the failure message.
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stderr = driver.stderr.take().expect("piped stderr");
+    let keep = said.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut said = keep.lock().unwrap();
+            if said.len() == 20 {
+                said.remove(0);
+            }
+            said.push(line);
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(port) => Ok((driver, port)),
+        Err(e) => {
+            kill_group(&mut driver);
+            let why = match e {
+                mpsc::RecvTimeoutError::Timeout => "said no port within 30 s",
+                mpsc::RecvTimeoutError::Disconnected => "closed its output without a port",
+            };
+            Err(format!("chromedriver {why}; stderr: {:?}", said.lock().unwrap()))
+        }
     }
 }
 
