@@ -40,6 +40,13 @@ impl Service {
         if let Some(c) = &self.cluster {
             c.release_leases().await;
         }
+        // A sink waiting out a retry delay tries again now: if its target
+        // is back, its queue drains at once rather than after the delay.
+        for l in &self.listeners {
+            if let Some(flush) = l.flush.lock().as_ref() {
+                flush.nudge();
+            }
+        }
         // Whatever sources handed over before they stopped gets committed
         // and routed before the queues drain.
         while self.ingest.outstanding() > 0 && !left().is_zero() && self.ingest.is_available() {

@@ -35,6 +35,14 @@ impl FlushSignal {
         self.0.wake.notify_waiters();
     }
 
+    /// Ends a retry wait under way, once: the sink tries again now and,
+    /// if that fails too, goes back to its normal pace (used at shutdown
+    /// before the queues drain, so a target that is back gets them at
+    /// once).
+    pub fn nudge(&self) {
+        self.0.wake.notify_waiters();
+    }
+
     /// Whether a flush is coming.
     pub fn is_requested(&self) -> bool {
         self.0.requested.load(Ordering::SeqCst)
@@ -46,19 +54,19 @@ impl FlushSignal {
     }
 
     /// Sleeps for `delay`, or less if a flush is requested meanwhile (or
-    /// already was).
-    pub async fn sleep(&self, delay: Duration) {
+    /// already was) or a nudge comes; answers whether it was cut short.
+    pub async fn sleep(&self, delay: Duration) -> bool {
         let woken = self.0.wake.notified();
         tokio::pin!(woken);
         // Registered before the check, so a request between the two is
         // not missed.
         woken.as_mut().enable();
         if self.is_requested() {
-            return;
+            return true;
         }
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = woken => {}
+            _ = tokio::time::sleep(delay) => false,
+            _ = woken => true,
         }
     }
 }
@@ -73,6 +81,12 @@ pub struct Flusher {
 }
 
 impl Flusher {
+    /// Ends the sink's retry wait, if one is under way (see
+    /// [`FlushSignal::nudge`]).
+    pub fn nudge(&self) {
+        self.signal.nudge();
+    }
+
     /// Commits what the sink holds without waiting out a retry delay;
     /// answers whether everything it received is durable.
     pub async fn flush(&self) -> Result<(), String> {
@@ -98,14 +112,32 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         signal.request();
-        sleeping.await.unwrap();
+        assert!(sleeping.await.unwrap(), "cut short");
         assert_eq!(started.elapsed(), Duration::from_secs(1));
         // Still requested: a later wait does not start at all.
-        signal.sleep(Duration::from_secs(60)).await;
+        assert!(signal.sleep(Duration::from_secs(60)).await);
         assert_eq!(started.elapsed(), Duration::from_secs(1));
         // Cleared: waits run their full length again.
         signal.clear();
-        signal.sleep(Duration::from_secs(5)).await;
+        assert!(!signal.sleep(Duration::from_secs(5)).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_nudge_ends_the_sleep_under_way_only() {
+        let signal = FlushSignal::default();
+        let started = tokio::time::Instant::now();
+        let sleeping = tokio::spawn({
+            let signal = signal.clone();
+            async move { signal.sleep(Duration::from_secs(60)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        signal.nudge();
+        assert!(sleeping.await.unwrap(), "cut short");
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(!signal.is_requested());
+        // Nothing is kept for the next sleep.
+        assert!(!signal.sleep(Duration::from_secs(5)).await);
         assert_eq!(started.elapsed(), Duration::from_secs(6));
     }
 }

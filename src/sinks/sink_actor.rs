@@ -493,17 +493,21 @@ impl<W: SinkWriter> SinkActor<W> {
 
     /// Sleeps for `delay`, reporting progress along the way: a wait the
     /// target asked for (a `Retry-After` of minutes) is not a hung write,
-    /// and must not get the sink replaced as stuck. A flush ends it early.
+    /// and must not get the sink replaced as stuck. A flush or a nudge
+    /// ends it early.
     fn waiting(&self, delay: Duration) -> impl std::future::Future<Output = ()> + 'static {
         let progress = self.progress.clone();
         let signal = self.flush_signal.clone();
         let slice = (self.opts.stuck_after / 4).max(Duration::from_millis(1));
         async move {
             let end = tokio::time::Instant::now() + delay;
-            while tokio::time::Instant::now() < end && !signal.is_requested() {
+            while tokio::time::Instant::now() < end {
                 let left = end.saturating_duration_since(tokio::time::Instant::now());
-                signal.sleep(left.min(slice)).await;
+                let cut_short = signal.sleep(left.min(slice)).await;
                 progress.advance();
+                if cut_short {
+                    break;
+                }
             }
         }
     }

@@ -491,3 +491,18 @@ async fn a_final_flush_to_a_target_still_down_answers_its_error_at_once_and_keep
     assert_eq!(*out.lock(), vec![1, 2, 3]);
     assert_eq!(stats.acked_seq(), 3);
 }
+
+#[actix::test]
+async fn a_nudge_makes_a_sink_waiting_to_retry_try_again_now() {
+    let (flusher, failing, _, out, stats) = failing_sink_waiting_an_hour().await;
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Nudged again until it lands: one that comes before the sink starts
+    // its wait has nothing to end.
+    wait_until("written without waiting the hour", || {
+        flusher.nudge();
+        out.lock().len() == 3
+    })
+    .await;
+    assert_eq!(*out.lock(), vec![1, 2, 3]);
+    assert_eq!(stats.acked_seq(), 3);
+}
