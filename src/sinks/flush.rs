@@ -102,8 +102,9 @@ impl Flusher {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_request_cuts_a_sleep_short_whether_it_comes_before_or_during_it() {
+    /// A minute's sleep on a fresh signal, and `then` done to the signal a
+    /// second into it: the signal, once the sleep has ended cut short.
+    async fn a_second_into_a_minute(then: fn(&FlushSignal)) -> FlushSignal {
         let signal = FlushSignal::default();
         let started = tokio::time::Instant::now();
         let sleeping = tokio::spawn({
@@ -111,33 +112,32 @@ mod tests {
             async move { signal.sleep(Duration::from_secs(60)).await }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
-        signal.request();
+        then(&signal);
         assert!(sleeping.await.unwrap(), "cut short");
         assert_eq!(started.elapsed(), Duration::from_secs(1));
+        signal
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_cuts_a_sleep_short_whether_it_comes_before_or_during_it() {
+        let signal = a_second_into_a_minute(FlushSignal::request).await;
+        let started = tokio::time::Instant::now();
         // Still requested: a later wait does not start at all.
         assert!(signal.sleep(Duration::from_secs(60)).await);
-        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert_eq!(started.elapsed(), Duration::ZERO);
         // Cleared: waits run their full length again.
         signal.clear();
         assert!(!signal.sleep(Duration::from_secs(5)).await);
-        assert_eq!(started.elapsed(), Duration::from_secs(6));
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_nudge_ends_the_sleep_under_way_only() {
-        let signal = FlushSignal::default();
-        let started = tokio::time::Instant::now();
-        let sleeping = tokio::spawn({
-            let signal = signal.clone();
-            async move { signal.sleep(Duration::from_secs(60)).await }
-        });
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        signal.nudge();
-        assert!(sleeping.await.unwrap(), "cut short");
-        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        let signal = a_second_into_a_minute(FlushSignal::nudge).await;
         assert!(!signal.is_requested());
         // Nothing is kept for the next sleep.
+        let started = tokio::time::Instant::now();
         assert!(!signal.sleep(Duration::from_secs(5)).await);
-        assert_eq!(started.elapsed(), Duration::from_secs(6));
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 }
