@@ -49,7 +49,15 @@ impl Service {
         }
         // Whatever sources handed over before they stopped gets committed
         // and routed before the queues drain.
-        while self.ingest.outstanding() > 0 && !left().is_zero() && self.ingest.is_available() {
+        while self.ingest.outstanding() > 0 && self.ingest.is_available() {
+            if left().is_zero() {
+                clean = false;
+                tracing::warn!(
+                    appends = self.ingest.outstanding(),
+                    "journaled events were not all routed before the shutdown timeout"
+                );
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if !self.directory.lossless_drained(left()).await {

@@ -66,7 +66,7 @@ impl AppendQueue {
 
     /// Hands an append over, waiting while the queue is full.
     pub async fn send(&self, req: AppendRequest) -> Result<(), IngestError> {
-        self.outstanding.fetch_add(1, Ordering::AcqRel);
+        let mut counted = Counted::new(&self.outstanding);
         // Waiting is the rare case: its future (several hundred bytes) is
         // boxed there, so the future of every request that hands an append
         // over stays small.
@@ -75,10 +75,8 @@ impl AppendQueue {
             Err(mpsc::error::TrySendError::Full(req)) => Box::pin(self.tx.send(req)).await.map_err(|_| ()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
         };
-        sent.map_err(|()| {
-            self.outstanding.fetch_sub(1, Ordering::AcqRel);
-            IngestError::ShuttingDown
-        })
+        sent.map(|()| counted.handed_over())
+            .map_err(|()| IngestError::ShuttingDown)
     }
 
     /// Marks one append as handled by a consumer other than the journal
@@ -90,6 +88,41 @@ impl AppendQueue {
     /// Appends handed over whose events are not yet routed.
     pub fn outstanding(&self) -> usize {
         self.outstanding.load(Ordering::Acquire)
+    }
+}
+
+/// An append counted as outstanding while it waits for room. Its count is
+/// taken back unless it was handed over: refused by a closed queue, or
+/// abandoned while the queue was full (a webhook whose ack timeout ran
+/// out drops the send), it will never be routed, and shutdown, which
+/// waits for the count to reach zero, would wait for it until its
+/// deadline.
+struct Counted<'a> {
+    count: &'a AtomicUsize,
+    handed_over: bool,
+}
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Counted {
+            count,
+            handed_over: false,
+        }
+    }
+
+    /// In the queue: the journal writer takes the count back once the
+    /// append's events are routed.
+    fn handed_over(&mut self) {
+        self.handed_over = true;
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if !self.handed_over {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -220,5 +253,16 @@ mod tests {
         drop(rx);
         assert!(matches!(queue.send(request()).await, Err(IngestError::ShuttingDown)));
         assert_eq!(queue.outstanding(), 2, "a refused append is not outstanding");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_append_abandoned_while_the_queue_is_full_is_not_outstanding() {
+        let (queue, _rx) = AppendQueue::new(1);
+        queue.send(request()).await.unwrap();
+        // A sender whose caller gives up while it waits for room (a
+        // webhook's ack timeout).
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(20), queue.send(request())).await;
+        assert!(gave_up.is_err(), "the queue is full: the sender waits");
+        assert_eq!(queue.outstanding(), 1, "only the append in the queue is outstanding");
     }
 }
