@@ -69,6 +69,9 @@ pub struct ProcessNode {
     durable: Vec<Arc<QueueStats>>,
     shared: Arc<Shared>,
     pulls: HashMap<u32, tokio::task::JoinHandle<()>>,
+    /// Acknowledgements being sent in the background: an orderly stop
+    /// waits for them before it flushes the connection.
+    acks: Vec<tokio::task::JoinHandle<()>>,
     /// Stopping: no more pulls.
     stopping: bool,
 }
@@ -100,6 +103,7 @@ impl ProcessNode {
                 counters,
             }),
             pulls: HashMap::new(),
+            acks: Vec::new(),
             stopping: false,
         }
     }
@@ -139,9 +143,11 @@ impl ProcessNode {
 
     /// Acknowledges what listeners committed, in the background.
     fn acknowledge(&mut self) {
+        self.acks.retain(|a| !a.is_finished());
         let done = self.committed();
         if !done.is_empty() {
-            actix::spawn(send_acks(done, self.shared.counters.clone()));
+            self.acks
+                .push(actix::spawn(send_acks(done, self.shared.counters.clone())));
         }
     }
 }
@@ -182,7 +188,15 @@ impl Handler<Finish> for ProcessNode {
         self.stop_pulls();
         let done = self.committed();
         let (counters, client) = (self.shared.counters.clone(), self.nats.client.clone());
+        let earlier = std::mem::take(&mut self.acks);
         Box::pin(async move {
+            // The flush sends what is written to the connection so far: the
+            // acknowledgements sent in the background must be written first,
+            // or those still in their loop are lost when the process exits
+            // (redelivered then, but an orderly stop leaves nothing behind).
+            for a in earlier {
+                let _ = a.await;
+            }
             send_acks(done, counters).await;
             let _ = client.flush().await;
         })
