@@ -401,15 +401,22 @@ impl SinkWriter for Flaky {
     }
 }
 
-/// A sink whose writer fails, retrying an hour apart, holding one full batch
-/// of three; and the flusher shutdown uses.
-async fn failing_sink_waiting_an_hour() -> (
-    super::Flusher,
-    Arc<std::sync::atomic::AtomicBool>,
-    Arc<std::sync::atomic::AtomicUsize>,
-    Arc<Mutex<Vec<u64>>>,
-    Arc<QueueStats>,
-) {
+/// A sink holding one full batch of three that its writer failed to write,
+/// with its next attempt an hour away.
+struct WaitingSink {
+    /// What shutdown flushes and nudges it with.
+    flusher: super::Flusher,
+    /// Its writer fails while this is set.
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Commits its writer was asked for.
+    attempts: Arc<std::sync::atomic::AtomicUsize>,
+    /// What its writer wrote (the events' `seq`).
+    out: Arc<Mutex<Vec<u64>>>,
+    /// Its queue's counters (what it acknowledged).
+    stats: Arc<QueueStats>,
+}
+
+async fn failing_sink_waiting_an_hour() -> WaitingSink {
     let component = Registry::new().register("web", ComponentKind::Listener, true);
     let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -450,59 +457,73 @@ async fn failing_sink_waiting_an_hour() -> (
         attempts.load(std::sync::atomic::Ordering::SeqCst) == 1
     })
     .await;
-    let flusher = super::Flusher {
-        recipient: sink.recipient(),
-        signal,
-    };
-    (flusher, failing, attempts, out, stats)
+    WaitingSink {
+        flusher: super::Flusher {
+            recipient: sink.recipient(),
+            signal,
+        },
+        failing,
+        attempts,
+        out,
+        stats,
+    }
+}
+
+impl WaitingSink {
+    /// The writer's target answers again.
+    fn target_back(&self) {
+        self.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The batch was written once, and acknowledged.
+    fn assert_written_once(&self) {
+        assert_eq!(*self.out.lock(), vec![1, 2, 3]);
+        assert_eq!(self.stats.acked_seq(), 3);
+    }
 }
 
 #[actix::test]
 async fn a_final_flush_cuts_a_retry_wait_short_and_commits_at_once() {
-    let (flusher, failing, _, out, stats) = failing_sink_waiting_an_hour().await;
+    let sink = failing_sink_waiting_an_hour().await;
     // The target is back, and the retry is an hour away.
-    failing.store(false, std::sync::atomic::Ordering::SeqCst);
-    let answer = tokio::time::timeout(Duration::from_secs(10), flusher.flush()).await;
+    sink.target_back();
+    let answer = tokio::time::timeout(Duration::from_secs(10), sink.flusher.flush()).await;
     assert_eq!(answer, Ok(Ok(())), "the flush waited out the retry delay");
-    assert_eq!(*out.lock(), vec![1, 2, 3]);
-    assert_eq!(stats.acked_seq(), 3);
+    sink.assert_written_once();
 }
 
 #[actix::test]
 async fn a_final_flush_to_a_target_still_down_answers_its_error_at_once_and_keeps_the_batch() {
-    use std::sync::atomic::Ordering;
-    let (flusher, failing, attempts, out, stats) = failing_sink_waiting_an_hour().await;
-    let answer = tokio::time::timeout(Duration::from_secs(10), flusher.flush())
+    let sink = failing_sink_waiting_an_hour().await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), sink.flusher.flush())
         .await
         .expect("the flush waited out the retry delay");
     let error = answer.expect_err("nothing was written");
     assert!(error.contains("connection refused"), "{error}");
     // After the first: one attempt for the cut-short wait, one for the
     // flush (and perhaps a batch tick's between them), no retry loop.
-    let tried = attempts.load(Ordering::SeqCst);
+    let tried = sink.attempts.load(std::sync::atomic::Ordering::SeqCst);
     assert!((3..=4).contains(&tried), "{tried} attempts");
-    assert!(out.lock().is_empty());
-    assert_eq!(stats.acked_seq(), 0, "nothing acknowledged");
+    assert!(sink.out.lock().is_empty());
+    assert_eq!(sink.stats.acked_seq(), 0, "nothing acknowledged");
     // The batch is still held: a later flush, with the target back, writes
     // it once.
-    failing.store(false, Ordering::SeqCst);
-    let answer = tokio::time::timeout(Duration::from_secs(10), flusher.flush()).await;
+    sink.target_back();
+    let answer = tokio::time::timeout(Duration::from_secs(10), sink.flusher.flush()).await;
     assert_eq!(answer, Ok(Ok(())));
-    assert_eq!(*out.lock(), vec![1, 2, 3]);
-    assert_eq!(stats.acked_seq(), 3);
+    sink.assert_written_once();
 }
 
 #[actix::test]
 async fn a_nudge_makes_a_sink_waiting_to_retry_try_again_now() {
-    let (flusher, failing, _, out, stats) = failing_sink_waiting_an_hour().await;
-    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let sink = failing_sink_waiting_an_hour().await;
+    sink.target_back();
     // Nudged again until it lands: one that comes before the sink starts
     // its wait has nothing to end.
     wait_until("written without waiting the hour", || {
-        flusher.nudge();
-        out.lock().len() == 3
+        sink.flusher.nudge();
+        sink.out.lock().len() == 3
     })
     .await;
-    assert_eq!(*out.lock(), vec![1, 2, 3]);
-    assert_eq!(stats.acked_seq(), 3);
+    sink.assert_written_once();
 }

@@ -342,17 +342,24 @@ fn a_throttling_failing_redirecting_stalling_target_gets_everything_within_its_l
     assert!(hi < lo + 24 * 1024 * 1024, "memory grew: {lo} -> {hi}");
 }
 
-#[test]
-fn an_open_breaker_makes_the_service_not_ready_until_a_trial_succeeds() {
-    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let f = failing.clone();
+/// A target answering `first` to every request until the flag it comes
+/// with is cleared, then `Ok`.
+fn answering_until_cleared(first: Answer) -> (Target, Arc<std::sync::atomic::AtomicBool>) {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f = flag.clone();
     let target = Target::start(Arc::new(move |_, _: &str| {
         if f.load(std::sync::atomic::Ordering::SeqCst) {
-            Answer::Fail
+            first
         } else {
             Answer::Ok
         }
     }));
+    (target, flag)
+}
+
+#[test]
+fn an_open_breaker_makes_the_service_not_ready_until_a_trial_succeeds() {
+    let (target, failing) = answering_until_cleared(Answer::Fail);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let config = format!(
@@ -390,15 +397,7 @@ fn an_open_breaker_makes_the_service_not_ready_until_a_trial_succeeds() {
 
 #[test]
 fn a_stop_during_a_retry_after_wait_ends_at_once_and_the_next_start_delivers_the_batch() {
-    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let b = busy.clone();
-    let target = Target::start(Arc::new(move |_, _: &str| {
-        if b.load(std::sync::atomic::Ordering::SeqCst) {
-            Answer::BusyForAMinute
-        } else {
-            Answer::Ok
-        }
-    }));
+    let (target, busy) = answering_until_cleared(Answer::BusyForAMinute);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // One batch: the events arrive well within its interval, so the queue
