@@ -440,3 +440,30 @@ fn a_stop_during_a_retry_after_wait_ends_at_once_and_the_next_start_delivers_the
     });
     assert!(p.terminate().success());
 }
+
+#[test]
+fn a_stop_while_the_sink_waits_out_a_backoff_retries_at_once_and_drains_its_queue() {
+    let (target, failing) = answering_until_cleared(Answer::Fail);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // More events than one batch: the rest wait in the listener's queue,
+    // which the stop must drain.
+    let total = 2000;
+    let config = format!("{}{}{}", preamble(dir), generator(5000, total), listener(&target, ""));
+    let p = Proc::start(dir, &config);
+    // Seven refusals in a row: the sink's backoff has grown to about 6 s
+    // (0.1 s doubling), and its next wait has just begun.
+    wait_until("seven failed attempts", Duration::from_secs(30), || {
+        target.seen.lock().unwrap().len() >= 7
+    });
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let t = Instant::now();
+    assert!(p.terminate().success());
+    // Not after the backoff: the stop nudged the sink, and the target,
+    // back, took its batch and the queue behind it (a clean exit says all
+    // that was journaled is written; the generator, held back, had not
+    // made all its events yet).
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(3), "the stop took {took:?}");
+    assert!(target.ids().len() > 100, "{} delivered", target.ids().len());
+}
