@@ -34,6 +34,7 @@
 //! intact frame; damage anywhere else (bad sectors) skips the rest of that
 //! segment, loudly.
 
+mod direct;
 pub mod frame;
 pub mod record;
 
@@ -127,10 +128,16 @@ pub struct SegmentLog {
     buf: Vec<u8>,
     /// Whether `journal/spare` is ready to become the next segment.
     spare: bool,
+    /// Whether to try direct writes (off once the file system refused).
+    direct: bool,
+    /// Whether the open segment is written directly.
+    file_direct: bool,
+    /// The end of the segment's records that a direct write rewrites.
+    tail: direct::Tail,
+    /// Where the frame being built starts in `buf` (after a direct write's
+    /// alignment and tail).
+    frame_at: usize,
 }
-
-/// What the last segment is extended with.
-static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 fn path_of(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}.seg"))
@@ -202,6 +209,10 @@ impl SegmentLog {
             granule: 256 << 10,
             buf: Vec::with_capacity(1 << 20),
             spare: false,
+            direct: true,
+            file_direct: false,
+            tail: direct::Tail::default(),
+            frame_at: 0,
         };
         let mut rec = Recovered {
             next_seq: 1,
@@ -221,9 +232,15 @@ impl SegmentLog {
 
     /// Opens the last segment for writing after its records.
     fn open_last(&mut self, id: u64) -> std::io::Result<()> {
-        let f = OpenOptions::new().write(true).open(path_of(&self.dir, id))?;
+        let path = path_of(&self.dir, id);
+        let (f, direct) = direct::open(&path, false, self.direct)?;
+        if direct {
+            let end = self.segments.back().map_or(0, |s| s.len);
+            self.tail.resume(&path, end)?;
+        }
         self.allocated = f.metadata()?.len();
         self.file = Some(f);
+        self.file_direct = direct;
         Ok(())
     }
 
@@ -322,7 +339,12 @@ impl SegmentLog {
     /// The buffer to encode the next record into (after [`frame::HEADER`]
     /// bytes left for the frame header); then [`SegmentLog::write_record`].
     pub fn record_buf(&mut self) -> &mut Vec<u8> {
-        self.buf.clear();
+        self.frame_at = if self.direct {
+            self.tail.begin(&mut self.buf)
+        } else {
+            self.buf.clear();
+            0
+        };
         self.buf.extend_from_slice(&[0; frame::HEADER]);
         &mut self.buf
     }
@@ -332,7 +354,7 @@ impl SegmentLog {
     /// acknowledged, and the segment is reopened (cut back) before the next
     /// write.
     pub fn write_record(&mut self) -> std::io::Result<u64> {
-        frame::seal(&mut self.buf, 0);
+        frame::seal(&mut self.buf, self.frame_at);
         let result = self.write_frame();
         if result.is_err() {
             // Whatever part of the frame reached the file is not a record:
@@ -373,39 +395,60 @@ impl SegmentLog {
             .back()
             .map(|s| (s.id, s.len))
             .ok_or_else(|| std::io::Error::other("no segment"))?;
-        let bytes = self.buf.len() as u64;
+        let bytes = (self.buf.len() - self.frame_at) as u64;
         let end = offset + bytes;
+        // The end header goes with the record (one write), and the next
+        // record overwrites it.
+        self.buf.extend_from_slice(&frame::END);
+        let written = self.put_frame(id, offset, bytes as usize);
+        self.buf.truncate(self.frame_at + bytes as usize);
+        let written_to = written?;
         let f = self
             .file
             .as_ref()
             .ok_or_else(|| std::io::Error::other("no segment open"))?;
-        // The end header goes with the record (one write), and the next
-        // record overwrites it.
-        self.buf.extend_from_slice(&frame::END);
-        let written = f.write_all_at(&self.buf, offset);
-        self.buf.truncate(bytes as usize);
-        written?;
         let written_end = end + frame::HEADER as u64;
         if written_end > self.allocated {
             // Zeros ahead, synced with this record (one sync for both).
+            // A direct write ends on a block boundary, as these must.
             let chunk = (self.segment_bytes / 4).clamp(64 << 10, 4 << 20);
             let upto = written_end.div_ceil(chunk) * chunk;
-            let mut at = written_end;
+            let mut at = written_to;
             while at < upto {
-                let n = (upto - at).min(ZEROS.len() as u64);
-                f.write_all_at(&ZEROS[..n as usize], at)?;
+                let n = (upto - at).min(direct::ZEROS.0.len() as u64);
+                f.write_all_at(&direct::ZEROS.0[..n as usize], at)?;
                 at += n;
             }
-            self.allocated = upto;
+            self.allocated = upto.max(written_to);
         }
         f.sync_data()?;
         if let Some(seg) = self.segments.back_mut() {
             seg.len = end;
         }
-        if let Ok(r) = Record::parse(&self.buf[frame::HEADER..]).map(|r| Summary::of(&r)) {
+        if let Ok(r) = Record::parse(&self.buf[self.frame_at + frame::HEADER..]).map(|r| Summary::of(&r)) {
             self.index(id, offset, bytes, r);
         }
         Ok(bytes)
+    }
+
+    /// Writes the frame in `buf` (with its end header) at `offset`, the
+    /// end of segment `id`'s records; answers where what it wrote ends.
+    fn put_frame(&mut self, id: u64, offset: u64, records: usize) -> std::io::Result<u64> {
+        let no_file = || std::io::Error::other("no segment open");
+        if self.file_direct {
+            let f = self.file.as_ref().ok_or_else(no_file)?;
+            match self.tail.write(f, &mut self.buf, &mut self.frame_at, offset, records) {
+                Err(e) if direct::refused(&e) => {
+                    tracing::info!("journal: direct writes refused here ({e}); writing through the page cache");
+                    self.direct = false;
+                    self.open_last(id)?;
+                }
+                other => return other,
+            }
+        }
+        let f = self.file.as_ref().ok_or_else(no_file)?;
+        f.write_all_at(&self.buf[self.frame_at..], offset)?;
+        Ok(offset + (self.buf.len() - self.frame_at) as u64)
     }
 
     /// Re-reads the last segment after a write error: its good length (a
@@ -491,15 +534,21 @@ impl SegmentLog {
     /// Creates segment `id`, from the spare when there is one.
     fn new_segment(&mut self, id: u64) -> std::io::Result<File> {
         let path = path_of(&self.dir, id);
+        self.tail.reset();
         if std::mem::take(&mut self.spare) && std::fs::rename(self.dir.join(SPARE), &path).is_ok() {
-            let f = OpenOptions::new().write(true).open(&path)?;
-            read_ahead(&f);
+            let (f, direct) = direct::open(&path, false, self.direct)?;
+            if !direct {
+                read_ahead(&f);
+            }
+            self.file_direct = direct;
             return Ok(f);
         }
         // A file of that name can only be left by a rotation that failed
         // before it was synced: nothing in it was ever acknowledged, so it
         // starts over.
-        OpenOptions::new().write(true).create(true).truncate(true).open(&path)
+        let (f, direct) = direct::open(&path, true, self.direct)?;
+        self.file_direct = direct;
+        Ok(f)
     }
 
     /// Bytes of the records not yet truncated.

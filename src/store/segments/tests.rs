@@ -202,6 +202,42 @@ fn scans_start_anywhere_and_stop_near_their_limit() {
     );
 }
 
+#[test]
+fn direct_and_buffered_writes_follow_each_other_in_one_segment_and_across_a_reopen() {
+    let (_tmp, dir, mut log) = small_log();
+    // Where the file system takes direct writes (ext4 here), the first
+    // segment is written directly.
+    let mut next = 1;
+    for i in 0..12u64 {
+        // A switch to buffered writes (as when a write is refused), and a
+        // record laid out for the other kind than the file is opened for.
+        if i == 5 {
+            log.direct = false;
+        }
+        if i == 6 {
+            log.file = None;
+        }
+        if i == 9 {
+            log.direct = true;
+            log.file = None;
+        }
+        append(&mut log, next, 1 + i * 40);
+        next += 1 + i * 40;
+    }
+    assert!(log.segment_count() > 1, "rotated at least once");
+    assert_eq!(seqs(&log, 0), (1..next).collect::<Vec<_>>());
+    drop(log);
+    let (mut log, rec) = SegmentLog::open(&dir, 0).unwrap();
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
+    assert_eq!(rec.next_seq, next);
+    // Appends carry on after the records the reopened segment holds.
+    append(&mut log, next, 3);
+    drop(log);
+    let (log, rec) = SegmentLog::open(&dir, 0).unwrap();
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
+    assert_eq!(seqs(&log, 0), (1..next + 3).collect::<Vec<_>>());
+}
+
 /// Appends records of ten events whose encoding has the same size whatever
 /// their positions (four-digit ids, times and checkpoints), so that records
 /// of a reused file and of its earlier use line up.
@@ -258,11 +294,16 @@ fn a_deleted_segment_is_reused_and_its_old_records_never_come_back() {
         frame::END,
         "an end header follows the records"
     );
-    assert_eq!(
-        &bytes[end + frame::HEADER..],
-        &old[end + frame::HEADER..],
-        "then the old bytes"
+    // A direct write pads its last block with zeros.
+    let padded = (end + frame::HEADER).next_multiple_of(direct::BLOCK);
+    assert!(
+        bytes[end + frame::HEADER..padded]
+            .iter()
+            .zip(&old[end + frame::HEADER..padded])
+            .all(|(b, o)| *b == 0 || b == o),
+        "zeros to the block's end, or the old bytes"
     );
+    assert_eq!(&bytes[padded..], &old[padded..], "then the old bytes");
     let (log, rec) = SegmentLog::open(&dir, truncated).unwrap();
     assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
     assert_eq!(rec.next_seq, next);
@@ -270,13 +311,14 @@ fn a_deleted_segment_is_reused_and_its_old_records_never_come_back() {
     assert_eq!(rec.checkpoints["src"], (next - 1).to_string().as_bytes());
     drop(log);
 
-    // A crash tore the end header off the last record: the old record at
-    // its place is whole again, with its checksum. Its positions go back,
-    // so it is not read: neither its events nor its checkpoint return.
+    // A crash tore what followed the last record (its end header, and a
+    // direct write's padding): the old record at its place is whole
+    // again, with its checksum. Its positions go back, so it is not read:
+    // neither its events nor its checkpoint return.
     assert_eq!(end % frame_len, 0, "old and new records line up");
     assert!(end / frame_len >= 3, "the records written since the reuse");
     let mut torn = bytes.clone();
-    torn[end..end + frame::HEADER].copy_from_slice(&old[end..end + frame::HEADER]);
+    torn[end..].copy_from_slice(&old[end..]);
     assert!(
         matches!(frame::next(&torn[end..]), frame::Next::Frame(..)),
         "an intact old frame"
