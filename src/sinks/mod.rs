@@ -4,7 +4,7 @@
 
 pub mod blackhole;
 pub mod builder;
-mod encode;
+pub(crate) mod encode;
 pub mod file;
 mod flush;
 mod held;

@@ -240,6 +240,28 @@ fn compressed_files_are_valid_after_every_commit_and_after_a_torn_tail() {
 }
 
 #[test]
+fn a_batch_larger_than_a_write_piece_lands_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = FileWriter::open(settings(dir.path())).unwrap();
+    let batch = evs(1..=3000);
+    let mut expected = Vec::new();
+    for e in &batch {
+        crate::sinks::encode_ndjson(e, &mut expected);
+    }
+    assert!(
+        expected.len() > 4 * crate::sinks::encode::WRITE_PIECE,
+        "{}",
+        expected.len()
+    );
+    commit(&mut w, &batch);
+    commit(&mut w, &evs(3001..=3002));
+    let part = files(dir.path())[0].clone();
+    let bytes = fs::read(&part).unwrap();
+    assert_eq!(&bytes[..expected.len()], &expected[..]);
+    assert_eq!(seqs(dir.path(), Compression::None), (1..=3002).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_batch_written_but_not_recorded_is_cut_then_written_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = FileWriter::open(settings(dir.path())).unwrap();

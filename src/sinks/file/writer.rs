@@ -30,6 +30,7 @@ use super::part_file::PartFile;
 use super::partition::sanitised;
 use super::recovery::recover;
 use super::state::{state_path, OpenPart, SaveError, SinkState};
+use crate::sinks::encode::WRITE_PIECE;
 use crate::sinks::{SinkError, SinkWriter};
 
 /// Writes events into NDJSON files under a root directory, each file under
@@ -61,6 +62,14 @@ struct Stats {
     skipped_replayed: u64,
     cut_at_start: u64,
     last_close_error: Option<String>,
+}
+
+/// The error of a batch for a partition whose file is not open.
+fn not_open(key: &str) -> SinkError {
+    SinkError::Io {
+        what: format!("writing partition `{key}`"),
+        source: std::io::Error::other("its file is not open"),
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SinkError {
@@ -247,27 +256,35 @@ impl FileWriter {
     fn append_and_sync(&mut self, groups: &[(String, Vec<&Event>)]) -> Result<(), SinkError> {
         for (key, events) in groups {
             self.lines.clear();
+            if self.settings.compression == Compression::None {
+                // Uncompressed lines are their own unit: written as they
+                // are, a piece at a time.
+                let part = self.parts.get_mut(key).ok_or_else(|| not_open(key))?;
+                for ev in events {
+                    self.settings.encoding.encode(ev, &mut self.lines);
+                    if self.lines.len() >= WRITE_PIECE {
+                        part.append(&self.lines)?;
+                        self.stats.bytes_written += self.lines.len() as u64;
+                        self.lines.clear();
+                    }
+                }
+                part.append(&self.lines)?;
+                part.last_used = self.uses;
+                self.stats.bytes_written += self.lines.len() as u64;
+                continue;
+            }
             for ev in events {
                 self.settings.encoding.encode(ev, &mut self.lines);
             }
-            // Uncompressed lines are their own unit: written as they are.
-            let unit = if self.settings.compression == Compression::None {
-                &self.lines
-            } else {
-                self.unit.clear();
-                self.settings
-                    .compression
-                    .encode_unit(&self.lines, &mut self.unit)
-                    .map_err(io("compressing a batch"))?;
-                &self.unit
-            };
-            let part = self.parts.get_mut(key).ok_or_else(|| SinkError::Io {
-                what: format!("writing partition `{key}`"),
-                source: std::io::Error::other("its file is not open"),
-            })?;
-            part.append(unit)?;
+            self.unit.clear();
+            self.settings
+                .compression
+                .encode_unit(&self.lines, &mut self.unit)
+                .map_err(io("compressing a batch"))?;
+            let part = self.parts.get_mut(key).ok_or_else(|| not_open(key))?;
+            part.append(&self.unit)?;
             part.last_used = self.uses;
-            self.stats.bytes_written += unit.len() as u64;
+            self.stats.bytes_written += self.unit.len() as u64;
         }
         if self.settings.fsync {
             for part in self.parts.values_mut().filter(|p| p.is_dirty()) {

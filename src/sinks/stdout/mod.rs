@@ -9,6 +9,7 @@ use std::sync::Arc;
 use cxrelay_actors::Event;
 use futures_util::future::LocalBoxFuture;
 
+use crate::sinks::encode::WRITE_PIECE;
 use crate::sinks::{encode_ndjson, SinkError, SinkWriter};
 
 /// Writes NDJSON to standard output; a flush is its commit.
@@ -19,18 +20,23 @@ pub struct StdoutWriter {
 
 impl SinkWriter for StdoutWriter {
     fn commit(&mut self, events: &[Arc<Event>]) -> LocalBoxFuture<'static, Result<(), SinkError>> {
-        self.buf.clear();
-        for ev in events {
-            encode_ndjson(ev, &mut self.buf);
-        }
         let mut out = std::io::stdout().lock();
-        let r = out
-            .write_all(&self.buf)
-            .and_then(|_| out.flush())
-            .map_err(|source| SinkError::Io {
-                what: "writing to stdout".into(),
-                source,
-            });
+        let mut write = || {
+            self.buf.clear();
+            for ev in events {
+                encode_ndjson(ev, &mut self.buf);
+                if self.buf.len() >= WRITE_PIECE {
+                    out.write_all(&self.buf)?;
+                    self.buf.clear();
+                }
+            }
+            out.write_all(&self.buf)?;
+            out.flush()
+        };
+        let r = write().map_err(|source| SinkError::Io {
+            what: "writing to stdout".into(),
+            source,
+        });
         Box::pin(std::future::ready(r))
     }
 }
