@@ -32,9 +32,13 @@ fn rows_are_typed_replays_add_nothing_and_the_url_is_never_shown() {
         pg.query("SELECT to_regclass('\"Audit_events\"') IS NOT NULL")[0].as_deref() == Some("t")
             && pg.count("SELECT count(*) FROM \"Audit_events\"") == 300
     });
+    // The sink's status is refreshed after its commit returns, a moment
+    // after the rows are visible.
+    wait_until("300 rows in /status", Duration::from_secs(10), || {
+        component(&p.get("/status").json(), "pg")["detail"]["writer"]["rows_inserted"] == 300
+    });
     let status = p.get("/status");
     let pg_status = component(&status.json(), "pg");
-    assert_eq!(pg_status["detail"]["writer"]["rows_inserted"], 300, "{pg_status}");
     assert!(!status.text().contains(PASSWORD), "the password shows in /status");
     assert!(
         pg_status["detail"]["writer"]["server"]
