@@ -26,6 +26,9 @@
 //! segment, and a segment is cut to its records when it is closed, so only
 //! the last segment has old bytes after its end.
 //!
+//! Records are written past the page cache where the file system allows
+//! it (`direct.rs`: each commit rewrites the partial block it starts in).
+//!
 //! Crash safety: a record is acknowledged (a webhook's 202, a source's
 //! checkpoint) only after its frame and everything before it are synced.
 //! A crash can therefore leave at most the frames of unacknowledged groups
