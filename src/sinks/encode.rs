@@ -8,6 +8,26 @@ use crate::json::strings::write_string;
 /// read back for the copy (measured: see README, Benchmarks).
 pub const WRITE_PIECE: usize = 64 << 10;
 
+/// Encodes `events` with `encode` into `buf` and hands the bytes to
+/// `write` a piece of about [`WRITE_PIECE`] at a time (the last one
+/// shorter, perhaps empty).
+pub fn write_in_pieces<'e, E>(
+    events: impl IntoIterator<Item = &'e Event>,
+    buf: &mut Vec<u8>,
+    encode: impl Fn(&Event, &mut Vec<u8>),
+    mut write: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    buf.clear();
+    for ev in events {
+        encode(ev, buf);
+        if buf.len() >= WRITE_PIECE {
+            write(buf)?;
+            buf.clear();
+        }
+    }
+    write(buf)
+}
+
 /// Appends `ev` to `out` as one NDJSON line. The payload is written as is:
 /// it is known-valid JSON (checked at ingest), and re-serialising it would
 /// cost a parse per event per sink.

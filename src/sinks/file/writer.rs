@@ -30,7 +30,7 @@ use super::part_file::PartFile;
 use super::partition::sanitised;
 use super::recovery::recover;
 use super::state::{state_path, OpenPart, SaveError, SinkState};
-use crate::sinks::encode::WRITE_PIECE;
+use crate::sinks::encode::write_in_pieces;
 use crate::sinks::{SinkError, SinkWriter};
 
 /// Writes events into NDJSON files under a root directory, each file under
@@ -260,17 +260,19 @@ impl FileWriter {
                 // Uncompressed lines are their own unit: written as they
                 // are, a piece at a time.
                 let part = self.parts.get_mut(key).ok_or_else(|| not_open(key))?;
-                for ev in events {
-                    self.settings.encoding.encode(ev, &mut self.lines);
-                    if self.lines.len() >= WRITE_PIECE {
-                        part.append(&self.lines)?;
-                        self.stats.bytes_written += self.lines.len() as u64;
-                        self.lines.clear();
-                    }
-                }
-                part.append(&self.lines)?;
+                let encoding = self.settings.encoding;
+                let stats = &mut self.stats;
+                write_in_pieces(
+                    events.iter().copied(),
+                    &mut self.lines,
+                    |ev, out| encoding.encode(ev, out),
+                    |piece| {
+                        part.append(piece)?;
+                        stats.bytes_written += piece.len() as u64;
+                        Ok::<(), SinkError>(())
+                    },
+                )?;
                 part.last_used = self.uses;
-                self.stats.bytes_written += self.lines.len() as u64;
                 continue;
             }
             for ev in events {
