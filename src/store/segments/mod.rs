@@ -416,12 +416,7 @@ impl SegmentLog {
             // A direct write ends on a block boundary, as these must.
             let chunk = (self.segment_bytes / 4).clamp(64 << 10, 4 << 20);
             let upto = written_end.div_ceil(chunk) * chunk;
-            let mut at = written_to;
-            while at < upto {
-                let n = (upto - at).min(direct::ZEROS.0.len() as u64);
-                f.write_all_at(&direct::ZEROS.0[..n as usize], at)?;
-                at += n;
-            }
+            direct::write_zeros(f, written_to, upto)?;
             self.allocated = upto.max(written_to);
         }
         f.sync_data()?;
