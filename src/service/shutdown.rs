@@ -12,6 +12,10 @@ use crate::store::store_actor::SyncStore;
 /// How long a lossy listener may take to commit at shutdown.
 const LOSSY_GRACE: Duration = Duration::from_secs(2);
 
+/// Routing that has not moved for this long while a listener's target is
+/// down is held by that listener's full queue.
+const ROUTING_STALLED: Duration = Duration::from_millis(200);
+
 impl Service {
     /// Orderly shutdown: stop intake, let the journal route what it
     /// committed, drain listener queues, commit sinks, save positions, stop
@@ -42,14 +46,33 @@ impl Service {
         }
         // A sink waiting out a retry delay tries again now: if its target
         // is back, its queue drains at once rather than after the delay.
+        // Failures are counted from here: one more says the target is
+        // still down.
+        let mut signals = Vec::new();
         for l in &self.listeners {
             if let Some(flush) = l.flush.lock().as_ref() {
+                signals.push((l.name.clone(), flush.signal.clone(), flush.signal.failures()));
                 flush.nudge();
             }
         }
+        // A `block` listener whose target is still down would hold the
+        // stop until the timeout for nothing when its events are kept for
+        // the next start (in the journal, or the cluster's stream): it is
+        // no longer waited for, nor are the events routing waits to hand
+        // it. Without a journal, waiting is their only chance.
+        let kept = self.journal.is_some() || self.cluster.is_some();
+        let down = |name: &str| {
+            kept && signals
+                .iter()
+                .any(|(n, signal, at_nudge)| n == name && signal.failures() > *at_nudge)
+        };
         // Whatever sources handed over before they stopped gets committed
         // and routed before the queues drain.
+        let mut routing = (self.ingest.outstanding(), Instant::now());
         while self.ingest.outstanding() > 0 && self.ingest.is_available() {
+            if self.ingest.outstanding() != routing.0 {
+                routing = (self.ingest.outstanding(), Instant::now());
+            }
             if left().is_zero() {
                 clean = false;
                 tracing::warn!(
@@ -58,11 +81,29 @@ impl Service {
                 );
                 break;
             }
+            // Routing that still moves is waited for (other listeners get
+            // their events now); routing held by a full queue whose target
+            // is down is not.
+            let stalled = routing.1.elapsed() >= ROUTING_STALLED;
+            if let Some((name, ..)) = signals.iter().find(|(n, ..)| stalled && down(n)) {
+                clean = false;
+                tracing::warn!(appends = self.ingest.outstanding(), listener = %name,
+                    "journaled events wait to be routed while a listener's target is down: they are routed at the next start");
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        if !self.directory.lossless_drained(left()).await {
+        let undrained = self.directory.lossless_undrained(left(), down).await;
+        if !undrained.is_empty() {
             clean = false;
-            tracing::warn!("listener queues did not drain before the shutdown timeout");
+            for name in &undrained {
+                if down(name) {
+                    tracing::warn!(listener = %name, "its target is still down (a commit failed again once the stop began): \
+                        what waits in its queue was never acknowledged and is delivered at the next start");
+                } else {
+                    tracing::warn!(listener = %name, "its queue did not drain before the shutdown timeout");
+                }
+            }
         }
         for l in &self.listeners {
             let Some(flush) = l.flush.lock().clone() else {

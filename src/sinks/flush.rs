@@ -3,7 +3,7 @@
 //! so the request also travels beside the mailbox, as a [`FlushSignal`]
 //! that cuts the wait short.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ pub struct FlushSignal(Arc<SignalState>);
 struct SignalState {
     requested: AtomicBool,
     wake: Notify,
+    /// Commit attempts that failed, over the sink's instances.
+    failures: AtomicU64,
 }
 
 impl FlushSignal {
@@ -46,6 +48,17 @@ impl FlushSignal {
     /// Whether a flush is coming.
     pub fn is_requested(&self) -> bool {
         self.0.requested.load(Ordering::SeqCst)
+    }
+
+    /// Counts a failed commit attempt.
+    pub fn attempt_failed(&self) {
+        self.0.failures.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Commit attempts that failed so far: one more after a nudge means
+    /// the target is still down.
+    pub fn failures(&self) -> u64 {
+        self.0.failures.load(Ordering::SeqCst)
     }
 
     /// The flush has answered: retries go back to their normal pace.

@@ -451,6 +451,7 @@ impl<W: SinkWriter> SinkActor<W> {
         self.progress.advance();
         self.failures += 1;
         self.attempts += 1;
+        self.flush_signal.attempt_failed();
         if let Some(store) = self.opts.dead_letters.clone() {
             let exhausted = self.opts.max_retries.is_some_and(|max| self.attempts > max);
             if exhausted || matches!(next, Next::DeadLetter) {

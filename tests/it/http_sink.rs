@@ -467,3 +467,40 @@ fn a_stop_while_the_sink_waits_out_a_backoff_retries_at_once_and_drains_its_queu
     assert!(took < Duration::from_secs(3), "the stop took {took:?}");
     assert!(target.ids().len() > 100, "{} delivered", target.ids().len());
 }
+
+#[test]
+fn a_stop_while_the_target_stays_down_ends_after_one_more_attempt_and_the_next_start_delivers_it_all() {
+    let (target, failing) = answering_until_cleared(Answer::Fail);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // More events than one batch: the rest wait in the listener's queue,
+    // which cannot drain while the target is down.
+    let total = 2000;
+    let config = format!("{}{}{}", preamble(dir), generator(5000, total), listener(&target, ""));
+    let p = Proc::start(dir, &config);
+    wait_until("three failed attempts", Duration::from_secs(30), || {
+        target.seen.lock().unwrap().len() >= 3
+    });
+    let log = p.log.clone();
+    let t = Instant::now();
+    let status = p.terminate();
+    let took = t.elapsed();
+    // The nudged attempt fails too: the queue is not waited for until the
+    // 20 s shutdown timeout, its events being kept in the journal.
+    assert!(took < Duration::from_secs(8), "the stop took {took:?}");
+    assert!(!status.success(), "events were left undelivered: exit 1");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("its target is still down") && l.contains("\"web\"")),
+        "no word of the target being down in the log:\n{text}"
+    );
+    assert!(target.ids().is_empty());
+    // Nothing was lost: the next start delivers every event.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let p = Proc::start(dir, &config);
+    wait_until("every event delivered", Duration::from_secs(60), || {
+        target.ids().len() == total as usize
+    });
+    assert!(p.terminate().success());
+}

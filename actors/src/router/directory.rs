@@ -48,29 +48,39 @@ impl ListenerDirectory {
     /// Waits until every queue is empty and nothing is in flight, or
     /// `timeout` passes; answers whether everything drained.
     pub async fn drained(&self, timeout: Duration) -> bool {
-        self.drained_where(timeout, |_| true).await
+        self.undrained(timeout, |_| true, |_| false).await.is_empty()
     }
 
     /// Waits until every `block` queue has drained (lossy listeners may
     /// give up what they hold: they declared so).
     pub async fn lossless_drained(&self, timeout: Duration) -> bool {
-        self.drained_where(timeout, |p| p.is_lossless()).await
+        self.lossless_undrained(timeout, |_| false).await.is_empty()
     }
 
-    async fn drained_where(&self, timeout: Duration, which: impl Fn(WhenFull) -> bool) -> bool {
+    /// Waits until every `block` queue has drained or `timeout` passes,
+    /// no longer waiting for a listener once `give_up` says so of its name
+    /// (asked as it waits); answers the `block` listeners left with events,
+    /// by name.
+    pub async fn lossless_undrained(&self, timeout: Duration, give_up: impl Fn(&str) -> bool) -> Vec<String> {
+        self.undrained(timeout, |p| p.is_lossless(), give_up).await
+    }
+
+    async fn undrained(
+        &self,
+        timeout: Duration,
+        which: impl Fn(WhenFull) -> bool,
+        give_up: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let stats: Vec<Arc<QueueStats>> = self
+            let busy: Vec<String> = self
                 .entries
                 .iter()
-                .filter(|e| which(e.when_full))
-                .map(|e| e.stats.clone())
+                .filter(|e| which(e.when_full) && !e.stats.is_idle())
+                .map(|e| e.name.clone())
                 .collect();
-            if stats.iter().all(|s| s.is_idle()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
+            if busy.iter().all(|name| give_up(name)) || Instant::now() >= deadline {
+                return busy;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
