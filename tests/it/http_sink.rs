@@ -504,3 +504,43 @@ fn a_stop_while_the_target_stays_down_ends_after_one_more_attempt_and_the_next_s
     });
     assert!(p.terminate().success());
 }
+
+#[test]
+fn a_target_down_at_a_stop_holds_neither_the_stop_nor_a_healthy_listener_beside_it() {
+    let (target, failing) = answering_until_cleared(Answer::Fail);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = dir.join("out");
+    let total = 2000;
+    // The down target's queue fills and holds routing: the file listener
+    // beside it gets only what was routed before.
+    let config = format!(
+        "{}{}{}[[listener]]\nname = \"files\"\ntopics = [\"calls.>\"]\nsink = {{ kind = \"file\", path = \"{}\" }}\n\n",
+        preamble(dir),
+        generator(5000, total),
+        listener(&target, ""),
+        out.display()
+    );
+    let p = Proc::start(dir, &config);
+    wait_until("three failed attempts", Duration::from_secs(30), || {
+        target.seen.lock().unwrap().len() >= 3
+    });
+    let t = Instant::now();
+    let status = p.terminate();
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(8), "the stop took {took:?}");
+    assert!(!status.success(), "events were left undelivered: exit 1");
+    let written_before_the_restart = read_ndjson_dir(&out).len();
+    assert!(written_before_the_restart > 0, "the file listener got what was routed");
+    // The next start: everything reaches both, and the files hold each
+    // event once.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let p = Proc::start(dir, &config);
+    wait_until("every event in both listeners", Duration::from_secs(60), || {
+        target.ids().len() == total as usize && read_ndjson_dir(&out).len() >= total as usize
+    });
+    assert!(p.terminate().success());
+    let lines = read_ndjson_dir(&out);
+    let ids: HashSet<String> = lines.iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!((lines.len(), ids.len()), (total as usize, total as usize));
+}
