@@ -7,6 +7,7 @@ use cxrelay_actors::supervision::{StillStopping, StopChildren};
 use cxrelay_actors::ComponentKind;
 
 use super::Service;
+use crate::sinks::FlushSignal;
 use crate::store::store_actor::SyncStore;
 
 /// How long a lossy listener may take to commit at shutdown.
@@ -61,11 +62,8 @@ impl Service {
         // no longer waited for, nor are the events routing waits to hand
         // it. Without a journal, waiting is their only chance.
         let kept = self.journal.is_some() || self.cluster.is_some();
-        let down = |name: &str| {
-            kept && signals
-                .iter()
-                .any(|(n, signal, at_nudge)| n == name && signal.failures() > *at_nudge)
-        };
+        let failed_again = |(_, signal, at_nudge): &&(String, FlushSignal, u64)| kept && signal.failures() > *at_nudge;
+        let down = |name: &str| signals.iter().filter(failed_again).any(|(n, ..)| n == name);
         // Whatever sources handed over before they stopped gets committed
         // and routed before the queues drain.
         let mut routing = (self.ingest.outstanding(), Instant::now());
@@ -85,7 +83,12 @@ impl Service {
             // their events now); routing held by a full queue whose target
             // is down is not.
             let stalled = routing.1.elapsed() >= ROUTING_STALLED;
-            if let Some((name, ..)) = signals.iter().find(|(n, ..)| stalled && down(n)) {
+            let held_by = if stalled {
+                signals.iter().find(failed_again)
+            } else {
+                None
+            };
+            if let Some((name, ..)) = held_by {
                 clean = false;
                 tracing::warn!(appends = self.ingest.outstanding(), listener = %name,
                     "journaled events wait to be routed while a listener's target is down: they are routed at the next start");

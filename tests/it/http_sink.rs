@@ -357,6 +357,21 @@ fn answering_until_cleared(first: Answer) -> (Target, Arc<std::sync::atomic::Ato
     (target, flag)
 }
 
+/// Waits until `target` has been sent `n` requests (each refused, while
+/// it fails).
+fn wait_for_attempts(target: &Target, n: usize) {
+    wait_until(&format!("{n} attempts"), Duration::from_secs(30), || {
+        target.seen.lock().unwrap().len() >= n
+    });
+}
+
+/// Stops `p`: how it exited, and how long the stop took.
+fn timed_stop(p: Proc) -> (std::process::ExitStatus, Duration) {
+    let t = Instant::now();
+    let status = p.terminate();
+    (status, t.elapsed())
+}
+
 #[test]
 fn an_open_breaker_makes_the_service_not_ready_until_a_trial_succeeds() {
     let (target, failing) = answering_until_cleared(Answer::Fail);
@@ -453,17 +468,14 @@ fn a_stop_while_the_sink_waits_out_a_backoff_retries_at_once_and_drains_its_queu
     let p = Proc::start(dir, &config);
     // Seven refusals in a row: the sink's backoff has grown to about 6 s
     // (0.1 s doubling), and its next wait has just begun.
-    wait_until("seven failed attempts", Duration::from_secs(30), || {
-        target.seen.lock().unwrap().len() >= 7
-    });
+    wait_for_attempts(&target, 7);
     failing.store(false, std::sync::atomic::Ordering::SeqCst);
-    let t = Instant::now();
-    assert!(p.terminate().success());
+    let (status, took) = timed_stop(p);
+    assert!(status.success());
     // Not after the backoff: the stop nudged the sink, and the target,
     // back, took its batch and the queue behind it (a clean exit says all
     // that was journaled is written; the generator, held back, had not
     // made all its events yet).
-    let took = t.elapsed();
     assert!(took < Duration::from_secs(3), "the stop took {took:?}");
     assert!(target.ids().len() > 100, "{} delivered", target.ids().len());
 }
@@ -478,13 +490,9 @@ fn a_stop_while_the_target_stays_down_ends_after_one_more_attempt_and_the_next_s
     let total = 2000;
     let config = format!("{}{}{}", preamble(dir), generator(5000, total), listener(&target, ""));
     let p = Proc::start(dir, &config);
-    wait_until("three failed attempts", Duration::from_secs(30), || {
-        target.seen.lock().unwrap().len() >= 3
-    });
+    wait_for_attempts(&target, 3);
     let log = p.log.clone();
-    let t = Instant::now();
-    let status = p.terminate();
-    let took = t.elapsed();
+    let (status, took) = timed_stop(p);
     // The nudged attempt fails too: the queue is not waited for until the
     // 20 s shutdown timeout, its events being kept in the journal.
     assert!(took < Duration::from_secs(8), "the stop took {took:?}");
@@ -522,12 +530,8 @@ fn a_target_down_at_a_stop_holds_neither_the_stop_nor_a_healthy_listener_beside_
         out.display()
     );
     let p = Proc::start(dir, &config);
-    wait_until("three failed attempts", Duration::from_secs(30), || {
-        target.seen.lock().unwrap().len() >= 3
-    });
-    let t = Instant::now();
-    let status = p.terminate();
-    let took = t.elapsed();
+    wait_for_attempts(&target, 3);
+    let (status, took) = timed_stop(p);
     assert!(took < Duration::from_secs(8), "the stop took {took:?}");
     assert!(!status.success(), "events were left undelivered: exit 1");
     let written_before_the_restart = read_ndjson_dir(&out).len();
@@ -543,4 +547,27 @@ fn a_target_down_at_a_stop_holds_neither_the_stop_nor_a_healthy_listener_beside_
     let lines = read_ndjson_dir(&out);
     let ids: HashSet<String> = lines.iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
     assert_eq!((lines.len(), ids.len()), (total as usize, total as usize));
+}
+
+#[test]
+fn without_the_journal_a_stop_waits_for_a_down_targets_queue_until_its_timeout() {
+    let (target, _failing) = answering_until_cleared(Answer::Fail);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Nothing would deliver the queue later: the stop keeps trying for its
+    // whole timeout (3 s here) instead of giving up after one attempt.
+    let preamble = preamble(dir).replace(
+        "shutdown_timeout = \"20s\"",
+        "shutdown_timeout = \"3s\"\njournal = false",
+    );
+    assert!(preamble.contains("journal = false"), "{preamble}");
+    let config = format!("{preamble}{}{}", generator(5000, 2000), listener(&target, ""));
+    let p = Proc::start(dir, &config);
+    wait_for_attempts(&target, 3);
+    let log = p.log.clone();
+    let (status, took) = timed_stop(p);
+    assert!(took >= Duration::from_millis(2500), "the stop took {took:?}");
+    assert!(!status.success(), "events were left undelivered: exit 1");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("its target is still down"), "gave up early:\n{text}");
 }
