@@ -7,10 +7,8 @@
 //! `conversationStart`, `segmentEnd`, `emitDate`). Values that do not parse
 //! as a time are left as they are.
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-use crate::wire::time::{iso_ms_form, IsoMs};
+use crate::wire::time::{iso_ms_form, iso_ms_of, IsoMs};
 
 /// Epoch milliseconds accepted as times: 2001-09-09 to 2286-11-20.
 const MS_RANGE: std::ops::Range<i64> = 1_000_000_000_000..10_000_000_000_000;
@@ -41,8 +39,7 @@ pub fn normal_form(s: &str) -> Option<IsoMs> {
     if is_normal(s) {
         return s.as_bytes().try_into().ok();
     }
-    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
-    iso_ms_form((t.unix_timestamp_nanos() / 1_000_000) as i64)
+    iso_ms_form(iso_ms_of(s)?)
 }
 
 /// Epoch milliseconds, normalised; `None` outside the plausible range

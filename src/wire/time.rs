@@ -9,9 +9,16 @@ use super::error::IntervalError;
 
 /// Parses an ISO-8601 (RFC 3339) time to ms since the epoch.
 pub fn parse_iso_ms(s: &str) -> Result<i64, IntervalError> {
-    OffsetDateTime::parse(s.trim(), &Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| IntervalError::Time(s.to_string()))
+    iso_ms_of(s.trim()).ok_or_else(|| IntervalError::Time(s.to_string()))
+}
+
+/// An RFC 3339 time in ms since the epoch, its digits below the
+/// millisecond cut off (before 1970 too, as [`iso_ms`] writes it); `None`
+/// if `s` is not one.
+pub fn iso_ms_of(s: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    // Whole seconds and the millisecond digits: no 128-bit division.
+    Some(t.unix_timestamp() * 1000 + i64::from(t.millisecond()))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, as bytes.
@@ -89,5 +96,14 @@ mod tests {
             assert_eq!(parse_iso_ms(&iso_ms(ms)).unwrap(), ms);
         }
         assert_eq!(parse_iso_ms("2024-05-01T14:02:03.120+02:00"), Ok(1_714_564_923_120));
+    }
+
+    #[test]
+    fn digits_below_the_millisecond_are_cut_off_on_either_side_of_1970() {
+        assert_eq!(iso_ms_of("2024-05-01T14:02:03.1209Z"), Some(1_714_572_123_120));
+        assert_eq!(iso_ms_of("1969-12-31T23:59:59.9995Z"), Some(-1));
+        assert_eq!(iso_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso_ms_of("2024-05-01T14:02:03"), None, "an offset is required");
+        assert_eq!(iso_ms_of("yesterday"), None);
     }
 }

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 pub use super::topics::topic_id;
 use super::topics::{topic_entity, Names, TimeField, TopicEntity};
 use crate::json::JsonError;
+use crate::wire::time::iso_ms_of;
 
 mod scan;
 
@@ -77,13 +78,13 @@ impl<'a> LatestTime<'a> {
             if self.latest_utc.as_deref().is_none_or(|l| *t > *l) {
                 self.latest_utc = Some(t);
             }
-        } else if let Some(ms) = parse_iso_ms(&t) {
+        } else if let Some(ms) = iso_ms_of(&t) {
             self.latest = Some(self.latest.map_or(ms, |l| l.max(ms)));
         }
     }
 
     fn finish(self) -> Option<i64> {
-        match self.latest_utc.as_deref().and_then(parse_iso_ms) {
+        match self.latest_utc.as_deref().and_then(iso_ms_of) {
             Some(ms) => Some(self.latest.map_or(ms, |l| l.max(ms))),
             None => self.latest,
         }
@@ -192,12 +193,6 @@ fn is_utc_millis(s: &str) -> bool {
             .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23) || c.is_ascii_digit())
 }
 
-/// Parses an ISO-8601 time into ms since the epoch.
-pub fn parse_iso_ms(s: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
 
 /// Derives the partition key and event time from a topic and body.
 ///
@@ -225,11 +220,11 @@ fn derive_fields(entity: TopicEntity<'_>, fields: &BodyFields<'_>) -> Derived {
         .or(from_body)
         .or(entity.id)
         .map(Arc::from);
-    let modified = || fields.modified_date.as_deref().and_then(parse_iso_ms);
+    let modified = || fields.modified_date.as_deref().and_then(iso_ms_of);
     let usual = || {
         match &fields.event_time {
             EventTime::Ms(n) => Some(*n),
-            EventTime::Text(s) => parse_iso_ms(s),
+            EventTime::Text(s) => iso_ms_of(s),
             EventTime::Absent | EventTime::Other => None,
         }
         .or_else(|| {
@@ -241,7 +236,7 @@ fn derive_fields(entity: TopicEntity<'_>, fields: &BodyFields<'_>) -> Derived {
             ]
             .into_iter()
             .filter_map(|l| l.as_deref())
-            .find_map(parse_iso_ms)
+            .find_map(iso_ms_of)
         })
         .or(fields.participants_time)
     };

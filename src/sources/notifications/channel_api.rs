@@ -92,7 +92,7 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 fn info(id: String, connect_uri: String, expires: Option<&str>) -> ChannelInfo {
     let lifetime = expires
-        .and_then(crate::genesys::notification::parse_iso_ms)
+        .and_then(crate::wire::time::iso_ms_of)
         .map(|ms| Duration::from_millis((ms - cxrelay_actors::event::now_ms()).max(0) as u64))
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_LIFETIME);

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use cxrelay_actors::Event;
 use serde_json::value::RawValue;
 
-use crate::genesys::notification::{parse_iso_ms, Frame};
+use crate::genesys::notification::Frame;
+use crate::wire::time::iso_ms_of;
 use crate::json::Cursor;
 
 /// Why a body was refused (the reason is the 400's machine-readable code).
@@ -170,7 +171,7 @@ fn parse_element(el: &str, source: &Arc<str>, pushed: &mut Pushed) -> Result<(),
             detail,
             frame,
             outer.id.as_deref().filter(|id| !id.is_empty()),
-            outer.time.as_deref().and_then(parse_iso_ms),
+            outer.time.as_deref().and_then(iso_ms_of),
         ),
         (None, true) => (
             el,
@@ -188,7 +189,7 @@ fn parse_element(el: &str, source: &Arc<str>, pushed: &mut Pushed) -> Result<(),
         .ok_or(EnvelopeError::Unrecognized)?;
     let event_time = derived
         .event_time
-        .or_else(|| n.timestamp().and_then(parse_iso_ms))
+        .or_else(|| n.timestamp().and_then(iso_ms_of))
         .or(bridge_time);
     // Key precedence: EventBridge id, then the correlation id (an empty id
     // identifies nothing: as a key it would match every other event with

@@ -13,7 +13,7 @@ use cxrelay_actors::Event;
 use serde::Deserialize;
 
 use super::envelope::{generated_id, EnvelopeError, Pushed};
-use crate::genesys::notification::parse_iso_ms;
+use crate::wire::time::iso_ms_of;
 
 /// The message fields cxrelay reads (everything else stays in the payload).
 #[derive(Deserialize)]
@@ -108,7 +108,7 @@ pub fn parse_open_messaging(body: &[u8], source: &str) -> Result<Pushed, Envelop
             .map(Arc::from)
             .or(external)
             .or_else(|| given(&channel.id).map(Arc::from));
-        let event_time = channel.time.as_deref().and_then(parse_iso_ms);
+        let event_time = channel.time.as_deref().and_then(iso_ms_of);
         let id: Arc<str> = key.as_deref().map_or_else(|| generated_id(&source).into(), Arc::from);
         events.push(
             Event::builder(source.clone(), topic)
