@@ -7,7 +7,6 @@
 //! `conversationStart`, `segmentEnd`, `emitDate`). Values that do not parse
 //! as a time are left as they are.
 
-
 use crate::wire::time::{iso_ms_form, iso_ms_of, IsoMs};
 
 /// Epoch milliseconds accepted as times: 2001-09-09 to 2286-11-20.

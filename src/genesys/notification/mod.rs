@@ -108,7 +108,7 @@ pub struct Frame<'a> {
 
 impl<'a> Frame<'a> {
     /// Parses a frame; an error means it is not a JSON object with the
-    /// envelope fields of their types (see [`scan`]).
+    /// envelope fields of their types (see `scan`).
     pub fn parse(text: &'a str) -> Result<Frame<'a>, JsonError> {
         Frame::parse_with(text, topic_entity)
     }
@@ -161,7 +161,7 @@ impl<'a> Frame<'a> {
         self.metadata.as_ref().and_then(|m| m.correlation_id.as_deref())
     }
 
-    /// Partition key and event time, as [`derive`] gives them.
+    /// Partition key and event time, as [`derive()`] gives them.
     pub fn derived(&self) -> Derived {
         self.derived.clone()
     }
@@ -192,7 +192,6 @@ fn is_utc_millis(s: &str) -> bool {
             .enumerate()
             .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23) || c.is_ascii_digit())
 }
-
 
 /// Derives the partition key and event time from a topic and body.
 ///

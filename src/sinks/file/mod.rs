@@ -15,8 +15,8 @@
 //!   written twice (with the journal on).
 //!
 //! One file per concern: [`config`] (keys and settings), [`partition`],
-//! [`compression`], [`state`] (the state file), [`recovery`] (start-up),
-//! [`part_file`] (one temporary file), [`writer`] (the commit protocol).
+//! [`compression`], [`state`] (the state file), `recovery` (start-up),
+//! `part_file` (one temporary file), `writer` (the commit protocol).
 
 pub mod compression;
 pub mod config;

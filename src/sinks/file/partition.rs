@@ -148,7 +148,7 @@ fn literal(text: &str) -> Result<Piece, String> {
 /// Appends `value` as part of one path segment: separators and control
 /// characters become `_`, a leading `.` becomes `_` (so neither `.` nor
 /// `..` nor a hidden name can come out), empty becomes `_`, and it is cut
-/// to [`MAX_VALUE_BYTES`] on a character boundary.
+/// to `MAX_VALUE_BYTES` on a character boundary.
 pub fn push_sanitised(out: &mut String, value: &str) {
     let start = out.len();
     for (i, c) in value.chars().enumerate() {

@@ -79,7 +79,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SinkError {
 
 impl FileWriter {
     /// A writer on `settings`, after recovering the root directory from
-    /// whatever a crash left (see [`super::recovery`]).
+    /// whatever a crash left (see `recovery`).
     pub fn open(settings: FileSettings) -> Result<Self, SinkError> {
         let recovered = recover(&settings)?;
         let mut parts: HashMap<String, PartFile> = HashMap::new();

@@ -4,7 +4,7 @@
 //!
 //! - A batch is split by partition (`{listener}/{date}/{hour}` by
 //!   default) into one object per partition, named by the journal
-//!   positions it holds ([`naming`]). An object is only ever visible whole:
+//!   positions it holds (`naming`). An object is only ever visible whole:
 //!   a single PUT up to `part_bytes`, a multipart upload beyond (its parts
 //!   are invisible until the upload completes, and aborted on failure).
 //! - Effectively once: a writer that starts (after a crash, a restart) or

@@ -50,7 +50,7 @@ const DRAIN_WAITS: usize = 300;
 /// (on loopback the sender's delivery runs inside that call too).
 const READ_BUFFER_BYTES: usize = 64 << 10;
 
-/// `framed` reading into a buffer of [`READ_BUFFER_BYTES`]: the client
+/// `framed` reading into a buffer of `READ_BUFFER_BYTES` (64 KiB): the client
 /// keeps reusing a buffer of the size it started with once the frames read
 /// from it are gone, and refills it whole.
 pub fn with_read_buffer<T, U>(framed: Framed<T, U>) -> Framed<T, U> {

@@ -61,7 +61,7 @@ pub struct BatchResult {
     #[serde(rename = "conversationId", default)]
     pub conversation_id: Option<String>,
     /// The recording (absent in some results: those are matched by
-    /// conversation, see [`result_for`]).
+    /// conversation, see [`match_results`]).
     #[serde(rename = "recordingId", default)]
     pub recording_id: Option<String>,
     /// Where to download it (time-limited).

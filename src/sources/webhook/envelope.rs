@@ -8,8 +8,8 @@ use cxrelay_actors::Event;
 use serde_json::value::RawValue;
 
 use crate::genesys::notification::Frame;
-use crate::wire::time::iso_ms_of;
 use crate::json::Cursor;
+use crate::wire::time::iso_ms_of;
 
 /// Why a body was refused (the reason is the 400's machine-readable code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

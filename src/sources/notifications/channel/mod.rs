@@ -10,8 +10,8 @@
 //! failed. On `v2.system.socket_closing` a new socket is opened first and
 //! the old one released after. Every disconnect records a gap.
 //!
-//! [`handlers`] takes the actor's messages (its sockets' news, runtime
-//! control, shutdown); [`status`] publishes what it shows of itself.
+//! `handlers` takes the actor's messages (its sockets' news, runtime
+//! control, shutdown); `status` publishes what it shows of itself.
 
 mod handlers;
 mod status;
