@@ -185,7 +185,11 @@ impl Tail {
         let used = buf.len() - start;
         let padded = used.next_multiple_of(BLOCK);
         buf.resize(start + padded, 0);
-        let written = f.write_all_at(&buf[start..], self.start);
+        let written = if refusal_injected() {
+            Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+        } else {
+            f.write_all_at(&buf[start..], self.start)
+        };
         buf.truncate(start + used);
         written?;
         // The next record starts after this one: keep the partial block
@@ -198,6 +202,29 @@ impl Tail {
         self.start += keep_from as u64;
         Ok(written_to)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Refuse this thread's next direct write, as a device that does not
+    /// take direct I/O does (tests of the fallback).
+    static REFUSE_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes this thread's next direct write fail with `EINVAL` (tests).
+#[cfg(test)]
+pub fn refuse_next_write() {
+    REFUSE_NEXT.with(|r| r.set(true));
+}
+
+#[cfg(test)]
+fn refusal_injected() -> bool {
+    REFUSE_NEXT.with(|r| r.replace(false))
+}
+
+#[cfg(not(test))]
+fn refusal_injected() -> bool {
+    false
 }
 
 #[cfg(test)]

@@ -238,6 +238,37 @@ fn direct_and_buffered_writes_follow_each_other_in_one_segment_and_across_a_reop
     assert_eq!(seqs(&log, 0), (1..next + 3).collect::<Vec<_>>());
 }
 
+#[test]
+fn a_direct_write_refused_goes_through_the_page_cache_and_so_does_everything_after() {
+    let (_tmp, dir, mut log) = fresh_log();
+    let mut next = 1;
+    for n in [3, 50] {
+        append(&mut log, next, n);
+        next += n;
+    }
+    if !log.file_direct {
+        // A property of the machine, not something a test can install.
+        eprintln!("SKIPPED: the file system under the temporary directory takes no direct writes: the fallback from a refused write is not exercised here");
+        return;
+    }
+    // The device refuses a direct write only now (a file system that
+    // accepts O_DIRECT at open but not the write).
+    direct::refuse_next_write();
+    append(&mut log, next, 7);
+    next += 7;
+    assert!(!log.direct && !log.file_direct, "buffered from the refusal on");
+    for n in [1, 200] {
+        append(&mut log, next, n);
+        next += n;
+    }
+    assert_eq!(seqs(&log, 0), (1..next).collect::<Vec<_>>());
+    drop(log);
+    let (log, rec) = SegmentLog::open(&dir, 0).unwrap();
+    assert!(rec.repairs.is_empty(), "{:?}", rec.repairs);
+    assert_eq!(rec.next_seq, next);
+    assert_eq!(seqs(&log, 0), (1..next).collect::<Vec<_>>());
+}
+
 /// Appends records of ten events whose encoding has the same size whatever
 /// their positions (four-digit ids, times and checkpoints), so that records
 /// of a reused file and of its earlier use line up.
