@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use cxrelay::ingest::{Ingest, IngestBatch};
-use cxrelay::store::{AppendQueue, JournalWriter, StoreDb};
+use cxrelay::store::{AppendQueue, Committer, JournalWriter, StoreDb};
 use cxrelay_actors::{ComponentKind, Event, Registry, Router};
 
 fn event(i: u64, payload: &bytes::Bytes) -> Event {
@@ -35,11 +35,18 @@ fn journal(c: &mut Criterion) {
         let component = Registry::new().register("store", ComponentKind::Store, true);
         let (db2, q2) = (db.clone(), queue.clone());
         let arbiter = Arbiter::new();
-        JournalWriter::start_in_arbiter(&arbiter.handle(), move |_| {
-            JournalWriter::new(db2, router, Arc::new(AtomicU64::new(0)), component, &q2, rx)
-        });
+        let committer = Committer::start(
+            &arbiter.handle(),
+            db2,
+            router,
+            Arc::new(AtomicU64::new(0)),
+            component,
+            &q2,
+        );
+        let writer = committer.clone();
+        JournalWriter::start_in_arbiter(&arbiter.handle(), move |_| JournalWriter::new(writer, rx));
         std::mem::forget(arbiter);
-        Ingest::journaled(queue, db)
+        Ingest::journaled(queue, committer)
     });
     for (name, per_append, concurrent) in [("batches_of_1000", 1000u64, 4usize), ("single_events_x256", 1, 256)] {
         let per_iter = per_append * concurrent as u64;

@@ -14,7 +14,7 @@ use cxrelay_actors::{Event, Publish, Router};
 use tokio::sync::oneshot;
 
 use crate::store::idempotency::{key_hash, KeyHash};
-use crate::store::{Append, AppendQueue, AppendRequest, StoreDb};
+use crate::store::{Append, AppendQueue, AppendRequest, Committer};
 pub use telemetry::IngestStats;
 
 /// A batch of events from one source.
@@ -71,10 +71,22 @@ pub enum IngestError {
     StoreUnavailable(String),
 }
 
+/// Where a journaled batch is committed.
+#[derive(Clone, Copy)]
+enum Thread {
+    /// By the journal writer.
+    Writer,
+    /// On the submitting thread.
+    Here,
+}
+
 #[derive(Clone)]
 enum Mode {
     Direct(Addr<Router>),
-    Journal { appends: AppendQueue, db: Arc<StoreDb> },
+    Journal {
+        appends: AppendQueue,
+        committer: Arc<Committer>,
+    },
     Cluster(Arc<crate::cluster::ClusterIngest>),
 }
 
@@ -94,10 +106,12 @@ impl Ingest {
         }
     }
 
-    /// Ingest through the journal.
-    pub fn journaled(appends: AppendQueue, db: Arc<StoreDb>) -> Self {
+    /// Ingest through the journal: appends go to its writer through
+    /// `appends`, or are committed by `committer` on the submitting thread
+    /// ([`Ingest::submit_here`]).
+    pub fn journaled(appends: AppendQueue, committer: Arc<Committer>) -> Self {
         Ingest {
-            mode: Mode::Journal { appends, db },
+            mode: Mode::Journal { appends, committer },
             stats: IngestStats::default(),
         }
     }
@@ -135,7 +149,7 @@ impl Ingest {
     pub fn checkpoint(&self, source: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
         match &self.mode {
             Mode::Direct(_) => Ok(None),
-            Mode::Journal { db, .. } => db.checkpoint(source),
+            Mode::Journal { committer, .. } => committer.db().checkpoint(source),
             Mode::Cluster(c) => Ok(c.checkpoint(source)),
         }
     }
@@ -145,7 +159,7 @@ impl Ingest {
     pub fn is_available(&self) -> bool {
         match &self.mode {
             Mode::Direct(_) => true,
-            Mode::Journal { db, .. } => db.is_available() && !db.journal_full(),
+            Mode::Journal { committer, .. } => committer.db().is_available() && !committer.db().journal_full(),
             Mode::Cluster(c) => c.is_available(),
         }
     }
@@ -161,7 +175,7 @@ impl Ingest {
         match &self.mode {
             // The stream drops duplicates by message id, and says so.
             Mode::Direct(_) | Mode::Cluster(_) => false,
-            Mode::Journal { db, .. } => db.idempotency.seen(key, cxrelay_actors::event::now_ms()),
+            Mode::Journal { committer, .. } => committer.db().idempotency.seen(key, cxrelay_actors::event::now_ms()),
         }
     }
 
@@ -179,16 +193,29 @@ impl Ingest {
     /// backpressure: a full journal queue or a full `block` listener holds
     /// the caller here.
     pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
+        self.submit_on(batch, Thread::Writer).await
+    }
+
+    /// [`Ingest::submit`], committing on this thread with whatever else
+    /// its tasks submit this way in the same turn while commits are quick
+    /// (see [`Committer::append_here`]), else by the journal writer: for a
+    /// source whose requests arrive on an HTTP worker. Must be called on
+    /// a thread that runs local tasks.
+    pub async fn submit_here(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
+        self.submit_on(batch, Thread::Here).await
+    }
+
+    async fn submit_on(&self, batch: IngestBatch, thread: Thread) -> Result<Receipt, IngestError> {
         // A batch comes from one source: counted under its first event's.
         let source = batch.events.first().map(|e| e.source.clone());
-        let receipt = self.submit_batch(batch).await?;
+        let receipt = self.submit_batch(batch, thread).await?;
         if let Some(source) = source {
             self.stats.count(&source, receipt.accepted, receipt.duplicates);
         }
         Ok(receipt)
     }
 
-    async fn submit_batch(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
+    async fn submit_batch(&self, batch: IngestBatch, thread: Thread) -> Result<Receipt, IngestError> {
         match &self.mode {
             Mode::Direct(router) => {
                 let n = batch.events.len();
@@ -205,7 +232,8 @@ impl Ingest {
             // Boxed: a cluster submit's future is kilobytes, and would
             // make every journaled request's future as large.
             Mode::Cluster(c) => Box::pin(c.submit(batch)).await,
-            Mode::Journal { appends, db } => {
+            Mode::Journal { appends, committer } => {
+                let db = committer.db();
                 if !db.is_available() {
                     return Err(IngestError::StoreUnavailable(
                         db.last_error().unwrap_or_else(|| "store unavailable".into()),
@@ -234,7 +262,11 @@ impl Ingest {
                     checkpoint: batch.checkpoint,
                     ..Append::default()
                 };
-                appends.send(AppendRequest { append, reply }).await?;
+                let request = AppendRequest { append, reply };
+                match thread {
+                    Thread::Here if committer.commits_quickly() => committer.append_here(request).await?,
+                    Thread::Here | Thread::Writer => appends.send(request).await?,
+                }
                 let outcome = rx.await.map_err(|_| IngestError::ShuttingDown)??;
                 Ok(Receipt {
                     accepted: outcome.accepted,

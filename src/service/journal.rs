@@ -12,7 +12,7 @@ use super::StartError;
 use crate::cluster::ClusterIngest;
 use crate::config::{Config, ListenerConfig};
 use crate::ingest::Ingest;
-use crate::store::{AppendQueue, DurableListener, JournalWriter, Store, StoreDb};
+use crate::store::{AppendQueue, Committer, DurableListener, JournalWriter, Store, StoreDb};
 
 /// The journal and its actors, when the journal is on.
 pub(super) struct Journal {
@@ -90,17 +90,17 @@ pub(super) async fn open_journal(
     let saved = db.acks()?;
     let (queue, rx) = AppendQueue::new(config.service.journal_queue);
     let routed_upto = Arc::new(AtomicU64::new(0));
+    let committer = Committer::start(
+        router_thread,
+        db.clone(),
+        router.clone(),
+        routed_upto.clone(),
+        component.clone(),
+        &queue,
+    );
     {
-        let (db, router, routed, c, q) = (
-            db.clone(),
-            router.clone(),
-            routed_upto.clone(),
-            component.clone(),
-            queue.clone(),
-        );
-        JournalWriter::start_in_arbiter(router_thread, move |_| {
-            JournalWriter::new(db, router, routed, c, &q, rx)
-        });
+        let writer = committer.clone();
+        JournalWriter::start_in_arbiter(router_thread, move |_| JournalWriter::new(writer, rx));
     }
     let listeners: Vec<DurableListener> = durable
         .iter()
@@ -113,5 +113,5 @@ pub(super) async fn open_journal(
         let (db, routed, c, q) = (db.clone(), routed_upto.clone(), component.clone(), queue.clone());
         Store::start_in_arbiter(router_thread, move |_| Store::new(db, routed, listeners, &saved, c, q))
     };
-    Ok((Ingest::journaled(queue, db.clone()), Journal { db, store, routed_upto }))
+    Ok((Ingest::journaled(queue, committer), Journal { db, store, routed_upto }))
 }

@@ -1,25 +1,22 @@
 //! The journal writer: group commit, then publish.
 //!
 //! Appends wait in a bounded channel; the writer takes everything that is
-//! waiting (up to a limit), commits it in one durable transaction, answers
-//! every caller (that is the durability point: a webhook may answer 202),
-//! and only then publishes the events to the router, waiting while `block`
-//! listeners are full. While it waits, new appends queue in the channel and
-//! callers wait: backpressure reaches the sources.
+//! waiting (up to a limit), commits it in one durable write, answers every
+//! caller (that is the durability point), and waits until the publisher
+//! has routed the events, which waits while `block` listeners are full.
+//! While it waits, new appends queue in the channel and callers wait:
+//! backpressure reaches the sources.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use cxrelay_actors::registry::{Component, ComponentState};
-use cxrelay_actors::{Event, Router};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::db::{Append, StoreDb};
-use super::routes::Routes;
-use super::telemetry::JournalStatus;
+use super::committer::Committer;
+use super::db::Append;
 use crate::ingest::IngestError;
 
 /// Most appends merged into one transaction.
@@ -49,16 +46,19 @@ pub struct AppendRequest {
 pub struct AppendQueue {
     tx: mpsc::Sender<AppendRequest>,
     outstanding: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl AppendQueue {
     /// A queue of at most `capacity` waiting appends, and its receiving end.
     pub fn new(capacity: usize) -> (Self, mpsc::Receiver<AppendRequest>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let capacity = capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
         (
             AppendQueue {
                 tx,
                 outstanding: Arc::new(AtomicUsize::new(0)),
+                capacity,
             },
             rx,
         )
@@ -66,7 +66,7 @@ impl AppendQueue {
 
     /// Hands an append over, waiting while the queue is full.
     pub async fn send(&self, req: AppendRequest) -> Result<(), IngestError> {
-        let mut counted = Counted::new(&self.outstanding);
+        let counted = Outstanding::new(&self.outstanding);
         // Waiting is the rare case: its future (several hundred bytes) is
         // boxed there, so the future of every request that hands an append
         // over stays small.
@@ -89,75 +89,63 @@ impl AppendQueue {
     pub fn outstanding(&self) -> usize {
         self.outstanding.load(Ordering::Acquire)
     }
+
+    /// How many appends may wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(super) fn outstanding_count(&self) -> Arc<AtomicUsize> {
+        self.outstanding.clone()
+    }
 }
 
-/// An append counted as outstanding while it waits for room. Its count is
-/// taken back unless it was handed over: refused by a closed queue, or
-/// abandoned while the queue was full (a webhook whose ack timeout ran
-/// out drops the send), it will never be routed, and shutdown, which
-/// waits for the count to reach zero, would wait for it until its
-/// deadline.
-struct Counted<'a> {
-    count: &'a AtomicUsize,
-    handed_over: bool,
+/// An append counted as outstanding until it is handed over. Its count is
+/// taken back unless it was: refused by a closed queue, abandoned while
+/// the queue was full (a webhook whose ack timeout ran out drops the
+/// send), or dropped with its thread before a commit, it will never be
+/// routed, and shutdown, which waits for the count to reach zero, would
+/// wait for it until its deadline.
+pub(super) struct Outstanding {
+    count: Option<Arc<AtomicUsize>>,
 }
 
-impl<'a> Counted<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
+impl Outstanding {
+    pub(super) fn new(count: &Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::AcqRel);
-        Counted {
-            count,
-            handed_over: false,
+        Outstanding {
+            count: Some(count.clone()),
         }
     }
 
-    /// In the queue: the journal writer takes the count back once the
+    /// Handed over: whoever commits it takes the count back once the
     /// append's events are routed.
-    fn handed_over(&mut self) {
-        self.handed_over = true;
+    pub(super) fn handed_over(mut self) {
+        self.count = None;
     }
 }
 
-impl Drop for Counted<'_> {
+impl Drop for Outstanding {
     fn drop(&mut self) {
-        if !self.handed_over {
-            self.count.fetch_sub(1, Ordering::AcqRel);
+        if let Some(c) = &self.count {
+            c.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
-/// Commits appends in groups and publishes them.
+/// Commits what sources send through the journal queue, in groups.
 pub struct JournalWriter {
-    db: Arc<StoreDb>,
-    router: Addr<Router>,
-    routed_upto: Arc<AtomicU64>,
-    component: Arc<Component>,
+    committer: Arc<Committer>,
     rx: Option<mpsc::Receiver<AppendRequest>>,
-    outstanding: Arc<AtomicUsize>,
-    commits: u64,
-    events: u64,
 }
 
 impl JournalWriter {
-    /// A writer taking appends from `rx`. `routed_upto` is raised to the
-    /// highest position whose routing has completed.
-    pub fn new(
-        db: Arc<StoreDb>,
-        router: Addr<Router>,
-        routed_upto: Arc<AtomicU64>,
-        component: Arc<Component>,
-        queue: &AppendQueue,
-        rx: mpsc::Receiver<AppendRequest>,
-    ) -> Self {
+    /// A writer taking appends from `rx` and committing them with
+    /// `committer`.
+    pub fn new(committer: Arc<Committer>, rx: mpsc::Receiver<AppendRequest>) -> Self {
         JournalWriter {
-            db,
-            router,
-            routed_upto,
-            component,
+            committer,
             rx: Some(rx),
-            outstanding: queue.outstanding.clone(),
-            commits: 0,
-            events: 0,
         }
     }
 }
@@ -174,53 +162,12 @@ impl Actor for JournalWriter {
 
 impl StreamHandler<Vec<AppendRequest>> for JournalWriter {
     fn handle(&mut self, requests: Vec<AppendRequest>, ctx: &mut Self::Context) {
-        let count = requests.len();
-        let (mut appends, replies): (Vec<Append>, Vec<_>) = requests.into_iter().map(|r| (r.append, r.reply)).unzip();
-        let now = cxrelay_actors::event::now_ms();
-        let dups = match self.db.append(&mut appends, now) {
-            Ok(d) => d,
-            Err(e) => {
-                let msg = e.to_string();
-                self.component.fail(ComponentState::Paused, msg.clone());
-                for r in replies {
-                    let _ = r.send(Err(IngestError::StoreUnavailable(msg.clone())));
-                }
-                self.outstanding.fetch_sub(count, Ordering::AcqRel);
-                return;
-            }
-        };
-        self.commits += 1;
-        let mut routes = Routes::default();
-        let mut max_seq = 0;
-        for ((a, reply), d) in appends.into_iter().zip(replies).zip(dups) {
-            let accepted = a.events.len() - d;
-            self.events += accepted as u64;
-            let _ = reply.send(Ok(AppendOutcome {
-                accepted,
-                duplicates: d,
-            }));
-            let events: Vec<Arc<Event>> = a.events.into_iter().filter(|e| e.seq != 0).map(Arc::new).collect();
-            if let Some(last) = events.last() {
-                max_seq = max_seq.max(last.seq);
-            }
-            routes.push(a.target, events);
-        }
-        if self.component.state() != ComponentState::Running {
-            self.component.set_state(ComponentState::Running);
-            self.component.clear_error();
-        }
-        self.component.set_status(&JournalStatus {
-            commits: self.commits,
-            journaled_events: self.events,
-        });
-        let router = self.router.clone();
-        let routed = self.routed_upto.clone();
-        let outstanding = self.outstanding.clone();
+        // The next group waits until this one is routed: while a `block`
+        // listener is full, appends queue and their senders wait.
+        let routed = self.committer.commit(requests, 0);
         ctx.wait(
             async move {
-                routes.deliver(&router).await;
-                routed.fetch_max(max_seq, Ordering::AcqRel);
-                outstanding.fetch_sub(count, Ordering::AcqRel);
+                let _ = routed.await;
             }
             .into_actor(self),
         );

@@ -41,6 +41,16 @@ impl Routes {
         }
     }
 
+    /// Adds `other`'s events after these (see [`Routes::push`]).
+    pub fn extend(&mut self, other: Routes) {
+        for route in other.0 {
+            match route {
+                Route::All(events) => self.push(None, events),
+                Route::To(target, events) => self.push(Some(target), events),
+            }
+        }
+    }
+
     /// Hands everything to the router, in order; answers false when the
     /// router is gone.
     pub async fn deliver(self, router: &Addr<Router>) -> bool {

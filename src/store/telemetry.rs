@@ -120,4 +120,10 @@ pub struct JournalStatus {
     pub commits: u64,
     /// Events journaled.
     pub journaled_events: u64,
+    /// Of the commits, those made on the thread that submitted them (an
+    /// HTTP worker, while commits are quick) rather than the journal
+    /// writer's.
+    pub commits_in_place: u64,
+    /// How long a group commit (write and sync) takes, recently, in µs.
+    pub commit_us: u64,
 }

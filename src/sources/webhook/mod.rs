@@ -321,9 +321,10 @@ impl WebhookSource {
             hashes,
             checkpoint: None,
         };
-        // The submit's future is boxed on its own: small enough for the
-        // allocator's per-thread cache, as is then this request's.
-        let submit = Box::pin(self.ingest.submit(batch));
+        // Committed on this HTTP worker, with the requests it read in the
+        // same turn. The submit's future is boxed on its own: small enough
+        // for the allocator's per-thread cache, as is then this request's.
+        let submit = Box::pin(self.ingest.submit_here(batch));
         match tokio::time::timeout(self.settings.ack_timeout, submit).await {
             Ok(Ok(r)) => {
                 self.count(&self.counters.accepted_requests, 1);
