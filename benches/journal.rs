@@ -46,7 +46,7 @@ fn journal(c: &mut Criterion) {
         let writer = committer.clone();
         JournalWriter::start_in_arbiter(&arbiter.handle(), move |_| JournalWriter::new(writer, rx));
         std::mem::forget(arbiter);
-        Ingest::journaled(queue, committer)
+        Ingest::journaled(committer)
     });
     for (name, per_append, concurrent) in [("batches_of_1000", 1000u64, 4usize), ("single_events_x256", 1, 256)] {
         let per_iter = per_append * concurrent as u64;

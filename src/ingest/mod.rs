@@ -14,7 +14,7 @@ use cxrelay_actors::{Event, Publish, Router};
 use tokio::sync::oneshot;
 
 use crate::store::idempotency::{key_hash, KeyHash};
-use crate::store::{Append, AppendQueue, AppendRequest, Committer};
+use crate::store::{Append, AppendRequest, Committer};
 pub use telemetry::IngestStats;
 
 /// A batch of events from one source.
@@ -71,22 +71,10 @@ pub enum IngestError {
     StoreUnavailable(String),
 }
 
-/// Where a journaled batch is committed.
-#[derive(Clone, Copy)]
-enum Thread {
-    /// By the journal writer.
-    Writer,
-    /// On the submitting thread.
-    Here,
-}
-
 #[derive(Clone)]
 enum Mode {
     Direct(Addr<Router>),
-    Journal {
-        appends: AppendQueue,
-        committer: Arc<Committer>,
-    },
+    Journal(Arc<Committer>),
     Cluster(Arc<crate::cluster::ClusterIngest>),
 }
 
@@ -106,12 +94,11 @@ impl Ingest {
         }
     }
 
-    /// Ingest through the journal: appends go to its writer through
-    /// `appends`, or are committed by `committer` on the submitting thread
-    /// ([`Ingest::submit_here`]).
-    pub fn journaled(appends: AppendQueue, committer: Arc<Committer>) -> Self {
+    /// Ingest through the journal: `committer` commits appends through its
+    /// journal writer, or on the submitting thread ([`Ingest::submit_here`]).
+    pub fn journaled(committer: Arc<Committer>) -> Self {
         Ingest {
-            mode: Mode::Journal { appends, committer },
+            mode: Mode::Journal(committer),
             stats: IngestStats::default(),
         }
     }
@@ -141,7 +128,7 @@ impl Ingest {
     pub fn outstanding(&self) -> usize {
         match &self.mode {
             Mode::Direct(_) | Mode::Cluster(_) => 0,
-            Mode::Journal { appends, .. } => appends.outstanding(),
+            Mode::Journal(committer) => committer.outstanding(),
         }
     }
 
@@ -149,7 +136,7 @@ impl Ingest {
     pub fn checkpoint(&self, source: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
         match &self.mode {
             Mode::Direct(_) => Ok(None),
-            Mode::Journal { committer, .. } => committer.db().checkpoint(source),
+            Mode::Journal(committer) => committer.db().checkpoint(source),
             Mode::Cluster(c) => Ok(c.checkpoint(source)),
         }
     }
@@ -159,7 +146,7 @@ impl Ingest {
     pub fn is_available(&self) -> bool {
         match &self.mode {
             Mode::Direct(_) => true,
-            Mode::Journal { committer, .. } => committer.db().is_available() && !committer.db().journal_full(),
+            Mode::Journal(committer) => committer.db().is_available() && !committer.db().journal_full(),
             Mode::Cluster(c) => c.is_available(),
         }
     }
@@ -175,7 +162,7 @@ impl Ingest {
         match &self.mode {
             // The stream drops duplicates by message id, and says so.
             Mode::Direct(_) | Mode::Cluster(_) => false,
-            Mode::Journal { committer, .. } => committer.db().idempotency.seen(key, cxrelay_actors::event::now_ms()),
+            Mode::Journal(committer) => committer.db().idempotency.seen(key, cxrelay_actors::event::now_ms()),
         }
     }
 
@@ -193,7 +180,7 @@ impl Ingest {
     /// backpressure: a full journal queue or a full `block` listener holds
     /// the caller here.
     pub async fn submit(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
-        self.submit_on(batch, Thread::Writer).await
+        self.submit_on(batch, false).await
     }
 
     /// [`Ingest::submit`], committing on this thread with whatever else
@@ -202,20 +189,20 @@ impl Ingest {
     /// source whose requests arrive on an HTTP worker. Must be called on
     /// a thread that runs local tasks.
     pub async fn submit_here(&self, batch: IngestBatch) -> Result<Receipt, IngestError> {
-        self.submit_on(batch, Thread::Here).await
+        self.submit_on(batch, true).await
     }
 
-    async fn submit_on(&self, batch: IngestBatch, thread: Thread) -> Result<Receipt, IngestError> {
+    async fn submit_on(&self, batch: IngestBatch, in_place: bool) -> Result<Receipt, IngestError> {
         // A batch comes from one source: counted under its first event's.
         let source = batch.events.first().map(|e| e.source.clone());
-        let receipt = self.submit_batch(batch, thread).await?;
+        let receipt = self.submit_batch(batch, in_place).await?;
         if let Some(source) = source {
             self.stats.count(&source, receipt.accepted, receipt.duplicates);
         }
         Ok(receipt)
     }
 
-    async fn submit_batch(&self, batch: IngestBatch, thread: Thread) -> Result<Receipt, IngestError> {
+    async fn submit_batch(&self, batch: IngestBatch, in_place: bool) -> Result<Receipt, IngestError> {
         match &self.mode {
             Mode::Direct(router) => {
                 let n = batch.events.len();
@@ -232,7 +219,7 @@ impl Ingest {
             // Boxed: a cluster submit's future is kilobytes, and would
             // make every journaled request's future as large.
             Mode::Cluster(c) => Box::pin(c.submit(batch)).await,
-            Mode::Journal { appends, committer } => {
+            Mode::Journal(committer) => {
                 let db = committer.db();
                 if !db.is_available() {
                     return Err(IngestError::StoreUnavailable(
@@ -262,11 +249,7 @@ impl Ingest {
                     checkpoint: batch.checkpoint,
                     ..Append::default()
                 };
-                let request = AppendRequest { append, reply };
-                match thread {
-                    Thread::Here if committer.commits_quickly() => committer.append_here(request).await?,
-                    Thread::Here | Thread::Writer => appends.send(request).await?,
-                }
+                committer.append(AppendRequest { append, reply }, in_place).await?;
                 let outcome = rx.await.map_err(|_| IngestError::ShuttingDown)??;
                 Ok(Receipt {
                     accepted: outcome.accepted,

@@ -113,5 +113,5 @@ pub(super) async fn open_journal(
         let (db, routed, c, q) = (db.clone(), routed_upto.clone(), component.clone(), queue.clone());
         Store::start_in_arbiter(router_thread, move |_| Store::new(db, routed, listeners, &saved, c, q))
     };
-    Ok((Ingest::journaled(queue, committer), Journal { db, store, routed_upto }))
+    Ok((Ingest::journaled(committer), Journal { db, store, routed_upto }))
 }

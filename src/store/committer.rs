@@ -22,7 +22,7 @@
 //! under [`QUICK_COMMIT`] (see [`Committer::commits_quickly`]).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 
 use super::db::{Append, StoreDb};
 use super::journal_writer::{AppendOutcome, AppendQueue, AppendRequest, Outstanding};
-use super::publisher::{JournalPublisher, Publication};
+use super::publisher::{InFlight, JournalPublisher, Publication};
 use super::routes::Routes;
 use super::telemetry::JournalStatus;
 use crate::ingest::IngestError;
@@ -50,9 +50,11 @@ pub struct Committer {
     /// committing at once hand over in commit order.
     publish: Mutex<mpsc::UnboundedSender<Publication>>,
     component: Arc<Component>,
-    outstanding: Arc<AtomicUsize>,
-    /// Appends committed here and not yet routed, at most.
-    room: Arc<Semaphore>,
+    /// The way to the journal writer.
+    queue: AppendQueue,
+    /// Its outstanding count, and room for appends committed in place and
+    /// not yet routed (as many as the queue holds).
+    in_flight: InFlight,
     commits: AtomicU64,
     in_place: AtomicU64,
     events: AtomicU64,
@@ -74,20 +76,22 @@ impl Committer {
         queue: &AppendQueue,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let room = Arc::new(Semaphore::new(queue.capacity()));
-        let outstanding = queue.outstanding_count();
+        let in_flight = InFlight {
+            outstanding: queue.outstanding_count(),
+            room: Arc::new(Semaphore::new(queue.capacity())),
+        };
         {
-            let (room, outstanding) = (room.clone(), outstanding.clone());
+            let in_flight = in_flight.clone();
             JournalPublisher::start_in_arbiter(thread, move |_| {
-                JournalPublisher::new(router, routed_upto, outstanding, room, rx)
+                JournalPublisher::new(router, routed_upto, in_flight, rx)
             });
         }
         Arc::new(Committer {
             db,
             publish: Mutex::new(tx),
             component,
-            outstanding,
-            room,
+            queue: queue.clone(),
+            in_flight,
             commits: AtomicU64::new(0),
             in_place: AtomicU64::new(0),
             events: AtomicU64::new(0),
@@ -99,6 +103,22 @@ impl Committer {
     /// thread (see the module's documentation).
     pub fn commits_quickly(&self) -> bool {
         self.commit_ns.load(Ordering::Relaxed) < QUICK_COMMIT.as_nanos() as u64
+    }
+
+    /// Hands `request` over for a commit: on this thread when `in_place`
+    /// is asked and commits are quick ([`Committer::append_here`]), else
+    /// by the journal writer.
+    pub async fn append(self: &Arc<Self>, request: AppendRequest, in_place: bool) -> Result<(), IngestError> {
+        if in_place && self.commits_quickly() {
+            self.append_here(request).await
+        } else {
+            self.queue.send(request).await
+        }
+    }
+
+    /// Appends handed over whose events are not yet routed.
+    pub fn outstanding(&self) -> usize {
+        self.queue.outstanding()
     }
 
     /// The store committed to.
@@ -125,8 +145,7 @@ impl Committer {
                 for r in replies {
                     let _ = r.send(Err(IngestError::StoreUnavailable(msg.clone())));
                 }
-                self.outstanding.fetch_sub(count, Ordering::AcqRel);
-                self.room.add_permits(room);
+                self.in_flight.settle(count, room);
                 return routed;
             }
         };
@@ -165,8 +184,7 @@ impl Committer {
         if handed.is_err() {
             // The publisher stopped (the service is going): the events are
             // committed and routed from the journal at the next start.
-            self.outstanding.fetch_sub(count, Ordering::AcqRel);
-            self.room.add_permits(room);
+            self.in_flight.settle(count, room);
         }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(Ok(outcome));
@@ -193,11 +211,11 @@ impl Committer {
     /// Waits while `room` is spent (routing is behind). Must be called on
     /// a thread that runs local tasks (an HTTP worker, an arbiter).
     pub async fn append_here(self: &Arc<Self>, request: AppendRequest) -> Result<(), IngestError> {
-        let counted = Outstanding::new(&self.outstanding);
-        let room = match self.room.clone().try_acquire_owned() {
+        let counted = Outstanding::new(&self.in_flight.outstanding);
+        let room = match self.in_flight.room.clone().try_acquire_owned() {
             Ok(p) => p,
             // Rare: boxed, so every request's future stays small.
-            Err(TryAcquireError::NoPermits) => Box::pin(self.room.clone().acquire_owned())
+            Err(TryAcquireError::NoPermits) => Box::pin(self.in_flight.room.clone().acquire_owned())
                 .await
                 .map_err(|_| IngestError::ShuttingDown)?,
             Err(TryAcquireError::Closed) => return Err(IngestError::ShuttingDown),
@@ -369,7 +387,7 @@ mod tests {
             actix_rt::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(
-            committer.room.available_permits(),
+            committer.in_flight.room.available_permits(),
             queue.capacity(),
             "all room given back"
         );
@@ -381,6 +399,39 @@ mod tests {
         );
         writer_thread.stop();
         other_thread.stop();
+    }
+
+    #[actix_rt::test]
+    async fn an_append_asked_in_place_goes_to_the_journal_writer_while_commits_are_slow() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Arc::new(StoreDb::open(tmp.path(), 60_000, 10_000).unwrap());
+        let (queue, mut rx) = AppendQueue::new(4);
+        let component = Registry::new().register("store", ComponentKind::Store, true);
+        let committer = Committer::start(
+            &actix_rt::Arbiter::current(),
+            db,
+            Router::new().start(),
+            Arc::new(AtomicU64::new(0)),
+            component,
+            &queue,
+        );
+        // As after commits that waited for a device.
+        committer
+            .commit_ns
+            .store(2 * QUICK_COMMIT.as_nanos() as u64, Ordering::Relaxed);
+        let (req, _answer) = request(1);
+        committer.append(req, true).await.unwrap();
+        let queued = rx.try_recv().expect("handed to the journal writer");
+        assert_eq!(queued.append.events[0].id.as_ref(), "e1");
+        // Quick again: committed here, not queued.
+        committer
+            .commit_ns
+            .store(QUICK_COMMIT.as_nanos() as u64 / 2, Ordering::Relaxed);
+        let (req, answer) = request(2);
+        committer.append(req, true).await.unwrap();
+        assert_eq!(answer.await.unwrap().unwrap().accepted, 1);
+        assert!(rx.try_recv().is_err(), "nothing queued");
+        assert_eq!(committer.in_place.load(Ordering::Relaxed), 1);
     }
 
     #[actix_rt::test]
@@ -399,7 +450,7 @@ mod tests {
             component,
             &queue,
         );
-        let held = committer.room.clone().try_acquire_owned().unwrap();
+        let held = committer.in_flight.room.clone().try_acquire_owned().unwrap();
         let (req, _answer) = request(1);
         let waiting = actix_rt::time::timeout(Duration::from_millis(50), committer.append_here(req)).await;
         assert!(waiting.is_err(), "no room: the append waits");

@@ -35,12 +35,28 @@ pub(super) struct Publication {
     pub done: Option<oneshot::Sender<()>>,
 }
 
+/// Appends handed over and not yet routed: counted for the shutdown, and
+/// (those committed in place) holding room.
+#[derive(Clone)]
+pub(super) struct InFlight {
+    pub outstanding: Arc<AtomicUsize>,
+    pub room: Arc<Semaphore>,
+}
+
+impl InFlight {
+    /// `appends` are done with (routed, refused, or left to the journal
+    /// for the next start), `room` of them committed in place.
+    pub fn settle(&self, appends: usize, room: usize) {
+        self.outstanding.fetch_sub(appends, Ordering::AcqRel);
+        self.room.add_permits(room);
+    }
+}
+
 /// Routes what commits hand over, in the order they were committed.
 pub(super) struct JournalPublisher {
     router: Addr<Router>,
     routed_upto: Arc<AtomicU64>,
-    outstanding: Arc<AtomicUsize>,
-    room: Arc<Semaphore>,
+    in_flight: InFlight,
     rx: Option<mpsc::UnboundedReceiver<Publication>>,
 }
 
@@ -48,15 +64,13 @@ impl JournalPublisher {
     pub(super) fn new(
         router: Addr<Router>,
         routed_upto: Arc<AtomicU64>,
-        outstanding: Arc<AtomicUsize>,
-        room: Arc<Semaphore>,
+        in_flight: InFlight,
         rx: mpsc::UnboundedReceiver<Publication>,
     ) -> Self {
         JournalPublisher {
             router,
             routed_upto,
-            outstanding,
-            room,
+            in_flight,
             rx: Some(rx),
         }
     }
@@ -86,14 +100,12 @@ impl StreamHandler<Vec<Publication>> for JournalPublisher {
         }
         let router = self.router.clone();
         let routed = self.routed_upto.clone();
-        let outstanding = self.outstanding.clone();
-        let free = self.room.clone();
+        let in_flight = self.in_flight.clone();
         ctx.wait(
             async move {
                 routes.deliver(&router).await;
                 routed.fetch_max(max_seq, Ordering::AcqRel);
-                outstanding.fetch_sub(appends, Ordering::AcqRel);
-                free.add_permits(room);
+                in_flight.settle(appends, room);
                 for d in done {
                     let _ = d.send(());
                 }
