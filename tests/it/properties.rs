@@ -1,27 +1,31 @@
 //! Property tests of the code that parses what an attacker or a broken peer
 //! can send: the JSON rewriter, webhook envelopes, the export's JSON array
 //! framer and NDJSON parser, notification frame reassembly and the config
-//! loader. The invariants live in `properties/invariants.rs`, shared with
-//! the fuzz targets in `fuzz/`; this file generates inputs for them.
+//! loader. The invariants live in `properties/invariants.rs` (and its
+//! parts under `properties/invariants/`), shared with the fuzz targets in
+//! `fuzz/`; this file generates inputs for them, with the reassembly and
+//! config loader properties in `properties/reassembly.rs` and
+//! `properties/config_loader.rs`.
 //!
 //! Case counts are kept small so CI stays quick (the whole module runs in
 //! a few seconds); `PROPTEST_CASES=N` runs every property N times instead.
 //! Seeds are random on purpose, so each CI run explores new inputs; a
 //! failure prints the shrunk input to reproduce it with.
 //!
-//! `regression_*` tests reproduce the bugs found; they fail until the bug
-//! is fixed. The properties let those known bugs through (`KNOWN_BUGS` in
-//! `invariants.rs`) so they keep looking for new ones.
+//! `regression_*` tests (`properties/regressions.rs`) reproduce the bugs
+//! found; they fail until the bug is fixed. The properties let those known
+//! bugs through (`KNOWN_BUGS` in `invariants.rs`) so they keep looking for
+//! new ones.
 
+mod config_loader;
 mod invariants;
+mod reassembly;
+mod regressions;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cxrelay::config::{load_str, ConfigError};
 use cxrelay::sources::export_download::Detected;
-use cxrelay::sources::webhook::parse_body;
-use cxrelay::transform::TransformSpec;
 use invariants::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -55,8 +59,8 @@ where
     let mut runner = TestRunner::new(config);
     let result = runner.run(&strategy, |input| {
         ran.fetch_add(1, Ordering::Relaxed);
-        // Known bugs (reproduced by `regression_*` below) do not stop the
-        // search for new ones.
+        // Known bugs (reproduced by `regression_*` in `regressions.rs`) do
+        // not stop the search for new ones.
         verdict(test(input)).map_err(TestCaseError::fail)
     });
     eprintln!(
@@ -732,253 +736,5 @@ fn ndjson_parser_never_panics_and_loses_no_line_on_hostile_bytes() {
                 check_ndjson(&data, &cuts, batch, forced).map(drop)
             })
         },
-    );
-}
-
-// ---- notification frame reassembly --------------------------------------------
-
-fn piece_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        vec(any::<u8>(), 0..max.min(64)),
-        // Large pieces, cheap to make: one byte repeated.
-        (any::<u8>(), 0..max).prop_map(|(b, n)| vec![b; n]),
-    ]
-}
-
-fn piece(max: usize) -> impl Strategy<Value = Piece> {
-    prop_oneof![
-        1 => piece_bytes(max).prop_map(Piece::FirstText),
-        1 => piece_bytes(max).prop_map(Piece::FirstBinary),
-        3 => piece_bytes(max).prop_map(Piece::Continue),
-        1 => piece_bytes(max).prop_map(Piece::Last),
-    ]
-}
-
-#[test]
-fn reassembly_holds_at_most_its_limit_on_any_piece_sequence() {
-    let limits = prop_oneof![1usize..300, 60_000usize..70_000, Just(200_000)];
-    let case = limits.prop_flat_map(|limit| (Just(limit), vec(piece(limit / 2 + 2), 0..40)));
-    check("reassembly_sequences", 256, case, |(limit, pieces)| {
-        check_reassembly(limit, &pieces).map(drop)
-    });
-}
-
-#[test]
-fn reassembly_puts_a_split_message_back_together() {
-    let case = (1usize..5000, any::<bool>()).prop_flat_map(|(limit, binary)| {
-        (
-            Just(limit),
-            Just(binary),
-            vec(any::<u8>(), 0..limit + limit / 4),
-            vec(0usize..6000, 0..10),
-        )
-    });
-    check("reassembly_round_trip", 256, case, |(limit, binary, message, cuts)| {
-        let mut points: Vec<usize> = cuts.into_iter().filter(|&c| c <= message.len()).collect();
-        points.sort_unstable();
-        let mut pieces = Vec::new();
-        let mut from = 0;
-        for to in points.into_iter().chain([message.len()]) {
-            let bytes = message[from..to].to_vec();
-            pieces.push(match pieces.len() {
-                0 if binary => Piece::FirstBinary(bytes),
-                0 => Piece::FirstText(bytes),
-                _ => Piece::Continue(bytes),
-            });
-            from = to;
-        }
-        // The last piece closes the message (an empty one if it was also
-        // the first).
-        match pieces.pop() {
-            Some(Piece::Continue(b)) => pieces.push(Piece::Last(b)),
-            Some(first) => pieces.extend([first, Piece::Last(Vec::new())]),
-            None => unreachable!("a piece per message at least"),
-        }
-        let answers = check_reassembly(limit, &pieces)?;
-        let want = if message.len() <= limit {
-            cxrelay::sources::notifications::reassembly::Assembled::Complete(message.clone().into(), binary)
-        } else {
-            cxrelay::sources::notifications::reassembly::Assembled::Oversized(
-                message[..message.len().min(REASSEMBLY_PREFIX)].to_vec().into(),
-                message.len(),
-            )
-        };
-        match answers.last() {
-            Some(a) if *a == want => Ok(()),
-            other => Err(format!("ended with {other:?}")),
-        }
-    });
-}
-
-// ---- config loader --------------------------------------------------------------
-
-#[test]
-fn the_shipped_config_loads() {
-    assert!(check_config(SHIPPED_CONFIG).unwrap(), "config.toml must load");
-}
-
-#[test]
-fn config_loader_never_panics_on_any_text() {
-    let text = prop_oneof![
-        any_text(200),
-        // TOML-ish: headers, keys, values, brackets, quotes.
-        vec(
-            prop_oneof![
-                "\\[\\[?(source|listener|service|http|genesys|emulator|transform)[.a-z]{0,12}\\]\\]?",
-                "[a-z_]{1,12} = [0-9a-z\"{}\\[\\], =.]{0,20}",
-                "[#\\[\\]{}\"'=., a-z0-9]{0,30}",
-            ],
-            0..20
-        )
-        .prop_map(|l| l.join("\n")),
-    ];
-    check("config_text", 256, text, |t| check_config(&t).map(drop));
-}
-
-fn scalar() -> BoxedStrategy<String> {
-    prop_oneof![
-        any::<i64>().prop_map(|i| i.to_string()),
-        any::<u64>().prop_map(|i| i.to_string()),
-        Just("0".to_string()),
-        Just("-1".to_string()),
-        Just("18446744073709551616".to_string()),
-        any::<f64>().prop_map(|f| format!("{f:?}")),
-        Just("inf".to_string()),
-        Just("nan".to_string()),
-        any::<bool>().prop_map(|b| b.to_string()),
-        any_text(12).prop_map(|s| format!("{s:?}")),
-        Just("\"\"".to_string()),
-        prop::sample::select(vec!["\"0s\"", "\"1ms\"", "\"99999999999h\"", "\"5x\"", "\"-5m\""])
-            .prop_map(str::to_string),
-        Just("[]".to_string()),
-        Just("{}".to_string()),
-        Just("[1, \"a\", {}]".to_string()),
-        Just("{ kind = \"file\" }".to_string()),
-        Just("1979-05-27T07:32:00Z".to_string()),
-        Just(String::new()),
-    ]
-    .boxed()
-}
-
-fn mutation() -> BoxedStrategy<Mutation> {
-    prop_oneof![
-        any::<usize>().prop_map(Mutation::Delete),
-        any::<usize>().prop_map(Mutation::Duplicate),
-        (any::<usize>(), scalar()).prop_map(|(i, v)| Mutation::SetValue(i, v)),
-        (
-            any::<usize>(),
-            prop_oneof![
-                Just("[[source]]".to_string()),
-                Just("[[listener]]".to_string()),
-                Just("[emulator.bulk]".to_string()),
-                (key(), scalar()).prop_map(|(k, v)| format!("{k} = {v}")),
-            ]
-        )
-            .prop_map(|(i, l)| Mutation::Insert(i, l)),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Swap(a, b)),
-    ]
-    .boxed()
-}
-
-#[test]
-fn config_loader_keeps_its_invariants_on_mutations_of_the_shipped_config() {
-    check("config_mutations", 256, vec(mutation(), 1..4), |m| {
-        check_config(&mutate(SHIPPED_CONFIG, &m)).map(drop)
-    });
-}
-
-// ---- regressions: bugs found, reproduced (these fail until fixed) -------------
-
-/// Found reading `key_separator` in `src/transform/rewrite.rs` (random
-/// inputs rarely land on the boundary): the growth limit is checked before
-/// each member is written, not after, so the last member may take the
-/// output past 16x the input + 64 KiB, by up to one member (a key path of
-/// up to `MAX_FLAT_KEY` bytes and its value). Bounded, but not the bound.
-#[test]
-fn regression_flattened_output_can_exceed_the_growth_bound_by_its_last_member() {
-    let spec = TransformSpec {
-        flatten: true,
-        ..Default::default()
-    };
-    // 9 nested 100-byte keys over 99 tiny leaves: each leaf repeats the
-    // ~900-byte path, and the 99th starts just under the limit.
-    let key = "k".repeat(100);
-    let leaves: Vec<String> = (0..99).map(|i| format!("\"{}\":0", i % 10)).collect();
-    let record = format!(
-        "{{\"p\":\"\",{}{{{}}}{}}}",
-        format!("\"{key}\":{{").repeat(8) + &format!("\"{key}\":"),
-        leaves.join(","),
-        "}".repeat(8)
-    );
-    assert!(serde_json::from_str::<Value>(&record).is_ok(), "the record is JSON");
-    match spec.apply(record.as_bytes()) {
-        Ok(out) => assert!(
-            out.len() <= output_bound(record.len()),
-            "{} bytes of output for {} bytes of input: over the bound of {}",
-            out.len(),
-            record.len(),
-            output_bound(record.len())
-        ),
-        Err(e) => assert!(matches!(e, cxrelay::transform::TransformError::TooLarge(_)), "{e}"),
-    }
-}
-
-/// Found by `webhook_envelopes`: `topicName` and `timestamp` are read as
-/// borrowed `&str` (`genesys::notification::Envelope`), which serde_json
-/// cannot give for a string with an escape, so a valid envelope whose
-/// topic or timestamp has one (`\/`, `\u0065`: what some JSON writers
-/// emit) is refused as `unrecognized_envelope`, and its events are lost.
-#[test]
-fn regression_webhook_envelope_with_an_escaped_topic_or_timestamp_is_refused() {
-    let plain = br#"{"topicName":"v2.users.u1.presence","eventBody":{}}"#;
-    assert!(parse_body(plain, "hook").is_ok());
-    for body in [
-        &br#"{"topicName":"v2.users.u1.presenc\u0065","eventBody":{}}"#[..],
-        br#"{"topicName":"v2.users.u1.presence","timestamp":"2024-05-01T14:02:03\u005a","eventBody":{}}"#,
-        br#"{"id":"eb-1","detail":{"topicName":"v2.users.u1.presenc\u0065"}}"#,
-    ] {
-        let r = parse_body(body, "hook");
-        assert!(r.is_ok(), "{}: {:?}", String::from_utf8_lossy(body), r.err());
-    }
-}
-
-/// Found by the `webhook_envelope` fuzz target (`"CorrelationId": ""`): an
-/// empty EventBridge `id` or `CorrelationId` becomes an empty idempotency
-/// key (and an empty event id), so every later event with an empty id from
-/// that source is dropped as a duplicate for the key retention window.
-#[test]
-fn regression_webhook_empty_ids_give_empty_idempotency_keys() {
-    for body in [
-        &br#"{"id":"","detail":{"topicName":"v2.users.u1.presence"}}"#[..],
-        br#"{"topicName":"v2.users.u1.presence","metadata":{"CorrelationId":""}}"#,
-    ] {
-        let p = parse_body(body, "hook").expect("a valid envelope");
-        assert_ne!(
-            p.keys[0].as_deref(),
-            Some(""),
-            "{}: an empty key",
-            String::from_utf8_lossy(body)
-        );
-        assert!(!p.events[0].id.is_empty(), "an empty event id");
-    }
-}
-
-/// Found by `config_mutations` (a `[genesys]` table left without its
-/// `environment`): a missing key of a section is reported as
-/// `environment`, not `genesys.environment`, and without a line or column
-/// (`Reader::serde_error` in `src/config/load.rs` keys a "missing field"
-/// from the root), so `cxrelay check` cannot point at it.
-#[test]
-fn regression_config_missing_key_of_a_section_is_reported_without_section_or_line() {
-    let text = "[service]\ndata_dir = \"data\"\n\n[genesys]\nrequests_per_minute = 300\n";
-    let Err(ConfigError::Invalid { problems, .. }) = load_str(text, "c.toml") else {
-        panic!("a [genesys] table without `environment` must be refused");
-    };
-    let p = &problems[0];
-    assert!(p.message.contains("environment"), "{p:?}");
-    assert_eq!(
-        (p.key.as_deref(), p.line),
-        (Some("genesys.environment"), Some(4)),
-        "{p:?}"
     );
 }
