@@ -7,7 +7,7 @@ mod cli;
 /// HTTP worker's or a socket's, then a sink's); glibc's allocator takes the
 /// allocating thread's arena lock for each such free (21k contended `futex`
 /// calls per 100k webhook requests, 139 with mimalloc, which hands them back
-/// without a lock; CPU figures in README, Benchmarks). Built without
+/// without a lock; CPU figures in `benches/HISTORY.md`). Built without
 /// transparent huge pages (`no_thp`): with them its regions were backed by
 /// 2 MiB pages and the notification run's memory doubled.
 #[global_allocator]

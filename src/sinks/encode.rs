@@ -5,7 +5,7 @@ use crate::json::strings::write_string;
 /// Encoded lines are handed to the kernel in pieces of about this size
 /// rather than a batch at once: a piece written and reused stays in the
 /// CPU's cache, where a batch's megabytes would be written to memory and
-/// read back for the copy (measured: see README, Benchmarks).
+/// read back for the copy (measured: see `benches/HISTORY.md`).
 pub const WRITE_PIECE: usize = 64 << 10;
 
 /// Encodes `events` with `encode` into `buf` and hands the bytes to

@@ -42,7 +42,7 @@ const ZERO_PIECES: usize = 1024;
 /// a direct file). The zeros go in one `pwritev` of many pieces of
 /// [`ZEROS`], not a write per piece: on a virtual machine each direct
 /// write is a wait for the device, and a wait costs the thread a sleep and
-/// a wake-up (measured: see README, Benchmarks).
+/// a wake-up (measured: see `benches/HISTORY.md`).
 pub fn write_zeros(f: &File, mut at: u64, upto: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let piece = ZEROS.0.len() as u64;
