@@ -1,7 +1,7 @@
 //! Property tests of the code that parses what an attacker or a broken peer
-//! can send: the JSON rewriter, webhook envelopes, the export's JSON array
-//! framer and NDJSON parser, notification frame reassembly and the config
-//! loader. The invariants live in `properties/invariants.rs` (and its
+//! can send: the JSON rewriter, webhook envelopes, notification frames,
+//! the export's JSON array framer and NDJSON parser, notification frame
+//! reassembly and the config loader. The invariants live in `properties/invariants.rs` (and its
 //! parts under `properties/invariants/`), shared with the fuzz targets in
 //! `fuzz/`; this file generates inputs for them, with the reassembly and
 //! config loader properties in `properties/reassembly.rs` and
@@ -344,6 +344,12 @@ fn text(v: &Value, style: &Style) -> String {
 
 /// Bytes near JSON: a record's text with bytes flipped, cut or inserted.
 fn hostile_bytes() -> BoxedStrategy<Vec<u8>> {
+    bytes_near(record())
+}
+
+/// Any bytes, or the text of a `base` value with bytes flipped, cut or
+/// inserted, or cut short.
+fn bytes_near(base: BoxedStrategy<Value>) -> BoxedStrategy<Vec<u8>> {
     let edits = vec(
         (
             any::<prop::sample::Index>(),
@@ -354,7 +360,7 @@ fn hostile_bytes() -> BoxedStrategy<Vec<u8>> {
     );
     prop_oneof![
         vec(any::<u8>(), 0..256),
-        (record(), style(), edits).prop_map(|(r, s, edits)| {
+        (base.clone(), style(), edits).prop_map(|(r, s, edits)| {
             let mut b = text(&r, &s).into_bytes();
             for (at, op, byte) in edits {
                 let i = at.index(b.len() + 1);
@@ -368,7 +374,7 @@ fn hostile_bytes() -> BoxedStrategy<Vec<u8>> {
             }
             b
         }),
-        (record(), style(), any::<prop::sample::Index>()).prop_map(|(r, s, at)| {
+        (base, style(), any::<prop::sample::Index>()).prop_map(|(r, s, at)| {
             let b = text(&r, &s).into_bytes();
             b[..at.index(b.len() + 1)].to_vec()
         }),
@@ -595,6 +601,22 @@ fn webhook_envelopes_give_one_event_and_one_key_per_element() {
             }
         },
     );
+}
+
+#[test]
+fn notification_frames_are_read_from_json_alone_with_their_own_topic() {
+    check("frame_hostile_bytes", 512, bytes_near(notification()), |b| {
+        check_frame(&b).map(drop)
+    });
+    check("frames", 256, (notification(), style()), |(n, s)| {
+        let text = text(&n, &s);
+        match check_frame(text.as_bytes())? {
+            true => Ok(()),
+            // Repeated envelope fields are refused (the reader's rule).
+            false if s.dup > 0 => Ok(()),
+            false => Err(format!("a notification was not read as a frame: {text}")),
+        }
+    });
 }
 
 // ---- JSON array framing -------------------------------------------------------

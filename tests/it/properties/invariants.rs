@@ -53,6 +53,8 @@ macro_rules! ensure {
 // this file rather than under `invariants/`) find the same files.
 #[path = "invariants/config.rs"]
 mod config;
+#[path = "invariants/frame.rs"]
+mod frame;
 #[path = "invariants/json_array.rs"]
 mod json_array;
 #[path = "invariants/ndjson.rs"]
@@ -66,4 +68,4 @@ mod webhook;
 
 // A fuzz target uses one part: the others' re-exports go unused there.
 #[allow(unused_imports)]
-pub use self::{config::*, json_array::*, ndjson::*, reassembly::*, rewrite::*, webhook::*};
+pub use self::{config::*, frame::*, json_array::*, ndjson::*, reassembly::*, rewrite::*, webhook::*};
