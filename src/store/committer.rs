@@ -435,6 +435,44 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn a_commit_after_the_publisher_stopped_answers_and_gives_its_count_and_room_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Arc::new(StoreDb::open(tmp.path(), 60_000, 10_000).unwrap());
+        let (queue, _rx) = AppendQueue::new(2);
+        let component = Registry::new().register("store", ComponentKind::Store, true);
+        // The publisher's thread ends first, as the router's does at the
+        // end of a shutdown.
+        let publisher_thread = actix_rt::Arbiter::new();
+        let committer = Committer::start(
+            &publisher_thread.handle(),
+            db,
+            Router::new().start(),
+            Arc::new(AtomicU64::new(0)),
+            component,
+            &queue,
+        );
+        publisher_thread.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !committer.publish.lock().is_closed() {
+            assert!(Instant::now() < deadline, "the publisher did not stop");
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (req, answer) = request(1);
+        committer.append_here(req).await.unwrap();
+        let outcome = answer.await.unwrap().unwrap();
+        assert_eq!(
+            outcome.accepted, 1,
+            "committed: routed from the journal at the next start"
+        );
+        assert_eq!(queue.outstanding(), 0, "not left outstanding");
+        assert_eq!(
+            committer.in_flight.room.available_permits(),
+            queue.capacity(),
+            "its room given back"
+        );
+    }
+
+    #[actix_rt::test]
     async fn an_append_in_place_waits_for_room_and_gives_its_count_back_if_abandoned() {
         let tmp = tempfile::tempdir().unwrap();
         let db = Arc::new(StoreDb::open(tmp.path(), 60_000, 10_000).unwrap());
