@@ -130,6 +130,16 @@ fn text(f: &Frame) -> Option<Value> {
     }
 }
 
+/// Waits until the sockets of channel `id` have taken `n` fault orders in
+/// all: what they send next follows the fault.
+async fn orders_taken(e: &EmulatorHandle, id: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while e.state().notifications.record(id).map_or(0, |r| r.orders_taken) < n {
+        assert!(Instant::now() < deadline, "the socket did not take the fault in 5 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Reads until a text frame `pick` accepts, within `timeout`.
 async fn until(socket: &mut impl Socket, timeout: Duration, pick: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + timeout;
@@ -530,8 +540,9 @@ async fn a_silenced_socket_sends_nothing_and_socket_closing_announces_the_close(
     e.inject(Fault::SilenceSocket {
         channel: Some(id.clone()),
     });
-    // Give the fault time to land, then nothing arrives, not even a pong.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Once the socket has taken the fault (frames sent before it may still
+    // be on their way), nothing arrives, not even a pong.
+    orders_taken(&e, &id, 1).await;
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), socket.next()).await {}
     socket
         .send(Message::Text(r#"{"message":"ping"}"#.into()))
@@ -588,11 +599,12 @@ async fn malformed_and_fragmented_frames_on_demand() {
         }
     }
     assert_eq!((bad_json, no_topic, oversized), (1, 1, 1));
+    let taken = e.state().notifications.record(&id).unwrap().orders_taken;
     e.inject(Fault::FragmentFrames {
         channel: None,
         count: 2,
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    orders_taken(&e, &id, taken + 1).await;
     e.state().notifications.traffic.start(
         e.state(),
         TrafficRequest {

@@ -49,6 +49,7 @@ pub struct ChannelRecord {
     pongs: AtomicU64,
     malformed: AtomicU64,
     fragmented: AtomicU64,
+    orders: AtomicU64,
 }
 
 /// A copy of a [`ChannelRecord`] for the current traffic run.
@@ -81,6 +82,10 @@ pub struct RecordSnapshot {
     pub malformed_sent: u64,
     /// Events sent fragmented.
     pub fragmented_sent: u64,
+    /// Fault orders (close, silence, malformed or fragmented frames, ...)
+    /// this channel's sockets have taken: a test waits on it, not on time,
+    /// for an injected fault to reach the socket.
+    pub orders_taken: u64,
     /// How sockets ended.
     pub closes: Vec<CloseRecord>,
     /// When sockets were accepted (ms since the epoch).
@@ -98,6 +103,7 @@ impl ChannelRecord {
             pongs: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             fragmented: AtomicU64::new(0),
+            orders: AtomicU64::new(0),
         }
     }
 
@@ -174,6 +180,9 @@ impl ChannelRecord {
     pub(super) fn count_fragmented(&self) {
         self.fragmented.fetch_add(1, Ordering::Relaxed);
     }
+    pub(super) fn count_order(&self) {
+        self.orders.fetch_add(1, Ordering::Relaxed);
+    }
 
     /// A copy, for the current run.
     pub fn snapshot(&self) -> RecordSnapshot {
@@ -192,6 +201,7 @@ impl ChannelRecord {
             pongs: self.pongs.load(Ordering::Relaxed),
             malformed_sent: self.malformed.load(Ordering::Relaxed),
             fragmented_sent: self.fragmented.load(Ordering::Relaxed),
+            orders_taken: self.orders.load(Ordering::Relaxed),
             closes: g.closes.clone(),
             connected_at_ms: g.connected_at_ms.clone(),
         }

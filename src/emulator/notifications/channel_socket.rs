@@ -125,7 +125,11 @@ impl Socket {
                 biased;
                 order = self.orders.recv(), if orders_open => match order {
                     Some(order) => {
-                        if let Some(end) = self.order(order).await {
+                        let end = self.order(order).await;
+                        // Counted once in effect: what the socket sends next
+                        // follows it.
+                        self.record.count_order();
+                        if let Some(end) = end {
                             break end;
                         }
                     }

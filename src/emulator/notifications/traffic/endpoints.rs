@@ -45,6 +45,7 @@ pub async fn status(state: State) -> HttpResponse {
                 "pongs": r.pongs,
                 "malformed_sent": r.malformed_sent,
                 "fragmented_sent": r.fragmented_sent,
+                "orders_taken": r.orders_taken,
                 "closes": r.closes,
             })
         })
