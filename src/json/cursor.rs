@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use super::strings::{plain_run, unescape};
 
-/// Deepest nesting accepted (serde_json's limit for what it parses).
+/// Deepest nesting accepted (serde_json parses one level less: 127).
 pub const MAX_DEPTH: usize = 128;
 
 /// Why text is not JSON, and where.
