@@ -178,7 +178,7 @@ impl Committer {
             max_seq,
             appends: count,
             room,
-            done: Some(done),
+            done,
         });
         drop(publish);
         if handed.is_err() {
@@ -280,6 +280,7 @@ fn commit_waiting() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreError;
     use cxrelay_actors::{ComponentKind, Deliver, Registry, Router, Subscribe};
 
     /// Hands every position it is delivered to the test.
@@ -464,6 +465,38 @@ mod tests {
             outcome.accepted, 1,
             "committed: routed from the journal at the next start"
         );
+        assert_eq!(queue.outstanding(), 0, "not left outstanding");
+        assert_eq!(
+            committer.in_flight.room.available_permits(),
+            queue.capacity(),
+            "its room given back"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_failed_commit_in_place_is_refused_and_gives_its_count_and_room_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Arc::new(StoreDb::open(tmp.path(), 60_000, 10_000).unwrap());
+        let (queue, _rx) = AppendQueue::new(2);
+        let component = Registry::new().register("store", ComponentKind::Store, true);
+        let committer = Committer::start(
+            &actix_rt::Arbiter::current(),
+            db.clone(),
+            Router::new().start(),
+            Arc::new(AtomicU64::new(0)),
+            component.clone(),
+            &queue,
+        );
+        // As after a write that failed (a full disk).
+        db.fail(StoreError::Unavailable("disk full".into()));
+        let (req, answer) = request(1);
+        committer.append_here(req).await.unwrap();
+        let refused = answer.await.unwrap().unwrap_err();
+        assert!(
+            matches!(refused, IngestError::StoreUnavailable(ref m) if m.contains("disk full")),
+            "{refused}"
+        );
+        assert_eq!(component.state(), ComponentState::Paused);
         assert_eq!(queue.outstanding(), 0, "not left outstanding");
         assert_eq!(
             committer.in_flight.room.available_permits(),

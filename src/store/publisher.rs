@@ -32,7 +32,7 @@ pub(super) struct Publication {
     /// Room to give back once routed.
     pub room: usize,
     /// Told once routed.
-    pub done: Option<oneshot::Sender<()>>,
+    pub done: oneshot::Sender<()>,
 }
 
 /// Appends handed over and not yet routed: counted for the shutdown, and
@@ -96,7 +96,7 @@ impl StreamHandler<Vec<Publication>> for JournalPublisher {
             max_seq = max_seq.max(p.max_seq);
             appends += p.appends;
             room += p.room;
-            done.extend(p.done);
+            done.push(p.done);
         }
         let router = self.router.clone();
         let routed = self.routed_upto.clone();

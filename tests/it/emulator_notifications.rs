@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{emulator, emulator_token};
+use crate::common::{emulator, emulator_token, eventually};
 use actix_web::http::StatusCode;
 use awc::ws::{Frame, Message};
 use cxrelay::emulator::notifications::{NotificationSettings, TrafficRequest};
@@ -133,11 +133,11 @@ fn text(f: &Frame) -> Option<Value> {
 /// Waits until the sockets of channel `id` have taken `n` fault orders in
 /// all: what they send next follows the fault.
 async fn orders_taken(e: &EmulatorHandle, id: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while e.state().notifications.record(id).map_or(0, |r| r.orders_taken) < n {
-        assert!(Instant::now() < deadline, "the socket did not take the fault in 5 s");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually("the socket took the fault", || {
+        let taken = e.state().notifications.record(id).map_or(0, |r| r.orders_taken);
+        async move { taken >= n }
+    })
+    .await;
 }
 
 /// Reads until a text frame `pick` accepts, within `timeout`.

@@ -13,22 +13,12 @@ use cxrelay_actors::retry::BackoffPolicy;
 use cxrelay_actors::supervision::{ChildSpec, RestartPolicy, Shutdown};
 use cxrelay_actors::{ComponentKind, Deliver, Subscribe};
 
+use crate::common::eventually;
+
 async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> crate::common::Response {
     tokio::task::spawn_blocking(move || crate::common::get(addr, path))
         .await
         .unwrap()
-}
-
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !cond().await {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn start(dir: &std::path::Path) -> Service {
