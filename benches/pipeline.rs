@@ -1,6 +1,6 @@
 //! End to end: generator -> (journal) -> router -> file sink, in process.
 //! Prints events/s with the journal on and off, at full speed and paced at
-//! 100k events/s. Set CXRELAY_BENCH_DIR to put data and output on another
+//! 100k events/s, with the shipped defaults. Set CXRELAY_BENCH_DIR to put data and output on another
 //! filesystem (e.g. /dev/shm to measure the software, not the disk).
 
 #[path = "../tests/it/common.rs"]
@@ -18,7 +18,6 @@ fn run(journal: bool, rate: u64) -> (f64, Duration) {
 [service]
 data_dir = "{data}"
 journal = {journal}
-log_level = "warn"
 [http]
 listen = "127.0.0.1:0"
 [[source]]
@@ -31,9 +30,7 @@ payload_bytes = 1024
 [[listener]]
 name = "files"
 topics = ["v2.detail.events.>"]
-sink = {{ kind = "file", path = "{out}", batch_events = 2000 }}
-mailbox = 8192
-batch = 2000
+sink = {{ kind = "file", path = "{out}" }}
 "#,
         data = dir.path().join("data").display(),
         out = dir.path().join("out").display(),
@@ -47,7 +44,7 @@ fn main() {
         println!("pipeline: bench");
         return;
     }
-    cxrelay::telemetry::init_logging(cxrelay::config::LogFormat::Human, "warn");
+    cxrelay::telemetry::init_logging(cxrelay::config::LogFormat::Human, "info");
     println!("end to end, {EVENTS} events of ~1 KB, generator -> file (fsync per batch)");
     // CXRELAY_BENCH_ONLY=off|on runs one configuration at full speed (for
     // profiling).
