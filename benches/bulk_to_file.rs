@@ -4,13 +4,14 @@
 //! records/s and MB/s of records from the start of the service to the last
 //! record written, with the shipped defaults (but for the request budget,
 //! the emulator granting more than an org's 300 a minute, and the job's
-//! poll interval, matched to the emulator's 10 ms job states). Set CXRELAY_BENCH_DIR to put data and output on another
-//! filesystem (e.g. /dev/shm to measure the software, not the disk).
+//! poll interval, matched to the emulator's 10 ms job states). Set
+//! CXRELAY_BENCH_DIR to put data and output on another filesystem (e.g.
+//! /dev/shm to measure the software, not the disk).
 
 #[path = "../tests/it/common.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cxrelay::emulator::bulk::BulkSettings;
 use cxrelay::emulator::exports::{Container, ExportFormat, ExportSpec};
@@ -72,25 +73,11 @@ sink = {{ kind = "file", path = "{out}", fsync = {fsync} }}
         out = dir.path().join("out").display(),
         genesys = common::genesys_section(e, 100_000),
     );
-    let config = cxrelay::config::Loaded::from_str(&config, "bench").unwrap();
-    actix::System::new().block_on(async move {
-        let t = Instant::now();
-        let service = cxrelay::service::Service::start(config).await.unwrap();
-        let detail = |name: &str| service.registry().get(name).unwrap().snapshot().detail;
-        let records = loop {
-            let (source, listener) = (detail("bulk"), detail("files"));
-            let count = |d: &serde_json::Map<String, serde_json::Value>, key| d.get(key).and_then(|v| v.as_u64());
-            let records = count(&source, "records").unwrap_or(0);
-            let committed = count(&listener, "committed_events").unwrap_or(0);
-            let finished = source.get("finished").and_then(|v| v.as_bool()) == Some(true);
-            if finished && committed >= records {
-                break records;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        };
-        let elapsed = t.elapsed();
-        service.shutdown().await;
-        (elapsed, records)
+    common::run_until(&config, |detail| {
+        let source = detail("bulk");
+        let records = common::count(&source, "records");
+        let finished = source.get("finished").and_then(|v| v.as_bool()) == Some(true);
+        (finished && common::count(&detail("files"), "committed_events") >= records).then_some(records)
     })
 }
 

@@ -82,12 +82,11 @@ fn config(dir: &Path, e: &EmulatorHandle, s: &Setup<'_>) -> String {
         "[service]\ndata_dir = \"{}\"\nlog_format = \"json\"\nlog_level = \"info\"\njournal = {}\nshutdown_timeout = \"60s\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n{}\
          [[source]]\nname = \"queues\"\nkind = \"notifications\"\ntopics = [\"v2.routing.queues.{{queue}}.conversations\"]\nids = {{ queue = [{}] }}\n\n\
          [transform]\nworkers = 2\nchunk_size = 250\n\n\
-         [[listener]]\nname = \"files\"\ntopics = [\"v2.>\"]\n{transform}{sink}{queue}",
+         [[listener]]\nname = \"files\"\ntopics = [\"v2.>\"]\n{transform}{sink}",
         dir.join("data").display(),
         s.journal,
         genesys_section(e, 6000),
         ids.join(", "),
-        queue = "",
     )
 }
 

@@ -669,28 +669,38 @@ pub fn genesys_section(emulator: &cxrelay::emulator::EmulatorHandle, requests_pe
 /// Runs the service in process on `config` until listener `listener` has
 /// committed `expected` events; the time from start to that commit.
 pub fn run_until_committed(config: &str, listener: &str, expected: u64) -> Duration {
+    let committed =
+        |detail: &dyn Fn(&str) -> _| (count(&detail(listener), "committed_events") >= expected).then_some(());
+    run_until(config, committed).0
+}
+
+/// Runs the service in process on `config` until `done` answers `Some`,
+/// asked with a reader of a component's status detail by name; the time
+/// from start to then, and what `done` answered.
+pub fn run_until<T>(
+    config: &str,
+    mut done: impl FnMut(&dyn Fn(&str) -> serde_json::Map<String, serde_json::Value>) -> Option<T>,
+) -> (Duration, T) {
     let config = cxrelay::config::Loaded::from_str(config, "bench").unwrap();
-    let listener = listener.to_string();
     actix::System::new().block_on(async move {
         let t = Instant::now();
         let service = cxrelay::service::Service::start(config).await.unwrap();
-        let component = service.registry().get(&listener).unwrap();
-        loop {
-            let done = component
-                .snapshot()
-                .detail
-                .get("committed_events")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            if done >= expected {
-                break;
+        let detail = |name: &str| service.registry().get(name).unwrap().snapshot().detail;
+        let answer = loop {
+            if let Some(answer) = done(&detail) {
+                break answer;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        };
         let elapsed = t.elapsed();
         service.shutdown().await;
-        elapsed
+        (elapsed, answer)
     })
+}
+
+/// A counter in a status detail (0 while absent).
+pub fn count(detail: &serde_json::Map<String, serde_json::Value>, key: &str) -> u64 {
+    detail.get(key).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
 /// Starts cxrelay with `config` in `dir` and kills it with SIGKILL at a
