@@ -7,8 +7,14 @@ use super::*;
 /// Quick reconnects for the timing tests: ceilings 100, 200, 400, 400 ms.
 const FAST_RETRIES: &str =
     "reconnect_base = \"100ms\"\nreconnect_cap = \"400ms\"\nping_interval = \"300ms\"\nsilence_timeout = \"1500ms\"\n";
-/// Slack for a reconnect on a loaded 2-core machine (debug build).
+/// Slack for a timer on a loaded 2-core machine (debug build).
 const SLACK_MS: i64 = 400;
+/// Slack for a delay that ends with the new socket's handshake (the
+/// emulator records a socket once its upgrade is handled): a loaded CI
+/// machine has taken 750 ms over one. The exact ceilings are the unit
+/// tests' (`sources/notifications/reconnect.rs`); these check the wiring:
+/// the same channel, promptly, with jitter.
+const HANDSHAKE_SLACK_MS: i64 = 1000;
 
 fn requests(e: &EmulatorHandle, method: &str, prefix: &str) -> usize {
     e.state()
@@ -90,7 +96,7 @@ fn transient_close_codes_reconnect_to_the_same_channel_within_the_backoff() {
         let delay = reconnected_at - seen_at;
         // One failure after a stable socket: the first ceiling (100 ms).
         assert!(
-            (0..=100 + SLACK_MS).contains(&delay),
+            (0..=100 + HANDSHAKE_SLACK_MS).contains(&delay),
             "{label}: reconnected {delay} ms after the close"
         );
         wait_until("the disconnect counted", Duration::from_secs(5), || {
@@ -289,7 +295,7 @@ fn failures_in_a_row_back_off_within_full_jitter_bounds_then_fail_the_channel() 
     let delays: Vec<i64> = (0..5).map(|k| r.connected_at_ms[k + 1] - r.closes[k].at_ms).collect();
     for (k, (d, c)) in delays.iter().zip(ceilings).enumerate() {
         assert!(
-            (0..=c + SLACK_MS).contains(d),
+            (0..=c + HANDSHAKE_SLACK_MS).contains(d),
             "retry {}: {d} ms, ceiling {c} ms ({delays:?})",
             k + 1
         );
@@ -331,7 +337,10 @@ fn channels_dropped_together_do_not_reconnect_in_lockstep() {
             r.connected_at_ms[1] - r.closes[0].at_ms
         })
         .collect();
-    assert!(delays.iter().all(|d| (0..=800 + SLACK_MS).contains(d)), "{delays:?}");
+    assert!(
+        delays.iter().all(|d| (0..=800 + HANDSHAKE_SLACK_MS).contains(d)),
+        "{delays:?}"
+    );
     let spread = delays.iter().max().unwrap() - delays.iter().min().unwrap();
     assert!(spread >= 100, "reconnects within {spread} ms of each other: {delays:?}");
     assert!(p.terminate().success());
