@@ -13,18 +13,9 @@ use cxrelay::genesys::notification::Frame;
 use cxrelay::json::Cursor;
 use cxrelay::transform::{MaskMode, Masker, TransformSpec};
 
-/// A deterministic id of UUID shape from `n`.
+/// A deterministic id of UUID shape from `n` (as the emulator makes them).
 fn id(n: u64) -> String {
-    let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n >> 7);
-    let g = h.rotate_left(29).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        h >> 32,
-        h & 0xffff,
-        g >> 52,
-        (g >> 40) & 0xfff,
-        g & 0xffff_ffff_ffff
-    )
+    cxrelay::emulator::ids::uuid(0x6a73, &[n])
 }
 
 /// Frame `i` of a stream over 50 queues.

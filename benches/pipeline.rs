@@ -1,7 +1,8 @@
 //! End to end: generator -> (journal) -> router -> file sink, in process.
 //! Prints events/s with the journal on and off, at full speed and paced at
-//! 100k events/s, with the shipped defaults. Set CXRELAY_BENCH_DIR to put data and output on another
-//! filesystem (e.g. /dev/shm to measure the software, not the disk).
+//! 100k events/s, with the shipped defaults. Set CXRELAY_BENCH_DIR to put
+//! data and output on another filesystem (e.g. /dev/shm to measure the
+//! software, not the disk).
 
 #[path = "../tests/it/common.rs"]
 mod common;
